@@ -145,6 +145,7 @@ ngx_http_upstream_init_vibra(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     u_char                              errbuf[256];
     vibra_status                        rc;
     ngx_pool_cleanup_t                 *cln;
+    ngx_http_upstream_rr_peer_t        *peer;
     ngx_http_upstream_rr_peers_t       *peers;
     ngx_http_upstream_vibra_srv_conf_t *vcf;
 
@@ -162,6 +163,29 @@ ngx_http_upstream_init_vibra(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
                       "share the connection counts",
                       &us->host, us->file_name, us->line);
         return NGX_ERROR;
+    }
+
+    /*
+     * "weight" and "backup" are refused by the directive's flags, but only
+     * on "server" lines after it: catch the ones before it here.
+     */
+    if (peers->next != NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "vibra_hash in upstream \"%V\" in %s:%ui does not "
+                      "support \"backup\" servers: the next servers of a "
+                      "subset are the backup", &us->host, us->file_name,
+                      us->line);
+        return NGX_ERROR;
+    }
+
+    for (peer = peers->peer; peer; peer = peer->next) {
+        if (peer->weight != 1) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "vibra_hash in upstream \"%V\" in %s:%ui does not "
+                          "support \"weight\" (server %V)",
+                          &us->host, us->file_name, us->line, &peer->name);
+            return NGX_ERROR;
+        }
     }
 
     if (vcf->replication > peers->number) {

@@ -23,7 +23,8 @@ and checks, for every URL of the list:
    (max_fails=1: the failure marks it down for every worker).
 
 Prints `ok`/`FAIL` per check and a closing `N passed, M failed` line; exits 1
-on any failure. Standard library only.
+on any failure. It also checks that `nginx -t` refuses configurations the
+module cannot honour. Standard library only.
 """
 
 import argparse
@@ -380,6 +381,36 @@ def check_failure(t, lab, urls, maps, maps_down):
             "nginx logged the peer as temporarily disabled")
 
 
+def check_config_errors(t, lab):
+    """nginx refuses what the module cannot honour, with a message naming it."""
+    cases = [
+        ("no zone", "vibra_hash $request_uri;", "needs a \"zone\" directive"),
+        ("replication above N", "zone z 64k; vibra_hash $request_uri replication=5;",
+         "replication=5 exceeds the 4 servers"),
+        ("unknown hash", "zone z 64k; vibra_hash $request_uri hash=crc32;",
+         "invalid parameter \"hash=crc32\""),
+        ("weight", "zone z 64k; vibra_hash $request_uri; server 127.0.0.1:9 weight=2;",
+         "does not support parameter \"weight=2\""),
+        ("weight before the directive",
+         "zone z 64k; server 127.0.0.1:9 weight=2; vibra_hash $request_uri;",
+         "does not support \"weight\""),
+    ]
+    servers = "".join(f"server 127.0.0.1:{p};" for p in lab.ports)
+    for what, body, message in cases:
+        conf = os.path.join(lab.dir, "refused.conf")
+        with open(conf, "w") as f:
+            f.write(f"load_module {os.path.abspath(lab.args.module)};\n"
+                    "events {}\n"
+                    f"http {{ upstream u {{ {body} {servers} }}\n"
+                    "  server { listen 127.0.0.1:9; location / { proxy_pass http://u; } } }\n")
+        run = subprocess.run([lab.args.nginx, "-t", "-q", "-p", lab.dir, "-c", conf,
+                              "-g", f"pid {lab.dir}/refused.pid; error_log stderr;"],
+                             capture_output=True, text=True)
+        t.check(run.returncode != 0 and message in run.stderr,
+                f"nginx -t refuses the configuration with {what}: {message}",
+                run.stderr.strip() or f"exit status {run.returncode}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -406,6 +437,7 @@ def main():
     try:
         lab.start_backends()
         lab.write_config()
+        check_config_errors(t, lab)
         lab.start_nginx()
         check_placement(t, lab, urls, maps, rounds=3)
         check_least_loaded(t, lab, urls, maps)
