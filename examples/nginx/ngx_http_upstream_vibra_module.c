@@ -123,15 +123,19 @@ ngx_module_t  ngx_http_upstream_vibra_module = {
 };
 
 
-/* libvibra's message for the last failure on this thread, for the logs */
+/* libvibra's message for the last failure on this thread, for the logs;
+ * cap must be at least 1 */
 static u_char *
 ngx_http_upstream_vibra_error(u_char *buf, size_t cap, vibra_status rc)
 {
     size_t  len;
 
-    len = vibra_last_error((char *) buf, cap);
+    /* the message may be longer than buf: keep the end zero either way */
+    ngx_memzero(buf, cap);
 
-    if (len == 0 || cap == 0) {
+    len = vibra_last_error((char *) buf, cap - 1);
+
+    if (len == 0) {
         return (u_char *) vibra_status_str(rc);
     }
 
