@@ -9,7 +9,9 @@ use std::ffi::c_char;
 use ::vibra_hash::{Dispatcher, Error, HashKind};
 
 use crate::boundary::Failure;
-use crate::ptr::{free_handle, into_handle, try_bytes, try_out, try_out_slice, try_ref, try_slice};
+use crate::ptr::{
+    Castable, free_handle, into_handle, try_bytes, try_handle, try_out, try_out_slice, try_slice,
+};
 use crate::status::{Status, vibra_status};
 
 /// The hash that maps a dispatch key to its sub-namespace (SPEC section 2): one of the
@@ -46,7 +48,11 @@ pub const VIBRA_HASH_FAST: vibra_hash = 3;
 /// dispatcher from any number of threads at once (availability and counters are atomics,
 /// lookups never block).
 pub struct vibra_dispatcher {
-    inner: Dispatcher,
+    _opaque: [u8; 0],
+}
+
+impl Castable for vibra_dispatcher {
+    type Rust = Dispatcher;
 }
 
 /// vibra-hash's errors as statuses; `needed` lengths are handled by the caller.
@@ -102,7 +108,7 @@ pub unsafe extern "C" fn vibra_dispatcher_new(
         let out = unsafe { try_out(out, "out") }?;
         let hash = HashKind::try_from(hash)?;
         let inner = Dispatcher::new(servers, replication, hash)?;
-        out.write(into_handle(vibra_dispatcher { inner }));
+        out.write(into_handle::<vibra_dispatcher>(inner));
         Ok(())
     })
 }
@@ -170,10 +176,10 @@ pub unsafe extern "C" fn vibra_dispatcher_namespace(
 ) -> vibra_status {
     ffi_boundary!({
         // SAFETY (all three): the caller's promises above.
-        let d = unsafe { try_ref(d, "d") }?;
+        let d = unsafe { try_handle(d, "d") }?;
         let target = unsafe { try_bytes(target, len, "target") }?;
         let ns = unsafe { try_out(ns, "ns") }?;
-        ns.write(d.inner.namespace(target));
+        ns.write(d.namespace(target));
         Ok(())
     })
 }
@@ -223,12 +229,12 @@ pub unsafe extern "C" fn vibra_dispatcher_subset(
 ) -> vibra_status {
     ffi_boundary!({
         // SAFETY (all three): the caller's promises above.
-        let d = unsafe { try_ref(d, "d") }?;
+        let d = unsafe { try_handle(d, "d") }?;
         let servers = unsafe { try_out_slice(servers, cap, "servers") }?;
         let len = unsafe { try_out(len, "len") }?;
         // Collected first, so a concurrent set_available can never leave a partial subset in
         // the caller's buffer; at most R values.
-        let subset: Vec<u32> = d.inner.subset(ns)?.collect();
+        let subset: Vec<u32> = d.subset(ns)?.collect();
         if subset.is_empty() {
             return Err(Error::NoServerAvailable.into());
         }
@@ -284,8 +290,8 @@ pub unsafe extern "C" fn vibra_dispatcher_set_available(
     ffi_boundary!({
         // SAFETY: the caller's promise above. A shared reference: the dispatcher's state is
         // atomic, so other threads may hold references at the same time.
-        let d = unsafe { try_ref(d, "d") }?;
-        d.inner.set_available(server, available)?;
+        let d = unsafe { try_handle(d, "d") }?;
+        d.set_available(server, available)?;
         Ok(())
     })
 }
@@ -336,11 +342,11 @@ pub unsafe extern "C" fn vibra_dispatcher_pick(
 ) -> vibra_status {
     ffi_boundary!({
         // SAFETY (all four): the caller's promises above.
-        let d = unsafe { try_ref(d, "d") }?;
+        let d = unsafe { try_handle(d, "d") }?;
         let target = unsafe { try_bytes(target, len, "target") }?;
         let loads = unsafe { try_slice(loads, n_loads, "loads") }?;
         let server = unsafe { try_out(server, "server") }?;
-        server.write(d.inner.pick(target, loads)?);
+        server.write(d.pick(target, loads)?);
         Ok(())
     })
 }
@@ -390,10 +396,10 @@ pub unsafe extern "C" fn vibra_dispatcher_acquire(
     ffi_boundary!({
         // SAFETY (all three): the caller's promises above; a shared reference, as the counters
         // are atomics shared between threads.
-        let d = unsafe { try_ref(d, "d") }?;
+        let d = unsafe { try_handle(d, "d") }?;
         let target = unsafe { try_bytes(target, len, "target") }?;
         let server = unsafe { try_out(server, "server") }?;
-        server.write(d.inner.acquire_server(target)?);
+        server.write(d.acquire_server(target)?);
         Ok(())
     })
 }
@@ -430,8 +436,8 @@ pub unsafe extern "C" fn vibra_dispatcher_release(
 ) -> vibra_status {
     ffi_boundary!({
         // SAFETY: the caller's promise above; shared, as in `vibra_dispatcher_acquire`.
-        let d = unsafe { try_ref(d, "d") }?;
-        d.inner.release(server)?;
+        let d = unsafe { try_handle(d, "d") }?;
+        d.release(server)?;
         Ok(())
     })
 }

@@ -6,7 +6,9 @@
 //! - out-parameters are checked first and written last, through [`Out`] and [`OutSlice`], so a
 //!   failing call leaves them untouched;
 //! - handles are Box-owned: `_new` gives C a `Box::into_raw`, `_free` takes it back, `_free(NULL)`
-//!   does nothing.
+//!   does nothing. The C-visible handle type is a zero-sized marker ([`Castable`]) so that neither
+//!   the header nor the library's debug information (which the ABI check reads) exposes the Rust
+//!   type's layout: changing an algorithm crate's internals never changes the ABI.
 
 use std::ffi::c_char;
 
@@ -125,19 +127,39 @@ pub(crate) unsafe fn try_out_slice<T>(
     Ok(OutSlice { ptr: p, cap })
 }
 
+/// A C handle type: a zero-sized marker standing for a Box-owned `Self::Rust`.
+pub(crate) trait Castable {
+    /// The Rust object a pointer to `Self` really points to.
+    type Rust;
+}
+
 /// Hands a new object to C.
-pub(crate) fn into_handle<T>(value: T) -> *mut T {
-    Box::into_raw(Box::new(value))
+pub(crate) fn into_handle<C: Castable>(value: C::Rust) -> *mut C {
+    Box::into_raw(Box::new(value)).cast()
+}
+
+/// The object behind a handle.
+///
+/// # Safety
+/// `p` is NULL or came from [`into_handle`] and has not been freed.
+pub(crate) unsafe fn try_handle<'a, C: Castable>(
+    p: *const C,
+    name: &str,
+) -> Result<&'a C::Rust, Failure> {
+    // SAFETY: handles are only made by `into_handle`, so a non-NULL `p` points to a live
+    // `C::Rust`; shared access only, as every handle's state is safe to share between threads.
+    unsafe { try_ref(p.cast::<C::Rust>(), name) }
 }
 
 /// Takes back and drops an object made by [`into_handle`]; NULL does nothing.
 ///
 /// # Safety
 /// `p` is NULL or came from [`into_handle`] and is not used again.
-pub(crate) unsafe fn free_handle<T>(p: *mut T) {
+pub(crate) unsafe fn free_handle<C: Castable>(p: *mut C) {
     if !p.is_null() {
-        // SAFETY: the caller promises `p` came from `Box::into_raw` and is given up here.
-        drop(unsafe { Box::from_raw(p) });
+        // SAFETY: the caller promises `p` came from `into_handle` (a `Box<C::Rust>`) and is
+        // given up here.
+        drop(unsafe { Box::from_raw(p.cast::<C::Rust>()) });
     }
 }
 
