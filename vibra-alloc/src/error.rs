@@ -89,6 +89,9 @@ pub enum Error {
         /// The failed VM.
         failed: u32,
     },
+    /// vibra-hash refused the successor computation (an error this crate did not pre-check).
+    #[error("successor rule: {0}")]
+    Successor(vibra_hash::Error),
     /// A VM that is already failed was reported failed again, or a live VM recovered.
     #[error("VM {vm} is {state}, the event needs it {needed}")]
     WrongVmState {

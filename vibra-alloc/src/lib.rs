@@ -33,14 +33,17 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod agent;
 mod allocate;
 mod directory;
 mod error;
 mod estimate;
+mod failover;
 mod kind;
 mod plan;
 mod units;
 
+pub use agent::{Agent, Boot, KindConfig, KindPlan};
 pub use allocate::{allocate_proportional, damp, split_units, split_units_into};
 pub use directory::{
     Amounts, CustomerId, CustomerRecord, HostId, HostRecord, InMemoryDirectory, Usage, VmDirectory,
@@ -48,6 +51,7 @@ pub use directory::{
 };
 pub use error::{Error, Result};
 pub use estimate::{Alpha, DemandEstimator, ema};
+pub use failover::{FailoverLedger, VmPhase, compensate_units, failover_compensation, takeover};
 pub use kind::ResourceKind;
 pub use plan::{Change, ChangeF64, Plan, allocation_plan, allocation_plan_vec};
 pub use units::{VmId, units_sum};
