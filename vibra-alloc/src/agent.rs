@@ -136,7 +136,7 @@ pub struct KindPlan {
     pub plan: Plan,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct KindState {
     cfg: KindConfig,
     estimator: DemandEstimator,
@@ -173,7 +173,7 @@ struct KindState {
 /// agent.fail(VmId(1), s(4)).unwrap();
 /// assert_eq!(agent.allocation(&bw).unwrap(), &[40_000, 0, 20_000, 20_000]);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Agent {
     ids: Vec<VmId>,
     index: HashMap<VmId, usize>,
