@@ -8,7 +8,7 @@ root="$PWD"
 export DEBIAN_FRONTEND=noninteractive
 
 step=""
-begin() { step="$*"; printf '\n--- nginx stage: %s\n' "$*"; }
+begin() { step="$*"; printf '\n--- nginx stage (%ss): %s\n' "$SECONDS" "$*"; }
 trap 'echo "nginx stage FAILED in step: ${step}" >&2' ERR
 
 work="$(mktemp -d)"
@@ -20,11 +20,13 @@ apt-get install -y -qq --no-install-recommends \
     nginx nginx-dev pkg-config gcc make python3 >/dev/null
 
 begin "build libvibra and install it into a temporary prefix"
-LIBVIBRA_INSTALL
+prefix="$work/vibra"
+bash ffi/install.sh --prefix "$prefix"
 
 begin "build vibra-lab (the reference for where each URL goes)"
-cargo build --release --quiet -p vibra-lab
-vibra_lab="$root/target/release/vibra-lab"
+# the dev profile reuses what the workspace test stage compiled; `map` needs no speed
+cargo build --quiet -p vibra-lab
+vibra_lab="$root/target/debug/vibra-lab"
 
 begin "build the module against /usr/share/nginx/src"
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig" examples/nginx/build.sh "$work/module"
