@@ -2,8 +2,9 @@
 """A small real HTTP back end for the module's test: answers every request with
 its own name, so the test can see which back end nginx chose.
 
-It listens on 127.0.0.1 on a port the kernel picks (port 0) and prints that port
-on its first line of standard output. A request whose query string holds
+It listens on 127.0.0.1 on a port the kernel picks (port 0; or --port, to
+restart a back end where it was) and prints that port on its first line of
+standard output. A request whose query string holds
 `hold=1` is kept open (it counts as an active connection in nginx) until
 `/_control/release` is requested directly; `/_control/held` reports how many
 requests are being held. Standard library only.
@@ -73,8 +74,10 @@ def make_handler(name, state):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--name", required=True, help="the body every answer carries")
+    parser.add_argument("--port", type=int, default=0,
+                        help="the port to listen on (default 0: the kernel picks one)")
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(args.name, State()))
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args.name, State()))
     server.daemon_threads = True
     print(server.server_address[1], flush=True)
     try:

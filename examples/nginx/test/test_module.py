@@ -20,7 +20,8 @@ and checks, for every URL of the list:
    active-connection counts live in shared memory;
 4. with one back end stopped, only the URLs that were on it move, each to where
    `vibra-lab map --down k` says, and the stopped back end is tried once in all
-   (max_fails=1: the failure marks it down for every worker).
+   (max_fails=1: the failure marks it down for every worker);
+5. restarted, it is probed once fail_timeout has passed and gets its URLs back.
 
 Prints `ok`/`FAIL` per check and a closing `N passed, M failed` line; exits 1
 on any failure. It also checks that `nginx -t` refuses configurations the
@@ -44,6 +45,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SERVERS = 4
 # name, replication, hash of each upstream the test configures
 UPSTREAMS = [("charsum", 2, "charsum"), ("md5", 3, "md5")]
+# One more upstream over the same back ends whose failed peers are probed again
+# after RECOVER_TIMEOUT_S: it shows a restarted back end getting its URLs back.
+RECOVER = ("recover", 2, "charsum")
+RECOVER_TIMEOUT_S = 1
 # A bound on every wait for a condition (never a timing assertion).
 WAIT_LIMIT_S = 60
 # Long enough that a failed peer stays down for the rest of the test.
@@ -157,20 +162,30 @@ class Lab:
 
     def start_backends(self):
         for k in range(SERVERS):
-            proc = subprocess.Popen(
-                [sys.executable, os.path.join(HERE, "backend.py"), "--name", f"backend{k}"],
-                stdout=subprocess.PIPE, text=True)
+            proc, port = self.start_backend(k, 0)
             self.backends.append(proc)
-            line = proc.stdout.readline()
-            if not line.strip().isdigit():
-                raise RuntimeError(f"backend{k} did not report its port (got {line!r})")
-            self.ports.append(int(line))
+            self.ports.append(port)
+
+    def start_backend(self, k, port):
+        proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "backend.py"), "--name", f"backend{k}",
+             "--port", str(port)],
+            stdout=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        if not line.strip().isdigit():
+            proc.kill()
+            raise RuntimeError(f"backend{k} did not report its port (got {line!r})")
+        return proc, int(line)
+
+    def restart_backend(self, k):
+        self.backends[k], _ = self.start_backend(k, self.ports[k])
 
     def write_config(self):
         upstreams, servers = [], []
-        for name, replication, hash_name in UPSTREAMS:
+        for name, replication, hash_name in UPSTREAMS + [RECOVER]:
+            timeout = RECOVER_TIMEOUT_S if name == RECOVER[0] else FAIL_TIMEOUT_S
             members = "".join(
-                f"        server 127.0.0.1:{p} max_fails=1 fail_timeout={FAIL_TIMEOUT_S}s;\n"
+                f"        server 127.0.0.1:{p} max_fails=1 fail_timeout={timeout}s;\n"
                 for p in self.ports)
             upstreams.append(
                 f"    upstream {name} {{\n"
@@ -381,6 +396,32 @@ def check_failure(t, lab, urls, maps, maps_down):
             "nginx logged the peer as temporarily disabled")
 
 
+def check_recovery(t, lab, urls, maps, maps_down):
+    """After fail_timeout, a restarted back end is probed and gets its URLs back."""
+    k = STOPPED
+    name = RECOVER[0]
+    port = lab.listen[name]
+    mine = [u for u, old in zip(urls, maps[name]) if old[0] == k]
+    moved = {u: new[0] for u, old, new in zip(urls, maps[name], maps_down[name]) if old[0] == k}
+    away = [(u, get(port, u)) for u in mine]
+    wrong = [f"{u} -> {r[:2]}" for u, r in away if (r[0], backend_number(r[1])) != (200, moved[u])]
+    t.check(not wrong,
+            f"[{name}] while backend{k} is stopped its {len(mine)} URLs are served by "
+            f"the next member of their subsets", "; ".join(wrong[:5]))
+    lab.restart_backend(k)
+    # fail_timeout is 1 s here: poll (bounded) until the probe has brought it back
+    wait_for(f"backend{k} to get {mine[0]} back",
+             lambda: backend_number(get(port, mine[0])[1]) == k)
+    wrong = []
+    for url, subset in zip(urls, maps[name]):
+        status, body, _ = get(port, url)
+        if (status, backend_number(body)) != (200, subset[0]):
+            wrong.append(f"{url} -> {status} {body}, map says {subset}")
+    t.check(not wrong,
+            f"[{name}] after fail_timeout the restarted backend{k} is probed and every URL is "
+            f"back where `vibra-lab map` says", "; ".join(wrong[:5]))
+
+
 def check_config_errors(t, lab):
     """nginx refuses what the module cannot honour, with a message naming it."""
     cases = [
@@ -426,9 +467,9 @@ def main():
     urls = synthetic_urls()
     if args.wc98:
         urls += wc98_urls(args.wc98, args.wc98_count)
-    maps = {n: vibra_map(args.vibra_lab, urls, r, h) for n, r, h in UPSTREAMS}
+    maps = {n: vibra_map(args.vibra_lab, urls, r, h) for n, r, h in UPSTREAMS + [RECOVER]}
     maps_down = {n: vibra_map(args.vibra_lab, urls, r, h, down=STOPPED)
-                 for n, r, h in UPSTREAMS}
+                 for n, r, h in UPSTREAMS + [RECOVER]}
     print(f"{len(urls)} URLs, {SERVERS} back ends, upstreams "
           + ", ".join(f"{n} (replication={r}, hash={h})" for n, r, h in UPSTREAMS), flush=True)
 
@@ -442,6 +483,7 @@ def main():
         check_placement(t, lab, urls, maps, rounds=3)
         check_least_loaded(t, lab, urls, maps)
         check_failure(t, lab, urls, maps, maps_down)
+        check_recovery(t, lab, urls, maps, maps_down)
     except Exception as e:  # report, then fail the run with the log
         t.check(False, "the test ran to the end", f"{type(e).__name__}: {e}")
     finally:
