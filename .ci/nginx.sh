@@ -21,6 +21,8 @@ apt-get install -y -qq --no-install-recommends \
 
 begin "build libvibra and install it into a temporary prefix"
 prefix="$work/vibra"
+# the release profile .ci/ffi.sh builds with, so the library it built is reused, not rebuilt
+export CARGO_PROFILE_RELEASE_DEBUG=2
 bash ffi/install.sh --prefix "$prefix"
 
 begin "build vibra-lab (the reference for where each URL goes)"
