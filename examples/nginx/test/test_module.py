@@ -3,10 +3,12 @@
 
 Starts four real back ends (backend.py, each on a kernel-chosen loopback port)
 and a real nginx (two worker processes, `reuseport`, so requests land on both
-workers) with the module loaded and two upstreams over the same four back ends:
+workers) with the module loaded and upstreams over the same four back ends:
 
     charsum:  vibra_hash $request_uri replication=2 hash=charsum;
     md5:      vibra_hash $request_uri replication=3 hash=md5;
+    sha1:     vibra_hash $request_uri replication=1 hash=sha1;
+    fast:     vibra_hash $request_uri replication=4 hash=fast;
 
 and checks, for every URL of the list:
 
@@ -44,7 +46,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVERS = 4
 # name, replication, hash of each upstream the test configures
-UPSTREAMS = [("charsum", 2, "charsum"), ("md5", 3, "md5")]
+UPSTREAMS = [("charsum", 2, "charsum"), ("md5", 3, "md5"), ("sha1", 1, "sha1"), ("fast", 4, "fast")]
 # One more upstream over the same back ends whose failed peers are probed again
 # after RECOVER_TIMEOUT_S: it shows a restarted back end getting its URLs back.
 RECOVER = ("recover", 2, "charsum")
