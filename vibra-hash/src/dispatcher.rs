@@ -335,6 +335,76 @@ impl Dispatcher {
         least_loaded(scan, |s| loads[s as usize])
     }
 
+    /// Stateless selection with a load bound, in the spirit of HAProxy's `hash-balance-factor`:
+    /// a server is eligible while its load is below `ceil(ceil((total + 1) * f / 100) / alive)`
+    /// (HAProxy's slot rule with equal weights, `total` = sum of `loads`, `alive` = available
+    /// servers). The least-loaded eligible member of the subset wins (ties to the earlier
+    /// position); when every member is over the bound, the next available servers in cyclic
+    /// order are tried and the first eligible one wins. Some server is always eligible, since
+    /// `f >= 100`. Costs O(N) for the sum, so prefer [`pick`](Dispatcher::pick) on large
+    /// clusters unless hot spots matter.
+    ///
+    /// # Errors
+    /// As [`pick`](Dispatcher::pick).
+    ///
+    /// ```
+    /// use vibra_hash::{BalanceFactor, Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
+    /// let f = BalanceFactor::new(125)?;
+    /// // Balanced: the subset decides as usual.
+    /// assert_eq!(d.pick_bounded(b"/", &[1, 1, 1, 1], f)?, 3);
+    /// // Both members are far above the mean: the request spills to server 1.
+    /// assert_eq!(d.pick_bounded(b"/", &[9, 0, 0, 9], f)?, 1);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn pick_bounded(
+        &self,
+        target: &[u8],
+        loads: &[u32],
+        factor: BalanceFactor,
+    ) -> Result<u32, Error> {
+        if loads.len() != self.servers.get() as usize {
+            return Err(Error::SliceLength {
+                len: loads.len(),
+                servers: self.servers.get(),
+            });
+        }
+        let ns = self.namespace(target);
+        let mut walk = CyclicScan::new(
+            &*self.available,
+            self.servers.get(),
+            ns,
+            self.servers.get(),
+            self.servers.get(),
+        );
+        let alive = u64::from(self.available_count());
+        if alive == 0 {
+            return Err(Error::NoServerAvailable);
+        }
+        let total: u64 = loads.iter().map(|&l| u64::from(l)).sum();
+        let slots = (((total + 1) * u64::from(factor.percent())).div_ceil(100))
+            .div_ceil(alive)
+            .max(1);
+        let eligible = |s: u32| u64::from(loads[s as usize]) < slots;
+        let subset = walk.by_ref().take(self.replication as usize);
+        let mut first = None;
+        let mut best: Option<u32> = None;
+        for s in subset {
+            first.get_or_insert(s);
+            if eligible(s) && best.is_none_or(|b| loads[s as usize] < loads[b as usize]) {
+                best = Some(s);
+            }
+        }
+        let first = first.ok_or(Error::NoServerAvailable)?;
+        if let Some(b) = best {
+            return Ok(b);
+        }
+        // Every member is over the bound: spill in cyclic order. A concurrent availability
+        // change could leave nobody eligible; then the primary keeps the request.
+        Ok(walk.find(|&s| eligible(s)).unwrap_or(first))
+    }
+
     /// Built-in tracker: picks like [`pick`](Dispatcher::pick) using the dispatcher's own
     /// atomic counters, counts one more active connection on the chosen server, and returns a
     /// [`Lease`] that releases it when dropped. Lock-free; concurrent acquires may both see the
@@ -558,5 +628,48 @@ impl Drop for Lease<'_> {
         // Cannot fail: this lease's own increment is still counted (unless the caller also
         // released it by hand, which the count then simply absorbs without underflow).
         let _ = self.dispatcher.release(self.server);
+    }
+}
+
+/// The load bound of [`Dispatcher::pick_bounded`], as HAProxy's `hash-balance-factor`: a
+/// percentage of the mean load, at least 100.
+///
+/// ```
+/// use vibra_hash::{BalanceFactor, Error};
+///
+/// assert_eq!(BalanceFactor::new(150)?.percent(), 150);
+/// assert_eq!(BalanceFactor::new(99), Err(Error::InvalidBalanceFactor { percent: 99 }));
+/// # Ok::<(), vibra_hash::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BalanceFactor(u32);
+
+impl BalanceFactor {
+    /// A bound of `percent`% of the mean load.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBalanceFactor`] below 100 (nobody could be eligible) or above 100,000.
+    ///
+    /// ```
+    /// # use vibra_hash::BalanceFactor;
+    /// assert!(BalanceFactor::new(125).is_ok());
+    /// ```
+    pub fn new(percent: u32) -> Result<Self, Error> {
+        if (100..=100_000).contains(&percent) {
+            Ok(BalanceFactor(percent))
+        } else {
+            Err(Error::InvalidBalanceFactor { percent })
+        }
+    }
+
+    /// The percentage.
+    ///
+    /// ```
+    /// # use vibra_hash::BalanceFactor;
+    /// assert_eq!(BalanceFactor::new(200)?.percent(), 200);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn percent(self) -> u32 {
+        self.0
     }
 }
