@@ -605,13 +605,14 @@ impl ShareLedger {
             .transfers
             .get(&id.0)
             .ok_or(DpsError::UnknownTransfer(id.0))?;
-        let (to, amount, program, decided, open) = (t.to, t.amount, t.program, t.decided, t.open);
+        let (to, amount, program, decided, open, reserved_on) =
+            (t.to, t.amount, t.program, t.decided, t.open, t.reserved_on);
         match msg {
             Message::Offer { .. } => {
                 let outcome = match decided {
                     Some(o) => o,
                     None => {
-                        let o = if self.has_room(to, amount) {
+                        let o = if self.has_room(to, amount, reserved_on) {
                             Outcome::Accepted
                         } else {
                             Outcome::Rejected
@@ -789,7 +790,9 @@ impl ShareLedger {
         }
     }
 
-    fn has_room(&self, to: Party, amount: f64) -> bool {
+    /// Room for `amount` on the receiver's host; a reservation on that same host is released
+    /// by the acceptance, so it counts as room.
+    fn has_room(&self, to: Party, amount: f64, reserved_on: Option<u32>) -> bool {
         match to {
             Party::Bank(_) => true,
             Party::Vm(vm) => {
@@ -797,7 +800,12 @@ impl ShareLedger {
                 if self.programs[self.vm_program[vm.0 as usize] as usize].retired {
                     return true;
                 }
-                self.booked[h] + amount <= self.limit[h] + EPS
+                let released = if reserved_on == Some(h as u32) {
+                    amount
+                } else {
+                    0.0
+                };
+                self.booked[h] + amount - released <= self.limit[h] + EPS
             }
         }
     }
