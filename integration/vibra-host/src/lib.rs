@@ -32,6 +32,8 @@ mod controller;
 mod error;
 mod linux;
 mod units;
+#[cfg(feature = "xen")]
+mod xen;
 
 pub use controller::{ApplyReport, CpuSetting, HostController, Outcome, VmAllocation, VmUsage};
 pub use error::{Error, Operation};
@@ -39,3 +41,5 @@ pub use linux::cgroup::CgroupLayout;
 pub use linux::net::LinkAddrs;
 pub use linux::{LinuxHost, MAX_VM_NAME, VmSpec};
 pub use units::{Bandwidth, CpuCap, CpuWeight, MemoryTarget, PAGE_BYTES};
+#[cfg(feature = "xen")]
+pub use xen::{DomId, XenHost};
