@@ -70,6 +70,9 @@ else
         > "$work/urls"
 fi
 
+programs="dispatch allocate"
+printf '10 1\n20 3\n30 0\n40 4\n0 2.5\n' > "$work/vms"
+
 run_examples() { # $1: directory of built programs, then a runner prefix
     local dir=$1
     shift
@@ -80,6 +83,9 @@ run_examples() { # $1: directory of built programs, then a runner prefix
         echo "servers 3 and 5 are down but were dispatched to" >&2
         false
     fi
+    "$@" "$dir/allocate" 100 5 1 2 < "$work/vms" > "$work/allocate.out"
+    grep -q '^plan: 5 steps, decreases first$' "$work/allocate.out"
+    grep -q '^  vm 1: 26.429 -> 0.000$' "$work/allocate.out"
 }
 
 build_examples() { # $1: output directory; further arguments: extra make variables
@@ -88,7 +94,7 @@ build_examples() { # $1: output directory; further arguments: extra make variabl
     mkdir -p "$out"
     make -s -C examples/c clean
     make -s -C examples/c "$@" LDFLAGS="${ldflags:-} -Wl,-rpath,$prefix/lib"
-    cp examples/c/dispatch "$out/"
+    for program in $programs; do cp "examples/c/$program" "$out/"; done
     make -s -C examples/c clean
     # shellcheck disable=SC2046
     gcc -std=c99 "${warnings[@]}" ${cflags:-} $(pkg-config --cflags vibra) ffi/tests/c/abi_check.c \
@@ -115,7 +121,7 @@ if ldd examples/c/dispatch | grep -q libvibra; then
     echo "STATIC=1 still links libvibra.so" >&2
     false
 fi
-cp examples/c/dispatch "$work/shared/dispatch"
+for program in $programs; do cp "examples/c/$program" "$work/shared/"; done
 make -s -C examples/c clean
 run_examples "$work/shared"
 

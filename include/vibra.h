@@ -83,6 +83,28 @@ typedef struct vibra_dispatcher vibra_dispatcher;
 typedef uint32_t vibra_status;
 
 /**
+ * One step of an allocation change plan: set virtual machine `vm`'s allocation from `from` to
+ * `to`.
+ *
+ * A plain struct: C reads its fields directly. It holds no pointers, so copies may be shared
+ * between threads freely.
+ */
+typedef struct vibra_change {
+    /**
+     * The virtual machine's index in the input arrays.
+     */
+    uint32_t vm;
+    /**
+     * Its allocation before the step.
+     */
+    double from;
+    /**
+     * Its allocation after the step.
+     */
+    double to;
+} vibra_change;
+
+/**
  * The hash that maps a dispatch key to its sub-namespace (SPEC section 2): one of the
  * `VIBRA_HASH_*` values. A plain `uint32_t` in C; any other value gives `VIBRA_INVALID_ENUM`.
  */
@@ -161,6 +183,81 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * Proportional allocation (SPEC section 5, eq. 3.2 with a floor): writes
+ * `out[i] = floor + (total - n*floor) * demand[i] / sum(demand)` for the `n` virtual machines,
+ * or `total / n` for each when every demand is 0.
+ *
+ * Errors: `VIBRA_NULL_POINTER` if `demand` or `out` is NULL with `n > 0`;
+ * `VIBRA_INVALID_ARGUMENT` if `n == 0`, `total` or `floor` is negative or not finite,
+ * `n * floor > total`, or a demand is negative, NaN or infinite.
+ *
+ * Thread safety: may be called from any number of threads at once (no state).
+ *
+ * # Safety
+ *
+ * `demand` is NULL or points to `n` readable values; `out` is NULL or valid for writing `n`
+ * values (it may be `demand` itself).
+ */
+vibra_status vibra_allocate_proportional(const double *demand,
+                                         size_t n,
+                                         double total,
+                                         double floor,
+                                         double *out);
+
+/**
+ * The plan that moves `n` allocations from `current` to `target` (SPEC section 5): every
+ * decrease first, then every increase, each group in ascending index; unchanged entries are
+ * left out. Applying the steps in order never lets the sum of allocations exceed
+ * `max(sum(current), sum(target))`. Writes the steps into `changes` and their number into
+ * `*len`.
+ *
+ * Errors: `VIBRA_NULL_POINTER` if `len` is NULL, `current`/`target` is NULL with `n > 0`, or
+ * `changes` is NULL with `cap > 0`; `VIBRA_INVALID_ARGUMENT` if `n == 0` or a value is
+ * negative, NaN or infinite; `VIBRA_BUFFER_TOO_SMALL` if the plan has more than `cap` steps:
+ * then `*len` receives the needed number and `changes` is untouched (`cap == n` always
+ * suffices; `cap == 0` asks for the number).
+ *
+ * Thread safety: may be called from any number of threads at once (no state).
+ *
+ * # Safety
+ *
+ * `current` and `target` are NULL or point to `n` readable values; `changes` is NULL or valid
+ * for writing `cap` steps; `len` is NULL or writable.
+ */
+vibra_status vibra_allocation_plan(const double *current,
+                                   const double *target,
+                                   size_t n,
+                                   struct vibra_change *changes,
+                                   size_t cap,
+                                   size_t *len);
+
+/**
+ * Failover compensation (SPEC section 4): server `failed`'s allocation is split in equal parts
+ * among the first `replication` available servers after it in cyclic order (or all available
+ * ones if fewer remain), `failed`'s entry becomes 0, and every other entry is copied from
+ * `alloc`. These are exactly the servers that take over `failed`'s sub-namespaces in a
+ * dispatcher with the same availability.
+ *
+ * Errors: `VIBRA_NULL_POINTER` if an array is NULL with `n > 0`; `VIBRA_INVALID_ARGUMENT` if
+ * `n == 0`, `replication` is outside 1..=n, or an allocation is negative, NaN or infinite;
+ * `VIBRA_OUT_OF_RANGE` if `failed >= n`; `VIBRA_NO_SERVER_AVAILABLE` if no server other than
+ * `failed` is available (the allocation would be lost).
+ *
+ * Thread safety: may be called from any number of threads at once (no state).
+ *
+ * # Safety
+ *
+ * `alloc` and `available` are NULL or point to `n` readable values; `out` is NULL or valid for
+ * writing `n` values (it may be `alloc` itself).
+ */
+vibra_status vibra_failover_compensation(const double *alloc,
+                                         const bool *available,
+                                         size_t n,
+                                         uint32_t failed,
+                                         uint32_t replication,
+                                         double *out);
+
+/**
  * Creates a dispatcher over `servers` servers (numbered 0..servers-1, all available) with
  * replication factor `replication` and hash `hash` (a `VIBRA_HASH_*` value), and stores it in
  * `*out`. Free it with `vibra_dispatcher_free`.
@@ -177,7 +274,7 @@ extern "C" {
 vibra_status vibra_dispatcher_new(uint32_t servers,
                                   uint32_t replication,
                                   vibra_hash hash,
-                                  vibra_dispatcher **out);
+                                  struct vibra_dispatcher **out);
 
 /**
  * Destroys a dispatcher made by `vibra_dispatcher_new`. NULL is a no-op.
@@ -188,7 +285,7 @@ vibra_status vibra_dispatcher_new(uint32_t servers,
  *
  * `d` is NULL or a dispatcher from `vibra_dispatcher_new` that is not used again.
  */
-void vibra_dispatcher_free(vibra_dispatcher *d);
+void vibra_dispatcher_free(struct vibra_dispatcher *d);
 
 /**
  * Stores in `*ns` the sub-namespace (0..servers-1) of the request-target `target` (`len`
@@ -205,7 +302,7 @@ void vibra_dispatcher_free(vibra_dispatcher *d);
  * `d` is NULL or a live dispatcher; `target` is NULL or points to `len` readable bytes; `ns` is
  * NULL or writable.
  */
-vibra_status vibra_dispatcher_namespace(const vibra_dispatcher *d,
+vibra_status vibra_dispatcher_namespace(const struct vibra_dispatcher *d,
                                         const char *target,
                                         size_t len,
                                         uint32_t *ns);
@@ -229,7 +326,7 @@ vibra_status vibra_dispatcher_namespace(const vibra_dispatcher *d,
  * `d` is NULL or a live dispatcher; `servers` is NULL or valid for writing `cap` values; `len`
  * is NULL or writable.
  */
-vibra_status vibra_dispatcher_subset(const vibra_dispatcher *d,
+vibra_status vibra_dispatcher_subset(const struct vibra_dispatcher *d,
                                      uint32_t ns,
                                      uint32_t *servers,
                                      size_t cap,
@@ -248,7 +345,9 @@ vibra_status vibra_dispatcher_subset(const vibra_dispatcher *d,
  *
  * `d` is NULL or a live dispatcher.
  */
-vibra_status vibra_dispatcher_set_available(vibra_dispatcher *d, uint32_t server, bool available);
+vibra_status vibra_dispatcher_set_available(struct vibra_dispatcher *d,
+                                            uint32_t server,
+                                            bool available);
 
 /**
  * Stateless selection: stores in `*server` the member of the target's subset with the fewest
@@ -269,7 +368,7 @@ vibra_status vibra_dispatcher_set_available(vibra_dispatcher *d, uint32_t server
  * `d` is NULL or a live dispatcher; `target` is NULL or points to `len` readable bytes;
  * `loads` is NULL or points to `n_loads` readable values; `server` is NULL or writable.
  */
-vibra_status vibra_dispatcher_pick(const vibra_dispatcher *d,
+vibra_status vibra_dispatcher_pick(const struct vibra_dispatcher *d,
                                    const char *target,
                                    size_t len,
                                    const uint32_t *loads,
@@ -294,7 +393,7 @@ vibra_status vibra_dispatcher_pick(const vibra_dispatcher *d,
  * `d` is NULL or a live dispatcher; `target` is NULL or points to `len` readable bytes;
  * `server` is NULL or writable.
  */
-vibra_status vibra_dispatcher_acquire(vibra_dispatcher *d,
+vibra_status vibra_dispatcher_acquire(struct vibra_dispatcher *d,
                                       const char *target,
                                       size_t len,
                                       uint32_t *server);
@@ -312,7 +411,7 @@ vibra_status vibra_dispatcher_acquire(vibra_dispatcher *d,
  *
  * `d` is NULL or a live dispatcher.
  */
-vibra_status vibra_dispatcher_release(vibra_dispatcher *d, uint32_t server);
+vibra_status vibra_dispatcher_release(struct vibra_dispatcher *d, uint32_t server);
 
 /**
  * Copies this thread's last error message into `buf` and returns its full length in bytes.

@@ -28,12 +28,14 @@
 // Declaration order is the order of vibra.h (cbindgen reads the modules in this order).
 #[macro_use]
 mod boundary;
+mod allocation;
 mod dispatch;
 mod last_error;
 mod ptr;
 mod status;
 mod version;
 
+pub use allocation::*;
 pub use dispatch::*;
 pub use last_error::vibra_last_error;
 pub use status::*;

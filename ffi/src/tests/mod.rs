@@ -2,6 +2,7 @@
 //! zero lengths, too-small buffers, invalid enumerations as plain integers, and panics forced
 //! inside the library (through `boundary::with_forced_panics`).
 
+mod allocation;
 mod dispatch;
 mod support;
 mod versions_and_errors;

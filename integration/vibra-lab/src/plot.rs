@@ -6,6 +6,23 @@ use plotters::prelude::*;
 use crate::{Figure, FigureKind, LabError};
 
 const SIZE: (u32, u32) = (820, 520);
+/// Extra width per bar-chart category beyond 8, so that labels do not overlap.
+const CATEGORY_WIDTH: u32 = 90;
+
+/// Matplotlib's "tab10": distinct, readable on white (plotters' Palette99 starts with a pale
+/// yellow among its first five).
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
 
 /// Renders a figure to an SVG document.
 ///
@@ -20,7 +37,14 @@ const SIZE: (u32, u32) = (820, 520);
 pub fn render_svg(figure: &Figure) -> Result<String, LabError> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        let size = match &figure.kind {
+            FigureKind::Bars { categories } if categories.len() > 8 => (
+                SIZE.0 + CATEGORY_WIDTH * (categories.len() as u32 - 8),
+                SIZE.1,
+            ),
+            _ => SIZE,
+        };
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         draw(figure, &root).map_err(|reason| LabError::Plot {
             figure: figure.file.clone(),
             reason,
@@ -72,7 +96,7 @@ fn draw(figure: &Figure, root: &Area<'_>) -> Result<(), String> {
 
     let groups = figure.series.len().max(1) as f64;
     for (i, series) in figure.series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = PALETTE[i % PALETTE.len()].to_rgba();
         let legend_color = color;
         match &figure.kind {
             FigureKind::Lines => {

@@ -290,3 +290,110 @@ fn reproduce_is_deterministic_for_a_seed_and_prints_it() {
     assert!(a.stderr.is_empty(), "--quiet: {}", stderr(&a));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn reproduce_fig4_1_json_rows_hold_the_dissertations_numbers() {
+    let dir = out_dir("fig41");
+    let out = vibra_lab(
+        &[
+            "reproduce",
+            "fig4.1",
+            "--json",
+            "--quick",
+            "--generated-urls",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["experiment"], "fig4.1");
+    let rows = v["rows"].as_array().unwrap();
+    // N = 2..32 by R = 1..4, less (2, 3), (2, 4), (3, 4) where R > N.
+    assert_eq!(rows.len(), 121);
+    let at = |n: u64, r: u64| {
+        rows.iter()
+            .find(|x| x["servers"] == n && x["replication"] == r)
+            .unwrap()
+    };
+    let q = at(10, 1);
+    assert!((q["naive_worst_loss"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+    assert!((q["naive_avg_loss"].as_f64().unwrap() - 0.367).abs() < 5e-4);
+    for row in rows {
+        let n = row["servers"].as_f64().unwrap();
+        assert!((row["skip_loss"].as_f64().unwrap() - 1.0 / n).abs() < 1e-12);
+        assert!(row["naive_avg_loss"].as_f64().unwrap() >= row["skip_loss"].as_f64().unwrap());
+    }
+    for svg in ["fig4.1.svg", "fig4.1-worst.svg"] {
+        assert!(
+            std::fs::read_to_string(dir.join(svg))
+                .unwrap()
+                .starts_with("<svg")
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn reproduce_everything_quick_prints_each_result_and_draws_every_figure() {
+    let dir = out_dir("all");
+    let out = vibra_lab(
+        &[
+            "reproduce",
+            "--quick",
+            "--generated-urls",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for e in vibra_lab::EXPERIMENTS {
+        assert!(text.contains(&format!("== {}: ", e.name())), "{}", e.name());
+        assert!(dir.join(format!("{}.json", e.name())).exists());
+    }
+    assert!(text.contains("== summary =="));
+    assert_eq!(
+        text.matches("ours vs dissertation:").count(),
+        vibra_lab::EXPERIMENTS.len()
+    );
+    // Every "figure: <path>" line names an SVG that exists.
+    let figures: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("figure: "))
+        .collect();
+    assert!(figures.len() >= 7, "{figures:?}");
+    for f in figures {
+        assert!(
+            std::fs::read_to_string(f).unwrap().starts_with("<svg"),
+            "{f}"
+        );
+    }
+    // The JSON mode prints one object per experiment.
+    let json = vibra_lab(
+        &[
+            "reproduce",
+            "table3.2",
+            "--quick",
+            "--json",
+            "--quiet",
+            "--generated-urls",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(json.status.success(), "{}", stderr(&json));
+    let v: Value = serde_json::from_str(&stdout(&json)).unwrap();
+    let lard = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["algorithm"] == "lard")
+        .unwrap();
+    assert!(lard["bytes_per_object"].as_f64().unwrap() > 0.0);
+    assert!(lard["ns_per_decision"].as_f64().unwrap() > 0.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -6,7 +6,9 @@
 
 use crate::{LabError, Report, RunContext};
 
+mod fig4_1;
 mod table3_1;
+mod table3_2;
 
 /// One reproducible result of the dissertation.
 ///
@@ -52,7 +54,8 @@ pub trait Experiment: Sync {
 }
 
 /// Every registered experiment, in the order `reproduce` runs them.
-pub static EXPERIMENTS: &[&dyn Experiment] = &[&table3_1::Table31];
+pub static EXPERIMENTS: &[&dyn Experiment] =
+    &[&fig4_1::Fig41, &table3_1::Table31, &table3_2::Table32];
 
 /// Looks an experiment up by its SPEC section 10 name.
 ///
