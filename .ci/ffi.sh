@@ -70,7 +70,7 @@ else
         > "$work/urls"
 fi
 
-programs="dispatch allocate"
+programs="dispatch allocate share_exchange"
 printf '10 1\n20 3\n30 0\n40 4\n0 2.5\n' > "$work/vms"
 
 run_examples() { # $1: directory of built programs, then a runner prefix
@@ -86,6 +86,8 @@ run_examples() { # $1: directory of built programs, then a runner prefix
     "$@" "$dir/allocate" 100 5 1 2 < "$work/vms" > "$work/allocate.out"
     grep -q '^plan: 5 steps, decreases first$' "$work/allocate.out"
     grep -q '^  vm 1: 26.429 -> 0.000$' "$work/allocate.out"
+    "$@" "$dir/share_exchange" 6 > "$work/share.out"
+    [ "$(grep -c '(total 1.0000)$' "$work/share.out")" = 14 ]
 }
 
 build_examples() { # $1: output directory; further arguments: extra make variables

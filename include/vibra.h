@@ -432,6 +432,51 @@ vibra_status vibra_dispatcher_release(struct vibra_dispatcher *d, uint32_t serve
 size_t vibra_last_error(char *buf, size_t cap);
 
 /**
+ * Fully-distributed share exchange (eq. 5.1): stores in `*per_upstream` the share a virtual
+ * machine with CPU share `share` and utilisation `utilization` offers to *each* of its
+ * `upstreams` upstream machines: `max(share - utilization, 0) * (1 - withhold) / upstreams`,
+ * and 0 when `upstreams == 0`. The usual withholding factor is `1 / (upstreams + 1)`.
+ *
+ * Errors: `VIBRA_NULL_POINTER` if `per_upstream` is NULL; `VIBRA_INVALID_ARGUMENT` if `share`
+ * or `utilization` is negative, NaN or infinite, or `withhold` is outside [0, 1].
+ *
+ * Thread safety: may be called from any number of threads at once (no state).
+ *
+ * # Safety
+ *
+ * `per_upstream` is NULL or writable.
+ */
+vibra_status vibra_dps_offer(double share,
+                             double utilization,
+                             double withhold,
+                             uint32_t upstreams,
+                             double *per_upstream);
+
+/**
+ * Bank-assisted share exchange (eq. 5.2, in the min form its worked example uses): with the
+ * bank's balance E = `balance` and F = the sum of the `n` `shortages`, writes each machine's
+ * grant into `grants`: `shortages[i] * E / F` when E < F; otherwise `shortages[i]` plus the
+ * remainder E - F shared in proportion to each machine's share after that grant
+ * (`shares[i] + shortages[i]`), equally if those are all 0. The grants sum to E: the balance is
+ * 0 afterwards. With `n == 0` nothing is granted.
+ *
+ * Errors: `VIBRA_NULL_POINTER` if an array is NULL with `n > 0`; `VIBRA_INVALID_ARGUMENT` if a
+ * share, a shortage or the balance is negative, NaN or infinite.
+ *
+ * Thread safety: may be called from any number of threads at once (no state).
+ *
+ * # Safety
+ *
+ * `shares` and `shortages` are NULL or point to `n` readable values; `grants` is NULL or valid
+ * for writing `n` values (it may be one of the inputs).
+ */
+vibra_status vibra_dps_bank_redistribute(const double *shares,
+                                         const double *shortages,
+                                         size_t n,
+                                         double balance,
+                                         double *grants);
+
+/**
  * Static text for a status code: its name and what it means.
  *
  * Any integer may be passed; a number that is not a `vibra_status` gives

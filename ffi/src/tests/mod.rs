@@ -4,5 +4,6 @@
 
 mod allocation;
 mod dispatch;
+mod share;
 mod support;
 mod versions_and_errors;
