@@ -34,6 +34,7 @@ mod last_error;
 mod ptr;
 mod share;
 mod status;
+mod timestamp;
 mod version;
 
 pub use allocation::*;
@@ -41,6 +42,7 @@ pub use dispatch::*;
 pub use last_error::vibra_last_error;
 pub use share::*;
 pub use status::*;
+pub use timestamp::*;
 pub use version::*;
 
 #[cfg(test)]

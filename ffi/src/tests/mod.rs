@@ -6,4 +6,5 @@ mod allocation;
 mod dispatch;
 mod share;
 mod support;
+mod timestamp;
 mod versions_and_errors;
