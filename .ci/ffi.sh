@@ -70,7 +70,7 @@ else
         > "$work/urls"
 fi
 
-programs="dispatch allocate"
+programs="dispatch allocate share_exchange timestamps"
 printf '10 1\n20 3\n30 0\n40 4\n0 2.5\n' > "$work/vms"
 
 run_examples() { # $1: directory of built programs, then a runner prefix
@@ -86,6 +86,12 @@ run_examples() { # $1: directory of built programs, then a runner prefix
     "$@" "$dir/allocate" 100 5 1 2 < "$work/vms" > "$work/allocate.out"
     grep -q '^plan: 5 steps, decreases first$' "$work/allocate.out"
     grep -q '^  vm 1: 26.429 -> 0.000$' "$work/allocate.out"
+    "$@" "$dir/share_exchange" 6 > "$work/share.out"
+    [ "$(grep -c '(total 1.0000)$' "$work/share.out")" = 14 ]
+    "$@" "$dir/timestamps" 1.000017 16909060.5 > "$work/timestamps.out"
+    grep -q '^record 0: 06 01 01 00 01 00 00 00  = 1.000016, more follow$' "$work/timestamps.out"
+    grep -q '^record 1: 06 00 12 7a 04 03 02 01  = 16909060.500000$' "$work/timestamps.out"
+    "$@" "$dir/timestamps" > /dev/null
 }
 
 build_examples() { # $1: output directory; further arguments: extra make variables

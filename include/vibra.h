@@ -26,6 +26,28 @@
 #include <stdint.h>
 
 /**
+ * The extra-record type of a timestamp record (byte 0): 6, the first value free in both Xen's
+ * and Linux's `netif.h`.
+ */
+#define VIBRA_NETIF_EXTRA_TYPE_TIMESTAMP 6
+
+/**
+ * Flag bit 0 (byte 1), with Xen's meaning `XEN_NETIF_EXTRA_FLAG_MORE`: another extra record
+ * follows this one.
+ */
+#define VIBRA_NETIF_EXTRA_FLAG_MORE 1
+
+/**
+ * The size of a ring record in bytes.
+ */
+#define VIBRA_TS_RECORD_LEN 8
+
+/**
+ * The resolution of a 48-bit timestamp in microseconds: unpacking loses at most 15 us.
+ */
+#define VIBRA_TS48_RESOLUTION_US 16
+
+/**
  * The ABI version: bumped on any change that can break a program compiled against an earlier
  * `vibra.h` (a removed or changed function, type, constant or meaning). The shared library's
  * soname is `libvibra.so.<VIBRA_ABI_VERSION>`; `ffi/build.rs` reads it from this line.
@@ -432,6 +454,51 @@ vibra_status vibra_dispatcher_release(struct vibra_dispatcher *d, uint32_t serve
 size_t vibra_last_error(char *buf, size_t cap);
 
 /**
+ * Fully-distributed share exchange (eq. 5.1): stores in `*per_upstream` the share a virtual
+ * machine with CPU share `share` and utilisation `utilization` offers to *each* of its
+ * `upstreams` upstream machines: `max(share - utilization, 0) * (1 - withhold) / upstreams`,
+ * and 0 when `upstreams == 0`. The usual withholding factor is `1 / (upstreams + 1)`.
+ *
+ * Errors: `VIBRA_NULL_POINTER` if `per_upstream` is NULL; `VIBRA_INVALID_ARGUMENT` if `share`
+ * or `utilization` is negative, NaN or infinite, or `withhold` is outside [0, 1].
+ *
+ * Thread safety: may be called from any number of threads at once (no state).
+ *
+ * # Safety
+ *
+ * `per_upstream` is NULL or writable.
+ */
+vibra_status vibra_dps_offer(double share,
+                             double utilization,
+                             double withhold,
+                             uint32_t upstreams,
+                             double *per_upstream);
+
+/**
+ * Bank-assisted share exchange (eq. 5.2, in the min form its worked example uses): with the
+ * bank's balance E = `balance` and F = the sum of the `n` `shortages`, writes each machine's
+ * grant into `grants`: `shortages[i] * E / F` when E < F; otherwise `shortages[i]` plus the
+ * remainder E - F shared in proportion to each machine's share after that grant
+ * (`shares[i] + shortages[i]`), equally if those are all 0. The grants sum to E: the balance is
+ * 0 afterwards. With `n == 0` nothing is granted.
+ *
+ * Errors: `VIBRA_NULL_POINTER` if an array is NULL with `n > 0`; `VIBRA_INVALID_ARGUMENT` if a
+ * share, a shortage or the balance is negative, NaN or infinite.
+ *
+ * Thread safety: may be called from any number of threads at once (no state).
+ *
+ * # Safety
+ *
+ * `shares` and `shortages` are NULL or point to `n` readable values; `grants` is NULL or valid
+ * for writing `n` values (it may be one of the inputs).
+ */
+vibra_status vibra_dps_bank_redistribute(const double *shares,
+                                         const double *shortages,
+                                         size_t n,
+                                         double balance,
+                                         double *grants);
+
+/**
  * Static text for a status code: its name and what it means.
  *
  * Any integer may be passed; a number that is not a `vibra_status` gives
@@ -440,6 +507,72 @@ size_t vibra_last_error(char *buf, size_t cap);
  * Thread safety: may be called from any number of threads at once.
  */
 const char *vibra_status_str(vibra_status status);
+
+/**
+ * Packs a time of day into 48 bits: `(sec << 16) | (usec >> 4)`, stored in `*packed`
+ * (16-microsecond resolution).
+ *
+ * Errors: `VIBRA_NULL_POINTER` if `packed` is NULL; `VIBRA_INVALID_ARGUMENT` if
+ * `usec >= 1000000`.
+ *
+ * Thread safety: may be called from any number of threads at once (no state).
+ *
+ * # Safety
+ *
+ * `packed` is NULL or writable.
+ */
+vibra_status vibra_ts48_pack(uint32_t sec, uint32_t usec, uint64_t *packed);
+
+/**
+ * Unpacks a 48-bit timestamp: `*sec = packed >> 16`, `*usec = (packed & 0xFFFF) << 4` (at
+ * most 15 us below the packed time).
+ *
+ * Errors: `VIBRA_NULL_POINTER` if `sec` or `usec` is NULL; `VIBRA_INVALID_ARGUMENT` if bits
+ * above bit 47 are set or the fraction is above 62499 (`pack` never makes either).
+ *
+ * Thread safety: may be called from any number of threads at once (no state).
+ *
+ * # Safety
+ *
+ * `sec` and `usec` are NULL or writable.
+ */
+vibra_status vibra_ts48_unpack(uint64_t packed, uint32_t *sec, uint32_t *usec);
+
+/**
+ * Encodes the 8-byte ring record of a timestamp into `out`: byte 0 the type
+ * `VIBRA_NETIF_EXTRA_TYPE_TIMESTAMP`, byte 1 `flags`, bytes 2..8 the 48-bit timestamp in
+ * little-endian order (the layout of Xen's `struct netif_extra_info`).
+ *
+ * Errors: `VIBRA_NULL_POINTER` if `out` is NULL; `VIBRA_INVALID_ARGUMENT` if `usec >= 1000000`
+ * or `flags` has a bit other than `VIBRA_NETIF_EXTRA_FLAG_MORE`.
+ *
+ * Thread safety: may be called from any number of threads at once (no state).
+ *
+ * # Safety
+ *
+ * `out` is NULL or valid for writing 8 bytes.
+ */
+vibra_status vibra_ts_extra_encode(uint32_t sec, uint32_t usec, uint8_t flags, uint8_t *out);
+
+/**
+ * Decodes an 8-byte timestamp ring record (see `vibra_ts_extra_encode`) into `*sec`, `*usec`
+ * and `*flags`.
+ *
+ * Errors: `VIBRA_NULL_POINTER` if a pointer is NULL; `VIBRA_INVALID_ARGUMENT` if byte 0 is not
+ * `VIBRA_NETIF_EXTRA_TYPE_TIMESTAMP`, a flag other than `VIBRA_NETIF_EXTRA_FLAG_MORE` is set,
+ * or the timestamp's fraction is above 62499.
+ *
+ * Thread safety: may be called from any number of threads at once (no state).
+ *
+ * # Safety
+ *
+ * `record` is NULL or points to 8 readable bytes; `sec`, `usec` and `flags` are NULL or
+ * writable.
+ */
+vibra_status vibra_ts_extra_decode(const uint8_t *record,
+                                   uint32_t *sec,
+                                   uint32_t *usec,
+                                   uint8_t *flags);
 
 /**
  * The library's crate version, e.g. "0.1.0" (`VIBRA_VERSION_MAJOR.MINOR.PATCH`): a static NUL-terminated string, never to be freed.

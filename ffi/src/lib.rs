@@ -32,13 +32,17 @@ mod allocation;
 mod dispatch;
 mod last_error;
 mod ptr;
+mod share;
 mod status;
+mod timestamp;
 mod version;
 
 pub use allocation::*;
 pub use dispatch::*;
 pub use last_error::vibra_last_error;
+pub use share::*;
 pub use status::*;
+pub use timestamp::*;
 pub use version::*;
 
 #[cfg(test)]

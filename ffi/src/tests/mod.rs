@@ -4,5 +4,7 @@
 
 mod allocation;
 mod dispatch;
+mod share;
 mod support;
+mod timestamp;
 mod versions_and_errors;
