@@ -15,7 +15,7 @@ and checks, for every URL of the list:
 1. the same URL lands on the same back end on every request (whichever worker
    serves it);
 2. it lands on the first server of the subset `vibra-lab map` prints (all
-   loads are equal between requests);
+   loads are equal between requests), also after a configuration reload;
 3. while one request is held open on server s, the URLs whose subset starts
    with s go to the next member (the least-loaded one), the others stay, and
    this is seen by the worker that does not hold the request: the
@@ -145,6 +145,17 @@ def wait_for(what, predicate):
             return
         time.sleep(0.05)
     raise RuntimeError(f"gave up waiting for {what} after {WAIT_LIMIT_S} s")
+
+
+def pid_alive(pid):
+    """Whether a process (here: one of our nginx's workers) still exists; signal 0 sends nothing."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def with_query(url, query):
@@ -303,6 +314,34 @@ def check_placement(t, lab, urls, maps, rounds):
         t.check(not misplaced,
                 f"[{name}] every URL lands on the first server of its `vibra-lab map` subset",
                 "; ".join(misplaced[:5]))
+
+
+def check_reload(t, lab, urls, maps):
+    """After a configuration reload (SIGHUP), the new workers place every URL the same way."""
+    name = UPSTREAMS[0][0]
+    port = lab.listen[name]
+    old_workers = {get(port, "/")[2] for _ in range(20)}
+    lab.nginx.send_signal(signal.SIGHUP)
+    # the old workers finish their requests and exit; wait (bounded) for new ones
+    wait_for("new worker processes after the reload",
+             lambda: get(port, "/")[2] not in old_workers)
+    wrong, checked = [], 0
+    for url, subset in zip(urls, maps[name]):
+        # an old worker may still take a connection while it shuts down: ask again
+        for _ in range(20):
+            status, body, worker = get(port, url)
+            if worker not in old_workers:
+                checked += 1
+                if (status, backend_number(body)) != (200, subset[0]):
+                    wrong.append(f"{url} -> {status} {body}, map says {subset}")
+                break
+    # later checks count connections in the new zone: let the old workers go first
+    wait_for("the old worker processes to exit",
+             lambda: not any(pid_alive(int(w)) for w in old_workers if w))
+    t.check(not wrong and checked == len(urls),
+            f"[{name}] after a configuration reload every URL still lands where "
+            f"`vibra-lab map` says ({checked} of {len(urls)} served by new workers)",
+            "; ".join(wrong[:5]) or "some URLs never reached the new workers")
 
 
 def check_least_loaded(t, lab, urls, maps):
@@ -483,6 +522,7 @@ def main():
         check_config_errors(t, lab)
         lab.start_nginx()
         check_placement(t, lab, urls, maps, rounds=3)
+        check_reload(t, lab, urls, maps)
         check_least_loaded(t, lab, urls, maps)
         check_failure(t, lab, urls, maps, maps_down)
         check_recovery(t, lab, urls, maps, maps_down)
