@@ -9,7 +9,7 @@
 use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::cyclic::{CyclicScan, words_for};
+use crate::cyclic::{CyclicScan, check_replication, words_for};
 use crate::{Error, HashKind, dispatch_key};
 
 /// A URL-hash dispatcher over N servers with replication factor R (SPEC section 3).
@@ -58,6 +58,12 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// The largest server count accepted (2^20): per-server state is 4.125 bytes, so the
     /// largest dispatcher stays under 5 MB.
+    ///
+    /// ```
+    /// # use vibra_hash::{Dispatcher, HashKind};
+    /// assert!(Dispatcher::new(Dispatcher::MAX_SERVERS, 1, HashKind::Fast).is_ok());
+    /// assert!(Dispatcher::new(Dispatcher::MAX_SERVERS + 1, 1, HashKind::Fast).is_err());
+    /// ```
     pub const MAX_SERVERS: u32 = 1 << 20;
 
     /// A dispatcher over `servers` servers (all available, no active connections) with
@@ -81,12 +87,7 @@ impl Dispatcher {
                 servers: servers as usize,
                 max: Self::MAX_SERVERS as usize,
             })?;
-        if replication == 0 || replication > servers {
-            return Err(Error::InvalidReplication {
-                replication,
-                servers,
-            });
-        }
+        check_replication(replication, servers)?;
         let available = (0..words_for(servers))
             .map(|w| {
                 let first = w as u32 * 64;
