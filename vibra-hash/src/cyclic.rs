@@ -76,11 +76,6 @@ impl<'a, W: BitWords + ?Sized> CyclicScan<'a, W> {
             cached: 0,
         }
     }
-
-    /// How many more servers the scan yields (consumes it).
-    pub(crate) fn remaining(self) -> usize {
-        self.count()
-    }
 }
 
 impl<W: BitWords + ?Sized> Iterator for CyclicScan<'_, W> {

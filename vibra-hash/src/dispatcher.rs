@@ -193,9 +193,8 @@ impl Dispatcher {
     ///
     /// # Errors
     /// As [`subset`](Dispatcher::subset), plus [`Error::BufferTooSmall`] (with the needed length)
-    /// when `out` is shorter than the subset. Nothing is written on error, except that with a
-    /// buffer shorter than R *and* a concurrent [`set_available`](Dispatcher::set_available) the
-    /// buffer may hold a prefix when `BufferTooSmall` is returned.
+    /// when `out` is shorter than the subset. Nothing is written on error. With `out.len() >= R`
+    /// it never allocates.
     ///
     /// ```
     /// use vibra_hash::{Dispatcher, Error, HashKind};
@@ -211,17 +210,25 @@ impl Dispatcher {
     /// # Ok::<(), vibra_hash::Error>(())
     /// ```
     pub fn subset_into(&self, ns: u32, out: &mut [u32]) -> Result<usize, Error> {
-        let scan = self.scan(ns)?;
+        let mut scan = self.scan(ns)?;
         if out.len() < self.replication as usize {
-            let needed = scan.clone().remaining();
-            if needed > out.len() {
+            // A buffer shorter than R may or may not fit: collect first (a cold path, so the
+            // allocation is fine) so that nothing is written on error, even if a server comes
+            // up concurrently.
+            let found: Vec<u32> = scan.collect();
+            if found.len() > out.len() {
                 return Err(Error::BufferTooSmall {
-                    needed,
+                    needed: found.len(),
                     cap: out.len(),
                 });
             }
+            if found.is_empty() {
+                return Err(Error::NoServerAvailable);
+            }
+            out[..found.len()].copy_from_slice(&found);
+            return Ok(found.len());
         }
-        let mut scan = scan;
+        // At most R servers come out, so they fit; nothing is written when none does.
         let mut len = 0;
         for (slot, server) in out.iter_mut().zip(scan.by_ref()) {
             *slot = server;
@@ -229,16 +236,6 @@ impl Dispatcher {
         }
         if len == 0 {
             return Err(Error::NoServerAvailable);
-        }
-        if len == out.len() {
-            // Only reachable with out.len() < R and a server coming up since the count above.
-            let more = scan.remaining();
-            if more > 0 {
-                return Err(Error::BufferTooSmall {
-                    needed: len + more,
-                    cap: out.len(),
-                });
-            }
         }
         Ok(len)
     }
