@@ -329,8 +329,7 @@ impl Dispatcher {
                 servers: self.servers.get(),
             });
         }
-        let scan = self.scan(self.namespace(target))?;
-        least_loaded(scan, |s| loads[s as usize])
+        self.least_loaded_member(self.namespace(target), |s| loads[s as usize])
     }
 
     /// Stateless selection with a load bound, in the spirit of HAProxy's `hash-balance-factor`:
@@ -449,8 +448,9 @@ impl Dispatcher {
     /// ```
     #[inline]
     pub fn acquire_server(&self, target: &[u8]) -> Result<u32, Error> {
-        let scan = self.scan(self.namespace(target))?;
-        let server = least_loaded(scan, |s| self.active[s as usize].load(Ordering::Relaxed))?;
+        let server = self.least_loaded_member(self.namespace(target), |s| {
+            self.active[s as usize].load(Ordering::Relaxed)
+        })?;
         self.active[server as usize].fetch_add(1, Ordering::Relaxed);
         Ok(server)
     }
@@ -503,6 +503,23 @@ impl Dispatcher {
                 servers: self.servers.get(),
             })
         }
+    }
+
+    /// The least-loaded member of `subset(ns)` for `ns < N` (SPEC tie-breaking).
+    #[inline]
+    fn least_loaded_member(&self, ns: u32, load: impl Fn(u32) -> u32) -> Result<u32, Error> {
+        let r = self.replication;
+        let offset = ns % 64;
+        // Common case: the subset is ns..ns+R, all up, inside one bitset word, not wrapping.
+        // One load and one mask test replace the general scan.
+        if offset + r <= 64 && ns + r <= self.servers.get() {
+            let members = u64::MAX >> (64 - r);
+            let word = self.available[(ns / 64) as usize].load(Ordering::Relaxed);
+            if (word >> offset) & members == members {
+                return least_loaded(ns..ns + r, load);
+            }
+        }
+        least_loaded(self.scan(ns)?, load)
     }
 
     /// The raw cyclic scan of `subset(ns)`.
