@@ -93,10 +93,9 @@ impl Plan {
             to: target[i],
         };
         let pairs = || current.iter().zip(target).enumerate();
-        let mut changes: Vec<Change> = pairs()
-            .filter(|(_, (c, t))| t < c)
-            .map(|(i, _)| step(i))
-            .collect();
+        let needed = pairs().filter(|(_, (c, t))| c != t).count();
+        let mut changes = Vec::with_capacity(needed);
+        changes.extend(pairs().filter(|(_, (c, t))| t < c).map(|(i, _)| step(i)));
         changes.extend(pairs().filter(|(_, (c, t))| t > c).map(|(i, _)| step(i)));
         Plan { changes }
     }
