@@ -92,11 +92,18 @@ impl Plan {
             from: current[i],
             to: target[i],
         };
-        let pairs = || current.iter().zip(target).enumerate();
-        let needed = pairs().filter(|(_, (c, t))| c != t).count();
-        let mut changes = Vec::with_capacity(needed);
-        changes.extend(pairs().filter(|(_, (c, t))| t < c).map(|(i, _)| step(i)));
-        changes.extend(pairs().filter(|(_, (c, t))| t > c).map(|(i, _)| step(i)));
+        // One pass, decreases in place and increases aside: the decrease/increase branch is
+        // unpredictable for real demand, so it is taken once per VM, not once per group.
+        let mut changes = Vec::new();
+        let mut increases = Vec::new();
+        for (i, (c, t)) in current.iter().zip(target).enumerate() {
+            if t < c {
+                changes.push(step(i));
+            } else if t > c {
+                increases.push(step(i));
+            }
+        }
+        changes.extend_from_slice(&increases);
         Plan { changes }
     }
 
