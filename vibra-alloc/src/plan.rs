@@ -92,18 +92,28 @@ impl Plan {
             from: current[i],
             to: target[i],
         };
-        // One pass, decreases in place and increases aside: the decrease/increase branch is
-        // unpredictable for real demand, so it is taken once per VM, not once per group.
-        let mut changes = Vec::new();
-        let mut increases = Vec::new();
-        for (i, (c, t)) in current.iter().zip(target).enumerate() {
+        // Count first (branch-free), then fill one exact-size vector with two cursors: the
+        // decrease/increase branch is unpredictable for real demand, so it is taken once per
+        // VM, and no reallocation or second buffer is needed.
+        let pairs = || current.iter().zip(target);
+        let decreases: usize = pairs().map(|(c, t)| usize::from(t < c)).sum();
+        let increases: usize = pairs().map(|(c, t)| usize::from(t > c)).sum();
+        let blank = Change {
+            vm: VmId(0),
+            from: 0,
+            to: 0,
+        };
+        let mut changes = vec![blank; decreases + increases];
+        let (mut d, mut u) = (0, decreases);
+        for (i, (c, t)) in pairs().enumerate() {
             if t < c {
-                changes.push(step(i));
+                changes[d] = step(i);
+                d += 1;
             } else if t > c {
-                increases.push(step(i));
+                changes[u] = step(i);
+                u += 1;
             }
         }
-        changes.extend_from_slice(&increases);
         Plan { changes }
     }
 
