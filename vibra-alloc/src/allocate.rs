@@ -156,43 +156,63 @@ pub fn split_units_into(
     }
     // Validation is over: from here on nothing can fail, so `out` is written in place.
     let rest = total - reserved as u64;
-    // Scale into [0, 1] before multiplying so no product or sum can overflow.
-    let dmax = demand.iter().copied().fold(0.0, f64::max);
-    let wmax = weights.map_or(1.0, |w| w.iter().copied().fold(0.0, f64::max));
-    // x_i = (d_i / dmax) * (w_i / wmax), or (no representable demand: SPEC's T / n, skewed by
-    // the weights if any) w_i / wmax. Recomputed rather than stored: two cheap passes beat an
-    // n-sized scratch vector.
-    let weight = |i: usize| weights.map_or(1.0, |w| w[i] / wmax);
-    let demand_sum: f64 = if dmax > 0.0 {
-        (0..n).map(|i| (demand[i] / dmax) * weight(i)).sum()
+    // Scale into [0, 1] before multiplying so no product or sum can overflow: by 2^1000 first
+    // (exact) if the largest demand is subnormal, then by one reciprocal (a multiply per VM
+    // is several times cheaper than a divide). No NaN is left, so a plain `>` finds maxima.
+    let max_of = |v: &[f64]| v.iter().fold(0.0f64, |m, &x| if x > m { x } else { m });
+    let dmax = max_of(demand);
+    let pre = if dmax < f64::MIN_POSITIVE {
+        2f64.powi(1000)
     } else {
-        0.0
+        1.0
+    };
+    let dinv = if dmax > 0.0 { 1.0 / (dmax * pre) } else { 0.0 };
+    let x_of = |d: f64| (d * pre) * dinv; // in [0, 1]
+    let wmax = weights.map_or(1.0, max_of);
+    let winv = 1.0 / wmax;
+    // x_i = x_of(d_i) * w_i / wmax, or (no representable demand: SPEC's T / n, skewed by
+    // the weights if any) w_i / wmax. Recomputed rather than stored: a multiply is cheaper
+    // than an n-sized scratch vector.
+    let demand_sum: f64 = match weights {
+        None => demand.iter().map(|&d| x_of(d)).sum(),
+        Some(w) => demand
+            .iter()
+            .zip(w)
+            .map(|(&d, &w)| x_of(d) * (w * winv))
+            .sum(),
     };
     let by_demand = demand_sum > 0.0;
-    let x = |i: usize| -> f64 {
-        if by_demand {
-            (demand[i] / dmax) * weight(i)
-        } else {
-            weight(i)
-        }
-    };
     let sum = if by_demand {
         demand_sum
     } else {
-        (0..n).map(weight).sum()
+        weights.map_or(n as f64, |w| w.iter().map(|&w| w * winv).sum())
     };
     let scale = rest as f64 / sum;
     let mut given: u128 = 0;
     // Each VM's rounding remainder in 32-bit fixed point, kept only while it is needed.
     let mut remainder: Vec<u32> = Vec::with_capacity(n);
-    for (i, o) in out.iter_mut().enumerate() {
-        let q = x(i) * scale;
+    let mut place = |o: &mut u64, q: f64| {
         // `as` truncates (= floor, as q >= 0) and saturates: a quota rounded past u64::MAX
         // becomes u64::MAX and is fixed below. Cheaper than `f64::floor`, a libm call on
         // baseline x86-64.
         *o = q as u64;
         given += u128::from(*o);
         remainder.push(((q - *o as f64) * 4_294_967_296.0) as u32);
+    };
+    match (weights, by_demand) {
+        (None, true) => out
+            .iter_mut()
+            .zip(demand)
+            .for_each(|(o, &d)| place(o, x_of(d) * scale)),
+        (None, false) => out.iter_mut().for_each(|o| place(o, scale)),
+        (Some(w), true) => out
+            .iter_mut()
+            .zip(demand.iter().zip(w))
+            .for_each(|(o, (&d, &w))| place(o, x_of(d) * (w * winv) * scale)),
+        (Some(w), false) => out
+            .iter_mut()
+            .zip(w)
+            .for_each(|(o, &w)| place(o, w * winv * scale)),
     }
     let rest = u128::from(rest);
     if given < rest {
