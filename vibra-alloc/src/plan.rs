@@ -289,22 +289,30 @@ pub fn allocation_plan(current: &[f64], target: &[f64], out: &mut [ChangeF64]) -
     check_len("target", current.len(), target.len())?;
     check_all_non_negative("current", current)?;
     check_all_non_negative("target", target)?;
-    let pairs = || current.iter().zip(target).enumerate();
-    let needed = pairs().filter(|(_, (c, t))| c != t).count();
+    let pairs = || current.iter().zip(target);
+    let decreases: usize = pairs().map(|(c, t)| usize::from(t < c)).sum();
+    let needed = decreases + pairs().map(|(c, t)| usize::from(t > c)).sum::<usize>();
     if needed > out.len() {
         return Err(Error::BufferTooSmall {
             needed,
             capacity: out.len(),
         });
     }
-    let decreases = pairs().filter(|(_, (c, t))| t < c);
-    let increases = pairs().filter(|(_, (c, t))| t > c);
-    for (slot, (i, (&from, &to))) in out.iter_mut().zip(decreases.chain(increases)) {
-        *slot = ChangeF64 {
+    // Two cursors, one pass (see `Plan::build`).
+    let (mut d, mut u) = (0, decreases);
+    for (i, (&from, &to)) in pairs().enumerate() {
+        let change = ChangeF64 {
             vm: i as u32,
             from,
             to,
         };
+        if to < from {
+            out[d] = change;
+            d += 1;
+        } else if to > from {
+            out[u] = change;
+            u += 1;
+        }
     }
     Ok(needed)
 }
