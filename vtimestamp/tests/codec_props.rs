@@ -1,0 +1,211 @@
+//! The SPEC 7 invariants of the codec, the ring record and the high-resolution mode.
+
+use bytes::{Buf, BytesMut};
+use proptest::prelude::*;
+use vtimestamp::{
+    EXTRA_FLAG_MORE, ExtraRecord, HiResDecoder, HiResEncoder, HiResEvent, MAX_OFFSET_NANOS,
+    Timespec, TimestampRecord, Timeval, Ts48, TsError, extra_chain, put_chain, ts_extra_decode,
+    ts_extra_encode, ts48_pack, ts48_unpack,
+};
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn pack_unpack_error_is_in_zero_to_16us(sec in any::<u32>(), usec in 0u32..1_000_000) {
+        let (s, u) = ts48_unpack(ts48_pack(sec, usec)?)?;
+        prop_assert_eq!(s, sec);
+        prop_assert!(u <= usec && usec - u < 16, "usec {} unpacked to {}", usec, u);
+    }
+
+    #[test]
+    fn pack_matches_the_spec_formula(sec in any::<u32>(), usec in 0u32..1_000_000) {
+        prop_assert_eq!(ts48_pack(sec, usec)?, ((sec as u64) << 16) | (usec >> 4) as u64);
+    }
+
+    #[test]
+    fn usec_out_of_range_is_a_typed_error(sec in any::<u32>(), usec in 1_000_000u32..) {
+        prop_assert_eq!(ts48_pack(sec, usec), Err(TsError::MicrosOutOfRange(usec.into())));
+        prop_assert!(ts_extra_encode(sec, usec, 0).is_err());
+    }
+
+    #[test]
+    fn every_packed_value_unpacks_or_errors_and_repacks_identically(packed in any::<u64>()) {
+        match ts48_unpack(packed) {
+            Ok((s, u)) => prop_assert_eq!(ts48_pack(s, u)?, packed),
+            Err(TsError::PackedTooWide(p)) => prop_assert!(p >> 48 != 0),
+            Err(TsError::FractionOutOfRange(f)) => prop_assert!(f > 62_499),
+            Err(e) => prop_assert!(false, "unexpected error {e}"),
+        }
+    }
+
+    #[test]
+    fn encode_decode_round_trips(sec in any::<u32>(), usec in 0u32..1_000_000, more in any::<bool>()) {
+        let flags = if more { EXTRA_FLAG_MORE } else { 0 };
+        let rec = ts_extra_encode(sec, usec, flags)?;
+        prop_assert_eq!(rec[0], 6);
+        prop_assert_eq!(rec[1], flags);
+        prop_assert_eq!(&rec[2..], &ts48_pack(sec, usec)?.to_le_bytes()[..6]);
+        prop_assert_eq!(ts_extra_decode(&rec)?, (sec, usec & !15, flags));
+    }
+
+    #[test]
+    fn decode_of_arbitrary_bytes_never_panics_and_re_encodes_identically(b in any::<[u8; 8]>()) {
+        if let Ok((s, u, f)) = ts_extra_decode(&b) {
+            prop_assert_eq!(ts_extra_encode(s, u, f)?, b);
+        }
+    }
+
+    #[test]
+    fn decode_rejects_other_record_types(b in any::<[u8; 8]>()) {
+        prop_assume!(b[0] != 6);
+        prop_assert_eq!(ts_extra_decode(&b), Err(TsError::WrongRecordType { found: b[0], expected: 6 }));
+    }
+
+    #[test]
+    fn bytes_buffers_round_trip_and_truncation_consumes_nothing(
+        sec in any::<u32>(), usec in 0u32..1_000_000, cut in 0usize..8,
+    ) {
+        let rec = TimestampRecord { ts: Ts48::new(sec, usec)?, more: false };
+        let mut buf = BytesMut::new();
+        rec.put(&mut buf)?;
+        let mut whole = buf.clone().freeze();
+        prop_assert_eq!(TimestampRecord::get(&mut whole)?, rec);
+        prop_assert_eq!(whole.remaining(), 0);
+        let mut short = buf.freeze().slice(..cut);
+        let truncated = matches!(TimestampRecord::get(&mut short), Err(TsError::Truncated { .. }));
+        prop_assert!(truncated);
+        prop_assert_eq!(short.remaining(), cut);
+        let mut slot = vec![0u8; cut];
+        prop_assert!(rec.put(&mut &mut slot[..]).is_err());
+        prop_assert!(slot.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn chains_set_more_on_all_but_the_last_and_walk_back(
+        raw in prop::collection::vec(any::<[u8; 8]>(), 1..6), tail in any::<[u8; 8]>(),
+    ) {
+        let recs: Vec<ExtraRecord> = raw.iter().map(|b| ExtraRecord::from_bytes(*b)).collect();
+        let mut out = Vec::new();
+        put_chain(&recs, &mut out)?;
+        out.extend_from_slice(&tail);
+        let mut chain = extra_chain(&out);
+        let walked: Vec<ExtraRecord> = chain.by_ref().collect::<Result<_, _>>()?;
+        prop_assert_eq!(walked.len(), recs.len());
+        for (i, (w, r)) in walked.iter().zip(&recs).enumerate() {
+            prop_assert_eq!((w.kind, w.payload), (r.kind, r.payload));
+            prop_assert_eq!(w.has_more(), i + 1 < recs.len());
+            prop_assert_eq!(w.flags & !EXTRA_FLAG_MORE, r.flags & !EXTRA_FLAG_MORE);
+        }
+        prop_assert_eq!(chain.remainder(), &tail[..]);
+    }
+
+    #[test]
+    fn chain_walk_of_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let n = extra_chain(&bytes).take(16).count();
+        prop_assert!(n <= bytes.len() / 8 + 1);
+    }
+
+    #[test]
+    fn hires_mode_is_exact_to_the_nanosecond_across_rebases(
+        start in 0u64..u64::MAX / 2,
+        steps in prop::collection::vec((0u64..4 * MAX_OFFSET_NANOS, any::<bool>()), 1..64),
+    ) {
+        let (mut enc, mut dec) = (HiResEncoder::new(), HiResDecoder::new());
+        let mut t = start;
+        for (step, back) in steps {
+            t = if back { t.saturating_sub(step / 1024) } else { t.saturating_add(step) };
+            let mut got = None;
+            for rec in enc.encode(t, false).as_slice() {
+                if let HiResEvent::Time { unix_nanos } = dec.decode(rec)? {
+                    got = Some(unix_nanos);
+                }
+            }
+            prop_assert_eq!(got, Some(t));
+            prop_assert_eq!(dec.base_secs(), enc.base_secs());
+        }
+    }
+
+    #[test]
+    fn hires_decode_errors_change_nothing(base in 0u64..1 << 34, b in any::<[u8; 8]>()) {
+        let mut dec = HiResDecoder::new();
+        let mut enc = HiResEncoder::new();
+        for rec in enc.encode(base * 1_000_000_000, false).as_slice() {
+            dec.decode(rec)?;
+        }
+        let before = dec.base_secs();
+        if dec.decode(&b).is_err() {
+            prop_assert_eq!(dec.base_secs(), before);
+        }
+    }
+
+    #[test]
+    fn timeval_timespec_and_system_time_agree(sec in any::<u32>(), nsec in 0i64..1_000_000_000) {
+        let ts = Ts48::try_from(Timespec { tv_sec: sec.into(), tv_nsec: nsec })?;
+        let tv = Ts48::try_from(Timeval { tv_sec: sec.into(), tv_usec: nsec / 1000 })?;
+        prop_assert_eq!(ts, tv);
+        let st = std::time::SystemTime::from(ts);
+        prop_assert_eq!(Ts48::try_from(st)?, ts);
+        let n = sec as u64 * 1_000_000_000 + nsec as u64;
+        prop_assert_eq!(Ts48::from_unix_nanos(n)?, ts);
+        prop_assert!(n - ts.to_unix_nanos() < 16_000);
+        prop_assert_eq!(Timespec::from(ts).to_unix_nanos()?, ts.to_unix_nanos());
+    }
+}
+
+#[test]
+fn bad_conversions_are_typed_errors() {
+    assert_eq!(
+        Ts48::try_from(Timeval {
+            tv_sec: -1,
+            tv_usec: 0
+        }),
+        Err(TsError::SecondsOutOfRange(-1))
+    );
+    assert_eq!(
+        Ts48::try_from(Timeval {
+            tv_sec: 1 << 32,
+            tv_usec: 0
+        }),
+        Err(TsError::SecondsOutOfRange(1 << 32))
+    );
+    assert_eq!(
+        Ts48::try_from(Timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000_000
+        }),
+        Err(TsError::NanosOutOfRange(1_000_000_000))
+    );
+    assert!(Ts48::from_unix_nanos(u64::MAX).is_err());
+    let before_epoch = std::time::UNIX_EPOCH - std::time::Duration::from_millis(1);
+    assert!(matches!(
+        Ts48::try_from(before_epoch),
+        Err(TsError::SecondsOutOfRange(_))
+    ));
+    assert_eq!(Ts48::MAX.secs(), u32::MAX);
+    assert_eq!(Ts48::MAX.micros(), 999_984);
+}
+
+#[test]
+fn hires_base_overflow_and_missing_base_are_rejected() {
+    let mut dec = HiResDecoder::new();
+    assert_eq!(
+        dec.decode(&[6, 4, 0, 0, 0, 0, 0, 0]),
+        Err(TsError::MissingBase)
+    );
+    // Base 2^48 - 1 seconds: times 10^9 does not fit a u64.
+    assert!(matches!(
+        dec.decode(&[6, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+        Err(TsError::HiResOutOfRange { .. })
+    ));
+    assert_eq!(dec.base_secs(), None);
+    // The largest base that fits, then an offset that overflows.
+    let max_base = (u64::MAX / 1_000_000_000).to_le_bytes();
+    let mut base = [6, 3, 0, 0, 0, 0, 0, 0];
+    base[2..].copy_from_slice(&max_base[..6]);
+    assert!(dec.decode(&base).is_ok());
+    assert!(matches!(
+        dec.decode(&[6, 4, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+        Err(TsError::HiResOutOfRange { .. })
+    ));
+}
