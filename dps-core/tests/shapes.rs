@@ -146,3 +146,44 @@ fn every_topology_completes_every_iteration() {
         assert_eq!(r.vm_iterations, 2 * 16 * 7, "{t:?}");
     }
 }
+
+#[test]
+fn section_5_5_5_migration_sheds_load_from_the_bottleneck_host() {
+    use dps_core::sim::{ProgramSpec, VmSpec};
+    use dps_core::{HostId, HostSpec};
+    // Two aligned 4-VM copies of patterns: both VM1s share host 0, which becomes the bottleneck.
+    let run_with = |migration: Option<MigrationSettings>| {
+        let progs: Vec<ProgramSpec> = (0..2)
+            .map(|_| ProgramSpec {
+                topology: Topology::Linear,
+                iterations: 30,
+                total_share: 2.0,
+                vms: (0..4)
+                    .map(|i| VmSpec {
+                        host: HostId(i),
+                        demand: 1.0 / f64::from(i + 1),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut c = SimConfig::new(vec![HostSpec::new(1.0, 0.0).unwrap(); 4], progs, BANK);
+        c.migration = migration;
+        run(&c)
+    };
+    let stay = run_with(None);
+    let moved = run_with(Some(MigrationSettings::default()));
+    assert_eq!(stay.migrations, 0);
+    assert!(stay.rejections > 0, "the full host must reject grants");
+    assert!(moved.migrations > 0);
+    let first = moved
+        .programs
+        .iter()
+        .map(|p| p.response_s)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        first <= 0.85 * stay.makespan_s,
+        "{first} vs {}",
+        stay.makespan_s
+    );
+    assert!(moved.makespan_s <= stay.makespan_s * 1.001);
+}
