@@ -187,3 +187,38 @@ fn section_5_5_5_migration_sheds_load_from_the_bottleneck_host() {
     );
     assert!(moved.makespan_s <= stay.makespan_s * 1.001);
 }
+
+#[test]
+fn a_faster_host_does_the_same_work_sooner_by_its_exchange_rate() {
+    use dps_core::sim::{ProgramSpec, VmSpec};
+    use dps_core::{HostId, HostSpec};
+    let prog = ProgramSpec {
+        topology: Topology::Linear,
+        iterations: 4,
+        total_share: 1.0,
+        vms: vec![
+            VmSpec {
+                host: HostId(0),
+                demand: 0.5,
+            },
+            VmSpec {
+                host: HostId(1),
+                demand: 0.5,
+            },
+        ],
+    };
+    let slow = HostSpec::new(1.0, 0.0).unwrap();
+    let fast = slow.with_speed(2.0).unwrap();
+    let both_slow = run(&SimConfig::new(
+        vec![slow, slow],
+        vec![prog.clone()],
+        Strategy::Static,
+    ));
+    let both_fast = run(&SimConfig::new(
+        vec![fast, fast],
+        vec![prog],
+        Strategy::Static,
+    ));
+    assert!((both_slow.makespan_s - 2.0).abs() < 1e-9);
+    assert!((both_fast.makespan_s - 1.0).abs() < 1e-9);
+}
