@@ -481,9 +481,8 @@ impl Experiment for Fig59 {
     }
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
         let mut report = Report::default();
-        let instances: Vec<u32> =
-            ctx.scale(vec![1, 4, 8, 9, 10, 11, 12, 14, 17], (1..=17).collect());
-        let (seeds, iterations) = ctx.scale((2, 40), (4, 100));
+        let instances: Vec<u32> = ctx.scale(vec![1, 4, 8, 10, 12, 17], (1..=17).collect());
+        let (seeds, iterations) = ctx.scale((2, 30), (4, 100));
         report.note(format!(
             "seeds {}..{} (one workload each, averaged), {iterations} iterations, T = 1 s, all-to-all (BSP barrier) dependencies",
             ctx.seed,
@@ -567,8 +566,8 @@ impl Experiment for Fig510 {
     }
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
         let mut report = Report::default();
-        let instances: Vec<u32> = ctx.scale(vec![1, 2, 3, 4, 6, 8, 12], (1..=12).collect());
-        let (seeds, iterations) = ctx.scale((2, 40), (4, 100));
+        let instances: Vec<u32> = ctx.scale(vec![1, 2, 3, 4, 8, 12], (1..=12).collect());
+        let (seeds, iterations) = ctx.scale((2, 30), (4, 100));
         report.note(format!(
             "seeds {}..{}, {iterations} iterations, T = 1 s; dps = plain bank + CRM migration (bottleneck = rejection or >= 98% use, least-utilised VM to least-utilised host, live, 128 MB over Fast Ethernet); guarded/critical migrate only on rejections",
             ctx.seed,
