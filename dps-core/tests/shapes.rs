@@ -146,3 +146,79 @@ fn every_topology_completes_every_iteration() {
         assert_eq!(r.vm_iterations, 2 * 16 * 7, "{t:?}");
     }
 }
+
+#[test]
+fn section_5_5_5_migration_sheds_load_from_the_bottleneck_host() {
+    use dps_core::sim::{ProgramSpec, VmSpec};
+    use dps_core::{HostId, HostSpec};
+    // Two aligned 4-VM copies of patterns: both VM1s share host 0, which becomes the bottleneck.
+    let run_with = |migration: Option<MigrationSettings>| {
+        let progs: Vec<ProgramSpec> = (0..2)
+            .map(|_| ProgramSpec {
+                topology: Topology::Linear,
+                iterations: 30,
+                total_share: 2.0,
+                vms: (0..4)
+                    .map(|i| VmSpec {
+                        host: HostId(i),
+                        demand: 1.0 / f64::from(i + 1),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut c = SimConfig::new(vec![HostSpec::new(1.0, 0.0).unwrap(); 4], progs, BANK);
+        c.migration = migration;
+        run(&c)
+    };
+    let stay = run_with(None);
+    let moved = run_with(Some(MigrationSettings::default()));
+    assert_eq!(stay.migrations, 0);
+    assert!(stay.rejections > 0, "the full host must reject grants");
+    assert!(moved.migrations > 0);
+    let first = moved
+        .programs
+        .iter()
+        .map(|p| p.response_s)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        first <= 0.85 * stay.makespan_s,
+        "{first} vs {}",
+        stay.makespan_s
+    );
+    assert!(moved.makespan_s <= stay.makespan_s * 1.001);
+}
+
+#[test]
+fn a_faster_host_does_the_same_work_sooner_by_its_exchange_rate() {
+    use dps_core::sim::{ProgramSpec, VmSpec};
+    use dps_core::{HostId, HostSpec};
+    let prog = ProgramSpec {
+        topology: Topology::Linear,
+        iterations: 4,
+        total_share: 1.0,
+        vms: vec![
+            VmSpec {
+                host: HostId(0),
+                demand: 0.5,
+            },
+            VmSpec {
+                host: HostId(1),
+                demand: 0.5,
+            },
+        ],
+    };
+    let slow = HostSpec::new(1.0, 0.0).unwrap();
+    let fast = slow.with_speed(2.0).unwrap();
+    let both_slow = run(&SimConfig::new(
+        vec![slow, slow],
+        vec![prog.clone()],
+        Strategy::Static,
+    ));
+    let both_fast = run(&SimConfig::new(
+        vec![fast, fast],
+        vec![prog],
+        Strategy::Static,
+    ));
+    assert!((both_slow.makespan_s - 2.0).abs() < 1e-9);
+    assert!((both_fast.makespan_s - 1.0).abs() < 1e-9);
+}

@@ -7,6 +7,7 @@
 use crate::{LabError, Report, RunContext};
 
 mod fig4_1;
+mod fig5;
 mod table3_1;
 mod table3_2;
 
@@ -59,8 +60,15 @@ pub trait Experiment: Sync {
 /// let names: Vec<&str> = vibra_lab::EXPERIMENTS.iter().map(|e| e.name()).collect();
 /// assert!(names.contains(&"fig4.1") && names.contains(&"table3.1") && names.contains(&"table3.2"));
 /// ```
-pub static EXPERIMENTS: &[&dyn Experiment] =
-    &[&fig4_1::Fig41, &table3_1::Table31, &table3_2::Table32];
+pub static EXPERIMENTS: &[&dyn Experiment] = &[
+    &fig4_1::Fig41,
+    &table3_1::Table31,
+    &table3_2::Table32,
+    &fig5::Fig57,
+    &fig5::Fig58,
+    &fig5::Fig59,
+    &fig5::Fig510,
+];
 
 /// Looks an experiment up by its SPEC section 10 name.
 ///
