@@ -1,0 +1,353 @@
+//! The one mechanism behind both SPEC rules that walk the servers in cyclic order: a subset
+//! (section 3, starting at the sub-namespace) and the takeover servers of a failed server
+//! (section 4, starting just after it). Both are "the first `take` available servers among
+//! `span` positions from `start`, wrapping at N"; keeping one implementation guarantees that the
+//! servers that receive a failed server's allocation are exactly those that take over its
+//! sub-namespaces.
+//!
+//! Availability is a bitset of `u64` words (bit `s % 64` of word `s / 64`, bits at or past N
+//! always 0). The scan reads each word once and jumps between available servers with
+//! `trailing_zeros`, so an all-up lookup costs one load and a couple of bit operations.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::Error;
+
+/// A read-only view of an availability bitset.
+pub(crate) trait BitWords {
+    /// Word `index` of the bitset.
+    fn word(&self, index: usize) -> u64;
+}
+
+impl BitWords for [u64] {
+    #[inline]
+    fn word(&self, index: usize) -> u64 {
+        self[index]
+    }
+}
+
+impl BitWords for [AtomicU64] {
+    #[inline]
+    fn word(&self, index: usize) -> u64 {
+        // Relaxed is enough: availability guards no other memory, and each word is one atomic
+        // value, so a scan sees each server either before or after any concurrent change.
+        self[index].load(Ordering::Relaxed)
+    }
+}
+
+/// Number of `u64` words for `servers` bits.
+#[inline]
+pub(crate) const fn words_for(servers: u32) -> usize {
+    (servers as usize).div_ceil(64)
+}
+
+/// The available servers among `span` positions from `start` in cyclic order, at most `take`
+/// of them, in that order. Allocation-free; each bitset word is loaded once per visit.
+#[derive(Debug)]
+pub(crate) struct CyclicScan<'a, W: BitWords + ?Sized> {
+    words: &'a W,
+    servers: u32,
+    next: u32,
+    left: u32,
+    take: u32,
+    cached_index: usize,
+    cached: u64,
+}
+
+// By hand: a derive would require `W: Clone`, but only the reference is copied.
+impl<W: BitWords + ?Sized> Clone for CyclicScan<'_, W> {
+    fn clone(&self) -> Self {
+        CyclicScan { ..*self }
+    }
+}
+
+impl<'a, W: BitWords + ?Sized> CyclicScan<'a, W> {
+    /// `start < servers`, `span <= servers`; `words` covers `servers` bits.
+    #[inline]
+    pub(crate) fn new(words: &'a W, servers: u32, start: u32, span: u32, take: u32) -> Self {
+        debug_assert!(start < servers && span <= servers);
+        CyclicScan {
+            words,
+            servers,
+            next: start,
+            left: span,
+            take,
+            cached_index: usize::MAX,
+            cached: 0,
+        }
+    }
+
+    /// How many more servers the scan yields (consumes it).
+    pub(crate) fn remaining(self) -> usize {
+        self.count()
+    }
+}
+
+impl<W: BitWords + ?Sized> Iterator for CyclicScan<'_, W> {
+    type Item = u32;
+
+    #[inline]
+    fn next(&mut self) -> Option<u32> {
+        while self.take > 0 && self.left > 0 {
+            let index = (self.next / 64) as usize;
+            if index != self.cached_index {
+                self.cached = self.words.word(index);
+                self.cached_index = index;
+            }
+            let ahead = self.cached >> (self.next % 64);
+            if ahead != 0 {
+                let skip = ahead.trailing_zeros();
+                if skip >= self.left {
+                    break;
+                }
+                // Bits at or past `servers` are 0, so `server < servers`.
+                let server = self.next + skip;
+                self.left -= skip + 1;
+                self.take -= 1;
+                self.next = if server + 1 == self.servers {
+                    0
+                } else {
+                    server + 1
+                };
+                return Some(server);
+            }
+            let word_end = ((index as u32 + 1) * 64).min(self.servers);
+            let skipped = word_end - self.next;
+            if skipped >= self.left {
+                break;
+            }
+            self.left -= skipped;
+            self.next = if word_end == self.servers {
+                0
+            } else {
+                word_end
+            };
+        }
+        self.left = 0;
+        None
+    }
+}
+
+/// A plain (single-owner) availability bitset for the baselines and [`takeover_servers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Availability {
+    words: Vec<u64>,
+    servers: u32,
+}
+
+impl Availability {
+    /// `servers` servers, all available. `servers >= 1`.
+    pub(crate) fn all_up(servers: u32) -> Self {
+        let mut up = Availability {
+            words: vec![0; words_for(servers)],
+            servers,
+        };
+        for s in 0..servers {
+            up.set(s, true);
+        }
+        up
+    }
+
+    /// One flag per server; at most `u32::MAX` entries.
+    pub(crate) fn from_flags(flags: &[bool]) -> Self {
+        let servers = flags.len() as u32;
+        let mut up = Availability {
+            words: vec![0; words_for(servers)],
+            servers,
+        };
+        for (s, &f) in flags.iter().enumerate() {
+            up.set(s as u32, f);
+        }
+        up
+    }
+
+    pub(crate) fn servers(&self) -> u32 {
+        self.servers
+    }
+
+    /// `server < servers`.
+    pub(crate) fn set(&mut self, server: u32, available: bool) {
+        let bit = 1u64 << (server % 64);
+        let word = &mut self.words[(server / 64) as usize];
+        if available {
+            *word |= bit;
+        } else {
+            *word &= !bit;
+        }
+    }
+
+    /// Checked [`set`](Self::set).
+    pub(crate) fn try_set(&mut self, server: u32, available: bool) -> Result<(), Error> {
+        if server >= self.servers {
+            return Err(Error::ServerOutOfRange {
+                server,
+                servers: self.servers,
+            });
+        }
+        self.set(server, available);
+        Ok(())
+    }
+
+    /// `server < servers`.
+    pub(crate) fn is_up(&self, server: u32) -> bool {
+        self.words[(server / 64) as usize] >> (server % 64) & 1 == 1
+    }
+
+    pub(crate) fn count(&self) -> u32 {
+        self.words.iter().map(|w| w.count_ones()).sum()
+    }
+
+    /// See [`CyclicScan`]; `start < servers`, `span <= servers`.
+    #[inline]
+    pub(crate) fn scan(&self, start: u32, span: u32, take: u32) -> CyclicScan<'_, [u64]> {
+        CyclicScan::new(self.words.as_slice(), self.servers, start, span, take)
+    }
+
+    /// Every available server in ascending order.
+    #[inline]
+    pub(crate) fn iter(&self) -> CyclicScan<'_, [u64]> {
+        self.scan(0, self.servers, self.servers)
+    }
+}
+
+/// The servers that take over from a failed server (SPEC section 4, dissertation 4.3.3): the
+/// first `replication` available servers after `failed` in cyclic order (`failed + 1`,
+/// `failed + 2`, ...), or every other available server if fewer remain.
+///
+/// These are exactly the servers that gain `failed`'s sub-namespace instances under the
+/// failure-skip rule, which is why vibra-alloc hands them `failed`'s allocation. The entry for
+/// `failed` itself is ignored (it may be either value). Shares its cyclic walk with
+/// [`Dispatcher::subset`](crate::Dispatcher::subset).
+///
+/// # Errors
+/// [`Error::InvalidServerCount`] for an empty slice (or one longer than `u32::MAX`),
+/// [`Error::ServerOutOfRange`] if `failed >= N`, [`Error::InvalidReplication`] if R is 0 or
+/// above N, [`Error::NoSurvivor`] if no other server is available.
+///
+/// ```
+/// use vibra_hash::takeover_servers;
+///
+/// let up = [true, true, false, true, true];
+/// assert_eq!(takeover_servers(&up, 1, 2).unwrap(), vec![3, 4]);
+/// assert_eq!(takeover_servers(&up, 4, 3).unwrap(), vec![0, 1, 3]);
+/// // Fewer than R others available: all of them.
+/// assert_eq!(takeover_servers(&[true, false, true], 0, 3).unwrap(), vec![2]);
+/// ```
+pub fn takeover_servers(
+    available: &[bool],
+    failed: u32,
+    replication: u32,
+) -> Result<Vec<u32>, Error> {
+    let servers = u32::try_from(available.len())
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or(Error::InvalidServerCount {
+            servers: available.len(),
+            max: u32::MAX as usize,
+        })?;
+    if failed >= servers {
+        return Err(Error::ServerOutOfRange {
+            server: failed,
+            servers,
+        });
+    }
+    if replication == 0 || replication > servers {
+        return Err(Error::InvalidReplication {
+            replication,
+            servers,
+        });
+    }
+    let up = Availability::from_flags(available);
+    let start = if failed + 1 == servers { 0 } else { failed + 1 };
+    let chosen: Vec<u32> = up.scan(start, servers - 1, replication).collect();
+    if chosen.is_empty() {
+        return Err(Error::NoSurvivor { failed });
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bits(up: &[bool]) -> Vec<u64> {
+        let mut w = vec![0u64; words_for(up.len() as u32)];
+        for (s, &u) in up.iter().enumerate() {
+            if u {
+                w[s / 64] |= 1 << (s % 64);
+            }
+        }
+        w
+    }
+
+    /// The definition, position by position.
+    fn reference(up: &[bool], start: u32, span: u32, take: u32) -> Vec<u32> {
+        let n = up.len() as u32;
+        (0..span)
+            .map(|k| (start + k) % n)
+            .filter(|&s| up[s as usize])
+            .take(take as usize)
+            .collect()
+    }
+
+    #[test]
+    fn scan_matches_definition_across_word_boundaries() {
+        for n in [1u32, 2, 63, 64, 65, 127, 128, 130, 200] {
+            let up: Vec<bool> = (0..n).map(|s| (s * 7 + n) % 5 != 0).collect();
+            let w = bits(&up);
+            for start in [0, n / 2, n - 1] {
+                for span in [0, 1, n / 2, n] {
+                    for take in [0, 1, 3, n] {
+                        let got: Vec<u32> =
+                            CyclicScan::new(w.as_slice(), n, start, span, take).collect();
+                        assert_eq!(
+                            got,
+                            reference(&up, start, span, take),
+                            "n={n} start={start} span={span} take={take}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn takeover_errors() {
+        assert_eq!(
+            takeover_servers(&[], 0, 1),
+            Err(Error::InvalidServerCount {
+                servers: 0,
+                max: u32::MAX as usize
+            })
+        );
+        assert_eq!(
+            takeover_servers(&[true, true], 2, 1),
+            Err(Error::ServerOutOfRange {
+                server: 2,
+                servers: 2
+            })
+        );
+        assert_eq!(
+            takeover_servers(&[true, true], 0, 0),
+            Err(Error::InvalidReplication {
+                replication: 0,
+                servers: 2
+            })
+        );
+        assert_eq!(
+            takeover_servers(&[true, true], 0, 3),
+            Err(Error::InvalidReplication {
+                replication: 3,
+                servers: 2
+            })
+        );
+        assert_eq!(
+            takeover_servers(&[true, false, false], 0, 2),
+            Err(Error::NoSurvivor { failed: 0 })
+        );
+        assert_eq!(
+            takeover_servers(&[true], 0, 1),
+            Err(Error::NoSurvivor { failed: 0 })
+        );
+    }
+}

@@ -1,0 +1,675 @@
+//! The URL-hash dispatcher of SPEC section 3 (dissertation 3.3.1 and 4.3.3): sub-namespace of a
+//! target, its subset of R servers in cyclic order skipping unavailable ones, least-loaded
+//! choice, and a built-in lock-free connection tracker.
+//!
+//! Holds no per-object state: memory is a few bits and one counter per server, whatever the
+//! number of URLs. Lookups never lock and never allocate; availability changes are single atomic
+//! bit operations, so they never block or tear a concurrent lookup.
+
+use core::num::NonZeroU32;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::cyclic::{CyclicScan, words_for};
+use crate::{Error, HashKind, dispatch_key};
+
+/// A URL-hash dispatcher over N servers with replication factor R (SPEC section 3).
+///
+/// Sub-namespace `i` (of N) is served by `subset(i)`: the first `min(R, alive)` available
+/// servers in the cyclic order `i, i+1, ..., N-1, 0, ..., i-1`. A request goes to the member of
+/// its subset with the fewest active connections, ties to the earlier position (which keeps the
+/// primary, and so locality, on ties). A failed server is skipped, so only the sub-namespace
+/// instances it held move: the locality loss is `failed / N`, the optimum.
+///
+/// Two ways to pick: [`pick`](Dispatcher::pick) with caller-owned load counters (an nginx or
+/// HAProxy module keeping them in shared memory), or the built-in tracker
+/// ([`acquire`](Dispatcher::acquire) / [`release`](Dispatcher::release)).
+///
+/// `Dispatcher` is `Send + Sync`: share it with `Arc` between threads. Every method takes
+/// `&self`; [`set_available`](Dispatcher::set_available) may run concurrently with lookups.
+/// A lookup sees each server's availability either before or after any concurrent change, never
+/// a torn state; for N <= 64 a lookup reads all availability in one atomic load, so it sees an
+/// exact snapshot.
+///
+/// ```
+/// use vibra_hash::{Dispatcher, HashKind};
+///
+/// let d = Dispatcher::new(4, 2, HashKind::Charsum)?;
+/// // Charsum of "/" is 47, and 47 mod 4 = 3: subset(3) = {3, 0}.
+/// assert_eq!(d.namespace(b"/?q=1"), 3);
+/// assert_eq!(d.subset(3)?.collect::<Vec<_>>(), vec![3, 0]);
+/// // Server 3 has more connections, so server 0 wins.
+/// assert_eq!(d.pick(b"/", &[0, 0, 0, 5])?, 0);
+/// // Server 3 fails: its instances move to the next available servers.
+/// d.set_available(3, false)?;
+/// assert_eq!(d.subset(3)?.collect::<Vec<_>>(), vec![0, 1]);
+/// # Ok::<(), vibra_hash::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Dispatcher {
+    servers: NonZeroU32,
+    replication: u32,
+    hash: HashKind,
+    /// Bit `s` set = server `s` available. Bits at or past N stay 0.
+    available: Box<[AtomicU64]>,
+    /// Active connections per server, for the built-in tracker.
+    active: Box<[AtomicU32]>,
+}
+
+impl Dispatcher {
+    /// The largest server count accepted (2^20): per-server state is 4.125 bytes, so the
+    /// largest dispatcher stays under 5 MB.
+    pub const MAX_SERVERS: u32 = 1 << 20;
+
+    /// A dispatcher over `servers` servers (all available, no active connections) with
+    /// replication factor `replication`, hashing with `hash`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidServerCount`] unless `1 <= servers <= MAX_SERVERS`;
+    /// [`Error::InvalidReplication`] unless `1 <= replication <= servers`.
+    ///
+    /// ```
+    /// use vibra_hash::{Dispatcher, Error, HashKind};
+    ///
+    /// assert!(Dispatcher::new(65_536, 3, HashKind::Fast).is_ok());
+    /// assert!(matches!(Dispatcher::new(0, 1, HashKind::Fast), Err(Error::InvalidServerCount { .. })));
+    /// assert!(matches!(Dispatcher::new(8, 0, HashKind::Fast), Err(Error::InvalidReplication { .. })));
+    /// ```
+    pub fn new(servers: u32, replication: u32, hash: HashKind) -> Result<Self, Error> {
+        let n = NonZeroU32::new(servers)
+            .filter(|n| n.get() <= Self::MAX_SERVERS)
+            .ok_or(Error::InvalidServerCount {
+                servers: servers as usize,
+                max: Self::MAX_SERVERS as usize,
+            })?;
+        if replication == 0 || replication > servers {
+            return Err(Error::InvalidReplication {
+                replication,
+                servers,
+            });
+        }
+        let available = (0..words_for(servers))
+            .map(|w| {
+                let first = w as u32 * 64;
+                let bits = servers - first;
+                AtomicU64::new(if bits >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                })
+            })
+            .collect();
+        let active = (0..servers).map(|_| AtomicU32::new(0)).collect();
+        Ok(Dispatcher {
+            servers: n,
+            replication,
+            hash,
+            available,
+            active,
+        })
+    }
+
+    /// The server count N (also the number of sub-namespaces).
+    ///
+    /// ```
+    /// # use vibra_hash::{Dispatcher, HashKind};
+    /// assert_eq!(Dispatcher::new(10, 2, HashKind::Md5)?.servers(), 10);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn servers(&self) -> u32 {
+        self.servers.get()
+    }
+
+    /// The replication factor R.
+    ///
+    /// ```
+    /// # use vibra_hash::{Dispatcher, HashKind};
+    /// assert_eq!(Dispatcher::new(10, 2, HashKind::Md5)?.replication(), 2);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn replication(&self) -> u32 {
+        self.replication
+    }
+
+    /// The hash in use.
+    ///
+    /// ```
+    /// # use vibra_hash::{Dispatcher, HashKind};
+    /// assert_eq!(Dispatcher::new(10, 2, HashKind::Md5)?.hash(), HashKind::Md5);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn hash(&self) -> HashKind {
+        self.hash
+    }
+
+    /// The sub-namespace (in `0..N`) of an HTTP request-target: [`dispatch_key`] then
+    /// [`HashKind::sub_namespace`]. Independent of availability.
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use vibra_hash::{dispatch_key, Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(16, 2, HashKind::Fast)?;
+    /// let n = NonZeroU32::new(16).unwrap();
+    /// assert_eq!(d.namespace(b"http://h/a.gif?x"), HashKind::Fast.sub_namespace(b"/a.gif", n));
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn namespace(&self, target: &[u8]) -> u32 {
+        self.hash.sub_namespace(dispatch_key(target), self.servers)
+    }
+
+    /// The current subset of sub-namespace `ns`, in SPEC order, as a non-allocating iterator
+    /// of server indices (at least one, at most R).
+    ///
+    /// # Errors
+    /// [`Error::NamespaceOutOfRange`] if `ns >= N`; [`Error::NoServerAvailable`] if every server
+    /// is down.
+    ///
+    /// ```
+    /// use vibra_hash::{Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(5, 3, HashKind::Fast)?;
+    /// assert_eq!(d.subset(4)?.collect::<Vec<_>>(), vec![4, 0, 1]);
+    /// d.set_available(0, false)?;
+    /// assert_eq!(d.subset(4)?.collect::<Vec<_>>(), vec![4, 1, 2]);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn subset(&self, ns: u32) -> Result<Subset<'_>, Error> {
+        let scan = self.scan(ns)?;
+        let mut peek = scan.clone();
+        match peek.next() {
+            Some(_) => Ok(Subset { scan }),
+            None => Err(Error::NoServerAvailable),
+        }
+    }
+
+    /// Writes the current subset of `ns` into `out` and returns its length
+    /// (`min(R, available servers)`).
+    ///
+    /// # Errors
+    /// As [`subset`](Dispatcher::subset), plus [`Error::BufferTooSmall`] (with the needed length)
+    /// when `out` is shorter than the subset. Nothing is written on error, except that with a
+    /// buffer shorter than R *and* a concurrent [`set_available`](Dispatcher::set_available) the
+    /// buffer may hold a prefix when `BufferTooSmall` is returned.
+    ///
+    /// ```
+    /// use vibra_hash::{Dispatcher, Error, HashKind};
+    ///
+    /// let d = Dispatcher::new(8, 3, HashKind::Fast)?;
+    /// let mut buf = [0u32; 3];
+    /// assert_eq!(d.subset_into(6, &mut buf)?, 3);
+    /// assert_eq!(buf, [6, 7, 0]);
+    /// assert_eq!(
+    ///     d.subset_into(6, &mut [0u32; 2]),
+    ///     Err(Error::BufferTooSmall { needed: 3, cap: 2 })
+    /// );
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn subset_into(&self, ns: u32, out: &mut [u32]) -> Result<usize, Error> {
+        let scan = self.scan(ns)?;
+        if out.len() < self.replication as usize {
+            let needed = scan.clone().remaining();
+            if needed > out.len() {
+                return Err(Error::BufferTooSmall {
+                    needed,
+                    cap: out.len(),
+                });
+            }
+        }
+        let mut scan = scan;
+        let mut len = 0;
+        for (slot, server) in out.iter_mut().zip(scan.by_ref()) {
+            *slot = server;
+            len += 1;
+        }
+        if len == 0 {
+            return Err(Error::NoServerAvailable);
+        }
+        if len == out.len() {
+            // Only reachable with out.len() < R and a server coming up since the count above.
+            let more = scan.remaining();
+            if more > 0 {
+                return Err(Error::BufferTooSmall {
+                    needed: len + more,
+                    cap: out.len(),
+                });
+            }
+        }
+        Ok(len)
+    }
+
+    /// Marks `server` up or down. Never blocks and never tears a concurrent lookup: it is one
+    /// atomic bit operation. Marking a server up again restores every subset exactly as it was.
+    ///
+    /// # Errors
+    /// [`Error::ServerOutOfRange`] if `server >= N` (nothing changes).
+    ///
+    /// ```
+    /// use vibra_hash::{Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(4, 2, HashKind::Fast)?;
+    /// d.set_available(1, false)?;
+    /// assert_eq!(d.subset(0)?.collect::<Vec<_>>(), vec![0, 2]);
+    /// d.set_available(1, true)?;
+    /// assert_eq!(d.subset(0)?.collect::<Vec<_>>(), vec![0, 1]);
+    /// assert!(d.set_available(4, true).is_err());
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn set_available(&self, server: u32, available: bool) -> Result<(), Error> {
+        self.check_server(server)?;
+        let word = &self.available[(server / 64) as usize];
+        let bit = 1u64 << (server % 64);
+        if available {
+            word.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            word.fetch_and(!bit, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Whether `server` is marked available.
+    ///
+    /// # Errors
+    /// [`Error::ServerOutOfRange`] if `server >= N`.
+    ///
+    /// ```
+    /// # use vibra_hash::{Dispatcher, HashKind};
+    /// let d = Dispatcher::new(4, 2, HashKind::Fast)?;
+    /// d.set_available(2, false)?;
+    /// assert_eq!(d.is_available(2)?, false);
+    /// assert_eq!(d.is_available(3)?, true);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn is_available(&self, server: u32) -> Result<bool, Error> {
+        self.check_server(server)?;
+        let word = self.available[(server / 64) as usize].load(Ordering::Relaxed);
+        Ok(word >> (server % 64) & 1 == 1)
+    }
+
+    /// The number of servers marked available.
+    ///
+    /// ```
+    /// # use vibra_hash::{Dispatcher, HashKind};
+    /// let d = Dispatcher::new(100, 2, HashKind::Fast)?;
+    /// d.set_available(70, false)?;
+    /// assert_eq!(d.available_count(), 99);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn available_count(&self) -> u32 {
+        self.available
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed).count_ones())
+            .sum()
+    }
+
+    /// Stateless selection: the member of the target's subset with the smallest `loads` entry
+    /// (ties to the earlier subset position). `loads[s]` is server `s`'s active-connection count,
+    /// kept by the caller.
+    ///
+    /// # Errors
+    /// [`Error::SliceLength`] if `loads.len() != N`; [`Error::NoServerAvailable`] if every
+    /// server is down.
+    ///
+    /// ```
+    /// use vibra_hash::{Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(4, 3, HashKind::Charsum)?; // "/" -> sub-namespace 3: {3, 0, 1}
+    /// assert_eq!(d.pick(b"/", &[2, 1, 0, 2])?, 1);
+    /// assert_eq!(d.pick(b"/", &[1, 1, 0, 1])?, 3); // tie: the primary keeps it
+    /// assert!(d.pick(b"/", &[0; 3]).is_err());
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn pick(&self, target: &[u8], loads: &[u32]) -> Result<u32, Error> {
+        if loads.len() != self.servers.get() as usize {
+            return Err(Error::SliceLength {
+                len: loads.len(),
+                servers: self.servers.get(),
+            });
+        }
+        let scan = self.scan(self.namespace(target))?;
+        least_loaded(scan, |s| loads[s as usize])
+    }
+
+    /// Stateless selection with a load bound, in the spirit of HAProxy's `hash-balance-factor`:
+    /// a server is eligible while its load is below `ceil(ceil((total + 1) * f / 100) / alive)`
+    /// (HAProxy's slot rule with equal weights, `total` = sum of `loads`, `alive` = available
+    /// servers). The least-loaded eligible member of the subset wins (ties to the earlier
+    /// position); when every member is over the bound, the next available servers in cyclic
+    /// order are tried and the first eligible one wins. Some server is always eligible, since
+    /// `f >= 100`. Costs O(N) for the sum, so prefer [`pick`](Dispatcher::pick) on large
+    /// clusters unless hot spots matter.
+    ///
+    /// # Errors
+    /// As [`pick`](Dispatcher::pick).
+    ///
+    /// ```
+    /// use vibra_hash::{BalanceFactor, Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
+    /// let f = BalanceFactor::new(125)?;
+    /// // Balanced: the subset decides as usual.
+    /// assert_eq!(d.pick_bounded(b"/", &[1, 1, 1, 1], f)?, 3);
+    /// // Both members are far above the mean: the request spills to server 1.
+    /// assert_eq!(d.pick_bounded(b"/", &[9, 0, 0, 9], f)?, 1);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn pick_bounded(
+        &self,
+        target: &[u8],
+        loads: &[u32],
+        factor: BalanceFactor,
+    ) -> Result<u32, Error> {
+        if loads.len() != self.servers.get() as usize {
+            return Err(Error::SliceLength {
+                len: loads.len(),
+                servers: self.servers.get(),
+            });
+        }
+        let ns = self.namespace(target);
+        let mut walk = CyclicScan::new(
+            &*self.available,
+            self.servers.get(),
+            ns,
+            self.servers.get(),
+            self.servers.get(),
+        );
+        let alive = u64::from(self.available_count());
+        if alive == 0 {
+            return Err(Error::NoServerAvailable);
+        }
+        let total: u64 = loads.iter().map(|&l| u64::from(l)).sum();
+        let slots = (((total + 1) * u64::from(factor.percent())).div_ceil(100))
+            .div_ceil(alive)
+            .max(1);
+        let eligible = |s: u32| u64::from(loads[s as usize]) < slots;
+        let subset = walk.by_ref().take(self.replication as usize);
+        let mut first = None;
+        let mut best: Option<u32> = None;
+        for s in subset {
+            first.get_or_insert(s);
+            if eligible(s) && best.is_none_or(|b| loads[s as usize] < loads[b as usize]) {
+                best = Some(s);
+            }
+        }
+        let first = first.ok_or(Error::NoServerAvailable)?;
+        if let Some(b) = best {
+            return Ok(b);
+        }
+        // Every member is over the bound: spill in cyclic order. A concurrent availability
+        // change could leave nobody eligible; then the primary keeps the request.
+        Ok(walk.find(|&s| eligible(s)).unwrap_or(first))
+    }
+
+    /// Built-in tracker: picks like [`pick`](Dispatcher::pick) using the dispatcher's own
+    /// atomic counters, counts one more active connection on the chosen server, and returns a
+    /// [`Lease`] that releases it when dropped. Lock-free; concurrent acquires may both see the
+    /// same counts and choose the same server, as any load balancer with shared counters does.
+    ///
+    /// # Errors
+    /// [`Error::NoServerAvailable`] if every server is down (nothing is counted).
+    ///
+    /// ```
+    /// use vibra_hash::{Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
+    /// let first = d.acquire(b"/")?;
+    /// let second = d.acquire(b"/")?;
+    /// assert_eq!((first.server(), second.server()), (3, 0));
+    /// assert_eq!(d.active(3)?, 1);
+    /// drop(first);
+    /// assert_eq!(d.active(3)?, 0);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn acquire(&self, target: &[u8]) -> Result<Lease<'_>, Error> {
+        let server = self.acquire_server(target)?;
+        Ok(Lease {
+            dispatcher: self,
+            server,
+        })
+    }
+
+    /// The C-friendly form of [`acquire`](Dispatcher::acquire): counts the connection and returns
+    /// the server, which the caller must later pass to [`release`](Dispatcher::release).
+    ///
+    /// # Errors
+    /// [`Error::NoServerAvailable`] if every server is down (nothing is counted).
+    ///
+    /// ```
+    /// # use vibra_hash::{Dispatcher, HashKind};
+    /// let d = Dispatcher::new(8, 2, HashKind::Fast)?;
+    /// let s = d.acquire_server(b"/img/logo.gif")?;
+    /// assert_eq!(d.active(s)?, 1);
+    /// d.release(s)?;
+    /// assert_eq!(d.active(s)?, 0);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn acquire_server(&self, target: &[u8]) -> Result<u32, Error> {
+        let scan = self.scan(self.namespace(target))?;
+        let server = least_loaded(scan, |s| self.active[s as usize].load(Ordering::Relaxed))?;
+        self.active[server as usize].fetch_add(1, Ordering::Relaxed);
+        Ok(server)
+    }
+
+    /// Ends one active connection on `server` (the explicit path for C callers, and for a
+    /// [`Lease`] turned into a plain index with [`Lease::into_server`]).
+    ///
+    /// # Errors
+    /// [`Error::ServerOutOfRange`] if `server >= N`; [`Error::NotAcquired`] if `server` has no
+    /// active connection (the counter never underflows).
+    ///
+    /// ```
+    /// use vibra_hash::{Dispatcher, Error, HashKind};
+    ///
+    /// let d = Dispatcher::new(2, 1, HashKind::Fast)?;
+    /// assert_eq!(d.release(1), Err(Error::NotAcquired { server: 1 }));
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn release(&self, server: u32) -> Result<(), Error> {
+        self.check_server(server)?;
+        self.active[server as usize]
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .map(drop)
+            .map_err(|_| Error::NotAcquired { server })
+    }
+
+    /// The built-in tracker's active-connection count of `server`.
+    ///
+    /// # Errors
+    /// [`Error::ServerOutOfRange`] if `server >= N`.
+    ///
+    /// ```
+    /// # use vibra_hash::{Dispatcher, HashKind};
+    /// let d = Dispatcher::new(2, 1, HashKind::Fast)?;
+    /// assert_eq!(d.active(0)?, 0);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn active(&self, server: u32) -> Result<u32, Error> {
+        self.check_server(server)?;
+        Ok(self.active[server as usize].load(Ordering::Relaxed))
+    }
+
+    #[inline]
+    fn check_server(&self, server: u32) -> Result<(), Error> {
+        if server < self.servers.get() {
+            Ok(())
+        } else {
+            Err(Error::ServerOutOfRange {
+                server,
+                servers: self.servers.get(),
+            })
+        }
+    }
+
+    /// The raw cyclic scan of `subset(ns)`.
+    #[inline]
+    fn scan(&self, ns: u32) -> Result<CyclicScan<'_, [AtomicU64]>, Error> {
+        let servers = self.servers.get();
+        if ns >= servers {
+            return Err(Error::NamespaceOutOfRange {
+                namespace: ns,
+                servers,
+            });
+        }
+        Ok(CyclicScan::new(
+            &*self.available,
+            servers,
+            ns,
+            servers,
+            self.replication,
+        ))
+    }
+}
+
+/// The first server with the smallest load, or `NoServerAvailable` for an empty scan.
+#[inline]
+pub(crate) fn least_loaded(
+    mut servers: impl Iterator<Item = u32>,
+    load: impl Fn(u32) -> u32,
+) -> Result<u32, Error> {
+    let mut best = servers.next().ok_or(Error::NoServerAvailable)?;
+    let mut best_load = load(best);
+    for s in servers {
+        let l = load(s);
+        // Strict '<': ties stay with the earlier subset position (SPEC section 3).
+        if l < best_load {
+            best = s;
+            best_load = l;
+        }
+    }
+    Ok(best)
+}
+
+/// A subset of servers in SPEC order: an allocation-free iterator returned by
+/// [`Dispatcher::subset`].
+///
+/// ```
+/// # use vibra_hash::{Dispatcher, HashKind};
+/// let d = Dispatcher::new(3, 2, HashKind::Fast)?;
+/// let mut subset = d.subset(2)?;
+/// assert_eq!(subset.next(), Some(2));
+/// assert_eq!(subset.next(), Some(0));
+/// assert_eq!(subset.next(), None);
+/// # Ok::<(), vibra_hash::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Subset<'a> {
+    scan: CyclicScan<'a, [AtomicU64]>,
+}
+
+impl Iterator for Subset<'_> {
+    type Item = u32;
+
+    #[inline]
+    fn next(&mut self) -> Option<u32> {
+        self.scan.next()
+    }
+}
+
+/// One active connection counted by the built-in tracker; dropping it releases the connection.
+///
+/// ```
+/// # use vibra_hash::{Dispatcher, HashKind};
+/// let d = Dispatcher::new(2, 2, HashKind::Fast)?;
+/// {
+///     let lease = d.acquire(b"/a")?;
+///     assert_eq!(d.active(lease.server())?, 1);
+/// }
+/// assert_eq!((d.active(0)?, d.active(1)?), (0, 0));
+/// # Ok::<(), vibra_hash::Error>(())
+/// ```
+#[derive(Debug)]
+#[must_use = "dropping a Lease releases the connection at once"]
+pub struct Lease<'a> {
+    dispatcher: &'a Dispatcher,
+    server: u32,
+}
+
+impl Lease<'_> {
+    /// The server this connection goes to.
+    ///
+    /// ```
+    /// # use vibra_hash::{Dispatcher, HashKind};
+    /// let d = Dispatcher::new(1, 1, HashKind::Fast)?;
+    /// assert_eq!(d.acquire(b"/")?.server(), 0);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn server(&self) -> u32 {
+        self.server
+    }
+
+    /// Keeps the connection counted without the guard, returning the server; release it later
+    /// with [`Dispatcher::release`].
+    ///
+    /// ```
+    /// # use vibra_hash::{Dispatcher, HashKind};
+    /// let d = Dispatcher::new(1, 1, HashKind::Fast)?;
+    /// let s = d.acquire(b"/")?.into_server();
+    /// assert_eq!(d.active(s)?, 1);
+    /// d.release(s)?;
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn into_server(self) -> u32 {
+        let server = self.server;
+        core::mem::forget(self);
+        server
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        // Cannot fail: this lease's own increment is still counted (unless the caller also
+        // released it by hand, which the count then simply absorbs without underflow).
+        let _ = self.dispatcher.release(self.server);
+    }
+}
+
+/// The load bound of [`Dispatcher::pick_bounded`], as HAProxy's `hash-balance-factor`: a
+/// percentage of the mean load, at least 100.
+///
+/// ```
+/// use vibra_hash::{BalanceFactor, Error};
+///
+/// assert_eq!(BalanceFactor::new(150)?.percent(), 150);
+/// assert_eq!(BalanceFactor::new(99), Err(Error::InvalidBalanceFactor { percent: 99 }));
+/// # Ok::<(), vibra_hash::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BalanceFactor(u32);
+
+impl BalanceFactor {
+    /// A bound of `percent`% of the mean load.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBalanceFactor`] below 100 (nobody could be eligible) or above 100,000.
+    ///
+    /// ```
+    /// # use vibra_hash::BalanceFactor;
+    /// assert!(BalanceFactor::new(125).is_ok());
+    /// ```
+    pub fn new(percent: u32) -> Result<Self, Error> {
+        if (100..=100_000).contains(&percent) {
+            Ok(BalanceFactor(percent))
+        } else {
+            Err(Error::InvalidBalanceFactor { percent })
+        }
+    }
+
+    /// The percentage.
+    ///
+    /// ```
+    /// # use vibra_hash::BalanceFactor;
+    /// assert_eq!(BalanceFactor::new(200)?.percent(), 200);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn percent(self) -> u32 {
+        self.0
+    }
+}
