@@ -54,9 +54,12 @@ pub(crate) fn serve(sock: TimestampedSocket, p: ServerParams) -> Result<ServerLo
             if next_frame < now {
                 next_frame = now + p.frame; // fell behind: skip frames rather than burst
             }
-            continue;
         }
-        let wait = (next_frame - now).max(Duration::from_micros(100));
+        // Always look at the socket between frames, even when frames run late, so an
+        // overloaded server still reads its inputs (late, which is what is measured).
+        let wait = next_frame
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_micros(100));
         sock.socket()
             .set_read_timeout(Some(wait))
             .map_err(io("set_read_timeout"))?;

@@ -7,6 +7,7 @@
 use crate::{LabError, Report, RunContext};
 
 mod fig4_1;
+mod fig6_5;
 mod table3_1;
 mod table3_2;
 
@@ -54,8 +55,12 @@ pub trait Experiment: Sync {
 }
 
 /// Every registered experiment, in the order `reproduce` runs them.
-pub static EXPERIMENTS: &[&dyn Experiment] =
-    &[&fig4_1::Fig41, &table3_1::Table31, &table3_2::Table32];
+pub static EXPERIMENTS: &[&dyn Experiment] = &[
+    &fig4_1::Fig41,
+    &table3_1::Table31,
+    &table3_2::Table32,
+    &fig6_5::Fig65,
+];
 
 /// Looks an experiment up by its SPEC section 10 name.
 ///
