@@ -35,3 +35,8 @@ pub use packet::{INPUT_BLOCK_LEN, INPUT_PACKET_LEN, InputPacket, SessionKey};
 pub use run::{GameConfig, GameReport, run};
 pub use stats::DelaySummary;
 pub use world::World;
+
+/// The README's examples, compiled as doctests so they cannot go stale.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
