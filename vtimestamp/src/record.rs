@@ -104,12 +104,7 @@ impl ExtraRecord {
     /// # Ok::<(), vtimestamp::TsError>(())
     /// ```
     pub fn get<B: Buf>(buf: &mut B) -> Result<Self, TsError> {
-        if buf.remaining() < RECORD_LEN {
-            return Err(TsError::Truncated {
-                needed: RECORD_LEN,
-                available: buf.remaining(),
-            });
-        }
+        have(buf, RECORD_LEN)?;
         let mut b = [0u8; RECORD_LEN];
         buf.copy_to_slice(&mut b);
         Ok(ExtraRecord::from_bytes(b))
@@ -121,6 +116,16 @@ fn room<B: BufMut>(buf: &B, needed: usize) -> Result<(), TsError> {
         return Err(TsError::Truncated {
             needed,
             available: buf.remaining_mut(),
+        });
+    }
+    Ok(())
+}
+
+fn have<B: Buf>(buf: &B, needed: usize) -> Result<(), TsError> {
+    if buf.remaining() < needed {
+        return Err(TsError::Truncated {
+            needed,
+            available: buf.remaining(),
         });
     }
     Ok(())
@@ -230,12 +235,7 @@ impl TimestampRecord {
     /// # Ok::<(), vtimestamp::TsError>(())
     /// ```
     pub fn get<B: Buf>(buf: &mut B) -> Result<Self, TsError> {
-        if buf.remaining() < RECORD_LEN {
-            return Err(TsError::Truncated {
-                needed: RECORD_LEN,
-                available: buf.remaining(),
-            });
-        }
+        have(buf, RECORD_LEN)?;
         let mut b = [0u8; RECORD_LEN];
         if let Some(head) = buf.chunk().get(..RECORD_LEN) {
             b.copy_from_slice(head);
