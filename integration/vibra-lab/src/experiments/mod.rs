@@ -8,6 +8,7 @@ use crate::{LabError, Report, RunContext};
 
 mod fig4_1;
 mod fig5;
+mod fig6_5;
 mod table3_1;
 mod table3_2;
 
@@ -59,7 +60,6 @@ pub trait Experiment: Sync {
 /// ```
 /// let names: Vec<&str> = vibra_lab::EXPERIMENTS.iter().map(|e| e.name()).collect();
 /// assert!(names.contains(&"fig4.1") && names.contains(&"table3.1") && names.contains(&"table3.2"));
-/// ```
 pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &fig4_1::Fig41,
     &table3_1::Table31,
@@ -68,6 +68,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &fig5::Fig58,
     &fig5::Fig59,
     &fig5::Fig510,
+    &fig6_5::Fig65,
 ];
 
 /// Looks an experiment up by its SPEC section 10 name.
