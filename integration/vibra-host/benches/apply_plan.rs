@@ -94,16 +94,21 @@ fn bench(c: &mut Criterion) {
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
-    for (name, cpu, mem, egress) in [
+        .measurement_time(Duration::from_secs(8));
+    for (k, (name, cpu, mem, egress)) in [
         ("changed/cpu_only", true, false, false),
         ("changed/memory_only", false, true, false),
         ("changed/egress_only", false, false, true),
         ("changed/all", true, true, true),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Values no earlier group used, so every setting of every plan is a change.
+        let base = 2 * k as u32 + 2;
         let plans = [
-            plan(&vms, 0, cpu, mem, egress),
-            plan(&vms, 1, cpu, mem, egress),
+            plan(&vms, base, cpu, mem, egress),
+            plan(&vms, base + 1, cpu, mem, egress),
         ];
         let mut flip = 0;
         group.bench_function(name, |b| {
