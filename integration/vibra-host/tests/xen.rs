@@ -160,17 +160,38 @@ fn xen_backend_drives_dom0_and_a_pv_guest() {
         ))
     });
 
+    step(
+        "stop the guest's CPU burner (TCP connect to its port 5002)",
+        || {
+            let addr: std::net::SocketAddr = format!("{guest_ip}:5002")
+                .parse()
+                .map_err(|e| format!("{e}"))?;
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(20))
+                .map_err(|e| format!("connect {addr}: {e}"))?;
+            std::thread::sleep(Duration::from_secs(1));
+            let u0 = xen.usage(&guest).map_err(|e| e.to_string())?;
+            std::thread::sleep(Duration::from_secs(2));
+            let u1 = xen.usage(&guest).map_err(|e| e.to_string())?;
+            Ok((
+                (),
+                format!(
+                    "guest CPU now {:?} per 2 s",
+                    u1.cpu_time.saturating_sub(u0.cpu_time)
+                ),
+            ))
+        },
+    );
+
     let vif = format!("vif{}.0", guest.0);
     let fast = Bandwidth::from_bits_per_sec(8e6).unwrap();
-    let slow = Bandwidth::from_bits_per_sec(2e6).unwrap();
-    let r_fast = step("guest egress at 8 Mbit/s (vif rate)", || {
+    let r_fast = step("guest egress with an 8 Mbit/s vif rate", || {
         xen.set_egress(&guest, fast).map_err(|e| e.to_string())?;
         let back = xen.egress_limit(&guest).map_err(|e| e.to_string())?;
         if back != Some(fast) {
             return Err(format!("set {fast:?}, read back {back:?}"));
         }
         std::thread::sleep(Duration::from_secs(1));
-        let r = rate(&vif, "rx_bytes", Duration::from_secs(3))?;
+        let r = rate(&vif, "rx_bytes", Duration::from_secs(4))?;
         let via_usage = xen.usage(&guest).map_err(|e| e.to_string())?.egress_bytes;
         if via_usage == 0 {
             return Err("usage() counted no egress bytes".to_string());
@@ -178,29 +199,49 @@ fn xen_backend_drives_dom0_and_a_pv_guest() {
         if r > 1.15 * fast.bytes_per_sec() as f64 {
             return Err(format!("measured {r:.0} B/s above the 1000000 B/s limit"));
         }
-        Ok((r, format!("measured {r:.0} B/s")))
-    });
-    step("guest egress at 2 Mbit/s changed live", || {
-        xen.set_egress(&guest, slow).map_err(|e| e.to_string())?;
-        let back = xen.egress_limit(&guest).map_err(|e| e.to_string())?;
-        if back != Some(slow) {
-            return Err(format!("set {slow:?}, read back {back:?}"));
-        }
-        std::thread::sleep(Duration::from_secs(1));
-        let r = rate(&vif, "rx_bytes", Duration::from_secs(3))?;
-        let limit = slow.bytes_per_sec() as f64;
-        if !(0.6 * limit..=1.15 * limit).contains(&r) {
+        if r < 8000.0 {
             return Err(format!(
-                "measured {r:.0} B/s for a {limit} B/s limit (tolerance -40%/+15%)"
+                "the guest's stream reached only {r:.0} B/s: too slow to measure a limit"
             ));
         }
-        if r_fast < 1.5 * r {
-            return Err(format!(
-                "the rate change is not visible: {r_fast:.0} B/s before, {r:.0} B/s after"
-            ));
-        }
-        Ok(((), format!("measured {r:.0} B/s (was {r_fast:.0} B/s)")))
+        Ok((
+            r,
+            format!(
+                "measured {r:.0} B/s (the guest paces itself at 400000 B/s; TCG may be slower)"
+            ),
+        ))
     });
+    // A quarter of what the emulated machine achieved, so the limit binds however fast or slow
+    // this host is; a whole number of kB/s so the 50 ms netback credit reads back exactly.
+    let slow_bps = ((r_fast / 4.0 / 1000.0).floor() * 1000.0).clamp(2000.0, 125_000.0);
+    let slow = Bandwidth::from_bytes_per_sec(slow_bps).unwrap();
+    step(
+        "guest egress limit lowered live (vif rate in xenstore)",
+        || {
+            xen.set_egress(&guest, slow).map_err(|e| e.to_string())?;
+            let back = xen.egress_limit(&guest).map_err(|e| e.to_string())?;
+            if back != Some(slow) {
+                return Err(format!("set {slow:?}, read back {back:?}"));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            let r = rate(&vif, "rx_bytes", Duration::from_secs(4))?;
+            let limit = slow.bytes_per_sec() as f64;
+            if !(0.6 * limit..=1.2 * limit).contains(&r) {
+                return Err(format!(
+                    "measured {r:.0} B/s for a {limit} B/s limit (tolerance -40%/+20%)"
+                ));
+            }
+            if r_fast < 1.5 * r {
+                return Err(format!(
+                    "the rate change is not visible: {r_fast:.0} B/s before, {r:.0} B/s after"
+                ));
+            }
+            Ok((
+                (),
+                format!("limit {limit} B/s, measured {r:.0} B/s (was {r_fast:.0} B/s)"),
+            ))
+        },
+    );
 
     step("tc tbf on the vif limits dom0 to guest traffic", || {
         let target = format!("{guest_ip}:5001");
@@ -215,18 +256,24 @@ fn xen_backend_drives_dom0_and_a_pv_guest() {
             }
         });
         let result = (|| {
-            let limit = Bandwidth::from_bits_per_sec(512e3).unwrap();
+            std::thread::sleep(Duration::from_secs(1));
+            let unshaped = rate(&vif, "tx_bytes", Duration::from_secs(3))?;
+            // A quarter of the unshaped rate (at most 512 kbit/s), so the tbf binds on any host.
+            let l = ((unshaped / 4.0 / 1000.0).floor() * 1000.0).clamp(2000.0, 64_000.0);
+            let limit = Bandwidth::from_bytes_per_sec(l).unwrap();
             xen.shape_vif_tx(guest, 0, limit)
                 .map_err(|e| e.to_string())?;
             std::thread::sleep(Duration::from_secs(1));
-            let r = rate(&vif, "tx_bytes", Duration::from_secs(3))?;
-            let l = limit.bytes_per_sec() as f64;
-            if !(0.6 * l..=1.15 * l).contains(&r) {
+            let r = rate(&vif, "tx_bytes", Duration::from_secs(4))?;
+            if !(0.6 * l..=1.2 * l).contains(&r) {
                 return Err(format!(
-                    "measured {r:.0} B/s for a {l} B/s tbf (tolerance -40%/+15%)"
+                    "measured {r:.0} B/s for a {l} B/s tbf (tolerance -40%/+20%; unshaped {unshaped:.0} B/s)"
                 ));
             }
-            Ok(((), format!("measured {r:.0} B/s for {l} B/s")))
+            Ok((
+                (),
+                format!("unshaped {unshaped:.0} B/s, tbf {l} B/s, measured {r:.0} B/s"),
+            ))
         })();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = sender.join();

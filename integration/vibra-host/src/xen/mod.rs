@@ -193,12 +193,7 @@ impl XenHost {
     }
 
     fn xs_read(&self, vm: DomId, op: Operation, path: &str) -> Result<Option<String>, Error> {
-        let cpath = CString::new(path).map_err(|_| Error::Xen {
-            vm: vm.to_string(),
-            op,
-            call: "xs_read",
-            message: format!("path {path:?} has a NUL"),
-        })?;
+        let cpath = xs_path(vm, op, "xs_read", path)?;
         let mut len: c_uint = 0;
         // SAFETY: valid handle and NUL-terminated path; the result is malloc'ed, `len` bytes
         // long, and freed below exactly once.
@@ -208,12 +203,7 @@ impl XenHost {
             if os.raw_os_error() == Some(libc::ENOENT) {
                 return Ok(None);
             }
-            return Err(Error::Xen {
-                vm: vm.to_string(),
-                op,
-                call: "xs_read",
-                message: format!("{path}: {os}"),
-            });
+            return Err(xs_failure(vm, op, "xs_read", path, os));
         }
         // SAFETY: p points to len readable bytes (xs_read's contract).
         let value = unsafe {
@@ -226,12 +216,7 @@ impl XenHost {
     }
 
     fn xs_write(&self, vm: DomId, op: Operation, path: &str, value: &str) -> Result<(), Error> {
-        let cpath = CString::new(path).map_err(|_| Error::Xen {
-            vm: vm.to_string(),
-            op,
-            call: "xs_write",
-            message: format!("path {path:?} has a NUL"),
-        })?;
+        let cpath = xs_path(vm, op, "xs_write", path)?;
         // SAFETY: valid handle, NUL-terminated path, and value.len() readable bytes at value.
         let ok = unsafe {
             ffi::xs_write(
@@ -243,23 +228,19 @@ impl XenHost {
             )
         };
         if !ok {
-            return Err(Error::Xen {
-                vm: vm.to_string(),
+            return Err(xs_failure(
+                vm,
                 op,
-                call: "xs_write",
-                message: format!("{path}: {}", std::io::Error::last_os_error()),
-            });
+                "xs_write",
+                path,
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }
 
     fn xs_directory(&self, vm: DomId, op: Operation, path: &str) -> Result<Vec<String>, Error> {
-        let cpath = CString::new(path).map_err(|_| Error::Xen {
-            vm: vm.to_string(),
-            op,
-            call: "xs_directory",
-            message: format!("path {path:?} has a NUL"),
-        })?;
+        let cpath = xs_path(vm, op, "xs_directory", path)?;
         let mut num: c_uint = 0;
         // SAFETY: valid handle and path; the result is one malloc'ed block holding `num`
         // pointers to NUL-terminated strings, freed below exactly once.
@@ -270,12 +251,7 @@ impl XenHost {
             if os.raw_os_error() == Some(libc::ENOENT) {
                 return Ok(Vec::new());
             }
-            return Err(Error::Xen {
-                vm: vm.to_string(),
-                op,
-                call: "xs_directory",
-                message: format!("{path}: {os}"),
-            });
+            return Err(xs_failure(vm, op, "xs_directory", path, os));
         }
         // SAFETY: list holds num valid C-string pointers inside the same block.
         let names = unsafe {
@@ -368,6 +344,33 @@ impl XenHost {
 
     fn written(&mut self, vm: DomId) -> &mut Written {
         self.written.entry(vm).or_default()
+    }
+}
+
+/// A xenstore path as a C string (paths are built from numbers, so a NUL is a caller bug
+/// reported as an error, not a panic).
+fn xs_path(vm: DomId, op: Operation, call: &'static str, path: &str) -> Result<CString, Error> {
+    CString::new(path).map_err(|_| Error::Xen {
+        vm: vm.to_string(),
+        op,
+        call,
+        message: format!("path {path:?} has a NUL"),
+    })
+}
+
+/// A failed xenstore call on `path`, with the OS error it left in errno.
+fn xs_failure(
+    vm: DomId,
+    op: Operation,
+    call: &'static str,
+    path: &str,
+    os: std::io::Error,
+) -> Error {
+    Error::Xen {
+        vm: vm.to_string(),
+        op,
+        call,
+        message: format!("{path}: {os}"),
     }
 }
 
