@@ -252,8 +252,9 @@ fn hand_out(out: &mut [u64], remainder: &[u32], k: u128) {
     }
 }
 
-/// Removes `k` units, smallest remainders first. Only reached when `f64` rounding pushed the
-/// quotas' floors past the pool (pools beyond 2^53 units); sum(out) >= k holds, so it ends.
+/// Removes `k` units, smallest remainders first. Only reached when `f64` rounding pushed some
+/// quotas just past an integer (rare; larger for pools beyond 2^53 units, where a quota's ulp
+/// exceeds one unit). sum(out) >= k holds, so it ends.
 fn take_back(out: &mut [u64], remainder: &[u32], mut k: u128) {
     let mut idx: Vec<usize> = (0..out.len()).collect();
     idx.sort_by_key(|&i| (remainder[i], i));

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use vibra_alloc::{
-    Agent, ChangeF64, FailoverLedger, KindConfig, Plan, ResourceKind, VmId, VmPhase,
-    allocate_proportional, allocation_plan_vec, compensate_units, damp, failover_compensation,
-    split_units, units_sum,
+    Agent, ChangeF64, CustomerId, FailoverLedger, HostId, InMemoryDirectory, KindConfig, Plan,
+    ResourceKind, VmDirectory, VmId, VmPhase, allocate_proportional, allocation_plan_vec,
+    compensate_units, damp, failover_compensation, split_units, units_sum,
 };
 
 /// Demands with zeros, tiny and huge values mixed in.
@@ -396,6 +396,50 @@ proptest! {
         let post = agent.allocation(&bw).unwrap();
         for (a, b) in post.iter().zip(&pre) {
             prop_assert!(a.abs_diff(*b) <= 1, "{:?} vs {:?}", post, pre);
+        }
+    }
+
+    #[test]
+    fn directory_applies_a_plan_whole_exactly_when_it_fits(
+        current in prop::collection::vec(0..1_000u64, 1..12),
+        target_seed in prop::collection::vec(0..1_200u64, 12),
+        hosts in prop::collection::vec(0u32..3, 12),
+        slack in 0..2_000u64,
+        capacity in 1_000..6_000u64,
+    ) {
+        let n = current.len();
+        let bw = ResourceKind::Bandwidth;
+        let ids: Vec<VmId> = (0..n as u32).map(VmId).collect();
+        let bound = units_sum(&current) as u64 + slack / 4;
+        // Host 0 is tight (its capacity at least what its VMs hold now); hosts 1-2 are roomy.
+        let host0: u128 = (0..n).filter(|&i| hosts[i] == 0).map(|i| u128::from(current[i])).sum();
+        let cap0 = capacity.max(host0 as u64);
+        let dir = InMemoryDirectory::new();
+        dir.add_customer(CustomerId(0), [(bw.clone(), bound)].into()).unwrap();
+        for (h, cap) in [(0, cap0), (1, u64::MAX), (2, u64::MAX)] {
+            dir.add_host(HostId(h), [(bw.clone(), cap)].into()).unwrap();
+        }
+        for i in 0..n {
+            dir.add_vm(ids[i], CustomerId(0), HostId(hosts[i]), [(bw.clone(), current[i])].into()).unwrap();
+        }
+        let target = &target_seed[..n];
+        let plan = Plan::between_ids(&ids, &current, target).unwrap();
+        let before = dir.snapshot();
+        let fits_bound = units_sum(target) <= u128::from(bound);
+        let host0_after: u128 = (0..n).filter(|&i| hosts[i] == 0).map(|i| u128::from(target[i])).sum();
+        let fits_host = host0_after <= u128::from(cap0);
+        // Decreases go first, so every prefix fits exactly when the end state does.
+        match dir.apply(CustomerId(0), &bw, &plan) {
+            Ok(()) => {
+                prop_assert!(fits_bound && fits_host);
+                for i in 0..n {
+                    prop_assert_eq!(dir.vm(ids[i]).unwrap().allocation[&bw], target[i]);
+                }
+            }
+            Err(e) => {
+                prop_assert!(!(fits_bound && fits_host), "refused a fitting plan: {}", e);
+                prop_assert!(dir.same_contents(&before));
+            }
         }
     }
 }
