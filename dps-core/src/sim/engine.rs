@@ -35,7 +35,6 @@ pub(crate) struct Vm {
     pub runnable: bool,
     pub paused: bool,
     pub used: f64,
-    pub tracker: UpstreamTracker<u32>,
 }
 
 impl Vm {
@@ -81,6 +80,8 @@ pub(crate) enum Timer {
 pub(crate) struct Engine<'c> {
     pub cfg: &'c SimConfig,
     pub vms: Vec<Vm>,
+    /// Upstream trackers, apart from the hot per-VM state (touched on wake-ups and exchanges).
+    pub trackers: Vec<UpstreamTracker<u32>>,
     pub progs: Vec<Prog>,
     pub hosts: Vec<Host>,
     pub ledger: ShareLedger,
@@ -154,6 +155,7 @@ impl<'c> Engine<'c> {
             })
             .collect();
         let mut vms = Vec::new();
+        let mut trackers = Vec::new();
         let mut progs = Vec::new();
         for (p, spec) in cfg.programs.iter().enumerate() {
             let n = spec.vms.len() as u32;
@@ -178,8 +180,8 @@ impl<'c> Engine<'c> {
                     runnable: false,
                     paused: false,
                     used: 0.0,
-                    tracker: UpstreamTracker::new(cfg.upstream_ttl_s)?,
                 });
+                trackers.push(UpstreamTracker::new(cfg.upstream_ttl_s)?);
             }
             progs.push(Prog {
                 first,
@@ -196,6 +198,7 @@ impl<'c> Engine<'c> {
         let mut e = Engine {
             cfg,
             vms,
+            trackers,
             progs,
             hosts,
             ledger,
@@ -274,7 +277,7 @@ impl<'c> Engine<'c> {
                         let h = self.vms[other as usize].host;
                         before_wake(self, h, other);
                         if other != vm {
-                            self.vms[other as usize].tracker.observe(WakeUp {
+                            self.trackers[other as usize].observe(WakeUp {
                                 sender: vm,
                                 receiver_was_blocked: true,
                                 at: t,
@@ -295,7 +298,7 @@ impl<'c> Engine<'c> {
                 if self.vms[o].waiting == 0 {
                     let h = self.vms[o].host;
                     before_wake(self, h, first + nb);
-                    self.vms[o].tracker.observe(WakeUp {
+                    self.trackers[o].observe(WakeUp {
                         sender: vm,
                         receiver_was_blocked: true,
                         at: t,
@@ -417,7 +420,9 @@ impl<'c> Engine<'c> {
         let util: Vec<f64> = self.vms.iter().map(|v| v.used / span).collect();
         for v in &mut self.vms {
             v.used = 0.0;
-            v.tracker.expire(t);
+        }
+        for tr in &mut self.trackers {
+            tr.expire(t);
         }
         let host_used: Vec<f64> = self.hosts.iter().map(|h| h.used_period / span).collect();
         for h in &mut self.hosts {
@@ -483,7 +488,7 @@ impl<'c> Engine<'c> {
                 continue;
             }
             ups.clear();
-            ups.extend(self.vms[vm].tracker.upstreams(t));
+            ups.extend(self.trackers[vm].upstreams(t));
             let p = ups.len() as u32;
             if p == 0 {
                 continue;
@@ -515,8 +520,8 @@ impl<'c> Engine<'c> {
         // Who is someone's upstream (critical path), for the critical-path policy.
         let mut is_upstream = vec![false; if critical { self.vms.len() } else { 0 }];
         if critical {
-            for v in &self.vms {
-                for up in v.tracker.upstreams(t) {
+            for tr in &self.trackers {
+                for up in tr.upstreams(t) {
                     is_upstream[up as usize] = true;
                 }
             }
@@ -527,7 +532,7 @@ impl<'c> Engine<'c> {
             }
             let w = self.ledger.shares()[vm];
             let u = util[vm].max(self.floor(vm));
-            let waited = self.vms[vm].tracker.count(t) > 0;
+            let waited = self.trackers[vm].count(t) > 0;
             let e = excess(w, u)?;
             if e > 1e-12 && (!critical || (waited && !is_upstream[vm])) {
                 let p = self.vms[vm].prog;
