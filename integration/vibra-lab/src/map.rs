@@ -91,6 +91,7 @@ fn strip_line_end(line: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn map(config: &MapConfig, input: &[u8]) -> Result<String, LabError> {
         let mut out = Vec::new();
@@ -147,5 +148,45 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    proptest! {
+        /// Whatever bytes a line holds (no newline inside), `map` prints exactly the
+        /// dispatcher's sub-namespace and current subset for it, one line per input line.
+        #[test]
+        fn map_lines_are_the_dispatchers_mapping_for_any_bytes(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(any::<u8>().prop_filter("no LF", |b| *b != b'\n'), 0..40),
+                1..20,
+            ),
+            servers in 1u32..40,
+            replication_seed in 0u32..40,
+            down_mask in any::<u64>(),
+            hash in proptest::sample::select(HashKind::ALL.to_vec()),
+        ) {
+            let replication = 1 + replication_seed % servers;
+            let down: Vec<u32> = (0..servers).filter(|s| down_mask >> s & 1 == 1).collect();
+            prop_assume!(down.len() < servers as usize);
+            let config = MapConfig { servers, replication, hash, down: down.clone() };
+            let mut input = Vec::new();
+            for l in &lines {
+                input.extend_from_slice(l);
+                input.push(b'\n');
+            }
+            let mut out = Vec::new();
+            let n = run_map(&config, &input[..], &mut out).unwrap();
+            prop_assert_eq!(n as usize, lines.len());
+            let d = Dispatcher::new(servers, replication, hash).unwrap();
+            for s in down {
+                d.set_available(s, false).unwrap();
+            }
+            let text = String::from_utf8(out).unwrap();
+            for (line, printed) in lines.iter().zip(text.lines()) {
+                let target = strip_line_end(line);
+                let ns = d.namespace(target);
+                let subset: Vec<String> = d.subset(ns).unwrap().map(|s| s.to_string()).collect();
+                prop_assert_eq!(printed, format!("{ns} {}", subset.join(",")));
+            }
+        }
     }
 }

@@ -181,8 +181,10 @@ fn ranges(figure: &Figure) -> Result<Ranges, String> {
     if y1 <= y0 {
         y1 = y0 + 1.0;
     }
-    // Head room for the legend box.
-    let top = y1 + (y1 - y0) * 0.25;
+    // Head room for the legend box (about 18 px per series in a ~420 px plot), so that it
+    // never covers the data.
+    let legend = ((figure.series.len() as f64 * 18.0 + 30.0) / 420.0).min(0.6);
+    let top = y1 + (y1 - y0) * legend / (1.0 - legend);
     Ok((x0..x1, y0..top))
 }
 
