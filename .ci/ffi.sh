@@ -118,6 +118,7 @@ run_examples "$work/shared" valgrind -q --error-exitcode=1 --leak-check=full \
 step "C examples with AddressSanitizer"
 cflags="-fsanitize=address -fno-omit-frame-pointer" ldflags="-fsanitize=address" \
     build_examples "$work/asan" CFLAGS="-O1 -g -fsanitize=address -fno-omit-frame-pointer"
+ldd "$work/asan/dispatch" | grep -q libasan || { echo "the ASan build has no libasan" >&2; false; }
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 run_examples "$work/asan"
 
 step "C examples linked statically (libvibra.a)"
