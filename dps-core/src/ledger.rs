@@ -2,7 +2,8 @@
 //! holds every VM's share, each program's bank balance and the transfers in flight, for the
 //! whole cluster, so that host bookings can be checked when a transfer arrives.
 //!
-//! Protocol: the sender deducts the amount when it sends an [`Message::Offer`]. The receiver
+//! Protocol: the sender deducts the amount when it sends an [`Message::Offer`], but its host
+//! keeps the room booked until the receiver accepts, so a refund always fits. The receiver
 //! accepts (its share grows) unless its host would be booked above capacity, in which case it
 //! rejects, the host is counted as a bottleneck and the amount travels back to the sender,
 //! which refunds itself when the [`Message::Reject`] arrives. Every transfer has an id; the
@@ -109,6 +110,9 @@ struct Transfer {
     program: u32,
     decided: Option<Outcome>,
     open: bool,
+    /// The sender's host, whose booking keeps the amount reserved until the receiver accepts
+    /// (a rejected amount comes back to a host that never gave its room away).
+    reserved_on: Option<u32>,
 }
 
 /// Where a program's VMs are placed and what it may use in total.
@@ -200,6 +204,7 @@ struct ProgramBook {
 #[derive(Debug, Clone)]
 pub struct ShareLedger {
     hosts: Vec<HostSpec>,
+    limit: Vec<f64>,
     booked: Vec<f64>,
     rejections: Vec<u64>,
     vm_host: Vec<u32>,
@@ -248,6 +253,7 @@ impl ShareLedger {
         }
         Ok(Self {
             rejections: vec![0; hosts.len()],
+            limit: hosts.iter().map(HostSpec::capacity_shares).collect(),
             hosts,
             booked,
             vm_host,
@@ -450,7 +456,8 @@ impl ShareLedger {
             .ok_or(DpsError::UnknownHost(host.0))
     }
 
-    /// r_j: the host's unbooked capacity in shares, 0 when fully booked.
+    /// r_j: the host's unbooked capacity in shares (below its booking limit), 0 when fully
+    /// booked.
     ///
     /// ```
     /// # use dps_core::*;
@@ -459,8 +466,33 @@ impl ShareLedger {
     /// assert!((l.unbooked(HostId(0)).unwrap() - 0.6).abs() < 1e-12);
     /// ```
     pub fn unbooked(&self, host: HostId) -> Result<f64, DpsError> {
+        self.host_spec(host)?;
+        Ok((self.limit[host.0 as usize] - self.booked[host.0 as usize]).max(0.0))
+    }
+
+    /// Lowers the booking an accepted transfer may reach on a host below its capacity (a
+    /// policy safeguard; the limit never exceeds capacity). Errors: unknown host, or a limit
+    /// that is not finite and >= 0.
+    ///
+    /// ```
+    /// # use dps_core::*;
+    /// let p = ProgramLayout::new(0.4, vec![HostId(0), HostId(0)]).unwrap();
+    /// let mut l = ShareLedger::new(vec![HostSpec::new(1.0, 0.0).unwrap()], &[p]).unwrap();
+    /// l.set_booking_limit(HostId(0), 0.4).unwrap();
+    /// l.transfer(Party::Vm(VmId(0)), Party::Bank(ProgramId(0)), 0.1).unwrap();
+    /// assert_eq!(l.transfer(Party::Bank(ProgramId(0)), Party::Vm(VmId(1)), 0.1).unwrap(), Outcome::Accepted);
+    /// assert_eq!(l.unbooked(HostId(0)).unwrap(), 0.0);
+    /// ```
+    pub fn set_booking_limit(&mut self, host: HostId, limit: f64) -> Result<(), DpsError> {
         let cap = self.host_spec(host)?.capacity_shares();
-        Ok((cap - self.booked[host.0 as usize]).max(0.0))
+        if !(limit.is_finite() && limit >= 0.0) {
+            return Err(DpsError::InvalidParameter {
+                name: "booking limit",
+                value: limit,
+            });
+        }
+        self.limit[host.0 as usize] = limit.min(cap);
+        Ok(())
     }
 
     /// How many transfers this host has rejected (it is a bottleneck, section 5.2.2).
@@ -522,6 +554,15 @@ impl ShareLedger {
             return Err(DpsError::InvalidShare(amount));
         }
         self.adjust(from, -amount);
+        // Keep the room reserved on the sender's host until the receiver accepts.
+        let reserved_on = match from {
+            Party::Vm(vm) if !self.programs[pf as usize].retired => {
+                let h = self.vm_host[vm.0 as usize];
+                self.booked[h as usize] += amount;
+                Some(h)
+            }
+            _ => None,
+        };
         let id = self.next_id;
         self.next_id += 1;
         self.programs[pf as usize].in_flight += amount;
@@ -534,6 +575,7 @@ impl ShareLedger {
                 program: pf,
                 decided: None,
                 open: true,
+                reserved_on,
             },
         );
         Ok(Message::Offer {
@@ -563,13 +605,14 @@ impl ShareLedger {
             .transfers
             .get(&id.0)
             .ok_or(DpsError::UnknownTransfer(id.0))?;
-        let (to, amount, program, decided, open) = (t.to, t.amount, t.program, t.decided, t.open);
+        let (to, amount, program, decided, open, reserved_on) =
+            (t.to, t.amount, t.program, t.decided, t.open, t.reserved_on);
         match msg {
             Message::Offer { .. } => {
                 let outcome = match decided {
                     Some(o) => o,
                     None => {
-                        let o = if self.has_room(to, amount) {
+                        let o = if self.has_room(to, amount, reserved_on) {
                             Outcome::Accepted
                         } else {
                             Outcome::Rejected
@@ -577,6 +620,13 @@ impl ShareLedger {
                         if o == Outcome::Accepted {
                             self.adjust(to, amount);
                             self.programs[program as usize].in_flight -= amount;
+                            if let Some(h) = self
+                                .transfers
+                                .get_mut(&id.0)
+                                .and_then(|t| t.reserved_on.take())
+                            {
+                                self.booked[h as usize] -= amount;
+                            }
                         } else if let Party::Vm(vm) = to {
                             self.rejections[self.vm_host[vm.0 as usize] as usize] += 1;
                         }
@@ -600,6 +650,14 @@ impl ShareLedger {
             Message::Reject { .. } => {
                 if open && decided == Some(Outcome::Rejected) {
                     let from = self.transfers[&id.0].from;
+                    // The refund lands on the room reserved for it.
+                    if let Some(h) = self
+                        .transfers
+                        .get_mut(&id.0)
+                        .and_then(|t| t.reserved_on.take())
+                    {
+                        self.booked[h as usize] -= amount;
+                    }
                     self.adjust(from, amount);
                     self.programs[program as usize].in_flight -= amount;
                     self.close(id.0);
@@ -699,6 +757,15 @@ impl ShareLedger {
             let h = self.vm_host[vm as usize] as usize;
             self.booked[h] -= self.shares[vm as usize];
         }
+        for t in self
+            .transfers
+            .values_mut()
+            .filter(|t| t.program == program.0)
+        {
+            if let Some(h) = t.reserved_on.take() {
+                self.booked[h as usize] -= t.amount;
+            }
+        }
         self.programs[program.0 as usize].retired = true;
         Ok(())
     }
@@ -723,7 +790,9 @@ impl ShareLedger {
         }
     }
 
-    fn has_room(&self, to: Party, amount: f64) -> bool {
+    /// Room for `amount` on the receiver's host; a reservation on that same host is released
+    /// by the acceptance, so it counts as room.
+    fn has_room(&self, to: Party, amount: f64, reserved_on: Option<u32>) -> bool {
         match to {
             Party::Bank(_) => true,
             Party::Vm(vm) => {
@@ -731,7 +800,12 @@ impl ShareLedger {
                 if self.programs[self.vm_program[vm.0 as usize] as usize].retired {
                     return true;
                 }
-                self.booked[h] + amount <= self.hosts[h].capacity_shares() + EPS
+                let released = if reserved_on == Some(h as u32) {
+                    amount
+                } else {
+                    0.0
+                };
+                self.booked[h] + amount - released <= self.limit[h] + EPS
             }
         }
     }

@@ -34,6 +34,14 @@ fn bench(c: &mut Criterion) {
                 black_box(Plan::between(&current, &target).unwrap())
             })
         });
+        g.bench_with_input(BenchmarkId::new("units_split_only", n), &n, |b, _| {
+            b.iter(|| split_units_into(black_box(&d), None, total, 10, &mut target).unwrap())
+        });
+        // Calibration on a shared machine: one streaming pass over the demand, the least any
+        // allocator must do. The README states the others as multiples of it.
+        g.bench_with_input(BenchmarkId::new("baseline_sum", n), &n, |b, _| {
+            b.iter(|| black_box(&d).iter().sum::<f64>())
+        });
         let cur_f = vec![1_000.0f64; n];
         let mut out = vec![0.0f64; n];
         let mut changes = vec![ChangeF64::default(); n];

@@ -52,8 +52,10 @@ pub struct KindConfig {
     pub kind: ResourceKind,
     /// The customer's pool, in units.
     pub pool: u64,
-    /// The least any live VM gets, in units (lowered to an even share if a warming-up
-    /// replacement leaves too little for every live VM to get it).
+    /// The least any live VM gets after each re-division, in units. While a replacement is
+    /// warming up it is pinned, and if what it holds leaves too little for every live VM to
+    /// get the floor, the live VMs share the rest evenly instead until the next re-division
+    /// after the warm-up.
     pub floor: u64,
     /// How often the kind is re-divided.
     pub period: Duration,
@@ -315,6 +317,48 @@ impl Agent {
     /// ```
     pub fn demand(&self, kind: &ResourceKind) -> Result<&[f64]> {
         Ok(self.kind(kind)?.estimator.demand())
+    }
+
+    /// When `kind` is next re-divided: `None` before the first tick (it is due at once).
+    ///
+    /// ```
+    /// # use vibra_alloc::*;
+    /// # use std::time::Duration;
+    /// let mut a = Agent::new(&[VmId(0)], 1, Duration::ZERO, vec![KindConfig::bandwidth(9)]).unwrap();
+    /// assert_eq!(a.next_due(&ResourceKind::Bandwidth).unwrap(), None);
+    /// a.tick(Duration::from_secs(1)).unwrap();
+    /// assert_eq!(a.next_due(&ResourceKind::Bandwidth).unwrap(), Some(Duration::from_secs(4)));
+    /// ```
+    pub fn next_due(&self, kind: &ResourceKind) -> Result<Option<Duration>> {
+        Ok(self.kind(kind)?.next_due)
+    }
+
+    /// The next instant at which [`Agent::tick`] has work: the earliest re-division or
+    /// warm-up end (`None` before the first tick: call it now). A caller's loop can sleep
+    /// until then.
+    ///
+    /// ```
+    /// # use vibra_alloc::*;
+    /// # use std::time::Duration;
+    /// let s = Duration::from_secs;
+    /// let mut a = Agent::new(&[VmId(0)], 1, s(5), vec![KindConfig::bandwidth(9), KindConfig::memory(9)]).unwrap();
+    /// a.tick(s(0)).unwrap();
+    /// assert_eq!(a.next_tick(), Some(s(3)));
+    /// ```
+    #[must_use]
+    pub fn next_tick(&self) -> Option<Duration> {
+        let mut next: Option<Duration> = None;
+        for k in &self.kinds {
+            next = match (next, k.next_due) {
+                (_, None) => return None,
+                (None, due) => due,
+                (Some(a), Some(b)) => Some(a.min(b)),
+            };
+        }
+        self.warm_until
+            .iter()
+            .flatten()
+            .fold(next, |acc, &w| Some(acc.map_or(w, |a| a.min(w))))
     }
 
     /// A VM's phase (live, failed, warming up).

@@ -31,17 +31,7 @@ use crate::units::units_sum;
 /// assert!(takeover(&[true, false], 0, 1).is_err());
 /// ```
 pub fn takeover(available: &[bool], failed: u32, replication: u32) -> Result<Vec<u32>> {
-    let n = available.len();
-    check_vm_count(n)?;
-    if failed as usize >= n {
-        return Err(Error::VmOutOfRange { index: failed, n });
-    }
-    if replication == 0 || replication as usize > n {
-        return Err(Error::InvalidReplication {
-            replication,
-            servers: n,
-        });
-    }
+    check_failed_and_replication(available.len(), failed, replication)?;
     vibra_hash::takeover_servers(available, failed, replication).map_err(|e| match e {
         vibra_hash::Error::NoSurvivor { failed } => Error::NoTakeover { failed },
         other => Error::Successor(other),
@@ -58,9 +48,21 @@ fn check_failover_args(
     check_vm_count(n)?;
     check_len("available", n, available.len())?;
     check_len("out", n, out_len)?;
+    check_failed_and_replication(n, failed, replication)
+}
+
+/// `n` VMs (1..=2^32), `failed < n`, `1 <= replication <= n`.
+fn check_failed_and_replication(n: usize, failed: u32, replication: u32) -> Result<()> {
+    check_replication(n, replication)?;
     if failed as usize >= n {
         return Err(Error::VmOutOfRange { index: failed, n });
     }
+    Ok(())
+}
+
+/// `n` VMs (1..=2^32) and `1 <= replication <= n`.
+fn check_replication(n: usize, replication: u32) -> Result<()> {
+    check_vm_count(n)?;
     if replication == 0 || replication as usize > n {
         return Err(Error::InvalidReplication {
             replication,
@@ -210,13 +212,7 @@ impl FailoverLedger {
     /// assert!(vibra_alloc::FailoverLedger::new(3, 4).is_err());
     /// ```
     pub fn new(n: usize, replication: u32) -> Result<Self> {
-        check_vm_count(n)?;
-        if replication == 0 || replication as usize > n {
-            return Err(Error::InvalidReplication {
-                replication,
-                servers: n,
-            });
-        }
+        check_replication(n, replication)?;
         Ok(FailoverLedger {
             replication,
             phase: vec![VmPhase::Live; n],

@@ -55,3 +55,8 @@ pub use failover::{FailoverLedger, VmPhase, compensate_units, failover_compensat
 pub use kind::ResourceKind;
 pub use plan::{Change, ChangeF64, Plan, allocation_plan, allocation_plan_vec};
 pub use units::{VmId, units_sum};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -92,12 +92,28 @@ impl Plan {
             from: current[i],
             to: target[i],
         };
-        let pairs = || current.iter().zip(target).enumerate();
-        let mut changes: Vec<Change> = pairs()
-            .filter(|(_, (c, t))| t < c)
-            .map(|(i, _)| step(i))
-            .collect();
-        changes.extend(pairs().filter(|(_, (c, t))| t > c).map(|(i, _)| step(i)));
+        // Count first (branch-free), then fill one exact-size vector with two cursors: the
+        // decrease/increase branch is unpredictable for real demand, so it is taken once per
+        // VM, and no reallocation or second buffer is needed.
+        let pairs = || current.iter().zip(target);
+        let decreases: usize = pairs().map(|(c, t)| usize::from(t < c)).sum();
+        let increases: usize = pairs().map(|(c, t)| usize::from(t > c)).sum();
+        let blank = Change {
+            vm: VmId(0),
+            from: 0,
+            to: 0,
+        };
+        let mut changes = vec![blank; decreases + increases];
+        let (mut d, mut u) = (0, decreases);
+        for (i, (c, t)) in pairs().enumerate() {
+            if t < c {
+                changes[d] = step(i);
+                d += 1;
+            } else if t > c {
+                changes[u] = step(i);
+                u += 1;
+            }
+        }
         Plan { changes }
     }
 
@@ -273,22 +289,30 @@ pub fn allocation_plan(current: &[f64], target: &[f64], out: &mut [ChangeF64]) -
     check_len("target", current.len(), target.len())?;
     check_all_non_negative("current", current)?;
     check_all_non_negative("target", target)?;
-    let pairs = || current.iter().zip(target).enumerate();
-    let needed = pairs().filter(|(_, (c, t))| c != t).count();
+    let pairs = || current.iter().zip(target);
+    let decreases: usize = pairs().map(|(c, t)| usize::from(t < c)).sum();
+    let needed = decreases + pairs().map(|(c, t)| usize::from(t > c)).sum::<usize>();
     if needed > out.len() {
         return Err(Error::BufferTooSmall {
             needed,
             capacity: out.len(),
         });
     }
-    let decreases = pairs().filter(|(_, (c, t))| t < c);
-    let increases = pairs().filter(|(_, (c, t))| t > c);
-    for (slot, (i, (&from, &to))) in out.iter_mut().zip(decreases.chain(increases)) {
-        *slot = ChangeF64 {
+    // Two cursors, one pass (see `Plan::build`).
+    let (mut d, mut u) = (0, decreases);
+    for (i, (&from, &to)) in pairs().enumerate() {
+        let change = ChangeF64 {
             vm: i as u32,
             from,
             to,
         };
+        if to < from {
+            out[d] = change;
+            d += 1;
+        } else if to > from {
+            out[u] = change;
+            u += 1;
+        }
     }
     Ok(needed)
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use vibra_alloc::{
-    Agent, ChangeF64, FailoverLedger, KindConfig, Plan, ResourceKind, VmId, VmPhase,
-    allocate_proportional, allocation_plan_vec, compensate_units, damp, failover_compensation,
-    split_units, units_sum,
+    Agent, ChangeF64, CustomerId, FailoverLedger, HostId, InMemoryDirectory, KindConfig, Plan,
+    ResourceKind, VmDirectory, VmId, VmPhase, allocate_proportional, allocation_plan_vec,
+    compensate_units, damp, failover_compensation, split_units, units_sum,
 };
 
 /// Demands with zeros, tiny and huge values mixed in.
@@ -18,6 +18,7 @@ fn demand_strategy(max_len: usize) -> impl Strategy<Value = Vec<f64>> {
             3 => 0.0..1e6f64,
             1 => Just(0.0),
             1 => 0.0..1e-300f64,
+            1 => 0.0..1e-310f64,
             1 => 1e300..f64::MAX,
         ],
         1..max_len,
@@ -100,6 +101,24 @@ proptest! {
         allocate_proportional(&demand, total as f64, floor as f64, &mut spec).unwrap();
         for (u, f) in units.iter().zip(&spec) {
             prop_assert!((*u as f64 - f).abs() < 1.0 + 1e-9 * f, "{} vs {}", u, f);
+        }
+    }
+
+    #[test]
+    fn split_of_tiny_or_huge_demand_is_proportional(
+        ratio in prop::collection::vec(1u32..1_000, 1..20),
+        unit in prop_oneof![Just(5e-324f64), Just(1e-310), Just(1e-300), Just(1e300)],
+        total in 0..1_000_000u64,
+    ) {
+        // Demands k_i * unit, for units from the smallest subnormal to near f64::MAX: the
+        // split must not depend on the unit (no overflow, no underflow to "no demand").
+        let demand: Vec<f64> = ratio.iter().map(|&k| f64::from(k) * unit).collect();
+        let plain: Vec<f64> = ratio.iter().map(|&k| f64::from(k)).collect();
+        let a = split_units(&demand, None, total, 0).unwrap();
+        let b = split_units(&plain, None, total, 0).unwrap();
+        prop_assert_eq!(units_sum(&a), u128::from(total));
+        for (x, y) in a.iter().zip(&b) {
+            prop_assert!(x.abs_diff(*y) <= 1, "{:?} vs {:?}", a, b);
         }
     }
 
@@ -298,12 +317,19 @@ proptest! {
         for (op, vm_seed, usage) in steps {
             let vm = VmId((vm_seed % n) as u32);
             let before: Vec<Vec<u64>> = pools.iter().map(|(k, _, _)| agent.allocation(k).unwrap().to_vec()).collect();
+            // Which kinds this step re-divides: the floor is promised right after those.
+            let mut due = [false; 2];
             let res = match op {
                 0 | 1 => agent.observe(&pools[op as usize].0, &usage[..n]).map(|()| Vec::new()),
-                2 => { now += Duration::from_secs(1); agent.tick(now) }
                 3 => agent.fail(vm, now),
                 4 => agent.replacement_started(vm, now),
-                _ => { now += Duration::from_secs(7); agent.tick(now) }
+                _ => {
+                    now += Duration::from_secs(if op == 2 { 1 } else { 7 });
+                    for (k, (kind, _, _)) in pools.iter().enumerate() {
+                        due[k] = agent.next_due(kind).unwrap().is_none_or(|d| d <= now);
+                    }
+                    agent.tick(now)
+                }
             };
             let Ok(plans) = res else { continue };
             for (k, (kind, pool, floor)) in pools.iter().enumerate() {
@@ -323,7 +349,7 @@ proptest! {
                 for (i, &a) in after.iter().enumerate() {
                     match agent.phase(VmId(i as u32)).unwrap() {
                         VmPhase::Failed => prop_assert_eq!(a, 0),
-                        VmPhase::Live if !warming => prop_assert!(a >= *floor, "live vm{} below floor", i),
+                        VmPhase::Live if due[k] && !warming => prop_assert!(a >= *floor, "live vm{} below floor", i),
                         _ => {}
                     }
                 }
@@ -370,6 +396,50 @@ proptest! {
         let post = agent.allocation(&bw).unwrap();
         for (a, b) in post.iter().zip(&pre) {
             prop_assert!(a.abs_diff(*b) <= 1, "{:?} vs {:?}", post, pre);
+        }
+    }
+
+    #[test]
+    fn directory_applies_a_plan_whole_exactly_when_it_fits(
+        current in prop::collection::vec(0..1_000u64, 1..12),
+        target_seed in prop::collection::vec(0..1_200u64, 12),
+        hosts in prop::collection::vec(0u32..3, 12),
+        slack in 0..2_000u64,
+        capacity in 1_000..6_000u64,
+    ) {
+        let n = current.len();
+        let bw = ResourceKind::Bandwidth;
+        let ids: Vec<VmId> = (0..n as u32).map(VmId).collect();
+        let bound = units_sum(&current) as u64 + slack / 4;
+        // Host 0 is tight (its capacity at least what its VMs hold now); hosts 1-2 are roomy.
+        let host0: u128 = (0..n).filter(|&i| hosts[i] == 0).map(|i| u128::from(current[i])).sum();
+        let cap0 = capacity.max(host0 as u64);
+        let dir = InMemoryDirectory::new();
+        dir.add_customer(CustomerId(0), [(bw.clone(), bound)].into()).unwrap();
+        for (h, cap) in [(0, cap0), (1, u64::MAX), (2, u64::MAX)] {
+            dir.add_host(HostId(h), [(bw.clone(), cap)].into()).unwrap();
+        }
+        for i in 0..n {
+            dir.add_vm(ids[i], CustomerId(0), HostId(hosts[i]), [(bw.clone(), current[i])].into()).unwrap();
+        }
+        let target = &target_seed[..n];
+        let plan = Plan::between_ids(&ids, &current, target).unwrap();
+        let before = dir.snapshot();
+        let fits_bound = units_sum(target) <= u128::from(bound);
+        let host0_after: u128 = (0..n).filter(|&i| hosts[i] == 0).map(|i| u128::from(target[i])).sum();
+        let fits_host = host0_after <= u128::from(cap0);
+        // Decreases go first, so every prefix fits exactly when the end state does.
+        match dir.apply(CustomerId(0), &bw, &plan) {
+            Ok(()) => {
+                prop_assert!(fits_bound && fits_host);
+                for i in 0..n {
+                    prop_assert_eq!(dir.vm(ids[i]).unwrap().allocation[&bw], target[i]);
+                }
+            }
+            Err(e) => {
+                prop_assert!(!(fits_bound && fits_host), "refused a fitting plan: {}", e);
+                prop_assert!(dir.same_contents(&before));
+            }
         }
     }
 }

@@ -76,11 +76,6 @@ impl<'a, W: BitWords + ?Sized> CyclicScan<'a, W> {
             cached: 0,
         }
     }
-
-    /// How many more servers the scan yields (consumes it).
-    pub(crate) fn remaining(self) -> usize {
-        self.count()
-    }
 }
 
 impl<W: BitWords + ?Sized> Iterator for CyclicScan<'_, W> {
@@ -128,6 +123,111 @@ impl<W: BitWords + ?Sized> Iterator for CyclicScan<'_, W> {
     }
 }
 
+/// A plain (single-owner) availability bitset for the baselines and [`takeover_servers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Availability {
+    words: Vec<u64>,
+    servers: u32,
+}
+
+impl Availability {
+    /// `servers` servers, all available. `servers >= 1`.
+    pub(crate) fn all_up(servers: u32) -> Self {
+        let mut up = Availability {
+            words: vec![0; words_for(servers)],
+            servers,
+        };
+        for s in 0..servers {
+            up.set(s, true);
+        }
+        up
+    }
+
+    /// One flag per server; at most `u32::MAX` entries.
+    pub(crate) fn from_flags(flags: &[bool]) -> Self {
+        let servers = flags.len() as u32;
+        let mut up = Availability {
+            words: vec![0; words_for(servers)],
+            servers,
+        };
+        for (s, &f) in flags.iter().enumerate() {
+            up.set(s as u32, f);
+        }
+        up
+    }
+
+    pub(crate) fn servers(&self) -> u32 {
+        self.servers
+    }
+
+    /// `server < servers`.
+    pub(crate) fn set(&mut self, server: u32, available: bool) {
+        let bit = 1u64 << (server % 64);
+        let word = &mut self.words[(server / 64) as usize];
+        if available {
+            *word |= bit;
+        } else {
+            *word &= !bit;
+        }
+    }
+
+    /// Checked [`set`](Self::set).
+    pub(crate) fn try_set(&mut self, server: u32, available: bool) -> Result<(), Error> {
+        if server >= self.servers {
+            return Err(Error::ServerOutOfRange {
+                server,
+                servers: self.servers,
+            });
+        }
+        self.set(server, available);
+        Ok(())
+    }
+
+    /// `server < servers`.
+    pub(crate) fn is_up(&self, server: u32) -> bool {
+        self.words[(server / 64) as usize] >> (server % 64) & 1 == 1
+    }
+
+    pub(crate) fn count(&self) -> u32 {
+        self.words.iter().map(|w| w.count_ones()).sum()
+    }
+
+    /// See [`CyclicScan`]; `start < servers`, `span <= servers`.
+    #[inline]
+    pub(crate) fn scan(&self, start: u32, span: u32, take: u32) -> CyclicScan<'_, [u64]> {
+        CyclicScan::new(self.words.as_slice(), self.servers, start, span, take)
+    }
+
+    /// Every available server in ascending order.
+    #[inline]
+    pub(crate) fn iter(&self) -> CyclicScan<'_, [u64]> {
+        self.scan(0, self.servers, self.servers)
+    }
+}
+
+/// The server count of a per-server slice: 1..=u32::MAX entries.
+pub(crate) fn server_count(len: usize) -> Result<u32, Error> {
+    u32::try_from(len)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or(Error::InvalidServerCount {
+            servers: len,
+            max: u32::MAX as usize,
+        })
+}
+
+/// `1 <= replication <= servers`.
+pub(crate) fn check_replication(replication: u32, servers: u32) -> Result<(), Error> {
+    if replication == 0 || replication > servers {
+        Err(Error::InvalidReplication {
+            replication,
+            servers,
+        })
+    } else {
+        Ok(())
+    }
+}
+
 /// The servers that take over from a failed server (SPEC section 4, dissertation 4.3.3): the
 /// first `replication` available servers after `failed` in cyclic order (`failed + 1`,
 /// `failed + 2`, ...), or every other available server if fewer remain.
@@ -156,32 +256,17 @@ pub fn takeover_servers(
     failed: u32,
     replication: u32,
 ) -> Result<Vec<u32>, Error> {
-    let servers = u32::try_from(available.len())
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or(Error::InvalidServerCount {
-            servers: available.len(),
-            max: u32::MAX as usize,
-        })?;
+    let servers = server_count(available.len())?;
     if failed >= servers {
         return Err(Error::ServerOutOfRange {
             server: failed,
             servers,
         });
     }
-    if replication == 0 || replication > servers {
-        return Err(Error::InvalidReplication {
-            replication,
-            servers,
-        });
-    }
-    let mut words = vec![0u64; words_for(servers)];
-    for (server, _) in available.iter().enumerate().filter(|(_, up)| **up) {
-        words[server / 64] |= 1 << (server % 64);
-    }
+    check_replication(replication, servers)?;
+    let up = Availability::from_flags(available);
     let start = if failed + 1 == servers { 0 } else { failed + 1 };
-    let chosen: Vec<u32> =
-        CyclicScan::new(words.as_slice(), servers, start, servers - 1, replication).collect();
+    let chosen: Vec<u32> = up.scan(start, servers - 1, replication).collect();
     if chosen.is_empty() {
         return Err(Error::NoSurvivor { failed });
     }

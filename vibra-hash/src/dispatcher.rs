@@ -9,7 +9,7 @@
 use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::cyclic::{CyclicScan, words_for};
+use crate::cyclic::{CyclicScan, check_replication, words_for};
 use crate::{Error, HashKind, dispatch_key};
 
 /// A URL-hash dispatcher over N servers with replication factor R (SPEC section 3).
@@ -58,6 +58,12 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// The largest server count accepted (2^20): per-server state is 4.125 bytes, so the
     /// largest dispatcher stays under 5 MB.
+    ///
+    /// ```
+    /// # use vibra_hash::{Dispatcher, HashKind};
+    /// assert!(Dispatcher::new(Dispatcher::MAX_SERVERS, 1, HashKind::Fast).is_ok());
+    /// assert!(Dispatcher::new(Dispatcher::MAX_SERVERS + 1, 1, HashKind::Fast).is_err());
+    /// ```
     pub const MAX_SERVERS: u32 = 1 << 20;
 
     /// A dispatcher over `servers` servers (all available, no active connections) with
@@ -81,12 +87,7 @@ impl Dispatcher {
                 servers: servers as usize,
                 max: Self::MAX_SERVERS as usize,
             })?;
-        if replication == 0 || replication > servers {
-            return Err(Error::InvalidReplication {
-                replication,
-                servers,
-            });
-        }
+        check_replication(replication, servers)?;
         let available = (0..words_for(servers))
             .map(|w| {
                 let first = w as u32 * 64;
@@ -192,9 +193,8 @@ impl Dispatcher {
     ///
     /// # Errors
     /// As [`subset`](Dispatcher::subset), plus [`Error::BufferTooSmall`] (with the needed length)
-    /// when `out` is shorter than the subset. Nothing is written on error, except that with a
-    /// buffer shorter than R *and* a concurrent [`set_available`](Dispatcher::set_available) the
-    /// buffer may hold a prefix when `BufferTooSmall` is returned.
+    /// when `out` is shorter than the subset. Nothing is written on error. With `out.len() >= R`
+    /// it never allocates.
     ///
     /// ```
     /// use vibra_hash::{Dispatcher, Error, HashKind};
@@ -210,17 +210,25 @@ impl Dispatcher {
     /// # Ok::<(), vibra_hash::Error>(())
     /// ```
     pub fn subset_into(&self, ns: u32, out: &mut [u32]) -> Result<usize, Error> {
-        let scan = self.scan(ns)?;
+        let mut scan = self.scan(ns)?;
         if out.len() < self.replication as usize {
-            let needed = scan.clone().remaining();
-            if needed > out.len() {
+            // A buffer shorter than R may or may not fit: collect first (a cold path, so the
+            // allocation is fine) so that nothing is written on error, even if a server comes
+            // up concurrently.
+            let found: Vec<u32> = scan.collect();
+            if found.len() > out.len() {
                 return Err(Error::BufferTooSmall {
-                    needed,
+                    needed: found.len(),
                     cap: out.len(),
                 });
             }
+            if found.is_empty() {
+                return Err(Error::NoServerAvailable);
+            }
+            out[..found.len()].copy_from_slice(&found);
+            return Ok(found.len());
         }
-        let mut scan = scan;
+        // At most R servers come out, so they fit; nothing is written when none does.
         let mut len = 0;
         for (slot, server) in out.iter_mut().zip(scan.by_ref()) {
             *slot = server;
@@ -228,16 +236,6 @@ impl Dispatcher {
         }
         if len == 0 {
             return Err(Error::NoServerAvailable);
-        }
-        if len == out.len() {
-            // Only reachable with out.len() < R and a server coming up since the count above.
-            let more = scan.remaining();
-            if more > 0 {
-                return Err(Error::BufferTooSmall {
-                    needed: len + more,
-                    cap: out.len(),
-                });
-            }
         }
         Ok(len)
     }
@@ -331,8 +329,77 @@ impl Dispatcher {
                 servers: self.servers.get(),
             });
         }
-        let scan = self.scan(self.namespace(target))?;
-        least_loaded(scan, |s| loads[s as usize])
+        self.least_loaded_member(self.namespace(target), |s| loads[s as usize])
+    }
+
+    /// Stateless selection with a load bound, in the spirit of HAProxy's `hash-balance-factor`:
+    /// a server is eligible while its load is below `ceil(ceil((total + 1) * f / 100) / alive)`
+    /// (HAProxy's slot rule with equal weights, `total` = sum of `loads`, `alive` = available
+    /// servers). The least-loaded eligible member of the subset wins (ties to the earlier
+    /// position); when every member is over the bound, the next available servers in cyclic
+    /// order are tried and the first eligible one wins. Some server is always eligible, since
+    /// `f >= 100`. Costs O(N) for the sum, so prefer [`pick`](Dispatcher::pick) on large
+    /// clusters unless hot spots matter.
+    ///
+    /// # Errors
+    /// As [`pick`](Dispatcher::pick).
+    ///
+    /// ```
+    /// use vibra_hash::{BalanceFactor, Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
+    /// let f = BalanceFactor::new(125)?;
+    /// // Balanced: the subset decides as usual.
+    /// assert_eq!(d.pick_bounded(b"/", &[1, 1, 1, 1], f)?, 3);
+    /// // Both members are far above the mean: the request spills to server 1.
+    /// assert_eq!(d.pick_bounded(b"/", &[9, 0, 0, 9], f)?, 1);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn pick_bounded(
+        &self,
+        target: &[u8],
+        loads: &[u32],
+        factor: BalanceFactor,
+    ) -> Result<u32, Error> {
+        if loads.len() != self.servers.get() as usize {
+            return Err(Error::SliceLength {
+                len: loads.len(),
+                servers: self.servers.get(),
+            });
+        }
+        let ns = self.namespace(target);
+        let mut walk = CyclicScan::new(
+            &*self.available,
+            self.servers.get(),
+            ns,
+            self.servers.get(),
+            self.servers.get(),
+        );
+        let alive = u64::from(self.available_count());
+        if alive == 0 {
+            return Err(Error::NoServerAvailable);
+        }
+        let total: u64 = loads.iter().map(|&l| u64::from(l)).sum();
+        let slots = (((total + 1) * u64::from(factor.percent())).div_ceil(100))
+            .div_ceil(alive)
+            .max(1);
+        let eligible = |s: u32| u64::from(loads[s as usize]) < slots;
+        let subset = walk.by_ref().take(self.replication as usize);
+        let mut first = None;
+        let mut best: Option<u32> = None;
+        for s in subset {
+            first.get_or_insert(s);
+            if eligible(s) && best.is_none_or(|b| loads[s as usize] < loads[b as usize]) {
+                best = Some(s);
+            }
+        }
+        let first = first.ok_or(Error::NoServerAvailable)?;
+        if let Some(b) = best {
+            return Ok(b);
+        }
+        // Every member is over the bound: spill in cyclic order. A concurrent availability
+        // change could leave nobody eligible; then the primary keeps the request.
+        Ok(walk.find(|&s| eligible(s)).unwrap_or(first))
     }
 
     /// Built-in tracker: picks like [`pick`](Dispatcher::pick) using the dispatcher's own
@@ -381,8 +448,9 @@ impl Dispatcher {
     /// ```
     #[inline]
     pub fn acquire_server(&self, target: &[u8]) -> Result<u32, Error> {
-        let scan = self.scan(self.namespace(target))?;
-        let server = least_loaded(scan, |s| self.active[s as usize].load(Ordering::Relaxed))?;
+        let server = self.least_loaded_member(self.namespace(target), |s| {
+            self.active[s as usize].load(Ordering::Relaxed)
+        })?;
         self.active[server as usize].fetch_add(1, Ordering::Relaxed);
         Ok(server)
     }
@@ -435,6 +503,23 @@ impl Dispatcher {
                 servers: self.servers.get(),
             })
         }
+    }
+
+    /// The least-loaded member of `subset(ns)` for `ns < N` (SPEC tie-breaking).
+    #[inline]
+    fn least_loaded_member(&self, ns: u32, load: impl Fn(u32) -> u32) -> Result<u32, Error> {
+        let r = self.replication;
+        let offset = ns % 64;
+        // Common case: the subset is ns..ns+R, all up, inside one bitset word, not wrapping.
+        // One load and one mask test replace the general scan.
+        if offset + r <= 64 && ns + r <= self.servers.get() {
+            let members = u64::MAX >> (64 - r);
+            let word = self.available[(ns / 64) as usize].load(Ordering::Relaxed);
+            if (word >> offset) & members == members {
+                return least_loaded(ns..ns + r, load);
+            }
+        }
+        least_loaded(self.scan(ns)?, load)
     }
 
     /// The raw cyclic scan of `subset(ns)`.
@@ -558,5 +643,48 @@ impl Drop for Lease<'_> {
         // Cannot fail: this lease's own increment is still counted (unless the caller also
         // released it by hand, which the count then simply absorbs without underflow).
         let _ = self.dispatcher.release(self.server);
+    }
+}
+
+/// The load bound of [`Dispatcher::pick_bounded`], as HAProxy's `hash-balance-factor`: a
+/// percentage of the mean load, at least 100.
+///
+/// ```
+/// use vibra_hash::{BalanceFactor, Error};
+///
+/// assert_eq!(BalanceFactor::new(150)?.percent(), 150);
+/// assert_eq!(BalanceFactor::new(99), Err(Error::InvalidBalanceFactor { percent: 99 }));
+/// # Ok::<(), vibra_hash::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BalanceFactor(u32);
+
+impl BalanceFactor {
+    /// A bound of `percent`% of the mean load.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBalanceFactor`] below 100 (nobody could be eligible) or above 100,000.
+    ///
+    /// ```
+    /// # use vibra_hash::BalanceFactor;
+    /// assert!(BalanceFactor::new(125).is_ok());
+    /// ```
+    pub fn new(percent: u32) -> Result<Self, Error> {
+        if (100..=100_000).contains(&percent) {
+            Ok(BalanceFactor(percent))
+        } else {
+            Err(Error::InvalidBalanceFactor { percent })
+        }
+    }
+
+    /// The percentage.
+    ///
+    /// ```
+    /// # use vibra_hash::BalanceFactor;
+    /// assert_eq!(BalanceFactor::new(200)?.percent(), 200);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn percent(self) -> u32 {
+        self.0
     }
 }

@@ -82,6 +82,35 @@ pub enum Error {
         /// The name given.
         name: String,
     },
+    /// A bounded-load factor below 100% of the mean (nobody would be eligible) or above
+    /// 100,000%.
+    #[error("balance factor {percent}% is outside 100..=100000")]
+    InvalidBalanceFactor {
+        /// The percentage given.
+        percent: u32,
+    },
+    /// A LARD threshold pair with `t_low >= t_high`.
+    #[error("LARD thresholds need t_low < t_high, got t_low = {t_low}, t_high = {t_high}")]
+    InvalidThresholds {
+        /// The low threshold given.
+        t_low: u32,
+        /// The high threshold given.
+        t_high: u32,
+    },
+    /// Two servers of a ketama ring have the same address, or a weight is 0.
+    #[error("ketama server {server}: {reason}")]
+    InvalidRingServer {
+        /// Its index.
+        server: u32,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A load weight that is negative, NaN or infinite.
+    #[error("weight at index {index} is negative or not finite")]
+    InvalidWeight {
+        /// Its index.
+        index: usize,
+    },
     /// A numeric hash code that is not one of the C API's `VIBRA_HASH_*` values (0..=3).
     #[error("unknown hash code {code}: expected 0 (charsum), 1 (md5), 2 (sha1) or 3 (fast)")]
     UnknownHashCode {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vtimestamp::socket::{KernelClock, RecvBatch, TimestampedSocket};
 
-const BATCH: usize = 32;
+const BATCH: usize = 64;
 const PAYLOAD: [u8; 296] = [0xA5; 296];
 
 fn fill(tx: &UdpSocket, to: std::net::SocketAddr) {
@@ -24,6 +24,10 @@ fn recv(c: &mut Criterion) {
     let mut g = c.benchmark_group("recv");
     g.throughput(Throughput::Elements(BATCH as u64));
 
+    // Every socket exists before the first measurement, so the kernel's machine-wide arrival
+    // stamping (switched on by the first timestamping socket) is the same for all three.
+    let ts = TimestampedSocket::bind("127.0.0.1:0", KernelClock::Ns).expect("bind");
+    let ts_addr = ts.socket().local_addr().expect("addr");
     let plain = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let plain_addr = plain.local_addr().expect("addr");
     g.bench_function("recv+clock_gettime", |b| {
@@ -43,8 +47,6 @@ fn recv(c: &mut Criterion) {
         })
     });
 
-    let ts = TimestampedSocket::bind("127.0.0.1:0", KernelClock::Ns).expect("bind");
-    let ts_addr = ts.socket().local_addr().expect("addr");
     g.bench_function("recvmsg+SO_TIMESTAMPNS", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

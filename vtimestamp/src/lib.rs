@@ -46,3 +46,8 @@ pub use record::{
     ts_extra_encode,
 };
 pub use ts48::{RESOLUTION_US, Timespec, Timeval, Ts48, ts48_pack, ts48_unpack};
+
+/// The README's examples, compiled and run as doctests so they cannot go stale.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

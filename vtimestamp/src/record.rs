@@ -104,12 +104,7 @@ impl ExtraRecord {
     /// # Ok::<(), vtimestamp::TsError>(())
     /// ```
     pub fn get<B: Buf>(buf: &mut B) -> Result<Self, TsError> {
-        if buf.remaining() < RECORD_LEN {
-            return Err(TsError::Truncated {
-                needed: RECORD_LEN,
-                available: buf.remaining(),
-            });
-        }
+        have(buf, RECORD_LEN)?;
         let mut b = [0u8; RECORD_LEN];
         buf.copy_to_slice(&mut b);
         Ok(ExtraRecord::from_bytes(b))
@@ -121,6 +116,16 @@ fn room<B: BufMut>(buf: &B, needed: usize) -> Result<(), TsError> {
         return Err(TsError::Truncated {
             needed,
             available: buf.remaining_mut(),
+        });
+    }
+    Ok(())
+}
+
+fn have<B: Buf>(buf: &B, needed: usize) -> Result<(), TsError> {
+    if buf.remaining() < needed {
+        return Err(TsError::Truncated {
+            needed,
+            available: buf.remaining(),
         });
     }
     Ok(())
@@ -163,13 +168,11 @@ impl TimestampRecord {
     /// assert_eq!(rec.encode(), [6, 1, 6, 5, 4, 3, 2, 1]);
     /// # Ok::<(), vtimestamp::TsError>(())
     /// ```
+    #[inline]
     pub const fn encode(self) -> [u8; RECORD_LEN] {
-        ExtraRecord {
-            kind: EXTRA_TYPE_TIMESTAMP,
-            flags: if self.more { EXTRA_FLAG_MORE } else { 0 },
-            payload: le48(self.ts.packed()),
-        }
-        .to_bytes()
+        let flags = if self.more { EXTRA_FLAG_MORE } else { 0 };
+        ((self.ts.packed() << 16) | ((flags as u64) << 8) | EXTRA_TYPE_TIMESTAMP as u64)
+            .to_le_bytes()
     }
 
     /// Decodes 8 bytes. Errors on another record type, on flags other than MORE (a
@@ -181,27 +184,27 @@ impl TimestampRecord {
     /// assert_eq!(TimestampRecord::decode(&gso),
     ///            Err(TsError::WrongRecordType { found: 1, expected: 6 }));
     /// ```
+    #[inline]
     pub fn decode(bytes: &[u8; RECORD_LEN]) -> Result<Self, TsError> {
-        let raw = ExtraRecord::from_bytes(*bytes);
-        if raw.kind != EXTRA_TYPE_TIMESTAMP {
+        // One 64-bit load: byte 0 = type, byte 1 = flags, bytes 2..8 = packed48 (SPEC 7).
+        let word = u64::from_le_bytes(*bytes);
+        let (kind, flags) = (word as u8, (word >> 8) as u8);
+        if kind != EXTRA_TYPE_TIMESTAMP {
             return Err(TsError::WrongRecordType {
-                found: raw.kind,
+                found: kind,
                 expected: EXTRA_TYPE_TIMESTAMP,
             });
         }
-        if raw.flags & !EXTRA_FLAG_MORE != 0 {
+        if flags & !EXTRA_FLAG_MORE != 0 {
             return Err(TsError::ReservedFlags {
-                flags: raw.flags,
+                flags,
                 allowed: EXTRA_FLAG_MORE,
             });
         }
-        match Ts48::from_packed(from_le48(raw.payload)) {
-            Ok(ts) => Ok(TimestampRecord {
-                ts,
-                more: raw.has_more(),
-            }),
-            Err(e) => Err(e),
-        }
+        Ok(TimestampRecord {
+            ts: Ts48::from_packed(word >> 16)?,
+            more: flags & EXTRA_FLAG_MORE != 0,
+        })
     }
 
     /// Appends the record to `buf`; errors (writing nothing) when fewer than 8 bytes fit.
@@ -232,12 +235,7 @@ impl TimestampRecord {
     /// # Ok::<(), vtimestamp::TsError>(())
     /// ```
     pub fn get<B: Buf>(buf: &mut B) -> Result<Self, TsError> {
-        if buf.remaining() < RECORD_LEN {
-            return Err(TsError::Truncated {
-                needed: RECORD_LEN,
-                available: buf.remaining(),
-            });
-        }
+        have(buf, RECORD_LEN)?;
         let mut b = [0u8; RECORD_LEN];
         if let Some(head) = buf.chunk().get(..RECORD_LEN) {
             b.copy_from_slice(head);
@@ -260,6 +258,7 @@ impl TimestampRecord {
 /// assert!(ts_extra_encode(1, 16, 0x80).is_err());
 /// # Ok::<(), vtimestamp::TsError>(())
 /// ```
+#[inline]
 pub fn ts_extra_encode(sec: u32, usec: u32, flags: u8) -> Result<[u8; RECORD_LEN], TsError> {
     if flags & !EXTRA_FLAG_MORE != 0 {
         return Err(TsError::ReservedFlags {
@@ -287,6 +286,7 @@ pub fn ts_extra_encode(sec: u32, usec: u32, flags: u8) -> Result<[u8; RECORD_LEN
 ///            Err(TsError::WrongRecordType { found: 5, expected: 6 }));
 /// # Ok::<(), TsError>(())
 /// ```
+#[inline]
 pub fn ts_extra_decode(bytes: &[u8; RECORD_LEN]) -> Result<(u32, u32, u8), TsError> {
     match TimestampRecord::decode(bytes) {
         Ok(rec) => Ok((

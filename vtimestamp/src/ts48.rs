@@ -267,6 +267,7 @@ impl From<Ts48> for SystemTime {
 /// assert_eq!(ts48_pack(1, 1_000_000), Err(TsError::MicrosOutOfRange(1_000_000)));
 /// # Ok::<(), TsError>(())
 /// ```
+#[inline]
 pub fn ts48_pack(sec: u32, usec: u32) -> Result<u64, TsError> {
     match Ts48::new(sec, usec) {
         Ok(ts) => Ok(ts.packed()),
@@ -283,6 +284,7 @@ pub fn ts48_pack(sec: u32, usec: u32) -> Result<u64, TsError> {
 /// assert_eq!(ts48_unpack(u64::MAX), Err(TsError::PackedTooWide(u64::MAX)));
 /// # Ok::<(), TsError>(())
 /// ```
+#[inline]
 pub fn ts48_unpack(packed: u64) -> Result<(u32, u32), TsError> {
     match Ts48::from_packed(packed) {
         Ok(ts) => Ok((ts.secs(), ts.micros())),

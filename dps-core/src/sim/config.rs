@@ -113,6 +113,19 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// The "beyond the dissertation" policy: bank-assisted exchange every period with the
+    /// [`CappedBanker`]; pair it with [`Safeguards::guarded`].
+    ///
+    /// ```
+    /// assert_eq!(dps_core::sim::Strategy::guarded().name(), "bank");
+    /// ```
+    pub fn guarded() -> Self {
+        Strategy::Bank {
+            every: 1,
+            banker: Banker::Capped,
+        }
+    }
+
     /// Whether shares move at all.
     ///
     /// ```
@@ -147,6 +160,25 @@ impl Strategy {
 pub struct Safeguards {
     /// A VM never gives away share below this fraction of W/N (0: plain formulas).
     pub min_share_fraction: f64,
+    /// No host's booking may grow above what it was at the start (or its capacity): every VM
+    /// keeps not only its guaranteed CPU but its whole proportional slice of the host, so DPS
+    /// cannot take free CPU from other programs.
+    pub host_neutral: bool,
+}
+
+impl Safeguards {
+    /// The safeguards of the guarded policy: every VM keeps at least half of W/N, so one
+    /// period without use (a period shorter than an iteration) never starves it.
+    ///
+    /// ```
+    /// assert_eq!(dps_core::sim::Safeguards::guarded().min_share_fraction, 0.5);
+    /// ```
+    pub fn guarded() -> Self {
+        Self {
+            min_share_fraction: 0.5,
+            host_neutral: false,
+        }
+    }
 }
 
 /// Cluster resource manager settings for runs with migration.
@@ -171,6 +203,22 @@ pub struct MigrationSettings {
     pub dirty_mb_s: f64,
     /// At most this many migrations start per exchange period.
     pub max_per_period: usize,
+}
+
+impl MigrationSettings {
+    /// Migrate only away from hosts that rejected a transfer (section 5.2.2's first signal),
+    /// never merely because a host is fully utilised: in a fully booked cluster every host is,
+    /// and moving VMs then only adds load elsewhere.
+    ///
+    /// ```
+    /// assert!(dps_core::sim::MigrationSettings::on_rejection().full > 1.0);
+    /// ```
+    pub fn on_rejection() -> Self {
+        Self {
+            full: 2.0,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for MigrationSettings {

@@ -127,7 +127,14 @@ impl<'c> Engine<'c> {
             .iter()
             .map(|p| ProgramLayout::new(p.total_share, p.vms.iter().map(|v| v.host).collect()))
             .collect::<Result<_, _>>()?;
-        let ledger = ShareLedger::new(cfg.hosts.clone(), &layouts)?;
+        let mut ledger = ShareLedger::new(cfg.hosts.clone(), &layouts)?;
+        if cfg.safeguards.host_neutral {
+            for h in 0..cfg.hosts.len() {
+                let id = HostId(h as u32);
+                let b = ledger.booked(id)?;
+                ledger.set_booking_limit(id, b)?;
+            }
+        }
         let mut hosts: Vec<Host> = cfg
             .hosts
             .iter()

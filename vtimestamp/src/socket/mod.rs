@@ -464,3 +464,38 @@ impl TsError {
         matches!(self, TsError::Io { errno, .. } if *errno == libc::EAGAIN || *errno == libc::EWOULDBLOCK)
     }
 }
+
+/// A kernel `struct timespec` as the codec's plain [`Timespec`].
+///
+/// ```
+/// let k = libc::timespec { tv_sec: 3, tv_nsec: 4 };
+/// assert_eq!(vtimestamp::Timespec::from(k), vtimestamp::Timespec { tv_sec: 3, tv_nsec: 4 });
+/// ```
+impl From<libc::timespec> for Timespec {
+    // time_t and long are i32 on some 32-bit targets: the conversion is not always the identity.
+    #[allow(clippy::useless_conversion)]
+    fn from(k: libc::timespec) -> Self {
+        Timespec {
+            tv_sec: i64::from(k.tv_sec),
+            tv_nsec: i64::from(k.tv_nsec),
+        }
+    }
+}
+
+/// A kernel `struct timeval` as the codec's plain [`crate::Timeval`].
+///
+/// ```
+/// let k = libc::timeval { tv_sec: 3, tv_usec: 4 };
+/// let ts = vtimestamp::Ts48::try_from(vtimestamp::Timeval::from(k))?;
+/// assert_eq!((ts.secs(), ts.micros()), (3, 0));
+/// # Ok::<(), vtimestamp::TsError>(())
+/// ```
+impl From<libc::timeval> for crate::Timeval {
+    #[allow(clippy::useless_conversion)] // as above: suseconds_t and time_t vary by target
+    fn from(k: libc::timeval) -> Self {
+        crate::Timeval {
+            tv_sec: i64::from(k.tv_sec),
+            tv_usec: i64::from(k.tv_usec),
+        }
+    }
+}

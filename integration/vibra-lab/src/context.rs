@@ -1,0 +1,209 @@
+//! What every experiment is run with: the `--quick`, `--seed` and `--urls` choices and a
+//! progress reporter that writes to standard error only (standard output stays clean for
+//! `--json`).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The seed every synthetic workload uses unless `--seed` says otherwise: the date of the
+/// dissertation's World Cup trace clip (30 June 1998). Printed in every report that uses it.
+///
+/// ```
+/// assert_eq!(vibra_lab::DEFAULT_SEED, 19_980_630);
+/// ```
+pub const DEFAULT_SEED: u64 = 19_980_630;
+
+/// The options an experiment runs with.
+///
+/// ```
+/// use vibra_lab::RunContext;
+/// let ctx = RunContext::quiet(true);
+/// assert!(ctx.quick);
+/// assert_eq!(ctx.seed, vibra_lab::DEFAULT_SEED);
+/// assert_eq!(ctx.scale(10, 1000), 10);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// `--quick`: finish in well under a minute on 2 cores (SPEC section 10).
+    pub quick: bool,
+    /// The seed for every random choice; the same seed gives the same rows.
+    pub seed: u64,
+    /// The real World Cup URL list (`object_mappings.sort`), when one was given or found.
+    pub urls: Option<PathBuf>,
+    /// Where progress lines go.
+    pub progress: Progress,
+}
+
+impl RunContext {
+    /// A context with the default seed, no URL list and silent progress.
+    ///
+    /// ```
+    /// use vibra_lab::RunContext;
+    /// assert!(!RunContext::quiet(false).quick);
+    /// ```
+    pub fn quiet(quick: bool) -> Self {
+        RunContext {
+            quick,
+            seed: DEFAULT_SEED,
+            urls: None,
+            progress: Progress::silent(),
+        }
+    }
+
+    /// Picks the quick or the full size of a parameter.
+    ///
+    /// ```
+    /// use vibra_lab::RunContext;
+    /// assert_eq!(RunContext::quiet(false).scale(10, 1000), 1000);
+    /// ```
+    pub fn scale<T>(&self, quick: T, full: T) -> T {
+        if self.quick { quick } else { full }
+    }
+}
+
+/// Writes progress lines (`[name] what: 40% (4/10)`) to standard error, at most one per
+/// second per task plus the first and the last, or nothing when silent.
+///
+/// ```
+/// use vibra_lab::Progress;
+/// let p = Progress::silent();
+/// let mut t = p.task("fig4.1", "analytic loss", 3);
+/// t.advance(3);
+/// assert_eq!(t.done(), 3);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    enabled: bool,
+}
+
+impl Progress {
+    /// Progress lines on standard error.
+    ///
+    /// ```
+    /// assert!(vibra_lab::Progress::stderr().is_enabled());
+    /// ```
+    pub fn stderr() -> Self {
+        Progress { enabled: true }
+    }
+
+    /// No progress output at all.
+    ///
+    /// ```
+    /// assert!(!vibra_lab::Progress::silent().is_enabled());
+    /// ```
+    pub fn silent() -> Self {
+        Progress { enabled: false }
+    }
+
+    /// Whether lines are written.
+    ///
+    /// ```
+    /// assert!(!vibra_lab::Progress::silent().is_enabled());
+    /// ```
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Prints one free-form progress line.
+    ///
+    /// ```
+    /// vibra_lab::Progress::silent().say("table3.1", "reading the URL list");
+    /// ```
+    pub fn say(&self, experiment: &str, message: &str) {
+        if self.enabled {
+            eprintln!("[{experiment}] {message}");
+        }
+    }
+
+    /// Starts a task of `total` steps.
+    ///
+    /// ```
+    /// let mut t = vibra_lab::Progress::silent().task("x", "steps", 10);
+    /// t.advance(4);
+    /// assert_eq!(t.done(), 4);
+    /// ```
+    pub fn task(&self, experiment: &str, what: &str, total: u64) -> Task {
+        let task = Task {
+            enabled: self.enabled,
+            label: format!("[{experiment}] {what}"),
+            total,
+            done: 0,
+            started: Instant::now(),
+            last_print: None,
+        };
+        task.print();
+        task
+    }
+}
+
+/// A progress task made by [`Progress::task`].
+///
+/// ```
+/// let mut task = vibra_lab::Progress::silent().task("table3.2", "timing", 10);
+/// for _ in 0..10 {
+///     task.advance(1);
+/// }
+/// assert_eq!(task.done(), 10);
+/// ```
+#[derive(Debug)]
+pub struct Task {
+    enabled: bool,
+    label: String,
+    total: u64,
+    done: u64,
+    started: Instant,
+    last_print: Option<Instant>,
+}
+
+impl Task {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    /// Records `steps` more steps done, printing a line when a second has passed since the
+    /// last one, and at the end.
+    ///
+    /// ```
+    /// let mut t = vibra_lab::Progress::silent().task("x", "y", 2);
+    /// t.advance(1);
+    /// t.advance(1);
+    /// assert_eq!(t.done(), 2);
+    /// ```
+    pub fn advance(&mut self, steps: u64) {
+        self.done = self.done.saturating_add(steps);
+        if !self.enabled {
+            return;
+        }
+        let due = self.last_print.is_none_or(|t| t.elapsed() >= Self::EVERY);
+        if due || self.done >= self.total {
+            self.print();
+            self.last_print = Some(Instant::now());
+        }
+    }
+
+    /// Steps done so far.
+    ///
+    /// ```
+    /// assert_eq!(vibra_lab::Progress::silent().task("x", "y", 5).done(), 0);
+    /// ```
+    pub fn done(&self) -> u64 {
+        self.done
+    }
+
+    fn print(&self) {
+        if !self.enabled {
+            return;
+        }
+        let pct = if self.total == 0 {
+            100.0
+        } else {
+            100.0 * self.done as f64 / self.total as f64
+        };
+        eprintln!(
+            "{}: {:.0}% ({}/{}, {:.1} s)",
+            self.label,
+            pct.min(100.0),
+            self.done,
+            self.total,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! The `vibra-lab` command: `map` (SPEC section 9), `reproduce` (SPEC section 10), `list`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use vibra_hash::HashKind;
+use vibra_lab::{
+    DEFAULT_SEED, EXPERIMENTS, Experiment, LabError, MapConfig, Progress, RunContext, find,
+    json_line, render_text, run_checked, run_map, write_outputs,
+};
+
+/// Vibra's lab: map request targets to server subsets, and reproduce the dissertation's
+/// figures and tables beside the original values.
+#[derive(Debug, Parser)]
+#[command(name = "vibra-lab", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read one request-target per line on standard input; print `<ns> <s1>,<s2>,...` per line.
+    Map {
+        /// Number of servers N (>= 1).
+        #[arg(long, value_name = "N")]
+        servers: u32,
+        /// Replication factor R (1 <= R <= N).
+        #[arg(long, value_name = "R")]
+        replication: u32,
+        /// Hash of the dispatch key: charsum, md5, sha1 or fast.
+        #[arg(long, value_name = "HASH", value_parser = parse_hash)]
+        hash: HashKind,
+        /// Servers marked down, comma-separated (e.g. 3,7).
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        down: Vec<u32>,
+    },
+    /// Run one experiment (or all, with no NAME) and print each result beside the
+    /// dissertation's; figures are written as SVG under --out.
+    Reproduce {
+        /// The experiment (see `vibra-lab list`); all of them when absent.
+        name: Option<String>,
+        /// Smaller runs that finish in under a minute on 2 cores.
+        #[arg(long)]
+        quick: bool,
+        /// Print one JSON object per experiment, `{"experiment": ..., "rows": [...]}`.
+        #[arg(long)]
+        json: bool,
+        /// Folder for the SVG figures and the full JSON reports.
+        #[arg(long, value_name = "DIR", default_value = "target/vibra-lab")]
+        out: PathBuf,
+        /// The World Cup URL list (`object_mappings.sort`); default: ../shared/data/wc98/
+        /// beside the repository, if present, else generated URLs.
+        #[arg(long, value_name = "PATH", conflicts_with = "generated_urls")]
+        urls: Option<PathBuf>,
+        /// Use generated URLs even when the real list is present.
+        #[arg(long)]
+        generated_urls: bool,
+        /// Seed of every synthetic workload.
+        #[arg(long, default_value_t = DEFAULT_SEED)]
+        seed: u64,
+        /// No progress lines on standard error.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// List the experiments `reproduce` knows.
+    List,
+}
+
+fn parse_hash(s: &str) -> Result<HashKind, String> {
+    s.parse::<HashKind>()
+        .map_err(|_| "expected one of charsum, md5, sha1, fast".to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: clap's normal output, exit 0.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // Plain `vibra-lab`: the help, on standard error, and a failure status.
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // SPEC section 9: one line on bad arguments.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            eprintln!("vibra-lab: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vibra-lab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, LabError> {
+    match command {
+        Command::Map {
+            servers,
+            replication,
+            hash,
+            down,
+        } => {
+            let config = MapConfig {
+                servers,
+                replication,
+                hash,
+                down,
+            };
+            let stdin = std::io::stdin().lock();
+            let stdout = std::io::stdout().lock();
+            run_map(&config, stdin, std::io::BufWriter::new(stdout))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List => {
+            let mut out = std::io::stdout().lock();
+            for e in EXPERIMENTS {
+                writeln!(out, "{:10} {}", e.name(), e.title())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reproduce {
+            name,
+            quick,
+            json,
+            out,
+            urls,
+            generated_urls,
+            seed,
+            quiet,
+        } => {
+            let urls = match (urls, generated_urls) {
+                (Some(path), _) => {
+                    if !path.is_file() {
+                        return Err(LabError::BadArgument {
+                            option: "--urls",
+                            reason: format!("{} is not a file", path.display()),
+                        });
+                    }
+                    Some(path)
+                }
+                (None, true) => None,
+                (None, false) => default_urls(),
+            };
+            let ctx = RunContext {
+                quick,
+                seed,
+                urls,
+                progress: if quiet {
+                    Progress::silent()
+                } else {
+                    Progress::stderr()
+                },
+            };
+            let selected: Vec<&dyn Experiment> = match name {
+                Some(n) => vec![find(&n)?],
+                None => EXPERIMENTS.to_vec(),
+            };
+            reproduce(&selected, &ctx, json, &out)
+        }
+    }
+}
+
+/// `../shared/data/wc98/object_mappings.sort` beside the repository root (as in CI), then
+/// the development machines' `/work/shared`; `None` means generated URLs.
+fn default_urls() -> Option<PathBuf> {
+    let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    [
+        repo_root.join("../shared/data/wc98/object_mappings.sort"),
+        PathBuf::from("/work/shared/data/wc98/object_mappings.sort"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
+fn reproduce(
+    selected: &[&dyn Experiment],
+    ctx: &RunContext,
+    json: bool,
+    out: &Path,
+) -> Result<ExitCode, LabError> {
+    let mut stdout = std::io::stdout().lock();
+    let mut failures = Vec::new();
+    let mut summary = Vec::new();
+    for experiment in selected {
+        ctx.progress.say(experiment.name(), "running");
+        let started = Instant::now();
+        let result = run_checked(*experiment, ctx)
+            .and_then(|report| write_outputs(*experiment, &report, out).map(|svgs| (report, svgs)));
+        let seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok((report, svgs)) => {
+                ctx.progress.say(
+                    experiment.name(),
+                    &format!("done in {seconds:.1} s, outputs in {}", out.display()),
+                );
+                if json {
+                    writeln!(stdout, "{}", json_line(experiment.name(), &report))?;
+                } else {
+                    writeln!(stdout, "{}", render_text(*experiment, &report, &svgs))?;
+                }
+                summary.push((experiment.name(), "ok".to_string(), seconds, svgs.len()));
+            }
+            Err(e) => {
+                eprintln!("vibra-lab: {e}");
+                summary.push((experiment.name(), format!("FAILED: {e}"), seconds, 0));
+                failures.push(experiment.name());
+            }
+        }
+        stdout.flush()?;
+    }
+    if !json && selected.len() > 1 {
+        writeln!(stdout, "== summary ==")?;
+        for (name, status, seconds, figures) in &summary {
+            writeln!(
+                stdout,
+                "  {name:10} {seconds:7.1} s  {figures} figure(s)  {status}"
+            )?;
+        }
+        writeln!(stdout, "  outputs: {}", out.display())?;
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

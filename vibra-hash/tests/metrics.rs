@@ -1,0 +1,200 @@
+//! Locality-loss and load metrics (SPEC section 3, dissertation figure 4.1 and table 3.1).
+
+use proptest::prelude::*;
+use vibra_hash::{
+    Error, StreamStats, failover_load, fig4_1, fig4_1_row, naive_loss, neighbour_peak,
+    skip_rule_loss,
+};
+
+#[test]
+fn fig4_1_naive_worst_is_half_and_average_is_36_7_percent_at_n10_r1() {
+    let row = fig4_1_row(10, 1).unwrap();
+    assert!((row.naive_worst_loss - 0.5).abs() < 1e-12, "{row:?}");
+    assert_eq!(format!("{:.1}", row.naive_avg_loss * 100.0), "36.7");
+    assert!((row.skip_loss - 0.1).abs() < 1e-12);
+}
+
+#[test]
+fn fig4_1_naive_worst_case_is_half_for_every_cluster_size_with_r1() {
+    // Section 4.3.3: "the naive approach will lose 50% of locality for all cluster sizes in the
+    // worst case", and the average shrinks as the cluster grows.
+    let rows = fig4_1(2..=32, 1..=1).unwrap();
+    for row in &rows {
+        assert!((row.naive_worst_loss - 0.5).abs() < 1e-12, "{row:?}");
+    }
+    for pair in rows.windows(2).skip(1) {
+        assert!(pair[1].naive_avg_loss < pair[0].naive_avg_loss, "{pair:?}");
+    }
+}
+
+#[test]
+fn fig4_1_replication_lowers_the_naive_average_but_stays_above_the_skip_rule() {
+    for row in fig4_1(4..=32, 1..=4).unwrap() {
+        if row.replication + 1 < row.servers {
+            assert!(row.naive_avg_loss > row.skip_loss + 1e-9, "{row:?}");
+        } else {
+            // R >= N - 1: every survivor serves the whole key space either way.
+            assert!(
+                (row.naive_avg_loss - row.skip_loss).abs() < 1e-12,
+                "{row:?}"
+            );
+        }
+        if row.replication > 1 {
+            let r1 = fig4_1_row(row.servers, 1).unwrap();
+            assert!(row.naive_avg_loss < r1.naive_avg_loss, "{row:?} vs {r1:?}");
+        }
+    }
+}
+
+#[test]
+fn metrics_reject_bad_input() {
+    assert!(matches!(
+        naive_loss(&[], &[], 1),
+        Err(Error::InvalidServerCount { .. })
+    ));
+    assert_eq!(
+        skip_rule_loss(&[true; 3], &[true; 2], 1),
+        Err(Error::SliceLength { len: 2, servers: 3 })
+    );
+    assert_eq!(
+        naive_loss(&[true; 3], &[false; 3], 1),
+        Err(Error::NoServerAvailable)
+    );
+    assert_eq!(
+        skip_rule_loss(&[true; 3], &[true; 3], 4),
+        Err(Error::InvalidReplication {
+            replication: 4,
+            servers: 3
+        })
+    );
+    assert!(fig4_1_row(1, 1).is_err());
+    assert_eq!(
+        failover_load(&[1.0, f64::NAN], 1, &[true; 2], &[true; 2]),
+        Err(Error::InvalidWeight { index: 1 })
+    );
+    assert_eq!(
+        neighbour_peak(&[1.0; 2], 1, &[true, false], 0),
+        Err(Error::NoSurvivor { failed: 0 })
+    );
+}
+
+/// Naive scheme by definition, on the common grid of M_b * M_a equal cells: the servers of a
+/// cell are the R survivors from its range, in survivor order.
+fn naive_by_cells(before: &[bool], after: &[bool], r: u32) -> f64 {
+    let alive =
+        |st: &[bool]| -> Vec<u32> { (0..st.len() as u32).filter(|&s| st[s as usize]).collect() };
+    let (b, a) = (alive(before), alive(after));
+    let (mb, ma) = (b.len(), a.len());
+    let cells = mb * ma;
+    let members = |surv: &[u32], cell: usize, per_range: usize| -> Vec<u32> {
+        let m = surv.len();
+        let j = cell / per_range;
+        (0..(r as usize).min(m))
+            .map(|t| surv[(j + t) % m])
+            .collect()
+    };
+    let mut kept = 0usize;
+    for cell in 0..cells {
+        let sb = members(&b, cell, ma);
+        let sa = members(&a, cell, mb);
+        kept += sb.iter().filter(|s| sa.contains(s)).count();
+    }
+    let held = cells * (r as usize).min(mb);
+    (held - kept) as f64 / held as f64
+}
+
+fn states() -> impl Strategy<Value = (u32, Vec<bool>, Vec<bool>)> {
+    (1u32..24).prop_flat_map(|n| {
+        (
+            1..=n,
+            proptest::collection::vec(proptest::bool::weighted(0.8), n as usize),
+            proptest::collection::vec(proptest::bool::weighted(0.7), n as usize),
+        )
+    })
+}
+
+proptest! {
+    #[test]
+    fn skip_rule_locality_loss_equals_failed_over_n(
+        n in 1u32..200, r_seed in any::<u32>(),
+        down in proptest::collection::vec(proptest::bool::weighted(0.2), 200)
+    ) {
+        let r = 1 + r_seed % n;
+        let after: Vec<bool> = (0..n as usize).map(|s| !down[s]).collect();
+        prop_assume!(after.contains(&true));
+        let k = after.iter().filter(|&&u| !u).count() as f64;
+        let loss = skip_rule_loss(&vec![true; n as usize], &after, r).unwrap();
+        prop_assert!((loss - k / f64::from(n)).abs() < 1e-12, "loss {} k {} n {}", loss, k, n);
+    }
+
+    #[test]
+    fn naive_loss_matches_the_cellwise_definition((_, before, after) in states(), r_seed in any::<u32>()) {
+        prop_assume!(before.contains(&true) && after.contains(&true));
+        let n = before.len() as u32;
+        let r = 1 + r_seed % n;
+        let exact = naive_loss(&before, &after, r).unwrap();
+        prop_assert!((exact - naive_by_cells(&before, &after, r)).abs() < 1e-12);
+        prop_assert!((0.0..=1.0).contains(&exact));
+    }
+
+    #[test]
+    fn losses_are_zero_without_change((_, before, _) in states(), r_seed in any::<u32>()) {
+        prop_assume!(before.contains(&true));
+        let r = 1 + r_seed % before.len() as u32;
+        prop_assert_eq!(skip_rule_loss(&before, &before, r).unwrap(), 0.0);
+        prop_assert_eq!(naive_loss(&before, &before, r).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn failover_load_conserves_total_load(
+        (r, before, after) in states(),
+        weights in proptest::collection::vec(0.0f64..100.0, 24)
+    ) {
+        prop_assume!(before.contains(&true) && after.contains(&true));
+        let n = before.len() as u32;
+        let w = &weights[..n as usize];
+        let l = failover_load(w, r, &before, &after).unwrap();
+        let total: f64 = w.iter().sum();
+        prop_assert!((l.before.iter().sum::<f64>() - total).abs() < 1e-6);
+        prop_assert!((l.after.iter().sum::<f64>() - total).abs() < 1e-6);
+        prop_assert_eq!(l.after.len(), n as usize);
+        for (load, up) in l.after.iter().zip(&after) {
+            if !up {
+                prop_assert_eq!(*load, 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn neighbour_peak_is_one_plus_one_over_r_under_uniform_load(
+        n in 2u32..64, r_seed in any::<u32>(), failed_seed in any::<u32>()
+    ) {
+        let r = 1 + r_seed % (n - 1); // R < N, so R servers remain
+        let failed = failed_seed % n;
+        let p = neighbour_peak(&vec![1.0; n as usize], r, &vec![true; n as usize], failed).unwrap();
+        prop_assert!((p.before - 1.0).abs() < 1e-9);
+        prop_assert!((p.after - (1.0 + 1.0 / f64::from(r))).abs() < 1e-9, "{:?}", p);
+        prop_assert_eq!(p.server, (failed + 1) % n);
+    }
+
+    #[test]
+    fn stream_stats_partition_the_stream(
+        reqs in proptest::collection::vec((0u32..5, 0u8..20, 1u64..1000), 0..300)
+    ) {
+        let mut st = StreamStats::new(5).unwrap();
+        for &(s, obj, bytes) in &reqs {
+            st.record(s, format!("/o{obj}?v={bytes}").as_bytes(), bytes).unwrap();
+        }
+        let per = st.per_server();
+        prop_assert_eq!(per.iter().map(|s| s.requests).sum::<u64>(), reqs.len() as u64);
+        prop_assert_eq!(per.iter().map(|s| s.bytes).sum::<u64>(), reqs.iter().map(|r| r.2).sum::<u64>());
+        for (i, s) in per.iter().enumerate() {
+            let mut objs: Vec<u8> = reqs.iter().filter(|r| r.0 == i as u32).map(|r| r.1).collect();
+            objs.sort_unstable();
+            objs.dedup();
+            prop_assert_eq!(s.distinct_objects, objs.len() as u64);
+            prop_assert!(s.distinct_bytes <= s.bytes);
+        }
+        prop_assert_eq!(st.locality_loss_to(&st).unwrap(), 0.0);
+    }
+}
