@@ -31,9 +31,10 @@ g++ -x c++ -std=c++11 "${warnings[@]}" -Iinclude -c "$work/alone.c" -o "$work/cx
 g++ -x c++ -std=c++17 "${warnings[@]}" -Iinclude -c "$work/alone.c" -o "$work/cxx17.o"
 
 step "build libvibra (release, full debug information for the ABI check)"
+# (ffi/install.sh builds the same way, so .ci/nginx.sh reuses this build.)
 export CARGO_PROFILE_RELEASE_DEBUG=2
 cargo build -q --release -p vibra-ffi
-lib=target/release/libvibra.so
+lib=${CARGO_TARGET_DIR:-target}/release/libvibra.so
 abi=$(sed -n 's/^#define VIBRA_ABI_VERSION \([0-9]*\)$/\1/p' include/vibra.h)
 
 step "soname is libvibra.so.$abi"
@@ -118,6 +119,7 @@ run_examples "$work/shared" valgrind -q --error-exitcode=1 --leak-check=full \
 step "C examples with AddressSanitizer"
 cflags="-fsanitize=address -fno-omit-frame-pointer" ldflags="-fsanitize=address" \
     build_examples "$work/asan" CFLAGS="-O1 -g -fsanitize=address -fno-omit-frame-pointer"
+ldd "$work/asan/dispatch" | grep -q libasan || { echo "the ASan build has no libasan" >&2; false; }
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 run_examples "$work/asan"
 
 step "C examples linked statically (libvibra.a)"

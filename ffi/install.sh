@@ -12,7 +12,9 @@
 #
 # --prefix defaults to /usr/local. --destdir stages the files under another root (for packagers)
 # while vibra.pc keeps naming the real prefix. --no-build installs what target/release holds.
-# Set CARGO_PROFILE_RELEASE_DEBUG=2 for full debug information (the ABI check needs it).
+# The library is built with full debug information (CARGO_PROFILE_RELEASE_DEBUG=2 unless set):
+# the ABI check reads its types, debuggers show libvibra's frames, and .ci/ffi.sh and
+# .ci/nginx.sh then share one build. Strip the installed files if size matters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +42,7 @@ case "$prefix" in /*) ;; *) echo "install.sh: --prefix must be absolute" >&2; ex
 libdir=${libdir:-$prefix/lib}
 includedir=${includedir:-$prefix/include}
 
+export CARGO_PROFILE_RELEASE_DEBUG=${CARGO_PROFILE_RELEASE_DEBUG:-2}
 if [ "$build" = 1 ]; then
     cargo build --release -p vibra-ffi
 fi

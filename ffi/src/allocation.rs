@@ -148,18 +148,9 @@ pub unsafe extern "C" fn vibra_allocation_plan(
             .into_iter()
             .map(vibra_change::from)
             .collect();
-        if plan.len() > changes.cap() {
-            let needed = plan.len();
-            len.write(needed);
-            return Err(Error::BufferTooSmall {
-                needed,
-                capacity: changes.cap(),
-            }
-            .into());
-        }
-        changes.write(&plan);
-        len.write(plan.len());
-        Ok(())
+        changes.write_with_len(&plan, len, |needed, capacity| {
+            Error::BufferTooSmall { needed, capacity }.into()
+        })
     })
 }
 

@@ -238,17 +238,9 @@ pub unsafe extern "C" fn vibra_dispatcher_subset(
         if subset.is_empty() {
             return Err(Error::NoServerAvailable.into());
         }
-        if subset.len() > servers.cap() {
-            let failure = Failure::from(Error::BufferTooSmall {
-                needed: subset.len(),
-                cap: servers.cap(),
-            });
-            len.write(subset.len());
-            return Err(failure);
-        }
-        servers.write(&subset);
-        len.write(subset.len());
-        Ok(())
+        servers.write_with_len(&subset, len, |needed, cap| {
+            Error::BufferTooSmall { needed, cap }.into()
+        })
     })
 }
 

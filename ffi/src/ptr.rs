@@ -89,9 +89,23 @@ pub(crate) struct OutSlice<T> {
 }
 
 impl<T: Copy> OutSlice<T> {
-    /// The buffer's capacity in elements.
-    pub(crate) fn cap(&self) -> usize {
-        self.cap
+    /// The `(buffer, *len)` convention of SPEC 8: copies `values` and their count when they fit;
+    /// otherwise writes only the needed count to `len`, leaves the buffer untouched and returns
+    /// the failure `too_small(needed, cap)` builds (the algorithm crate's own error).
+    pub(crate) fn write_with_len(
+        self,
+        values: &[T],
+        len: Out<usize>,
+        too_small: impl FnOnce(usize, usize) -> Failure,
+    ) -> Result<(), Failure> {
+        if values.len() > self.cap {
+            let failure = too_small(values.len(), self.cap);
+            len.write(values.len());
+            return Err(failure);
+        }
+        self.write(values);
+        len.write(values.len());
+        Ok(())
     }
 
     /// Copies `values` into the buffer, which the caller has checked is large enough. Input and
