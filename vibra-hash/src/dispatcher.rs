@@ -10,7 +10,9 @@ use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::cyclic::{CyclicScan, check_replication, words_for};
-use crate::{Error, HashKind, dispatch_key};
+use crate::hash::Modulus;
+use crate::key::extract_key;
+use crate::{Error, HashKind};
 
 /// A URL-hash dispatcher over N servers with replication factor R (SPEC section 3).
 ///
@@ -49,6 +51,8 @@ pub struct Dispatcher {
     servers: NonZeroU32,
     replication: u32,
     hash: HashKind,
+    /// `h mod N` without a division.
+    modulus: Modulus,
     /// Bit `s` set = server `s` available. Bits at or past N stay 0.
     available: Box<[AtomicU64]>,
     /// Active connections per server, for the built-in tracker.
@@ -104,6 +108,7 @@ impl Dispatcher {
             servers: n,
             replication,
             hash,
+            modulus: Modulus::new(n),
             available,
             active,
         })
@@ -159,7 +164,15 @@ impl Dispatcher {
     /// ```
     #[inline]
     pub fn namespace(&self, target: &[u8]) -> u32 {
-        self.hash.sub_namespace(dispatch_key(target), self.servers)
+        self.namespace_of(target)
+    }
+
+    /// [`namespace`](Dispatcher::namespace), always inlined into the lookups: key, hash and
+    /// the precomputed `mod N` (identical to [`HashKind::sub_namespace`]'s `%`).
+    #[inline(always)]
+    fn namespace_of(&self, target: &[u8]) -> u32 {
+        self.modulus
+            .reduce(self.hash.hash64_inline(extract_key(target)))
     }
 
     /// The current subset of sub-namespace `ns`, in SPEC order, as a non-allocating iterator
@@ -329,7 +342,7 @@ impl Dispatcher {
                 servers: self.servers.get(),
             });
         }
-        self.least_loaded_member(self.namespace(target), |s| loads[s as usize])
+        self.least_loaded_member(self.namespace_of(target), loads, |&l| l)
     }
 
     /// Stateless selection with a load bound, in the spirit of HAProxy's `hash-balance-factor`:
@@ -367,7 +380,7 @@ impl Dispatcher {
                 servers: self.servers.get(),
             });
         }
-        let ns = self.namespace(target);
+        let ns = self.namespace_of(target);
         let mut walk = CyclicScan::new(
             &*self.available,
             self.servers.get(),
@@ -448,8 +461,8 @@ impl Dispatcher {
     /// ```
     #[inline]
     pub fn acquire_server(&self, target: &[u8]) -> Result<u32, Error> {
-        let server = self.least_loaded_member(self.namespace(target), |s| {
-            self.active[s as usize].load(Ordering::Relaxed)
+        let server = self.least_loaded_member(self.namespace_of(target), &self.active, |a| {
+            a.load(Ordering::Relaxed)
         })?;
         self.active[server as usize].fetch_add(1, Ordering::Relaxed);
         Ok(server)
@@ -505,21 +518,43 @@ impl Dispatcher {
         }
     }
 
-    /// The least-loaded member of `subset(ns)` for `ns < N` (SPEC tie-breaking).
-    #[inline]
-    fn least_loaded_member(&self, ns: u32, load: impl Fn(u32) -> u32) -> Result<u32, Error> {
+    /// The least-loaded member of `subset(ns)` for `ns < N` (SPEC tie-breaking); `slots` has
+    /// one entry per server (`N` of them) and `load` reads an entry.
+    #[inline(always)]
+    fn least_loaded_member<T>(
+        &self,
+        ns: u32,
+        slots: &[T],
+        load: impl Fn(&T) -> u32,
+    ) -> Result<u32, Error> {
         let r = self.replication;
         let offset = ns % 64;
         // Common case: the subset is ns..ns+R, all up, inside one bitset word, not wrapping.
-        // One load and one mask test replace the general scan.
+        // One load and one mask test replace the general scan, and the members' loads are one
+        // contiguous slice (one bounds check for all of them).
         if offset + r <= 64 && ns + r <= self.servers.get() {
             let members = u64::MAX >> (64 - r);
             let word = self.available[(ns / 64) as usize].load(Ordering::Relaxed);
             if (word >> offset) & members == members {
-                return least_loaded(ns..ns + r, load);
+                if let Some((first, rest)) = slots
+                    .get(ns as usize..(ns + r) as usize)
+                    .and_then(<[T]>::split_first)
+                {
+                    let mut best = 0;
+                    let mut best_load = load(first);
+                    for (i, slot) in rest.iter().enumerate() {
+                        let l = load(slot);
+                        // Strict '<': ties stay with the earlier subset position (SPEC 3).
+                        if l < best_load {
+                            best = i as u32 + 1;
+                            best_load = l;
+                        }
+                    }
+                    return Ok(ns + best);
+                }
             }
         }
-        least_loaded(self.scan(ns)?, load)
+        least_loaded(self.scan(ns)?, |s| load(&slots[s as usize]))
     }
 
     /// The raw cyclic scan of `subset(ns)`.
