@@ -334,7 +334,7 @@ impl Dispatcher {
     /// assert!(d.pick(b"/", &[0; 3]).is_err());
     /// # Ok::<(), vibra_hash::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn pick(&self, target: &[u8], loads: &[u32]) -> Result<u32, Error> {
         if loads.len() != self.servers.get() as usize {
             return Err(Error::SliceLength {
@@ -459,7 +459,7 @@ impl Dispatcher {
     /// assert_eq!(d.active(s)?, 0);
     /// # Ok::<(), vibra_hash::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn acquire_server(&self, target: &[u8]) -> Result<u32, Error> {
         let server = self.least_loaded_member(self.namespace_of(target), &self.active, |a| {
             a.load(Ordering::Relaxed)
@@ -528,29 +528,37 @@ impl Dispatcher {
         load: impl Fn(&T) -> u32,
     ) -> Result<u32, Error> {
         let r = self.replication;
+        let servers = self.servers.get();
         let offset = ns % 64;
-        // Common case: the subset is ns..ns+R, all up, inside one bitset word, not wrapping.
-        // One load and one mask test replace the general scan, and the members' loads are one
-        // contiguous slice (one bounds check for all of them).
-        if offset + r <= 64 && ns + r <= self.servers.get() {
+        // Common cases: every member is up, so the subset is the R positions from ns. One load
+        // and one mask test replace the general scan, and the members' loads are read as one or
+        // two contiguous slices (one bounds check each).
+        if offset + r <= 64 && ns + r <= servers {
+            // Not wrapping, inside one bitset word.
             let members = u64::MAX >> (64 - r);
             let word = self.available[(ns / 64) as usize].load(Ordering::Relaxed);
             if (word >> offset) & members == members {
-                if let Some((first, rest)) = slots
+                if let Some(at) = slots
                     .get(ns as usize..(ns + r) as usize)
-                    .and_then(<[T]>::split_first)
+                    .and_then(|m| first_minimum(m.iter(), &load))
                 {
-                    let mut best = 0;
-                    let mut best_load = load(first);
-                    for (i, slot) in rest.iter().enumerate() {
-                        let l = load(slot);
-                        // Strict '<': ties stay with the earlier subset position (SPEC 3).
-                        if l < best_load {
-                            best = i as u32 + 1;
-                            best_load = l;
-                        }
+                    return Ok(ns + at);
+                }
+            }
+        } else if servers <= 64 && ns + r > servers {
+            // Wrapping past N - 1 to 0, all servers in one word: members ns..N, then 0..head.
+            let tail = servers - ns; // 1..=64
+            let head = r - tail; // 1..=ns
+            let members = (u64::MAX >> (64 - tail)) << ns | ((1u64 << head) - 1);
+            let word = self.available[0].load(Ordering::Relaxed);
+            if word & members == members {
+                if let (Some(end), Some(start)) = (
+                    slots.get(ns as usize..servers as usize),
+                    slots.get(..head as usize),
+                ) {
+                    if let Some(at) = first_minimum(end.iter().chain(start), &load) {
+                        return Ok(if at < tail { ns + at } else { at - tail });
                     }
-                    return Ok(ns + best);
                 }
             }
         }
@@ -575,6 +583,25 @@ impl Dispatcher {
             self.replication,
         ))
     }
+}
+
+/// The position of the first entry with the smallest load (SPEC tie-breaking: strict `<`), or
+/// `None` for no entry.
+#[inline(always)]
+fn first_minimum<'a, T: 'a>(
+    mut slots: impl Iterator<Item = &'a T>,
+    load: impl Fn(&T) -> u32,
+) -> Option<u32> {
+    let mut best_load = load(slots.next()?);
+    let mut best = 0;
+    for (i, slot) in slots.enumerate() {
+        let l = load(slot);
+        if l < best_load {
+            best = i as u32 + 1;
+            best_load = l;
+        }
+    }
+    Some(best)
 }
 
 /// The first server with the smallest load, or `NoServerAvailable` for an empty scan.
