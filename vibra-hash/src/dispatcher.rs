@@ -533,7 +533,33 @@ impl Dispatcher {
         // Common cases: every member is up, so the subset is the R positions from ns. One load
         // and one mask test replace the general scan, and the members' loads are read as one or
         // two contiguous slices (one bounds check each).
-        if offset + r <= 64 && ns + r <= servers {
+        if servers <= 32 {
+            // One bitset word, doubled (bits N..2N repeat bits 0..N, and 2N <= 64) so that the R
+            // bits from ns wrap past N - 1 to 0 without a branch; the member indices likewise.
+            let word = self.available[0].load(Ordering::Relaxed);
+            let doubled = word | word << servers;
+            let members = u64::MAX >> (64 - r);
+            if (doubled >> ns) & members == members {
+                if let Some(first) = slots.get(ns as usize) {
+                    let mut best = ns;
+                    let mut best_load = load(first);
+                    for k in 1..r {
+                        let s = ns + k;
+                        let s = if s >= servers { s - servers } else { s };
+                        let Some(slot) = slots.get(s as usize) else {
+                            break;
+                        };
+                        let l = load(slot);
+                        // Strict '<': ties stay with the earlier subset position (SPEC 3).
+                        if l < best_load {
+                            best = s;
+                            best_load = l;
+                        }
+                    }
+                    return Ok(best);
+                }
+            }
+        } else if offset + r <= 64 && ns + r <= servers {
             // Not wrapping, inside one bitset word.
             let members = u64::MAX >> (64 - r);
             let word = self.available[(ns / 64) as usize].load(Ordering::Relaxed);
@@ -748,5 +774,45 @@ impl BalanceFactor {
     /// ```
     pub fn percent(self) -> u32 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every fast path of `least_loaded_member` (one doubled word for N <= 32, one word without
+    /// wrapping) picks what the general cyclic scan picks, for every sub-namespace.
+    #[test]
+    fn least_loaded_fast_paths_agree_with_the_general_scan() {
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in [
+            1u32, 2, 3, 5, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 130,
+        ] {
+            for r in 1..=n.min(5) {
+                for trial in 0..12 {
+                    let d = Dispatcher::new(n, r, HashKind::Fast).unwrap();
+                    if trial > 0 {
+                        for s in 0..n {
+                            if next() % 5 == 0 {
+                                d.set_available(s, false).unwrap();
+                            }
+                        }
+                    }
+                    let loads: Vec<u32> = (0..n).map(|_| (next() % 4) as u32).collect();
+                    for ns in 0..n {
+                        let want = least_loaded(d.scan(ns).unwrap(), |s| loads[s as usize]);
+                        let got = d.least_loaded_member(ns, &loads, |&l| l);
+                        assert_eq!(got, want, "n={n} r={r} ns={ns} trial={trial}");
+                    }
+                }
+            }
+        }
     }
 }
