@@ -242,6 +242,18 @@ fn decisions(c: &mut Criterion<ThreadCpuTime>) {
             b.iter(|| pass(&mut d, &urls))
         });
     }
+    // A server count that is not a power of two: `mod N` takes the reciprocal path, not a mask.
+    let mut d15 = Dispatcher::new(SERVERS - 1, REPLICATION, HashKind::Fast).unwrap();
+    let loads15 = &LOADS[..(SERVERS - 1) as usize];
+    g.bench_function("url-hash/fast R=2 N=15", |b| {
+        b.iter(|| {
+            let mut sum = 0u64;
+            for u in urls.iter() {
+                sum += u64::from(d15.select(black_box(u), loads15, Duration::ZERO).unwrap());
+            }
+            sum
+        })
+    });
     let mut d = Dispatcher::new(SERVERS, REPLICATION, HashKind::Fast).unwrap();
     g.bench_function("url-hash/fast R=2 dependent", |b| {
         b.iter(|| dependent_pass(&mut d, &urls))
@@ -289,7 +301,7 @@ fn decisions(c: &mut Criterion<ThreadCpuTime>) {
             sum
         })
     });
-    g.bench_function("key extraction only (memchr)", |b| {
+    g.bench_function("key extraction only (dispatch_key)", |b| {
         b.iter(|| {
             let mut sum = 0usize;
             for u in urls.iter() {

@@ -10,7 +10,9 @@ use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::cyclic::{CyclicScan, check_replication, words_for};
-use crate::{Error, HashKind, dispatch_key};
+use crate::hash::Modulus;
+use crate::key::extract_key;
+use crate::{Error, HashKind};
 
 /// A URL-hash dispatcher over N servers with replication factor R (SPEC section 3).
 ///
@@ -49,6 +51,8 @@ pub struct Dispatcher {
     servers: NonZeroU32,
     replication: u32,
     hash: HashKind,
+    /// `h mod N` without a division.
+    modulus: Modulus,
     /// Bit `s` set = server `s` available. Bits at or past N stay 0.
     available: Box<[AtomicU64]>,
     /// Active connections per server, for the built-in tracker.
@@ -104,6 +108,7 @@ impl Dispatcher {
             servers: n,
             replication,
             hash,
+            modulus: Modulus::new(n),
             available,
             active,
         })
@@ -159,7 +164,15 @@ impl Dispatcher {
     /// ```
     #[inline]
     pub fn namespace(&self, target: &[u8]) -> u32 {
-        self.hash.sub_namespace(dispatch_key(target), self.servers)
+        self.namespace_of(target)
+    }
+
+    /// [`namespace`](Dispatcher::namespace), always inlined into the lookups: key, hash and
+    /// the precomputed `mod N` (identical to [`HashKind::sub_namespace`]'s `%`).
+    #[inline(always)]
+    fn namespace_of(&self, target: &[u8]) -> u32 {
+        self.modulus
+            .reduce(self.hash.hash64_inline(extract_key(target)))
     }
 
     /// The current subset of sub-namespace `ns`, in SPEC order, as a non-allocating iterator
@@ -321,7 +334,7 @@ impl Dispatcher {
     /// assert!(d.pick(b"/", &[0; 3]).is_err());
     /// # Ok::<(), vibra_hash::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn pick(&self, target: &[u8], loads: &[u32]) -> Result<u32, Error> {
         if loads.len() != self.servers.get() as usize {
             return Err(Error::SliceLength {
@@ -329,7 +342,7 @@ impl Dispatcher {
                 servers: self.servers.get(),
             });
         }
-        self.least_loaded_member(self.namespace(target), |s| loads[s as usize])
+        self.least_loaded_member(self.namespace_of(target), loads, |&l| l)
     }
 
     /// Stateless selection with a load bound, in the spirit of HAProxy's `hash-balance-factor`:
@@ -367,7 +380,7 @@ impl Dispatcher {
                 servers: self.servers.get(),
             });
         }
-        let ns = self.namespace(target);
+        let ns = self.namespace_of(target);
         let mut walk = CyclicScan::new(
             &*self.available,
             self.servers.get(),
@@ -446,10 +459,10 @@ impl Dispatcher {
     /// assert_eq!(d.active(s)?, 0);
     /// # Ok::<(), vibra_hash::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn acquire_server(&self, target: &[u8]) -> Result<u32, Error> {
-        let server = self.least_loaded_member(self.namespace(target), |s| {
-            self.active[s as usize].load(Ordering::Relaxed)
+        let server = self.least_loaded_member(self.namespace_of(target), &self.active, |a| {
+            a.load(Ordering::Relaxed)
         })?;
         self.active[server as usize].fetch_add(1, Ordering::Relaxed);
         Ok(server)
@@ -505,21 +518,77 @@ impl Dispatcher {
         }
     }
 
-    /// The least-loaded member of `subset(ns)` for `ns < N` (SPEC tie-breaking).
-    #[inline]
-    fn least_loaded_member(&self, ns: u32, load: impl Fn(u32) -> u32) -> Result<u32, Error> {
+    /// The least-loaded member of `subset(ns)` for `ns < N` (SPEC tie-breaking); `slots` has
+    /// one entry per server (`N` of them) and `load` reads an entry.
+    #[inline(always)]
+    fn least_loaded_member<T>(
+        &self,
+        ns: u32,
+        slots: &[T],
+        load: impl Fn(&T) -> u32,
+    ) -> Result<u32, Error> {
         let r = self.replication;
+        let servers = self.servers.get();
         let offset = ns % 64;
-        // Common case: the subset is ns..ns+R, all up, inside one bitset word, not wrapping.
-        // One load and one mask test replace the general scan.
-        if offset + r <= 64 && ns + r <= self.servers.get() {
+        // Common cases: every member is up, so the subset is the R positions from ns. One load
+        // and one mask test replace the general scan, and the members' loads are read as one or
+        // two contiguous slices (one bounds check each).
+        if servers <= 32 {
+            // One bitset word, doubled (bits N..2N repeat bits 0..N, and 2N <= 64) so that the R
+            // bits from ns wrap past N - 1 to 0 without a branch; the member indices likewise.
+            let word = self.available[0].load(Ordering::Relaxed);
+            let doubled = word | word << servers;
+            let members = u64::MAX >> (64 - r);
+            if (doubled >> ns) & members == members {
+                if let Some(first) = slots.get(ns as usize) {
+                    let mut best = ns;
+                    let mut best_load = load(first);
+                    for k in 1..r {
+                        let s = ns + k;
+                        let s = if s >= servers { s - servers } else { s };
+                        let Some(slot) = slots.get(s as usize) else {
+                            break;
+                        };
+                        let l = load(slot);
+                        // Strict '<': ties stay with the earlier subset position (SPEC 3).
+                        if l < best_load {
+                            best = s;
+                            best_load = l;
+                        }
+                    }
+                    return Ok(best);
+                }
+            }
+        } else if offset + r <= 64 && ns + r <= servers {
+            // Not wrapping, inside one bitset word.
             let members = u64::MAX >> (64 - r);
             let word = self.available[(ns / 64) as usize].load(Ordering::Relaxed);
             if (word >> offset) & members == members {
-                return least_loaded(ns..ns + r, load);
+                if let Some(at) = slots
+                    .get(ns as usize..(ns + r) as usize)
+                    .and_then(|m| first_minimum(m.iter(), &load))
+                {
+                    return Ok(ns + at);
+                }
+            }
+        } else if servers <= 64 && ns + r > servers {
+            // Wrapping past N - 1 to 0, all servers in one word: members ns..N, then 0..head.
+            let tail = servers - ns; // 1..=64
+            let head = r - tail; // 1..=ns
+            let members = (u64::MAX >> (64 - tail)) << ns | ((1u64 << head) - 1);
+            let word = self.available[0].load(Ordering::Relaxed);
+            if word & members == members {
+                if let (Some(end), Some(start)) = (
+                    slots.get(ns as usize..servers as usize),
+                    slots.get(..head as usize),
+                ) {
+                    if let Some(at) = first_minimum(end.iter().chain(start), &load) {
+                        return Ok(if at < tail { ns + at } else { at - tail });
+                    }
+                }
             }
         }
-        least_loaded(self.scan(ns)?, load)
+        least_loaded(self.scan(ns)?, |s| load(&slots[s as usize]))
     }
 
     /// The raw cyclic scan of `subset(ns)`.
@@ -540,6 +609,25 @@ impl Dispatcher {
             self.replication,
         ))
     }
+}
+
+/// The position of the first entry with the smallest load (SPEC tie-breaking: strict `<`), or
+/// `None` for no entry.
+#[inline(always)]
+fn first_minimum<'a, T: 'a>(
+    mut slots: impl Iterator<Item = &'a T>,
+    load: impl Fn(&T) -> u32,
+) -> Option<u32> {
+    let mut best_load = load(slots.next()?);
+    let mut best = 0;
+    for (i, slot) in slots.enumerate() {
+        let l = load(slot);
+        if l < best_load {
+            best = i as u32 + 1;
+            best_load = l;
+        }
+    }
+    Some(best)
 }
 
 /// The first server with the smallest load, or `NoServerAvailable` for an empty scan.
@@ -686,5 +774,45 @@ impl BalanceFactor {
     /// ```
     pub fn percent(self) -> u32 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every fast path of `least_loaded_member` (one doubled word for N <= 32, one word without
+    /// wrapping) picks what the general cyclic scan picks, for every sub-namespace.
+    #[test]
+    fn least_loaded_fast_paths_agree_with_the_general_scan() {
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in [
+            1u32, 2, 3, 5, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 130,
+        ] {
+            for r in 1..=n.min(5) {
+                for trial in 0..12 {
+                    let d = Dispatcher::new(n, r, HashKind::Fast).unwrap();
+                    if trial > 0 {
+                        for s in 0..n {
+                            if next() % 5 == 0 {
+                                d.set_available(s, false).unwrap();
+                            }
+                        }
+                    }
+                    let loads: Vec<u32> = (0..n).map(|_| (next() % 4) as u32).collect();
+                    for ns in 0..n {
+                        let want = least_loaded(d.scan(ns).unwrap(), |s| loads[s as usize]);
+                        let got = d.least_loaded_member(ns, &loads, |&l| l);
+                        assert_eq!(got, want, "n={n} r={r} ns={ns} trial={trial}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -85,6 +85,12 @@ impl HashKind {
     /// ```
     #[inline]
     pub fn hash64(self, key: &[u8]) -> u64 {
+        self.hash64_inline(key)
+    }
+
+    /// [`hash64`](HashKind::hash64), always inlined into the dispatcher's lookups.
+    #[inline(always)]
+    pub(crate) fn hash64_inline(self, key: &[u8]) -> u64 {
         match self {
             HashKind::Charsum => charsum(key),
             HashKind::Md5 => first_eight_be(&Md5::digest(key)),
@@ -217,6 +223,53 @@ fn byte_sum(w: u64) -> u64 {
     pairs.wrapping_mul(GATHER) >> 48
 }
 
+/// `h mod N` for a fixed `N`, without a division instruction: a 64-bit `div` costs 10-40 cycles
+/// depending on the CPU, more than the rest of a fast-hash decision's arithmetic together.
+///
+/// A power of two is a mask. Otherwise the quotient is `floor(h * M / 2^128)` with
+/// `M = ceil(2^128 / N)` (Lemire, Kaser and Kurz, "Faster remainder by direct computation",
+/// 2019), and the remainder `h - quotient * N`. This is exact for every 64-bit `h` and every
+/// `N < 2^64`: `M = (2^128 + e) / N` with `0 < e < N`, so `h * M / 2^128` exceeds `h / N` by
+/// `h * e / (N * 2^128) < 2^-64 < 1 / N`, which never reaches the next integer because the
+/// fractional part of `h / N` is at most `(N - 1) / N`. The result is identical to `h % N`
+/// (checked by a proptest over random and boundary values), so the mapping does not change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Modulus {
+    divisor: u64,
+    /// `ceil(2^128 / N)`, or 0 for a power of two.
+    multiplier: u128,
+}
+
+impl Modulus {
+    pub(crate) fn new(divisor: NonZeroU32) -> Self {
+        let d = divisor.get();
+        Modulus {
+            divisor: u64::from(d),
+            multiplier: if d.is_power_of_two() {
+                0
+            } else {
+                // N is not a power of two, so it does not divide 2^128: floor((2^128 - 1) / N) + 1
+                // is the ceiling.
+                u128::MAX / u128::from(d) + 1
+            },
+        }
+    }
+
+    /// `h % N`, which is below N and so fits in a `u32`.
+    #[inline(always)]
+    pub(crate) fn reduce(self, h: u64) -> u32 {
+        if self.multiplier == 0 {
+            return (h & (self.divisor - 1)) as u32;
+        }
+        let h = u128::from(h);
+        // floor(h * M / 2^128) in two 64x64 products; floor(floor(x / a) / b) = floor(x / ab).
+        let high = h * (self.multiplier >> 64);
+        let low = (h * u128::from(self.multiplier as u64)) >> 64;
+        let quotient = ((high + low) >> 64) as u64;
+        (h as u64).wrapping_sub(quotient.wrapping_mul(self.divisor)) as u32
+    }
+}
+
 fn first_eight_be(digest: &[u8]) -> u64 {
     let mut head = [0u8; 8];
     head.copy_from_slice(&digest[..8]);
@@ -232,6 +285,58 @@ mod tests {
         fn charsum_equals_the_bytewise_wrapping_sum(key in proptest::collection::vec(any::<u8>(), 0..200)) {
             let want = key.iter().fold(0u64, |s, &b| s.wrapping_add(u64::from(b)));
             prop_assert_eq!(super::charsum(&key), want);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn modulus_reduction_equals_the_remainder(
+            h in prop_oneof![any::<u64>(), Just(u64::MAX), Just(0u64), (0u64..1 << 20)],
+            d in prop_oneof![1u32..=64, 1u32..=crate::Dispatcher::MAX_SERVERS, any::<u32>().prop_map(|d| d.max(1))],
+            delta in -2i64..=2,
+        ) {
+            let d = core::num::NonZeroU32::new(d).unwrap();
+            let m = super::Modulus::new(d);
+            prop_assert_eq!(u64::from(m.reduce(h)), h % u64::from(d.get()));
+            // Next to a multiple of N, where a quotient off by one would show.
+            let near = (h / u64::from(d.get())).wrapping_mul(u64::from(d.get())).wrapping_add_signed(delta);
+            prop_assert_eq!(u64::from(m.reduce(near)), near % u64::from(d.get()));
+        }
+    }
+
+    #[test]
+    fn modulus_reduction_at_the_extremes() {
+        for d in [
+            1u32,
+            2,
+            3,
+            5,
+            7,
+            10,
+            15,
+            16,
+            17,
+            1000,
+            (1 << 20) - 1,
+            1 << 20,
+            u32::MAX - 1,
+            u32::MAX,
+        ] {
+            let m = super::Modulus::new(core::num::NonZeroU32::new(d).unwrap());
+            let d64 = u64::from(d);
+            for h in [
+                0,
+                1,
+                d64 - 1,
+                d64,
+                d64 + 1,
+                u64::MAX,
+                u64::MAX - 1,
+                u64::MAX / d64 * d64,
+                u64::MAX / d64 * d64 - 1,
+            ] {
+                assert_eq!(u64::from(m.reduce(h)), h % d64, "h={h} d={d}");
+            }
         }
     }
 

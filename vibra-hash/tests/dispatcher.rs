@@ -101,6 +101,17 @@ proptest! {
     }
 
     #[test]
+    fn namespace_is_the_hash_of_the_dispatch_key_mod_n(
+        n in prop_oneof![1u32..=70, 1u32..=Dispatcher::MAX_SERVERS],
+        kind in prop_oneof![Just(HashKind::Charsum), Just(HashKind::Fast), Just(HashKind::Md5), Just(HashKind::Sha1)],
+        target in proptest::collection::vec(any::<u8>(), 0..60)
+    ) {
+        let d = Dispatcher::new(n, 1, kind).unwrap();
+        let key = vibra_hash::dispatch_key(&target);
+        prop_assert_eq!(u64::from(d.namespace(&target)), kind.hash64(key) % u64::from(n));
+    }
+
+    #[test]
     fn least_loaded_choice_breaks_ties_to_the_earlier_subset_position(
         (n, r, up) in cluster(), loads_seed in proptest::collection::vec(0u32..3, 200),
         target in proptest::collection::vec(any::<u8>(), 0..40)
