@@ -76,11 +76,6 @@ impl<'a, W: BitWords + ?Sized> CyclicScan<'a, W> {
             cached: 0,
         }
     }
-
-    /// How many more servers the scan yields (consumes it).
-    pub(crate) fn remaining(self) -> usize {
-        self.count()
-    }
 }
 
 impl<W: BitWords + ?Sized> Iterator for CyclicScan<'_, W> {
@@ -210,6 +205,29 @@ impl Availability {
     }
 }
 
+/// The server count of a per-server slice: 1..=u32::MAX entries.
+pub(crate) fn server_count(len: usize) -> Result<u32, Error> {
+    u32::try_from(len)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or(Error::InvalidServerCount {
+            servers: len,
+            max: u32::MAX as usize,
+        })
+}
+
+/// `1 <= replication <= servers`.
+pub(crate) fn check_replication(replication: u32, servers: u32) -> Result<(), Error> {
+    if replication == 0 || replication > servers {
+        Err(Error::InvalidReplication {
+            replication,
+            servers,
+        })
+    } else {
+        Ok(())
+    }
+}
+
 /// The servers that take over from a failed server (SPEC section 4, dissertation 4.3.3): the
 /// first `replication` available servers after `failed` in cyclic order (`failed + 1`,
 /// `failed + 2`, ...), or every other available server if fewer remain.
@@ -238,25 +256,14 @@ pub fn takeover_servers(
     failed: u32,
     replication: u32,
 ) -> Result<Vec<u32>, Error> {
-    let servers = u32::try_from(available.len())
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or(Error::InvalidServerCount {
-            servers: available.len(),
-            max: u32::MAX as usize,
-        })?;
+    let servers = server_count(available.len())?;
     if failed >= servers {
         return Err(Error::ServerOutOfRange {
             server: failed,
             servers,
         });
     }
-    if replication == 0 || replication > servers {
-        return Err(Error::InvalidReplication {
-            replication,
-            servers,
-        });
-    }
+    check_replication(replication, servers)?;
     let up = Availability::from_flags(available);
     let start = if failed + 1 == servers { 0 } else { failed + 1 };
     let chosen: Vec<u32> = up.scan(start, servers - 1, replication).collect();

@@ -9,7 +9,7 @@
 use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::cyclic::{CyclicScan, words_for};
+use crate::cyclic::{CyclicScan, check_replication, words_for};
 use crate::{Error, HashKind, dispatch_key};
 
 /// A URL-hash dispatcher over N servers with replication factor R (SPEC section 3).
@@ -58,6 +58,12 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// The largest server count accepted (2^20): per-server state is 4.125 bytes, so the
     /// largest dispatcher stays under 5 MB.
+    ///
+    /// ```
+    /// # use vibra_hash::{Dispatcher, HashKind};
+    /// assert!(Dispatcher::new(Dispatcher::MAX_SERVERS, 1, HashKind::Fast).is_ok());
+    /// assert!(Dispatcher::new(Dispatcher::MAX_SERVERS + 1, 1, HashKind::Fast).is_err());
+    /// ```
     pub const MAX_SERVERS: u32 = 1 << 20;
 
     /// A dispatcher over `servers` servers (all available, no active connections) with
@@ -81,12 +87,7 @@ impl Dispatcher {
                 servers: servers as usize,
                 max: Self::MAX_SERVERS as usize,
             })?;
-        if replication == 0 || replication > servers {
-            return Err(Error::InvalidReplication {
-                replication,
-                servers,
-            });
-        }
+        check_replication(replication, servers)?;
         let available = (0..words_for(servers))
             .map(|w| {
                 let first = w as u32 * 64;
@@ -192,9 +193,8 @@ impl Dispatcher {
     ///
     /// # Errors
     /// As [`subset`](Dispatcher::subset), plus [`Error::BufferTooSmall`] (with the needed length)
-    /// when `out` is shorter than the subset. Nothing is written on error, except that with a
-    /// buffer shorter than R *and* a concurrent [`set_available`](Dispatcher::set_available) the
-    /// buffer may hold a prefix when `BufferTooSmall` is returned.
+    /// when `out` is shorter than the subset. Nothing is written on error. With `out.len() >= R`
+    /// it never allocates.
     ///
     /// ```
     /// use vibra_hash::{Dispatcher, Error, HashKind};
@@ -210,17 +210,25 @@ impl Dispatcher {
     /// # Ok::<(), vibra_hash::Error>(())
     /// ```
     pub fn subset_into(&self, ns: u32, out: &mut [u32]) -> Result<usize, Error> {
-        let scan = self.scan(ns)?;
+        let mut scan = self.scan(ns)?;
         if out.len() < self.replication as usize {
-            let needed = scan.clone().remaining();
-            if needed > out.len() {
+            // A buffer shorter than R may or may not fit: collect first (a cold path, so the
+            // allocation is fine) so that nothing is written on error, even if a server comes
+            // up concurrently.
+            let found: Vec<u32> = scan.collect();
+            if found.len() > out.len() {
                 return Err(Error::BufferTooSmall {
-                    needed,
+                    needed: found.len(),
                     cap: out.len(),
                 });
             }
+            if found.is_empty() {
+                return Err(Error::NoServerAvailable);
+            }
+            out[..found.len()].copy_from_slice(&found);
+            return Ok(found.len());
         }
-        let mut scan = scan;
+        // At most R servers come out, so they fit; nothing is written when none does.
         let mut len = 0;
         for (slot, server) in out.iter_mut().zip(scan.by_ref()) {
             *slot = server;
@@ -228,16 +236,6 @@ impl Dispatcher {
         }
         if len == 0 {
             return Err(Error::NoServerAvailable);
-        }
-        if len == out.len() {
-            // Only reachable with out.len() < R and a server coming up since the count above.
-            let more = scan.remaining();
-            if more > 0 {
-                return Err(Error::BufferTooSmall {
-                    needed: len + more,
-                    cap: out.len(),
-                });
-            }
         }
         Ok(len)
     }
@@ -331,8 +329,7 @@ impl Dispatcher {
                 servers: self.servers.get(),
             });
         }
-        let scan = self.scan(self.namespace(target))?;
-        least_loaded(scan, |s| loads[s as usize])
+        self.least_loaded_member(self.namespace(target), |s| loads[s as usize])
     }
 
     /// Stateless selection with a load bound, in the spirit of HAProxy's `hash-balance-factor`:
@@ -451,8 +448,9 @@ impl Dispatcher {
     /// ```
     #[inline]
     pub fn acquire_server(&self, target: &[u8]) -> Result<u32, Error> {
-        let scan = self.scan(self.namespace(target))?;
-        let server = least_loaded(scan, |s| self.active[s as usize].load(Ordering::Relaxed))?;
+        let server = self.least_loaded_member(self.namespace(target), |s| {
+            self.active[s as usize].load(Ordering::Relaxed)
+        })?;
         self.active[server as usize].fetch_add(1, Ordering::Relaxed);
         Ok(server)
     }
@@ -505,6 +503,23 @@ impl Dispatcher {
                 servers: self.servers.get(),
             })
         }
+    }
+
+    /// The least-loaded member of `subset(ns)` for `ns < N` (SPEC tie-breaking).
+    #[inline]
+    fn least_loaded_member(&self, ns: u32, load: impl Fn(u32) -> u32) -> Result<u32, Error> {
+        let r = self.replication;
+        let offset = ns % 64;
+        // Common case: the subset is ns..ns+R, all up, inside one bitset word, not wrapping.
+        // One load and one mask test replace the general scan.
+        if offset + r <= 64 && ns + r <= self.servers.get() {
+            let members = u64::MAX >> (64 - r);
+            let word = self.available[(ns / 64) as usize].load(Ordering::Relaxed);
+            if (word >> offset) & members == members {
+                return least_loaded(ns..ns + r, load);
+            }
+        }
+        least_loaded(self.scan(ns)?, load)
     }
 
     /// The raw cyclic scan of `subset(ns)`.

@@ -7,32 +7,20 @@
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
-use crate::cyclic::{Availability, takeover_servers};
+use crate::cyclic::{Availability, check_replication, server_count, takeover_servers};
 use crate::selection::Placement;
 use crate::{Error, HashKind, dispatch_key};
 
 /// Validates a before/after pair of availability vectors and R; returns N.
 fn check_states(before: &[bool], after: &[bool], replication: u32) -> Result<u32, Error> {
-    let n =
-        u32::try_from(before.len())
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or(Error::InvalidServerCount {
-                servers: before.len(),
-                max: u32::MAX as usize,
-            })?;
+    let n = server_count(before.len())?;
     if after.len() != before.len() {
         return Err(Error::SliceLength {
             len: after.len(),
             servers: n,
         });
     }
-    if replication == 0 || replication > n {
-        return Err(Error::InvalidReplication {
-            replication,
-            servers: n,
-        });
-    }
+    check_replication(replication, n)?;
     if !before.contains(&true) || !after.contains(&true) {
         return Err(Error::NoServerAvailable);
     }
@@ -163,6 +151,12 @@ pub fn naive_loss(before: &[bool], after: &[bool], replication: u32) -> Result<f
 /// One row of figure 4.1: locality loss after one failure among N servers with replication R,
 /// the naive scheme (average over which server fails, each equally likely, and worst case)
 /// against the failure-skip rule (always `1 / N`).
+///
+/// ```
+/// let row = vibra_hash::fig4_1_row(2, 1)?;
+/// assert_eq!((row.naive_worst_loss, row.skip_loss), (0.5, 0.5));
+/// # Ok::<(), vibra_hash::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fig41Row {
     /// N.
@@ -289,6 +283,15 @@ pub fn locality_loss<'k>(
 }
 
 /// One server's share of a request stream (dissertation table 3.1).
+///
+/// ```
+/// let mut st = vibra_hash::StreamStats::new(1)?;
+/// st.record(0, b"/a", 10)?;
+/// st.record(0, b"/a", 10)?;
+/// let s = st.server(0)?;
+/// assert_eq!((s.requests, s.bytes, s.distinct_objects, s.distinct_bytes), (2, 20, 1, 10));
+/// # Ok::<(), vibra_hash::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServerStats {
     /// Requests served.
@@ -439,6 +442,12 @@ impl StreamStats {
 
 /// Per-server load when each sub-namespace's load is split evenly among its subset (the
 /// steady state of least-loaded selection among equal servers), before and after a change.
+///
+/// ```
+/// let l = vibra_hash::failover_load(&[2.0, 2.0], 2, &[true; 2], &[true, false])?;
+/// assert_eq!((l.before, l.after), (vec![2.0, 2.0], vec![4.0, 0.0]));
+/// # Ok::<(), vibra_hash::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailoverLoad {
     /// Load per server with the `before` availability.
@@ -495,6 +504,12 @@ pub fn failover_load(
 }
 
 /// The heaviest load landing on a failed server's neighbours (its takeover servers).
+///
+/// ```
+/// let p = vibra_hash::neighbour_peak(&[1.0; 4], 1, &[true; 4], 3)?;
+/// assert_eq!((p.server, p.after / p.before), (0, 2.0));
+/// # Ok::<(), vibra_hash::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NeighbourPeak {
     /// The most loaded takeover server after the failure.

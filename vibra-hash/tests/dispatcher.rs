@@ -302,3 +302,29 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn subset_into_writes_only_on_success(
+        (n, r, up) in cluster(), ns_seed in any::<u32>(), cap in 0usize..8
+    ) {
+        let d = dispatcher_with(n, r, &up);
+        let ns = ns_seed % n;
+        let want = spec_subset(&up, ns, r);
+        let mut buf = vec![u32::MAX; cap];
+        match d.subset_into(ns, &mut buf) {
+            Ok(len) => {
+                prop_assert_eq!(&buf[..len], &want[..]);
+                prop_assert!(buf[len..].iter().all(|&x| x == u32::MAX));
+            }
+            Err(e) => {
+                prop_assert!(buf.iter().all(|&x| x == u32::MAX));
+                if want.is_empty() {
+                    prop_assert_eq!(e, Error::NoServerAvailable);
+                } else {
+                    prop_assert_eq!(e, Error::BufferTooSmall { needed: want.len(), cap });
+                }
+            }
+        }
+    }
+}

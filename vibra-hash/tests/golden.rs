@@ -213,3 +213,63 @@ fn hash_names_and_codes_round_trip() {
     assert!("xxh3".parse::<HashKind>().is_err());
     assert!(HashKind::try_from(4).is_err());
 }
+
+mod key_properties {
+    use proptest::prelude::*;
+    use vibra_hash::dispatch_key;
+
+    /// SPEC section 1, literally, as an independent reference.
+    fn spec_key(target: &[u8]) -> Vec<u8> {
+        let lower: Vec<u8> = target.iter().map(|b| b.to_ascii_lowercase()).collect();
+        let mut path: &[u8] = target;
+        for scheme in [&b"http://"[..], b"https://"] {
+            if lower.starts_with(scheme) {
+                let rest = &target[scheme.len()..];
+                path = match rest.iter().position(|b| b"/?#".contains(b)) {
+                    Some(i) if rest[i] == b'/' => &rest[i..],
+                    _ => b"/",
+                };
+                break;
+            }
+        }
+        let end = path
+            .iter()
+            .position(|b| b"?#".contains(b))
+            .unwrap_or(path.len());
+        if end == 0 {
+            b"/".to_vec()
+        } else {
+            path[..end].to_vec()
+        }
+    }
+
+    fn targets() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"http://".to_vec()),
+            Just(b"HTTPS://".to_vec()),
+            Just(b"/".to_vec()),
+            Just(b"?".to_vec()),
+            Just(b"#".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..12),
+        ];
+        proptest::collection::vec(piece, 0..6).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn dispatch_key_follows_spec_section_1(target in targets()) {
+            let key = dispatch_key(&target);
+            prop_assert_eq!(key, &spec_key(&target)[..]);
+            prop_assert!(!key.is_empty());
+            prop_assert!(!key.contains(&b'?') && !key.contains(&b'#'));
+        }
+
+        #[test]
+        fn dispatch_key_is_idempotent_on_origin_form(target in targets()) {
+            let key = dispatch_key(&target);
+            if key.first() == Some(&b'/') {
+                prop_assert_eq!(dispatch_key(key), key);
+            }
+        }
+    }
+}

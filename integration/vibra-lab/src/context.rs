@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 
 /// The seed every synthetic workload uses unless `--seed` says otherwise: the date of the
 /// dissertation's World Cup trace clip (30 June 1998). Printed in every report that uses it.
+///
+/// ```
+/// assert_eq!(vibra_lab::DEFAULT_SEED, 19_980_630);
+/// ```
 pub const DEFAULT_SEED: u64 = 19_980_630;
 
 /// The options an experiment runs with.
@@ -133,6 +137,14 @@ impl Progress {
 }
 
 /// A progress task made by [`Progress::task`].
+///
+/// ```
+/// let mut task = vibra_lab::Progress::silent().task("table3.2", "timing", 10);
+/// for _ in 0..10 {
+///     task.advance(1);
+/// }
+/// assert_eq!(task.done(), 10);
+/// ```
 #[derive(Debug)]
 pub struct Task {
     enabled: bool,

@@ -83,6 +83,11 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // Plain `vibra-lab`: the help, on standard error, and a failure status.
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
         Err(e) => {
             // SPEC section 9: one line on bad arguments.
             let text = e.to_string();

@@ -9,6 +9,10 @@ use serde_json::{Value, json};
 use crate::{Experiment, LabError, Report, render_svg};
 
 /// How many rows the text report prints before pointing at `--json` and the JSON file.
+///
+/// ```
+/// assert!(vibra_lab::TEXT_ROW_LIMIT >= 20); // table 3.1's 20 rows print whole
+/// ```
 pub const TEXT_ROW_LIMIT: usize = 24;
 
 /// The SPEC section 10 `--json` object: `{"experiment": name, "rows": [...]}`, on one line.

@@ -5,6 +5,12 @@
 use serde_json::{Map, Value};
 
 /// One result row: a JSON object carrying at least the experiment's SPEC section 10 fields.
+///
+/// ```
+/// let mut row = vibra_lab::Row::new();
+/// row.insert("servers".into(), 10.into());
+/// assert_eq!(serde_json::Value::Object(row).to_string(), r#"{"servers":10}"#);
+/// ```
 pub type Row = Map<String, Value>;
 
 /// One "ours vs dissertation" line of the printed report.
@@ -46,6 +52,11 @@ impl Comparison {
 }
 
 /// How a figure is drawn.
+///
+/// ```
+/// use vibra_lab::{Figure, FigureKind};
+/// assert_eq!(Figure::lines("f", "t", "x", "y").kind, FigureKind::Lines);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum FigureKind {
     /// Each series is a polyline with a marker at every point; x and y are numbers.

@@ -45,6 +45,12 @@ use rand_distr::{Distribution, LogNormal, Zipf};
 use crate::LabError;
 
 /// One of the very hot objects of the modelled clip.
+///
+/// ```
+/// let splash = vibra_lab::workload::HOT_OBJECTS[0];
+/// assert_eq!(splash.url, "/english/splash_inet.html");
+/// assert!(splash.request_share > 0.0 && splash.bytes > 0);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HotObject {
     /// Its URL, present in the real list.
@@ -58,6 +64,12 @@ pub struct HotObject {
 /// The hot objects: the dissertation names "splash screens, the program and statistics (or
 /// status) of the ongoing game in both English and French, and two embedded images"
 /// (section 3.5.1). Game 8874 is one whose four pages are all in the real list.
+///
+/// ```
+/// use vibra_lab::workload::HOT_OBJECTS;
+/// let share: f64 = HOT_OBJECTS.iter().map(|h| h.request_share).sum();
+/// assert!((share - 0.127).abs() < 1e-9);
+/// ```
 pub const HOT_OBJECTS: [HotObject; 8] = [
     hot("/english/splash_inet.html", 0.040, 150 * 1024),
     hot("/french/splash_inet.html", 0.015, 150 * 1024),
@@ -78,9 +90,18 @@ const fn hot(url: &'static str, request_share: f64, bytes: u64) -> HotObject {
 }
 
 /// How many URLs [`UrlCorpus::generated`] makes by default: as many as the real list has.
+///
+/// ```
+/// assert_eq!(vibra_lab::workload::GENERATED_URLS, 89_997);
+/// ```
 pub const GENERATED_URLS: usize = 89_997;
 
 /// Where a corpus came from.
+///
+/// ```
+/// use vibra_lab::workload::CorpusSource;
+/// assert_eq!(CorpusSource::Generated { seed: 3 }.to_string(), "generated URLs (seed 3)");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CorpusSource {
     /// The real World Cup URL list at this path.
@@ -102,6 +123,11 @@ impl std::fmt::Display for CorpusSource {
 }
 
 /// A list of distinct URLs (raw bytes: the real list is not all UTF-8).
+///
+/// ```
+/// let corpus = vibra_lab::workload::UrlCorpus::generated(100, 9);
+/// assert_eq!(corpus.urls[0], b"/english/splash_inet.html");
+/// ```
 #[derive(Debug, Clone)]
 pub struct UrlCorpus {
     /// The URLs, in file order (or generation order).
@@ -244,6 +270,12 @@ fn generated_url(rng: &mut ChaCha8Rng) -> Vec<u8> {
 }
 
 /// The parameters of the synthetic stream (see the module documentation).
+///
+/// ```
+/// use vibra_lab::workload::StreamModel;
+/// let small = StreamModel { requests: 1_000, ..StreamModel::WORLD_CUP_CLIP };
+/// assert_eq!(small.cold_objects, 5_000);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StreamModel {
     /// Number of requests.
@@ -260,6 +292,11 @@ pub struct StreamModel {
 
 impl StreamModel {
     /// The defaults, fitted to the dissertation's table 3.1 (see the module documentation).
+    ///
+    /// ```
+    /// use vibra_lab::workload::StreamModel;
+    /// assert_eq!(StreamModel::WORLD_CUP_CLIP.requests, 80_000);
+    /// ```
     pub const WORLD_CUP_CLIP: StreamModel = StreamModel {
         requests: 80_000,
         cold_objects: 5_000,
@@ -358,6 +395,11 @@ impl StreamModel {
 }
 
 /// One object of a stream: a URL of the corpus and its size.
+///
+/// ```
+/// let o = vibra_lab::workload::Object { url: 0, bytes: 512 };
+/// assert_eq!(o.bytes, 512);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Object {
     /// Index into [`UrlCorpus::urls`].
@@ -367,6 +409,12 @@ pub struct Object {
 }
 
 /// A request stream: the objects (hot ones first) and the requests as object indices.
+///
+/// ```
+/// use vibra_lab::workload::{Object, Stream};
+/// let s = Stream { objects: vec![Object { url: 3, bytes: 1 }], requests: vec![0] };
+/// assert_eq!(s.requests.len(), 1);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stream {
     /// The objects that may be requested; the first [`HOT_OBJECTS`]`.len()` are the hot ones.

@@ -50,6 +50,11 @@ impl core::fmt::Debug for KetamaRing {
 
 impl KetamaRing {
     /// nginx's ring is limited to 2^16 servers here (pingora-ketama stores 16-bit node ids).
+    ///
+    /// ```
+    /// # use vibra_hash::KetamaRing;
+    /// assert!(KetamaRing::with_servers(KetamaRing::MAX_SERVERS + 1).is_err());
+    /// ```
     pub const MAX_SERVERS: u32 = 1 << 16;
 
     /// A ring over `servers` (server `i` is `servers[i]`), each of weight 1.

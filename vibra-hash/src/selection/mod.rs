@@ -46,9 +46,21 @@ use crate::{BalanceFactor, Dispatcher, Error};
 /// ```
 pub trait Selection {
     /// A short name for reports, e.g. `"round-robin"` or `"url-hash/fast"`.
+    ///
+    /// ```
+    /// use vibra_hash::{RoundRobin, Selection};
+    /// assert_eq!(RoundRobin::new(2)?.name(), "round-robin");
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
     fn name(&self) -> &'static str;
 
     /// The number of servers N.
+    ///
+    /// ```
+    /// use vibra_hash::{LeastConnection, Selection};
+    /// assert_eq!(LeastConnection::new(7)?.servers(), 7);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
     fn servers(&self) -> u32;
 
     /// Chooses the server for one request.
@@ -56,12 +68,31 @@ pub trait Selection {
     /// # Errors
     /// [`Error::SliceLength`] if `loads` does not have N entries; [`Error::NoServerAvailable`]
     /// if no server can take the request. Nothing changes on error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vibra_hash::{Dispatcher, HashKind, Selection};
+    ///
+    /// let mut d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
+    /// assert_eq!(d.select(b"/", &[0, 0, 0, 1], Duration::ZERO)?, 0);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
     fn select(&mut self, target: &[u8], loads: &[u32], now: Duration) -> Result<u32, Error>;
 
     /// Marks a server up or down.
     ///
     /// # Errors
     /// [`Error::ServerOutOfRange`] if `server >= N` (nothing changes).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vibra_hash::{LeastConnection, Selection};
+    ///
+    /// let mut lc = LeastConnection::new(2)?;
+    /// lc.set_available(0, false)?;
+    /// assert_eq!(lc.select(b"/", &[0, 9], Duration::ZERO)?, 1);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
     fn set_available(&mut self, server: u32, available: bool) -> Result<(), Error>;
 }
 
@@ -83,6 +114,16 @@ pub trait Placement {
     ///
     /// # Errors
     /// [`Error::NoServerAvailable`] when no server is available.
+    ///
+    /// ```
+    /// use vibra_hash::{KetamaRing, Placement};
+    ///
+    /// let ring = KetamaRing::with_servers(4)?;
+    /// let mut held = Vec::new();
+    /// ring.holders(b"/index.html", &mut held)?;
+    /// assert_eq!(held.len(), 1);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
     fn holders(&self, target: &[u8], out: &mut Vec<u32>) -> Result<(), Error>;
 }
 

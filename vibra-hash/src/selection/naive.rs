@@ -7,6 +7,7 @@
 use core::time::Duration;
 
 use super::{Placement, Selection, check_len};
+use crate::cyclic::check_replication;
 use crate::dispatcher::least_loaded;
 use crate::{Error, HashKind, dispatch_key};
 
@@ -55,12 +56,7 @@ impl NaiveRepartition {
     pub fn new(servers: u32, replication: u32, hash: HashKind) -> Result<Self, Error> {
         // Same bounds as the dispatcher it is compared with.
         super::check_servers(servers)?;
-        if replication == 0 || replication > servers {
-            return Err(Error::InvalidReplication {
-                replication,
-                servers,
-            });
-        }
+        check_replication(replication, servers)?;
         Ok(NaiveRepartition {
             servers,
             replication,

@@ -7,6 +7,7 @@
 use crate::{LabError, Report, RunContext};
 
 mod fig4_1;
+mod fig5;
 mod fig6_5;
 mod table3_1;
 mod table3_2;
@@ -55,10 +56,18 @@ pub trait Experiment: Sync {
 }
 
 /// Every registered experiment, in the order `reproduce` runs them.
+///
+/// ```
+/// let names: Vec<&str> = vibra_lab::EXPERIMENTS.iter().map(|e| e.name()).collect();
+/// assert!(names.contains(&"fig4.1") && names.contains(&"table3.1") && names.contains(&"table3.2"));
 pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &fig4_1::Fig41,
     &table3_1::Table31,
     &table3_2::Table32,
+    &fig5::Fig57,
+    &fig5::Fig58,
+    &fig5::Fig59,
+    &fig5::Fig510,
     &fig6_5::Fig65,
 ];
 

@@ -2,12 +2,12 @@
 //! split a World-Cup-like request stream over 4 servers with R = 1: share of requests and of
 //! bytes, distinct objects and their total size per server.
 
-use std::collections::HashSet;
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use vibra_hash::{Dispatcher, HashKind};
+use vibra_hash::{Dispatcher, HashKind, RoundRobin, Selection, ServerStats, StreamStats};
 
-use crate::workload::{HOT_OBJECTS, Stream, StreamModel, UrlCorpus};
+use crate::workload::{HOT_OBJECTS, StreamModel, UrlCorpus};
 use crate::{
     Comparison, Experiment, Figure, LabError, Report, RunContext, Series, workload::CorpusSource,
 };
@@ -65,36 +65,6 @@ fn printed(policy: &str) -> Option<Printed> {
             [20.0, 13.0, 13.0, 11.0],
         ),
         _ => None,
-    }
-}
-
-/// Per-server tallies of one policy over a stream.
-struct Tally {
-    requests: [u64; 4],
-    bytes: [u64; 4],
-    objects: [HashSet<u32>; 4],
-}
-
-impl Tally {
-    fn new() -> Self {
-        Tally {
-            requests: [0; 4],
-            bytes: [0; 4],
-            objects: Default::default(),
-        }
-    }
-
-    fn add(&mut self, server: usize, object: u32, bytes: u64) {
-        self.requests[server] += 1;
-        self.bytes[server] += bytes;
-        self.objects[server].insert(object);
-    }
-
-    fn distinct_bytes(&self, stream: &Stream, server: usize) -> u64 {
-        self.objects[server]
-            .iter()
-            .map(|&o| stream.objects[o as usize].bytes)
-            .sum()
     }
 }
 
@@ -169,62 +139,62 @@ impl Experiment for Table31 {
             );
         }
         report.note(
+            "every policy runs through vibra_hash::Selection and is counted by \
+             vibra_hash::StreamStats (distinct objects by dispatch key, so URLs differing only \
+             in their query are one object)",
+        );
+        report.note(
             "servers are numbered 0-3 here, 1-4 in the dissertation; \
              the 'dissertation_*' fields repeat its table beside ours",
         );
 
-        let mut policies: Vec<(String, Tally)> = Vec::new();
-        let mut task = progress.task(
-            self.name(),
-            "tallying policies",
-            1 + HashKind::ALL.len() as u64,
-        );
-        // Round-robin: request i goes to server i mod 4 (the dissertation's control column).
-        let mut rr = Tally::new();
-        for (i, &o) in stream.requests.iter().enumerate() {
-            rr.add(i % SERVERS as usize, o, stream.objects[o as usize].bytes);
+        // Every policy through vibra-hash's Selection trait, counted by its StreamStats
+        // (distinct objects by dispatch key): like for like.
+        let mut chosen: Vec<(String, Box<dyn Selection>)> =
+            vec![(ROUND_ROBIN.to_string(), Box::new(RoundRobin::new(SERVERS)?))];
+        for hash in HashKind::ALL {
+            chosen.push((
+                hash.name().to_string(),
+                Box::new(Dispatcher::new(SERVERS, 1, hash)?),
+            ));
         }
-        policies.push((ROUND_ROBIN.to_string(), rr));
-        task.advance(1);
+        let mut task = progress.task(self.name(), "tallying policies", chosen.len() as u64);
+        let loads = [0u32; SERVERS as usize];
+        let mut policies: Vec<(String, Vec<ServerStats>)> = Vec::new();
+        for (name, mut policy) in chosen {
+            let mut stats = StreamStats::new(SERVERS)?;
+            for &o in &stream.requests {
+                let object = stream.objects[o as usize];
+                let url = &corpus.urls[object.url];
+                let server = policy.select(url, &loads, Duration::ZERO)?;
+                stats.record(server, url, object.bytes)?;
+            }
+            policies.push((name, stats.per_server()));
+            task.advance(1);
+        }
+        // Where each hash puts the hot objects (R = 1, all up: the sub-namespace's server).
         let mut hot_servers = Vec::new();
         for hash in HashKind::ALL {
-            let dispatcher = Dispatcher::new(SERVERS, 1, hash)?;
-            // R = 1 and every server up: the subset is the sub-namespace's own server, so
-            // each object's server is computed once.
-            let server_of: Vec<usize> = stream
-                .objects
+            let d = Dispatcher::new(SERVERS, 1, hash)?;
+            let servers: Vec<usize> = HOT_OBJECTS
                 .iter()
-                .map(|o| {
-                    let ns = dispatcher.namespace(&corpus.urls[o.url]);
-                    dispatcher
-                        .subset(ns)?
-                        .next()
-                        .map(|s| s as usize)
-                        .ok_or(vibra_hash::Error::NoServerAvailable)
-                })
-                .collect::<Result<_, _>>()?;
-            let mut tally = Tally::new();
-            for &o in &stream.requests {
-                tally.add(server_of[o as usize], o, stream.objects[o as usize].bytes);
-            }
-            hot_servers.push((hash.name(), server_of[..HOT_OBJECTS.len()].to_vec()));
-            policies.push((hash.name().to_string(), tally));
-            task.advance(1);
+                .map(|h| d.namespace(h.url.as_bytes()) as usize)
+                .collect();
+            hot_servers.push((hash.name(), servers));
         }
 
         for (policy, tally) in &policies {
             let theirs = printed(policy);
-            for s in 0..SERVERS as usize {
-                let distinct_bytes = tally.distinct_bytes(&stream, s);
+            for (s, stats) in tally.iter().enumerate() {
                 let mut row = json!({
                     "hash": policy,
                     "server": s,
-                    "requests_pct": pct(tally.requests[s], total_requests),
-                    "bytes_pct": pct(tally.bytes[s], total_bytes),
-                    "distinct_objects": tally.objects[s].len(),
-                    "distinct_bytes": distinct_bytes,
-                    "requests": tally.requests[s],
-                    "bytes": tally.bytes[s],
+                    "requests_pct": pct(stats.requests, total_requests),
+                    "bytes_pct": pct(stats.bytes, total_bytes),
+                    "distinct_objects": stats.distinct_objects,
+                    "distinct_bytes": stats.distinct_bytes,
+                    "requests": stats.requests,
+                    "bytes": stats.bytes,
                 });
                 if let (Some(t), Value::Object(map)) = (&theirs, &mut row) {
                     map.insert("dissertation_requests_pct".into(), json!(t.requests_pct[s]));
@@ -238,12 +208,12 @@ impl Experiment for Table31 {
                 report.row(row);
             }
             let ours_req = slash(0..4, |s| {
-                format!("{:.0}", pct(tally.requests[s], total_requests))
+                format!("{:.0}", pct(tally[s].requests, total_requests))
             });
-            let ours_bytes = slash(0..4, |s| format!("{:.0}", pct(tally.bytes[s], total_bytes)));
-            let ours_obj = slash(0..4, |s| tally.objects[s].len().to_string());
+            let ours_bytes = slash(0..4, |s| format!("{:.0}", pct(tally[s].bytes, total_bytes)));
+            let ours_obj = slash(0..4, |s| tally[s].distinct_objects.to_string());
             let ours_mb = slash(0..4, |s| {
-                format!("{:.0}", tally.distinct_bytes(&stream, s) as f64 / MIB)
+                format!("{:.0}", tally[s].distinct_bytes as f64 / MIB)
             });
             let none = || "(not in table 3.1)".to_string();
             let t = theirs.as_ref();
@@ -267,8 +237,8 @@ impl Experiment for Table31 {
                 ours_mb,
                 t.map_or_else(none, |t| slash(t.distinct_mb, |v| format!("{v:.0}"))),
             ));
-            let max = tally.bytes.iter().max().copied().unwrap_or(0);
-            let min = tally.bytes.iter().min().copied().unwrap_or(0).max(1);
+            let max = tally.iter().map(|t| t.bytes).max().unwrap_or(0);
+            let min = tally.iter().map(|t| t.bytes).min().unwrap_or(0).max(1);
             let dissertation_ratio = match policy.as_str() {
                 "charsum" => "more than 6 x",
                 "md5" => "2.4 x",
@@ -292,7 +262,7 @@ impl Experiment for Table31 {
         // sub-namespace.
         if let Some((_, tally)) = policies.iter().find(|(p, _)| p == "charsum") {
             let busiest = (0..SERVERS as usize)
-                .max_by_key(|&s| tally.bytes[s])
+                .max_by_key(|&s| tally[s].bytes)
                 .unwrap_or(0);
             let charsum = Dispatcher::new(SERVERS, 1, HashKind::Charsum)?;
             let hot_on_busiest: u64 = stream
@@ -307,7 +277,7 @@ impl Experiment for Table31 {
                 .sum();
             report.compare(Comparison::new(
                 "charsum: hot objects' share of the busiest server's bytes",
-                format!("{:.0}%", pct(hot_on_busiest, tally.bytes[busiest])),
+                format!("{:.0}%", pct(hot_on_busiest, tally[busiest].bytes)),
                 "90% (8 files)",
             ));
         }
@@ -360,15 +330,15 @@ impl Experiment for Table31 {
             };
             requests_fig = requests_fig.with_series(Series::new(
                 policy.clone(),
-                per(&|s| pct(tally.requests[s], total_requests)),
+                per(&|s| pct(tally[s].requests, total_requests)),
             ));
             bytes_fig = bytes_fig.with_series(Series::new(
                 policy.clone(),
-                per(&|s| pct(tally.bytes[s], total_bytes)),
+                per(&|s| pct(tally[s].bytes, total_bytes)),
             ));
             objects_fig = objects_fig.with_series(Series::new(
                 policy.clone(),
-                per(&|s| tally.objects[s].len() as f64),
+                per(&|s| tally[s].distinct_objects as f64),
             ));
         }
         report.figure(requests_fig);
@@ -411,6 +381,7 @@ mod tests {
 
     #[test]
     fn charsum_puts_the_four_game_pages_on_one_server() {
+        use std::collections::HashSet;
         // "prog"/"stat" differ by 4 and "english"/"french" by 116 in character sum: both 0
         // mod 4, so all four pages of a game share a server under charsum with 4 servers.
         let d = Dispatcher::new(SERVERS, 1, HashKind::Charsum).unwrap();

@@ -6,6 +6,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use cpu_time::ThreadTime;
+
 use serde_json::{Value, json};
 use vibra_hash::{
     BalanceFactor, BoundedLoad, Dispatcher, HashKind, KetamaRing, Lard, LardParams, LardR,
@@ -90,6 +92,33 @@ fn policies() -> Result<Policies, LabError> {
     ])
 }
 
+/// This thread's CPU time where the system offers it (Linux always does), else wall time:
+/// on a shared machine, wall time mostly measures the other processes.
+enum Clock {
+    ThreadCpu(ThreadTime),
+    Wall(Instant),
+}
+
+impl Clock {
+    fn start() -> Self {
+        ThreadTime::try_now().map_or_else(|_| Clock::Wall(Instant::now()), Clock::ThreadCpu)
+    }
+
+    fn elapsed(&self) -> Duration {
+        match self {
+            Clock::ThreadCpu(t) => t.try_elapsed().unwrap_or_default(),
+            Clock::Wall(t) => t.elapsed(),
+        }
+    }
+
+    fn describe() -> &'static str {
+        match Clock::start() {
+            Clock::ThreadCpu(_) => "this thread's CPU time (CLOCK_THREAD_CPUTIME_ID)",
+            Clock::Wall(_) => "wall time (no per-thread CPU clock here)",
+        }
+    }
+}
+
 /// One pass: a decision per URL. Returns nothing; `black_box` keeps the work.
 fn pass(policy: &mut dyn Selection, urls: &[&[u8]], loads: &[u32]) -> Result<(), LabError> {
     for url in urls {
@@ -115,13 +144,13 @@ fn measure(
     let bytes_per_object = grown.max(0) as f64 / distinct_keys.max(1) as f64;
     let mut best = f64::MAX;
     for _ in 0..repetitions {
-        let start = Instant::now();
+        let clock = Clock::start();
         let mut decisions = 0u64;
-        while decisions == 0 || start.elapsed() < budget {
+        while decisions == 0 || clock.elapsed() < budget {
             pass(policy, urls, loads)?;
             decisions += urls.len() as u64;
         }
-        best = best.min(start.elapsed().as_nanos() as f64 / decisions as f64);
+        best = best.min(clock.elapsed().as_nanos() as f64 / decisions as f64);
     }
     Ok(Measured {
         algorithm,
@@ -177,12 +206,13 @@ impl Experiment for Table32 {
         report.note(format!(
             "{} URLs ({} distinct dispatch keys) of {}; {SERVERS} servers, R = {REPLICATION} \
              for the hashes and \"bounded\" (fast, balance factor 1.25); each algorithm through vibra_hash::Selection (one indirect call per \
-             decision, the same for all); best of {repetitions} timed run(s) of >= {} ms after \
-             one warm-up pass (which preloads LARD with every URL)",
+             decision, the same for all); best of {repetitions} timed run(s) of >= {} ms of {} \
+             after one warm-up pass (which preloads LARD with every URL)",
             urls.len(),
             distinct_keys,
             corpus.source,
-            budget.as_millis()
+            budget.as_millis(),
+            Clock::describe()
         ));
         report.note(
             "bytes per object: this thread's heap growth across the warm-up pass, divided by the \

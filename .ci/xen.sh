@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Xen stage: boots a real Xen 4.17 (Debian's) with a Linux PV Domain-0 and a PV guest under
+# QEMU TCG, runs vibra-host's Xen integration-test binary (built here, on the host) inside
+# Domain-0, and fails unless that binary's own verdict, read from the serial log, is a pass.
+# Recipe: ../shared/xen-lab (smap=0 smep=0, sched=credit, 128 MiB guest). Root, Debian 12 amd64.
+# Every failure names its step. Work dir: $VIBRA_XEN_WORK (default target/xen-ci).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+HELPERS=$REPO/integration/vibra-host/xen-ci
+WORK=${VIBRA_XEN_WORK:-$REPO/target/xen-ci}
+export DEBIAN_FRONTEND=noninteractive
+CURRENT=setup
+T0=$SECONDS
+trap 'echo "xen stage FAILED at step: $CURRENT (after $((SECONDS-T0)) s)" >&2' ERR
+step() { CURRENT="$*"; printf -- '--- xen [T+%ss]: %s\n' "$((SECONDS-T0))" "$*"; }
+fail() { echo "xen stage FAILED at step: $CURRENT: $*" >&2; exit 1; }
+
+step "apt packages (QEMU, busybox, libxen-dev 4.17 headers, C compiler)"
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends qemu-system-x86 busybox-static cpio kmod iproute2 \
+  libxen-dev gcc libc6-dev >/dev/null
+
+step "download Xen 4.17, its toolstack and the Debian dom0/guest kernel (not installed)"
+KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+[ -n "$KPKG" ] || fail "cannot resolve the linux-image-amd64 ABI package"
+mkdir -p "$WORK/debs"
+(cd "$WORK/debs" && apt-get download -qq -o APT::Sandbox::User=root xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common \
+  libxenmisc4.17 libxencall1 libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenstore4 \
+  libxentoollog1 libxendevicemodel1 libxenhypfs1 libxentoolcore1 libyajl2 xenstore-utils "$KPKG")
+
+step "extract the debs"
+rm -rf "$WORK/stage" && mkdir -p "$WORK/stage"
+for d in "$WORK"/debs/*.deb; do dpkg -x "$d" "$WORK/stage"; done
+K=$(ls "$WORK/stage/lib/modules" | head -1)
+depmod -b "$WORK/stage" "$K"
+
+step "clippy with feature xen (bindings checked against the 4.17 headers by build.rs)"
+cargo clippy -p vibra-host --features xen --all-targets -- -D warnings
+
+step "host-side Xen tests (no Xen here: opening must be a typed error)"
+cargo test -p vibra-host --features xen --test xen
+
+step "build the Xen integration-test binary"
+BIN=$(cargo test -p vibra-host --features xen --test xen --no-run --message-format=json \
+  | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+[ -n "$BIN" ] && [ -x "$BIN" ] || fail "no test executable found"
+
+step "build the guest's load generator (vibra-host-load)"
+cargo build -q --release -p vibra-host --bin vibra-host-load
+LOAD_BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/vibra-host-load
+[ -x "$LOAD_BIN" ] || fail "no vibra-host-load binary"
+
+step "build the Domain-0 and guest initramfs"
+bash "$HELPERS/build-initramfs.sh" "$WORK" "$BIN" "$LOAD_BIN" >/dev/null
+
+step "boot Xen + Domain-0 under QEMU TCG and run the tests in Domain-0"
+LOG=$WORK/serial.log
+rm -f "$LOG"
+rc=0
+timeout "${VIBRA_XEN_TIMEOUT:-420}" qemu-system-x86_64 -accel tcg -machine pc -cpu max -smp 2 -m 2048 \
+  -display none -monitor none -no-reboot -serial "file:$LOG" \
+  -kernel "$WORK/out/xen-4.17" \
+  -append "console=com1 com1=115200,8n1 smap=0 smep=0 dom0_mem=512M,max:512M dom0_max_vcpus=2 sched=credit loglvl=all guest_loglvl=all" \
+  -initrd "$WORK/out/vmlinuz console=hvc0 earlyprintk=xen loglevel=4,$WORK/out/dom0-initrd.cpio" || rc=$?
+tr -d '\r' < "$LOG" > "$WORK/serial.txt"
+echo "QEMU exited with $rc; serial log: $WORK/serial.txt"
+grep -a -E 'XENLAB: DOM0-READY|VIBRA-XEN-CI|VIBRA-XEN STEP|^test |test result|SKIPPED' "$WORK/serial.txt" || true
+
+step "verdict from the serial log"
+show_tail() { echo "----- last 60 lines of the serial log"; tail -n 60 "$WORK/serial.txt"; }
+[ "$rc" = 124 ] && { show_tail; fail "QEMU timed out after ${VIBRA_XEN_TIMEOUT:-420} s"; }
+grep -aq 'XENLAB: DOM0-READY' "$WORK/serial.txt" || { show_tail; fail "Domain-0 did not boot"; }
+if grep -aq 'VIBRA-XEN-CI FAILED' "$WORK/serial.txt"; then
+  show_tail; fail "$(grep -a 'VIBRA-XEN-CI FAILED' "$WORK/serial.txt" | head -1)"
+fi
+if grep -aq 'VIBRA-XEN STEP .* FAILED' "$WORK/serial.txt"; then
+  fail "$(grep -a 'VIBRA-XEN STEP .* FAILED' "$WORK/serial.txt" | head -1)"
+fi
+grep -aq 'SKIPPED xen_backend' "$WORK/serial.txt" && fail "the Xen test skipped inside Domain-0"
+grep -aq 'VIBRA-XEN-CI test-binary rc=0' "$WORK/serial.txt" || { show_tail; fail "the test binary did not pass in Domain-0"; }
+grep -aq 'test result: ok. 2 passed' "$WORK/serial.txt" || { show_tail; fail "no passing test summary in the serial log"; }
+grep -aq 'VIBRA-XEN-CI DONE' "$WORK/serial.txt" || fail "Domain-0 did not finish its script"
+echo "xen stage passed in $((SECONDS-T0)) s"

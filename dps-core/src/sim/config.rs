@@ -1,0 +1,373 @@
+//! What a simulation runs: hosts, programs, the exchange strategy and its safeguards, the
+//! node-level scheduler model, migrations.
+
+use crate::bank::{BankerPolicy, CappedBanker, SpecBanker};
+use crate::crm::{Destination, MigrationCost};
+use crate::error::DpsError;
+use crate::model::{HostId, HostSpec};
+use crate::sim::topology::Topology;
+
+/// One VM of a simulated program.
+///
+/// ```
+/// let v = dps_core::sim::VmSpec { host: dps_core::HostId(0), demand: 0.05 };
+/// assert_eq!(v.demand, 0.05);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VmSpec {
+    /// Where it starts.
+    pub host: HostId,
+    /// CPU work per BSP iteration, in reference-CPU seconds (hidden from DPS, as in 5.5.6).
+    pub demand: f64,
+}
+
+/// A BSP program: N VMs, a topology, a number of iterations and its total W.
+///
+/// ```
+/// use dps_core::sim::{ProgramSpec, Topology, VmSpec};
+/// let p = ProgramSpec { topology: Topology::Linear, iterations: 10, total_share: 0.4,
+///     vms: (0..4).map(|i| VmSpec { host: dps_core::HostId(i), demand: 1.0 / (i + 1) as f64 }).collect() };
+/// assert_eq!(p.vms.len(), 4);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgramSpec {
+    /// Who waits for whom between iterations.
+    pub topology: Topology,
+    /// Iterations to run.
+    pub iterations: u32,
+    /// W: the most CPU the program may book, split W/N at the start.
+    pub total_share: f64,
+    /// The VMs.
+    pub vms: Vec<VmSpec>,
+}
+
+/// The node-level CPU scheduler model.
+///
+/// ```
+/// assert_eq!(dps_core::sim::SchedulerMode::default(), dps_core::sim::SchedulerMode::Fluid);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchedulerMode {
+    /// Work-conserving generalised processor sharing (exact, event-driven): the baseline.
+    #[default]
+    Fluid,
+    /// Like Xen's credit scheduler: 10 ms ticks, 30 ms slices and accounting periods, 10
+    /// credits per ms, BOOST/UNDER/OVER priorities, weight 256 for a 0.1 share; simulated in
+    /// 1 ms steps. Hosts must have a whole number of CPUs.
+    Credit,
+}
+
+/// Which banker routine a bank-assisted program uses.
+///
+/// ```
+/// assert_ne!(dps_core::sim::Banker::Spec, dps_core::sim::Banker::Capped);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Banker {
+    /// [`SpecBanker`]: the plain SPEC rule.
+    #[default]
+    Spec,
+    /// [`CappedBanker`]: grants within each host's room.
+    Capped,
+}
+
+impl Banker {
+    pub(crate) fn policy(self) -> &'static dyn BankerPolicy {
+        match self {
+            Banker::Spec => &SpecBanker,
+            Banker::Capped => &CappedBanker,
+        }
+    }
+}
+
+/// The share-exchange strategy of every program in the run.
+///
+/// ```
+/// let s = dps_core::sim::Strategy::Bank { every: 1, banker: dps_core::sim::Banker::Spec };
+/// assert!(s.is_dps());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Strategy {
+    /// Shares stay W/N: the dissertation's baseline.
+    Static,
+    /// Eq. 5.1 to the inferred upstreams; `withhold` None means 1/(P+1).
+    FullyDistributed {
+        /// wh in [0, 1], or None for 1/(P+1).
+        withhold: Option<f64>,
+    },
+    /// Eq. 5.2: deposit excess each period, redistribute every `every` periods (B = every * T).
+    Bank {
+        /// B / T, >= 1.
+        every: u32,
+        /// The banker routine.
+        banker: Banker,
+    },
+    /// Beyond the dissertation (see the crate README): a bank that only feeds the critical
+    /// path. Only VMs that others waited on (they appear as someone's upstream) report a
+    /// shortage, only VMs that waited deposit, each VM keeps a floor, and grants stay within
+    /// host room. Shares never move *away* from a VM that others wait for.
+    CriticalPath {
+        /// B / T, >= 1.
+        every: u32,
+    },
+}
+
+impl Strategy {
+    /// The "beyond the dissertation" policy: bank-assisted exchange every period with the
+    /// [`CappedBanker`]; pair it with [`Safeguards::guarded`].
+    ///
+    /// ```
+    /// assert_eq!(dps_core::sim::Strategy::guarded().name(), "bank");
+    /// ```
+    pub fn guarded() -> Self {
+        Strategy::Bank {
+            every: 1,
+            banker: Banker::Capped,
+        }
+    }
+
+    /// Whether shares move at all.
+    ///
+    /// ```
+    /// assert!(!dps_core::sim::Strategy::Static.is_dps());
+    /// ```
+    pub fn is_dps(&self) -> bool {
+        !matches!(self, Strategy::Static)
+    }
+
+    /// A short name for reports.
+    ///
+    /// ```
+    /// assert_eq!(dps_core::sim::Strategy::Static.name(), "static");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::Static => "static",
+            Strategy::FullyDistributed { .. } => "distributed",
+            Strategy::Bank { .. } => "bank",
+            Strategy::CriticalPath { .. } => "critical",
+        }
+    }
+}
+
+/// Safeguards of "beyond the dissertation" (SPEC 6 allows policies to add them).
+///
+/// ```
+/// let g = dps_core::sim::Safeguards::default();
+/// assert_eq!(g.min_share_fraction, 0.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Safeguards {
+    /// A VM never gives away share below this fraction of W/N (0: plain formulas).
+    pub min_share_fraction: f64,
+    /// No host's booking may grow above what it was at the start (or its capacity): every VM
+    /// keeps not only its guaranteed CPU but its whole proportional slice of the host, so DPS
+    /// cannot take free CPU from other programs.
+    pub host_neutral: bool,
+}
+
+impl Safeguards {
+    /// The safeguards of the guarded policy: every VM keeps at least half of W/N, so one
+    /// period without use (a period shorter than an iteration) never starves it.
+    ///
+    /// ```
+    /// assert_eq!(dps_core::sim::Safeguards::guarded().min_share_fraction, 0.5);
+    /// ```
+    pub fn guarded() -> Self {
+        Self {
+            min_share_fraction: 0.5,
+            host_neutral: false,
+        }
+    }
+}
+
+/// Cluster resource manager settings for runs with migration.
+///
+/// ```
+/// let m = dps_core::sim::MigrationSettings::default();
+/// assert!(m.live);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MigrationSettings {
+    /// Destination rule.
+    pub rule: Destination,
+    /// A host running at this fraction of capacity is a bottleneck.
+    pub full: f64,
+    /// Network and pre-copy model.
+    pub cost: MigrationCost,
+    /// VM memory, MB (the dissertation used 128 MB).
+    pub memory_mb: f64,
+    /// Live (pre-copy) instead of stop-and-copy.
+    pub live: bool,
+    /// Page-dirtying rate of a running VM, MB/s, for live migration.
+    pub dirty_mb_s: f64,
+    /// At most this many migrations start per exchange period.
+    pub max_per_period: usize,
+}
+
+impl MigrationSettings {
+    /// Migrate only away from hosts that rejected a transfer (section 5.2.2's first signal),
+    /// never merely because a host is fully utilised: in a fully booked cluster every host is,
+    /// and moving VMs then only adds load elsewhere.
+    ///
+    /// ```
+    /// assert!(dps_core::sim::MigrationSettings::on_rejection().full > 1.0);
+    /// ```
+    pub fn on_rejection() -> Self {
+        Self {
+            full: 2.0,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for MigrationSettings {
+    fn default() -> Self {
+        Self {
+            rule: Destination::LeastUtilized,
+            full: 0.98,
+            cost: MigrationCost::fast_ethernet(),
+            memory_mb: 128.0,
+            live: true,
+            dirty_mb_s: 2.0,
+            max_per_period: 1,
+        }
+    }
+}
+
+/// A whole simulation.
+///
+/// ```
+/// use dps_core::sim::*;
+/// use dps_core::{HostId, HostSpec};
+/// let cfg = SimConfig::new(
+///     vec![HostSpec::new(1.0, 0.0).unwrap(); 2],
+///     vec![ProgramSpec { topology: Topology::Linear, iterations: 3, total_share: 0.4,
+///         vms: vec![VmSpec { host: HostId(0), demand: 0.1 }, VmSpec { host: HostId(1), demand: 0.05 }] }],
+///     Strategy::Static,
+/// );
+/// let r = simulate(&cfg, &mut |_| {}).unwrap();
+/// assert!((r.makespan_s - 0.3).abs() < 1e-9); // alone on its hosts, each VM gets a full CPU
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// Hosts.
+    pub hosts: Vec<HostSpec>,
+    /// Programs, all starting at time 0.
+    pub programs: Vec<ProgramSpec>,
+    /// Exchange strategy.
+    pub strategy: Strategy,
+    /// Safeguards.
+    pub safeguards: Safeguards,
+    /// Exchange period T, seconds.
+    pub period_s: f64,
+    /// Node-level scheduler model.
+    pub mode: SchedulerMode,
+    /// Migrations, if any.
+    pub migration: Option<MigrationSettings>,
+    /// Upstream entries expire after this many seconds.
+    pub upstream_ttl_s: f64,
+    /// Per-iteration demand noise: each iteration's demand is scaled by U(1-j, 1+j).
+    pub jitter: f64,
+    /// Seed for the noise.
+    pub seed: u64,
+    /// Record every VM's share after every exchange (fig. 5.8).
+    pub trace_shares: bool,
+    /// Give up (an error) if simulated time passes this.
+    pub max_time_s: f64,
+}
+
+impl SimConfig {
+    /// A configuration with defaults: T = 5 s, fluid, no migration, TTL 2T, no jitter.
+    ///
+    /// ```
+    /// let c = dps_core::sim::SimConfig::new(vec![], vec![], dps_core::sim::Strategy::Static);
+    /// assert_eq!(c.period_s, 5.0);
+    /// ```
+    pub fn new(hosts: Vec<HostSpec>, programs: Vec<ProgramSpec>, strategy: Strategy) -> Self {
+        Self {
+            hosts,
+            programs,
+            strategy,
+            safeguards: Safeguards::default(),
+            period_s: 5.0,
+            mode: SchedulerMode::Fluid,
+            migration: None,
+            upstream_ttl_s: 10.0,
+            jitter: 0.0,
+            seed: 0,
+            trace_shares: false,
+            max_time_s: 1e7,
+        }
+    }
+
+    /// Checks everything the engines rely on.
+    pub(crate) fn validate(&self) -> Result<(), DpsError> {
+        let pos = |name: &'static str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(DpsError::InvalidParameter { name, value: v })
+            }
+        };
+        pos("period_s", self.period_s)?;
+        pos("upstream_ttl_s", self.upstream_ttl_s)?;
+        pos("max_time_s", self.max_time_s)?;
+        if !(0.0..1.0).contains(&self.jitter) {
+            return Err(DpsError::InvalidParameter {
+                name: "jitter",
+                value: self.jitter,
+            });
+        }
+        if !(0.0..=1.0).contains(&self.safeguards.min_share_fraction) {
+            return Err(DpsError::InvalidParameter {
+                name: "min_share_fraction",
+                value: self.safeguards.min_share_fraction,
+            });
+        }
+        match self.strategy {
+            Strategy::FullyDistributed { withhold: Some(wh) } if !(0.0..=1.0).contains(&wh) => {
+                return Err(DpsError::InvalidWithhold(wh));
+            }
+            Strategy::Bank { every: 0, .. } | Strategy::CriticalPath { every: 0 } => {
+                return Err(DpsError::InvalidParameter {
+                    name: "every",
+                    value: 0.0,
+                });
+            }
+            _ => {}
+        }
+        if let Some(m) = &self.migration {
+            pos("memory_mb", m.memory_mb.max(f64::MIN_POSITIVE))?;
+            pos("full", m.full)?;
+        }
+        for p in &self.programs {
+            if !(p.total_share.is_finite() && p.total_share > 0.0) {
+                return Err(DpsError::InvalidTotal(p.total_share));
+            }
+            p.topology.validate(p.vms.len() as u32)?;
+            for v in &p.vms {
+                if v.host.0 as usize >= self.hosts.len() {
+                    return Err(DpsError::UnknownHost(v.host.0));
+                }
+                if !(v.demand.is_finite() && v.demand >= 0.0) {
+                    return Err(DpsError::InvalidParameter {
+                        name: "demand",
+                        value: v.demand,
+                    });
+                }
+            }
+        }
+        if self.mode == SchedulerMode::Credit {
+            for h in &self.hosts {
+                if h.capacity().fract() != 0.0 || h.capacity() < 1.0 {
+                    return Err(DpsError::Unsupported(format!(
+                        "credit mode needs whole CPUs per host, got capacity {}",
+                        h.capacity()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,207 @@
+//! Property tests of SPEC section 6 and the ledger protocol, named after the invariant each
+//! checks.
+
+use dps_core::sim::{Banker, SimConfig, Strategy as Exchange, simulate, workloads};
+use dps_core::*;
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Send { from: u8, to: u8, frac: f64 },
+    Deliver(usize),
+    Duplicate(usize),
+    Drop(usize),
+    Retransmit,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u8..10, 0u8..10, 0.0f64..1.2).prop_map(|(from, to, frac)| Op::Send { from, to, frac }),
+        4 => any::<usize>().prop_map(Op::Deliver),
+        1 => any::<usize>().prop_map(Op::Duplicate),
+        1 => any::<usize>().prop_map(Op::Drop),
+        1 => Just(Op::Retransmit),
+    ]
+}
+
+/// Parties 0..=3 are program 0's VMs, 4 its bank, 5..=8 program 1's VMs, 9 its bank.
+fn party(k: u8) -> Party {
+    match k {
+        4 => Party::Bank(ProgramId(0)),
+        9 => Party::Bank(ProgramId(1)),
+        k if k < 4 => Party::Vm(VmId(u32::from(k))),
+        k => Party::Vm(VmId(u32::from(k) - 1)),
+    }
+}
+
+proptest! {
+    #[test]
+    fn conservation_holds_under_loss_duplication_reordering_and_rejections(
+        caps in proptest::collection::vec(0.3f64..1.5, 3),
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        let hosts: Vec<HostSpec> = caps.iter().map(|&c| HostSpec::new(c, 0.0).unwrap()).collect();
+        let p0 = ProgramLayout::new(0.8, vec![HostId(0), HostId(1), HostId(2), HostId(0)]).unwrap();
+        let p1 = ProgramLayout::new(1.2, vec![HostId(1), HostId(2), HostId(0), HostId(1)]).unwrap();
+        let mut l = ShareLedger::new(hosts, &[p0, p1]).unwrap();
+        let start: Vec<f64> = (0..3).map(|h| l.booked(HostId(h)).unwrap()).collect();
+        let mut net: Vec<Message> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Send { from, to, frac } => {
+                    let (f, t) = (party(from), party(to));
+                    let held = match f {
+                        Party::Vm(v) => l.share(v).unwrap(),
+                        Party::Bank(p) => l.bank(p).unwrap(),
+                    };
+                    if let Ok(m) = l.send(f, t, held * frac) {
+                        net.push(m);
+                    }
+                }
+                Op::Deliver(i) if !net.is_empty() => {
+                    let m = net.remove(i % net.len());
+                    if let Some(reply) = l.deliver(m).unwrap() {
+                        net.push(reply);
+                    }
+                }
+                Op::Duplicate(i) if !net.is_empty() => {
+                    let m = net[i % net.len()];
+                    net.push(m);
+                }
+                Op::Drop(i) if !net.is_empty() => {
+                    net.remove(i % net.len());
+                }
+                Op::Retransmit => net.extend(l.retransmissions()),
+                _ => {}
+            }
+            for p in 0..2 {
+                let p = ProgramId(p);
+                prop_assert!(l.conservation_error(p).unwrap() < 1e-9);
+                let sum: f64 = l.program_vms(p).unwrap().map(|v| l.share(VmId(v)).unwrap()).sum();
+                prop_assert!((sum + l.bank(p).unwrap() + l.in_flight(p).unwrap() - l.total(p).unwrap()).abs() < 1e-9);
+            }
+            for v in 0..l.vms() as u32 {
+                prop_assert!(l.share(VmId(v)).unwrap() >= 0.0);
+            }
+            for h in 0..3u32 {
+                let cap = l.host_spec(HostId(h)).unwrap().capacity_shares();
+                prop_assert!(l.booked(HostId(h)).unwrap() <= cap.max(start[h as usize]) + 1e-9);
+            }
+        }
+        // Deliver everything left, retransmitting until quiet: nothing may stay in flight.
+        for _ in 0..4 {
+            net.extend(l.retransmissions());
+            while let Some(m) = net.pop() {
+                if let Some(r) = l.deliver(m).unwrap() { net.push(r); }
+            }
+        }
+        for p in 0..2 {
+            prop_assert!(l.in_flight(ProgramId(p)).unwrap() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn offer_is_eq_5_1(w in 0.0f64..2.0, u in 0.0f64..2.0, wh in 0.0f64..=1.0, p in 0u32..8) {
+        let s = offer(w, u, wh, p).unwrap();
+        let expected = if p == 0 { 0.0 } else { (w - u).max(0.0) * (1.0 - wh) / f64::from(p) };
+        prop_assert_eq!(s, expected);
+    }
+
+    #[test]
+    fn bank_grants_are_eq_5_2_min_form_plus_proportional_remainder(
+        rows in proptest::collection::vec((0.0f64..1.0, 0.0f64..0.5), 1..12),
+        e in 0.0f64..3.0,
+    ) {
+        let shares: Vec<f64> = rows.iter().map(|r| r.0).collect();
+        let short: Vec<f64> = rows.iter().map(|r| r.1).collect();
+        let mut g = vec![0.0; rows.len()];
+        bank_redistribute(&shares, &short, e, &mut g).unwrap();
+        let f: f64 = short.iter().sum();
+        let after: f64 = shares.iter().zip(&short).map(|(w, s)| w + s).sum();
+        for i in 0..rows.len() {
+            let expected = if e < f {
+                short[i] * e / f
+            } else {
+                short[i] + (e - f) * (shares[i] + short[i]) / after
+            };
+            prop_assert!((g[i] - expected).abs() < 1e-12);
+            prop_assert!(g[i] >= 0.0);
+        }
+        prop_assert!((g.iter().sum::<f64>() - e).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bad_input_is_a_typed_error_and_changes_nothing(
+        bad in prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(-1.0), Just(-1e-300)],
+        which in 0usize..3,
+    ) {
+        let mut g = [9.0; 3];
+        let mut shares = [0.1, 0.2, 0.3];
+        let mut short = [0.0, 0.1, 0.0];
+        let mut balance = 0.5;
+        match which {
+            0 => shares[1] = bad,
+            1 => short[2] = bad,
+            _ => balance = bad,
+        }
+        prop_assert!(bank_redistribute(&shares, &short, balance, &mut g).is_err());
+        prop_assert_eq!(g, [9.0; 3]);
+        prop_assert!(offer(bad, 0.1, 0.5, 1).is_err());
+        prop_assert!(offer(0.1, bad, 0.5, 1).is_err());
+        prop_assert!(matches!(offer(0.1, 0.0, 1.0 + bad.abs().max(1e-9), 1), Err(DpsError::InvalidWithhold(_))));
+        // The ledger: a bad amount changes nothing.
+        let p = ProgramLayout::new(0.8, vec![HostId(0), HostId(0)]).unwrap();
+        let mut l = ShareLedger::new(vec![HostSpec::new(1.0, 0.0).unwrap()], &[p]).unwrap();
+        prop_assert!(l.send(Party::Vm(VmId(0)), Party::Vm(VmId(1)), bad).is_err());
+        prop_assert!(l.send(Party::Vm(VmId(0)), Party::Vm(VmId(7)), 0.1).is_err());
+        prop_assert_eq!(l.shares(), &[0.4, 0.4]);
+        prop_assert_eq!(l.in_flight(ProgramId(0)).unwrap(), 0.0);
+        let non_positive = if bad.is_nan() { bad } else { -bad.abs() };
+        prop_assert!(ProgramLayout::new(non_positive, vec![HostId(0)]).is_err());
+        prop_assert!(HostSpec::new(non_positive, 0.0).is_err());
+    }
+
+    #[test]
+    fn simulated_hosts_are_never_booked_above_capacity_by_a_transfer(
+        n in 1u32..8, seed in 0u64..1000, which in 0usize..4,
+    ) {
+        let strategy = [
+            Exchange::FullyDistributed { withhold: None },
+            Exchange::Bank { every: 1, banker: Banker::Spec },
+            Exchange::Bank { every: 2, banker: Banker::Capped },
+            Exchange::CriticalPath { every: 1 },
+        ][which];
+        let share = [0.1, 0.25, 1.0 / f64::from(n), 0.2][which];
+        let cfg: SimConfig = workloads::overbooked(4, n, share, 0.01, 0.1, 12, seed, strategy).unwrap();
+        let r = simulate(&cfg, &mut |_| {}).unwrap();
+        prop_assert_eq!(r.capacity_violations, 0);
+        prop_assert_eq!(r.vm_iterations, u64::from(4 * n * 12));
+    }
+}
+
+#[test]
+fn unknown_vm_and_bad_config_are_typed_errors() {
+    let p = ProgramLayout::new(0.8, vec![HostId(0)]).unwrap();
+    let l = ShareLedger::new(vec![HostSpec::new(1.0, 0.0).unwrap()], &[p]).unwrap();
+    assert_eq!(l.share(VmId(3)), Err(DpsError::UnknownVm(3)));
+    let mut cfg = workloads::overbooked(2, 1, 0.1, 0.01, 0.1, 2, 0, Exchange::Static).unwrap();
+    cfg.period_s = 0.0;
+    assert!(matches!(
+        simulate(&cfg, &mut |_| {}),
+        Err(DpsError::InvalidParameter { .. })
+    ));
+    cfg.period_s = 1.0;
+    cfg.strategy = Exchange::FullyDistributed {
+        withhold: Some(1.5),
+    };
+    assert_eq!(
+        simulate(&cfg, &mut |_| {}),
+        Err(DpsError::InvalidWithhold(1.5))
+    );
+    cfg.strategy = Exchange::Static;
+    cfg.programs[0].total_share = -1.0;
+    assert_eq!(
+        simulate(&cfg, &mut |_| {}),
+        Err(DpsError::InvalidTotal(-1.0))
+    );
+}

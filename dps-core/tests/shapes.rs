@@ -1,0 +1,224 @@
+//! The "must hold" shapes, on small fast configurations (fluid model).
+
+use dps_core::sim::{
+    Banker, MigrationSettings, Safeguards, SimConfig, SimReport, Strategy, Topology, simulate,
+    workloads,
+};
+
+fn run(cfg: &SimConfig) -> SimReport {
+    let r = simulate(cfg, &mut |_| {}).expect("simulation");
+    assert_eq!(r.capacity_violations, 0, "a host was booked above capacity");
+    r
+}
+
+fn fig57(share: f64, s: Strategy, g: Safeguards) -> f64 {
+    let mut cfg = workloads::linear_patterns(share, 10, 1.0, Topology::Linear, s).unwrap();
+    cfg.safeguards = g;
+    run(&cfg).makespan_s
+}
+
+const BANK: Strategy = Strategy::Bank {
+    every: 1,
+    banker: Banker::Spec,
+};
+const DIST: Strategy = Strategy::FullyDistributed { withhold: None };
+
+#[test]
+fn fig5_7_bank_gains_at_least_20_percent_at_0_1_and_leads_distributed() {
+    let none = Safeguards::default();
+    let stat = fig57(0.1, Strategy::Static, none);
+    let bank = fig57(0.1, BANK, none);
+    let dist = fig57(0.1, DIST, none);
+    assert!(bank <= 0.8 * stat, "bank {bank} vs static {stat}");
+    assert!(bank < dist, "bank {bank} vs distributed {dist}");
+    assert!(dist < stat);
+}
+
+#[test]
+fn fig5_7_nothing_to_gain_at_0_5_where_hosts_are_fully_booked() {
+    let none = Safeguards::default();
+    let stat = fig57(0.5, Strategy::Static, none);
+    for s in [BANK, DIST, Strategy::guarded()] {
+        let d = fig57(0.5, s, none);
+        assert!((d - stat).abs() <= 1e-6 * stat, "{s:?}: {d} vs {stat}");
+    }
+}
+
+#[test]
+fn guarded_policy_keeps_most_of_the_fig5_7_gain() {
+    let stat = fig57(0.1, Strategy::Static, Safeguards::default());
+    let g = fig57(0.1, Strategy::guarded(), Safeguards::guarded());
+    assert!(g <= 0.8 * stat, "guarded {g} vs static {stat}");
+}
+
+#[test]
+fn one_program_alone_on_its_hosts_sees_no_dps_effect() {
+    // Without competition a work-conserving scheduler gives each VM a whole CPU whatever its
+    // share (section 5.5.4): moving shares cannot change anything.
+    for s in [
+        BANK,
+        DIST,
+        Strategy::guarded(),
+        Strategy::CriticalPath { every: 1 },
+    ] {
+        let stat =
+            run(&workloads::overbooked(8, 1, 0.1, 0.01, 0.1, 30, 3, Strategy::Static).unwrap());
+        let dps = run(&workloads::overbooked(8, 1, 0.1, 0.01, 0.1, 30, 3, s).unwrap());
+        assert!((dps.makespan_s - stat.makespan_s).abs() < 1e-9, "{s:?}");
+    }
+}
+
+fn guarded_vs_static(programs: u32, share: f64, migrate: bool) -> (f64, f64) {
+    let stat =
+        run(
+            &workloads::overbooked(16, programs, share, 0.01, 0.1, 40, 11, Strategy::Static)
+                .unwrap(),
+        );
+    let mut cfg =
+        workloads::overbooked(16, programs, share, 0.01, 0.1, 40, 11, Strategy::guarded()).unwrap();
+    cfg.safeguards = Safeguards::guarded();
+    if migrate {
+        cfg.migration = Some(MigrationSettings::on_rejection());
+    }
+    (run(&cfg).makespan_s, stat.makespan_s)
+}
+
+#[test]
+fn fig5_9_guarded_makespan_within_3_percent_of_static_or_better() {
+    for n in [4, 8, 10, 12, 17] {
+        let (g, s) = guarded_vs_static(n, 0.1, false);
+        assert!(g <= 1.03 * s, "N = {n}: guarded {g} vs static {s}");
+    }
+}
+
+#[test]
+fn fig5_10_guarded_makespan_within_3_percent_of_static_or_better() {
+    for n in [2, 3, 4, 8, 12] {
+        let (g, s) = guarded_vs_static(n, 1.0 / f64::from(n), true);
+        assert!(g <= 1.03 * s, "N = {n}: guarded {g} vs static {s}");
+    }
+}
+
+#[test]
+fn simulation_is_deterministic_for_a_seed() {
+    let mut cfg = workloads::overbooked(8, 5, 0.1, 0.01, 0.1, 20, 5, BANK).unwrap();
+    cfg.jitter = 0.3;
+    cfg.seed = 99;
+    assert_eq!(run(&cfg), run(&cfg));
+    cfg.seed = 100;
+    let other = run(&cfg);
+    cfg.seed = 99;
+    assert_ne!(run(&cfg).makespan_s, other.makespan_s);
+}
+
+#[test]
+fn credit_mode_agrees_with_fluid_on_fig5_7_within_5_percent() {
+    for s in [Strategy::Static, BANK] {
+        let mut cfg = workloads::linear_patterns(0.1, 6, 0.5, Topology::Linear, s).unwrap();
+        cfg.period_s = 2.5;
+        let fluid = run(&cfg).makespan_s;
+        cfg.mode = dps_core::sim::SchedulerMode::Credit;
+        let credit = run(&cfg).makespan_s;
+        assert!(
+            (credit - fluid).abs() <= 0.05 * fluid,
+            "{s:?}: credit {credit} vs fluid {fluid}"
+        );
+    }
+}
+
+#[test]
+fn every_topology_completes_every_iteration() {
+    let topologies = [
+        Topology::Linear,
+        Topology::Ring,
+        Topology::Mesh2d { cols: 4 },
+        Topology::Torus2d { cols: 4 },
+        Topology::Tree,
+        Topology::Hypercube,
+        Topology::AllToAll,
+    ];
+    for t in topologies {
+        let mut cfg = workloads::overbooked(16, 2, 0.2, 0.01, 0.1, 7, 1, DIST).unwrap();
+        for p in &mut cfg.programs {
+            p.topology = t;
+        }
+        let r = run(&cfg);
+        assert_eq!(r.vm_iterations, 2 * 16 * 7, "{t:?}");
+    }
+}
+
+#[test]
+fn section_5_5_5_migration_sheds_load_from_the_bottleneck_host() {
+    use dps_core::sim::{ProgramSpec, VmSpec};
+    use dps_core::{HostId, HostSpec};
+    // Two aligned 4-VM copies of patterns: both VM1s share host 0, which becomes the bottleneck.
+    let run_with = |migration: Option<MigrationSettings>| {
+        let progs: Vec<ProgramSpec> = (0..2)
+            .map(|_| ProgramSpec {
+                topology: Topology::Linear,
+                iterations: 30,
+                total_share: 2.0,
+                vms: (0..4)
+                    .map(|i| VmSpec {
+                        host: HostId(i),
+                        demand: 1.0 / f64::from(i + 1),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut c = SimConfig::new(vec![HostSpec::new(1.0, 0.0).unwrap(); 4], progs, BANK);
+        c.migration = migration;
+        run(&c)
+    };
+    let stay = run_with(None);
+    let moved = run_with(Some(MigrationSettings::default()));
+    assert_eq!(stay.migrations, 0);
+    assert!(stay.rejections > 0, "the full host must reject grants");
+    assert!(moved.migrations > 0);
+    let first = moved
+        .programs
+        .iter()
+        .map(|p| p.response_s)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        first <= 0.85 * stay.makespan_s,
+        "{first} vs {}",
+        stay.makespan_s
+    );
+    assert!(moved.makespan_s <= stay.makespan_s * 1.001);
+}
+
+#[test]
+fn a_faster_host_does_the_same_work_sooner_by_its_exchange_rate() {
+    use dps_core::sim::{ProgramSpec, VmSpec};
+    use dps_core::{HostId, HostSpec};
+    let prog = ProgramSpec {
+        topology: Topology::Linear,
+        iterations: 4,
+        total_share: 1.0,
+        vms: vec![
+            VmSpec {
+                host: HostId(0),
+                demand: 0.5,
+            },
+            VmSpec {
+                host: HostId(1),
+                demand: 0.5,
+            },
+        ],
+    };
+    let slow = HostSpec::new(1.0, 0.0).unwrap();
+    let fast = slow.with_speed(2.0).unwrap();
+    let both_slow = run(&SimConfig::new(
+        vec![slow, slow],
+        vec![prog.clone()],
+        Strategy::Static,
+    ));
+    let both_fast = run(&SimConfig::new(
+        vec![fast, fast],
+        vec![prog],
+        Strategy::Static,
+    ));
+    assert!((both_slow.makespan_s - 2.0).abs() < 1e-9);
+    assert!((both_fast.makespan_s - 1.0).abs() < 1e-9);
+}

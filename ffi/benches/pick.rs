@@ -1,0 +1,199 @@
+//! `vibra_dispatcher_pick` called from C against the same decision made in Rust, side by side
+//! (issue 6's goal: the C call costs at most 5 ns more).
+//!
+//! Three loops over the same request-targets and the same load counts:
+//! - `rust`: `vibra_hash::Dispatcher::pick`, what a Rust proxy calls;
+//! - `c`: a C function (`benches/c/pick_loop.c`, compiled by `build.rs` against `vibra.h`) calling
+//!   `vibra_dispatcher_pick`, what an nginx module does;
+//! - `c_abi_from_rust`: the exported function called from Rust, to show the boundary alone.
+//!
+//! Targets: the first 4,096 URLs of the 1998 World Cup site (`../shared/data/wc98`, or the
+//! directory in `VIBRA_WC98_DIR`), or synthetic ones when neither is there.
+//!
+//! Run: `cargo bench -p vibra-ffi --bench pick`. Each iteration is one pass over all targets;
+//! divide by 4,096 for the cost of one decision.
+//!
+//! On a shared machine, criterion's rows (run one after the other) drift with the load. So the
+//! benchmark first prints a paired measurement: the three loops interleaved pass by pass, many
+//! times, with the minimum pass time of each (interference only ever adds time) and the median.
+
+use std::ffi::{c_char, c_void};
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use vibra::{VIBRA_HASH_CHARSUM, VIBRA_HASH_FAST, VIBRA_OK, vibra_hash};
+
+unsafe extern "C" {
+    /// The C loop of `benches/c/pick_loop.c` (`d` is a `const vibra_dispatcher *`; declared
+    /// as `c_void` because the Rust marker type is deliberately not `repr(C)`).
+    fn bench_c_pick_loop(
+        d: *const c_void,
+        targets: *const *const c_char,
+        lens: *const usize,
+        n: usize,
+        loads: *const u32,
+        n_loads: usize,
+    ) -> u64;
+}
+
+const SERVERS: u32 = 16;
+const REPLICATION: u32 = 2;
+const TARGETS: usize = 4096;
+
+fn targets() -> Vec<Vec<u8>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let candidates = [
+        std::env::var_os("VIBRA_WC98_DIR").map(PathBuf::from),
+        Some(root.join("shared/data/wc98")),
+        Some(PathBuf::from("/work/shared/data/wc98")),
+    ];
+    for dir in candidates.into_iter().flatten() {
+        if let Ok(text) = std::fs::read_to_string(dir.join("object_mappings.sort")) {
+            let urls: Vec<Vec<u8>> = text
+                .lines()
+                .filter_map(|line| line.split_whitespace().nth(1))
+                .take(TARGETS)
+                .map(|url| url.as_bytes().to_vec())
+                .collect();
+            if urls.len() == TARGETS {
+                return urls;
+            }
+        }
+    }
+    (0..TARGETS)
+        .map(|i| format!("/english/images/team_{}/photo_{i}.jpg?v={}", i % 32, i % 7).into_bytes())
+        .collect()
+}
+
+fn pick(c: &mut Criterion) {
+    let targets = targets();
+    let pointers: Vec<*const c_char> = targets.iter().map(|t| t.as_ptr().cast()).collect();
+    let lens: Vec<usize> = targets.iter().map(Vec::len).collect();
+    let loads: Vec<u32> = (0..SERVERS).map(|s| (s * 7 + 3) % 5).collect();
+    let mut group = c.benchmark_group("pick");
+    group.throughput(Throughput::Elements(TARGETS as u64));
+    for (name, hash) in [("fast", VIBRA_HASH_FAST), ("charsum", VIBRA_HASH_CHARSUM)] {
+        let rust = ::vibra_hash::Dispatcher::new(SERVERS, REPLICATION, hash_kind(hash)).unwrap();
+        let mut d = std::ptr::null_mut();
+        // SAFETY: `d` is writable; freed below.
+        assert_eq!(
+            unsafe { vibra::vibra_dispatcher_new(SERVERS, REPLICATION, hash, &mut d) },
+            VIBRA_OK
+        );
+        let rust_sum: u64 = targets
+            .iter()
+            .map(|t| u64::from(rust.pick(t, &loads).unwrap()))
+            .sum();
+        // SAFETY: the arrays hold TARGETS entries each; `d` is live.
+        let c_sum = unsafe {
+            bench_c_pick_loop(
+                d.cast_const().cast(),
+                pointers.as_ptr(),
+                lens.as_ptr(),
+                TARGETS,
+                loads.as_ptr(),
+                loads.len(),
+            )
+        };
+        assert_eq!(c_sum, rust_sum, "C and Rust make the same decisions");
+
+        let rust_pass = || {
+            let mut sum = 0u64;
+            for t in black_box(&targets) {
+                if let Ok(s) = rust.pick(t, black_box(&loads)) {
+                    sum += u64::from(s);
+                }
+            }
+            sum
+        };
+        // SAFETY: as for `c_sum` above.
+        let c_pass = || unsafe {
+            bench_c_pick_loop(
+                black_box(d.cast_const().cast()),
+                pointers.as_ptr(),
+                lens.as_ptr(),
+                TARGETS,
+                black_box(loads.as_ptr()),
+                loads.len(),
+            )
+        };
+        let abi_pass = || {
+            let mut sum = 0u64;
+            for t in black_box(&targets) {
+                let mut s = 0;
+                // SAFETY: live dispatcher, readable target and loads, writable `s`.
+                let st = unsafe {
+                    vibra::vibra_dispatcher_pick(
+                        d,
+                        t.as_ptr().cast(),
+                        t.len(),
+                        loads.as_ptr(),
+                        loads.len(),
+                        &mut s,
+                    )
+                };
+                if st == VIBRA_OK {
+                    sum += u64::from(s);
+                }
+            }
+            sum
+        };
+        paired(
+            name,
+            &[
+                ("rust", &rust_pass),
+                ("c", &c_pass),
+                ("c_abi_from_rust", &abi_pass),
+            ],
+        );
+
+        group.bench_function(format!("{name}/rust"), |b| b.iter(rust_pass));
+        group.bench_function(format!("{name}/c"), |b| b.iter(c_pass));
+        group.bench_function(format!("{name}/c_abi_from_rust"), |b| b.iter(abi_pass));
+        // SAFETY: made above, not used again.
+        unsafe { vibra::vibra_dispatcher_free(d) };
+    }
+    group.finish();
+}
+
+/// Times the passes interleaved (A, B, C, A, B, C, ...) for about two seconds and prints each
+/// one's minimum and median pass time per decision, and the difference from the first.
+fn paired(name: &str, passes: &[(&str, &dyn Fn() -> u64)]) {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); passes.len()];
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) || times[0].len() < 50 {
+        for (i, (_, pass)) in passes.iter().enumerate() {
+            let t = Instant::now();
+            black_box(pass());
+            times[i].push(t.elapsed());
+        }
+    }
+    let per_decision = |d: Duration| d.as_secs_f64() * 1e9 / TARGETS as f64;
+    let stats: Vec<(f64, f64)> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort();
+            (per_decision(t[0]), per_decision(t[t.len() / 2]))
+        })
+        .collect();
+    println!(
+        "paired/{name}: {} interleaved passes of {TARGETS} decisions each, ns per decision",
+        times[0].len()
+    );
+    for ((label, _), (min, median)) in passes.iter().zip(&stats) {
+        println!(
+            "paired/{name}/{label:<16} min {min:6.2} ({:+5.2})   median {median:6.2} ({:+5.2})",
+            min - stats[0].0,
+            median - stats[0].1
+        );
+    }
+}
+
+fn hash_kind(hash: vibra_hash) -> ::vibra_hash::HashKind {
+    ::vibra_hash::HashKind::try_from(hash).unwrap()
+}
+
+criterion_group!(benches, pick);
+criterion_main!(benches);

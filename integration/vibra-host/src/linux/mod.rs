@@ -1,0 +1,669 @@
+//! The Linux backend: a VM is a cgroup (in each hierarchy that serves cpu, cpuacct and memory)
+//! plus a network namespace joined to the host by a veth pair.
+//!
+//! Owns the VMs it creates and removes them (processes killed, cgroups, namespace and link
+//! deleted) when dropped. It never touches a cgroup or namespace it did not create.
+//!
+//! Egress shaping: the tbf qdisc sits on the VM end of the veth (inside the namespace, set by
+//! the host with `tc -n`), because the VM's egress reaches the host end as *ingress*, where
+//! Linux can only police (`act_police`, absent on some hosts such as this project's CI) and
+//! not queue. The measurement is taken at the host: the host end's `rx_bytes`, as the
+//! dissertation measured at the VMM (section 3.4.5). A process inside the VM cannot change
+//! the qdisc unless it holds CAP_NET_ADMIN in that namespace.
+
+pub(crate) mod cgroup;
+pub(crate) mod net;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::controller::{CpuSetting, HostController, Outcome, VmUsage};
+use crate::error::{Error, Operation};
+use crate::units::{Bandwidth, CpuCap, CpuWeight, MemoryTarget};
+use cgroup::{CgroupLayout, Hierarchy, parse_u64, read, write};
+use net::LinkAddrs;
+
+/// Longest VM name: the host end of its veth is the name plus `h`, and Linux interface names
+/// hold 15 bytes.
+pub const MAX_VM_NAME: usize = 14;
+
+fn check_name(name: &str) -> Result<(), Error> {
+    let reason = if name.is_empty() || name.len() > MAX_VM_NAME {
+        Some("must be 1 to 14 bytes")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Some("only ASCII letters, digits, '-' and '_' are allowed")
+    } else if name.starts_with('-') {
+        Some("must not start with '-'")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// How to create a VM: its name (used for its cgroups and namespace) and optional addresses.
+///
+/// ```
+/// use std::net::Ipv4Addr;
+/// use vibra_host::{LinkAddrs, VmSpec};
+/// let link = LinkAddrs::new(Ipv4Addr::new(10, 213, 0, 1), Ipv4Addr::new(10, 213, 0, 2), 30).unwrap();
+/// let spec = VmSpec::new("web-1").unwrap().with_link(link);
+/// assert_eq!(spec.name(), "web-1");
+/// assert!(VmSpec::new("a name with spaces").is_err());
+/// assert!(VmSpec::new("much-too-long-name").is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmSpec {
+    name: String,
+    link: Option<LinkAddrs>,
+}
+
+impl VmSpec {
+    /// A VM named `name`: 1 to 14 ASCII letters, digits, `-` or `_`, not starting with `-`.
+    ///
+    /// ```
+    /// assert!(vibra_host::VmSpec::new("").is_err());
+    /// ```
+    pub fn new(name: &str) -> Result<Self, Error> {
+        check_name(name)?;
+        Ok(VmSpec {
+            name: name.to_string(),
+            link: None,
+        })
+    }
+
+    /// Gives the link addresses (host end, VM end); without them the link has none.
+    ///
+    /// ```
+    /// # use std::net::Ipv4Addr;
+    /// let link = vibra_host::LinkAddrs::new(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), 30).unwrap();
+    /// assert_eq!(vibra_host::VmSpec::new("v").unwrap().with_link(link).link(), Some(link));
+    /// ```
+    pub fn with_link(mut self, link: LinkAddrs) -> Self {
+        self.link = Some(link);
+        self
+    }
+
+    /// The VM's name.
+    ///
+    /// ```
+    /// assert_eq!(vibra_host::VmSpec::new("v").unwrap().name(), "v");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The link addresses, if any.
+    ///
+    /// ```
+    /// assert_eq!(vibra_host::VmSpec::new("v").unwrap().link(), None);
+    /// ```
+    pub fn link(&self) -> Option<LinkAddrs> {
+        self.link
+    }
+}
+
+/// One VM's places on the host and the settings this controller last wrote.
+#[derive(Debug)]
+struct Vm {
+    cpu_dir: PathBuf,
+    cpuacct_dir: PathBuf,
+    memory_dir: PathBuf,
+    /// Every distinct cgroup directory of the VM (one per hierarchy).
+    dirs: Vec<PathBuf>,
+    host_if: String,
+    cpu: Option<CpuSetting>,
+    memory: Option<MemoryTarget>,
+    egress: Option<Bandwidth>,
+}
+
+/// A Linux host: VMs are cgroups plus network namespaces. Needs root.
+///
+/// Not `Sync`-shared by design: one controller owns a host's settings (`&mut self` setters).
+/// Dropping it removes every VM it created.
+///
+/// ```no_run
+/// use vibra_host::{CpuSetting, CpuWeight, HostController, LinuxHost, MemoryTarget, VmSpec};
+/// let mut host = LinuxHost::new("vibra-example")?;
+/// let vm = host.create_vm(&VmSpec::new("example-1")?)?;
+/// host.attach(&vm, std::process::id())?; // this process now runs inside the VM
+/// host.set_memory_target(&vm, MemoryTarget::from_mib(256)?)?;
+/// # Ok::<(), vibra_host::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct LinuxHost {
+    layout: CgroupLayout,
+    /// The parent cgroup directory in each hierarchy, created by [`LinuxHost::new`].
+    parents: Vec<(Hierarchy, PathBuf)>,
+    vms: BTreeMap<String, Vm>,
+}
+
+impl LinuxHost {
+    /// Detects the cgroup layout and creates the parent cgroup `parent` (a name as for VMs,
+    /// up to 64 bytes) in each hierarchy in use; VMs are its children.
+    ///
+    /// ```no_run
+    /// let host = vibra_host::LinuxHost::new("vibra-agent")?;
+    /// println!("{}", host.layout());
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
+    pub fn new(parent: &str) -> Result<Self, Error> {
+        if parent.is_empty()
+            || parent.len() > 64
+            || !parent
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::InvalidName {
+                name: parent.to_string(),
+                reason: "parent cgroup: 1 to 64 ASCII letters, digits, '-' or '_'",
+            });
+        }
+        let layout = CgroupLayout::detect()?;
+        let mut host = LinuxHost {
+            layout: layout.clone(),
+            parents: Vec::new(),
+            vms: BTreeMap::new(),
+        };
+        for h in layout.hierarchies() {
+            let dir = h.root().join(parent);
+            if let Err(source) = std::fs::create_dir(&dir)
+                && source.kind() != std::io::ErrorKind::AlreadyExists
+            {
+                return Err(Error::Io {
+                    vm: parent.to_string(),
+                    op: Operation::CreateVm,
+                    path: dir.display().to_string(),
+                    source,
+                });
+            }
+            host.parents.push((h.clone(), dir.clone()));
+            if let Hierarchy::V2(root) = h {
+                for c in ["cpu", "memory"] {
+                    let serves =
+                        (c == "cpu" && layout.cpu == *h) || (c == "memory" && layout.memory == *h);
+                    if serves {
+                        cgroup::enable_v2_controller(parent, root, c)?;
+                        cgroup::enable_v2_controller(parent, &dir, c)?;
+                    }
+                }
+            }
+        }
+        Ok(host)
+    }
+
+    /// The cgroup layout in use.
+    ///
+    /// ```no_run
+    /// let host = vibra_host::LinuxHost::new("vibra-layout")?;
+    /// assert!(host.layout().to_string().contains("cpu:"));
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
+    pub fn layout(&self) -> &CgroupLayout {
+        &self.layout
+    }
+
+    fn parent_dir<'a>(&'a self, h: &'a Hierarchy) -> &'a Path {
+        // Every hierarchy of the layout got a parent in `new`.
+        self.parents
+            .iter()
+            .find(|(p, _)| p == h)
+            .map(|(_, d)| d.as_path())
+            .unwrap_or(h.root())
+    }
+
+    /// Creates a VM: its cgroups, its namespace (named like the VM) and its veth link (`<name>h`
+    /// in the host, `eth0` inside). On error nothing of it is left behind.
+    ///
+    /// ```no_run
+    /// # use vibra_host::{LinuxHost, VmSpec};
+    /// let mut host = LinuxHost::new("vibra-create")?;
+    /// let vm = host.create_vm(&VmSpec::new("create-1")?)?;
+    /// assert_eq!(vm, "create-1");
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
+    pub fn create_vm(&mut self, spec: &VmSpec) -> Result<String, Error> {
+        let name = spec.name.clone();
+        if self.vms.contains_key(&name) {
+            return Err(Error::VmExists { vm: name });
+        }
+        let cpu_dir = self.parent_dir(&self.layout.cpu).join(&name);
+        let cpuacct_dir = self.parent_dir(&self.layout.cpuacct).join(&name);
+        let memory_dir = self.parent_dir(&self.layout.memory).join(&name);
+        let mut dirs: Vec<PathBuf> = Vec::with_capacity(3);
+        for d in [&cpu_dir, &cpuacct_dir, &memory_dir] {
+            if !dirs.contains(d) {
+                dirs.push(d.clone());
+            }
+        }
+        let vm = Vm {
+            cpu_dir,
+            cpuacct_dir,
+            memory_dir,
+            dirs,
+            host_if: format!("{name}h"),
+            cpu: None,
+            memory: None,
+            egress: None,
+        };
+        let made = (|| {
+            for d in &vm.dirs {
+                std::fs::create_dir(d).map_err(|source| match source.kind() {
+                    std::io::ErrorKind::AlreadyExists => Error::VmExists { vm: name.clone() },
+                    _ => Error::Io {
+                        vm: name.clone(),
+                        op: Operation::CreateVm,
+                        path: d.display().to_string(),
+                        source,
+                    },
+                })?;
+            }
+            if let Hierarchy::V1(_) = self.layout.cpu {
+                write(
+                    &name,
+                    Operation::CreateVm,
+                    &vm.cpu_dir.join("cpu.cfs_period_us"),
+                    &CpuCap::CFS_PERIOD_US.to_string(),
+                )?;
+            }
+            net::create_link(&name, &name, &vm.host_if, spec.link)
+        })();
+        if let Err(e) = made {
+            // Only remove what this call made: an existing directory is someone else's.
+            if !matches!(e, Error::VmExists { .. }) {
+                for d in &vm.dirs {
+                    let _ = std::fs::remove_dir(d);
+                }
+            }
+            return Err(e);
+        }
+        self.vms.insert(name.clone(), vm);
+        Ok(name)
+    }
+
+    fn vm(&self, name: &str, op: Operation) -> Result<&Vm, Error> {
+        self.vms.get(name).ok_or_else(|| Error::UnknownVm {
+            vm: name.to_string(),
+            op,
+        })
+    }
+
+    fn vm_mut(&mut self, name: &str, op: Operation) -> Result<&mut Vm, Error> {
+        self.vms.get_mut(name).ok_or_else(|| Error::UnknownVm {
+            vm: name.to_string(),
+            op,
+        })
+    }
+
+    /// Moves process `pid` (all its threads) into the VM's cgroups.
+    ///
+    /// ```no_run
+    /// # use vibra_host::{LinuxHost, VmSpec};
+    /// let mut host = LinuxHost::new("vibra-attach")?;
+    /// let vm = host.create_vm(&VmSpec::new("attach-1")?)?;
+    /// let child = std::process::Command::new("sleep").arg("1").spawn().unwrap();
+    /// host.attach(&vm, child.id())?;
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
+    pub fn attach(&self, vm: &str, pid: u32) -> Result<(), Error> {
+        let v = self.vm(vm, Operation::Attach)?;
+        for d in &v.dirs {
+            write(
+                vm,
+                Operation::Attach,
+                &d.join("cgroup.procs"),
+                &pid.to_string(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The VM's network namespace name (for `ip netns exec`).
+    ///
+    /// ```no_run
+    /// # use vibra_host::{LinuxHost, VmSpec};
+    /// let mut host = LinuxHost::new("vibra-ns")?;
+    /// let vm = host.create_vm(&VmSpec::new("ns-1")?)?;
+    /// assert_eq!(host.netns(&vm)?, "ns-1");
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
+    pub fn netns(&self, vm: &str) -> Result<&str, Error> {
+        self.vms
+            .get_key_value(vm)
+            .map(|(k, _)| k.as_str())
+            .ok_or_else(|| Error::UnknownVm {
+                vm: vm.to_string(),
+                op: Operation::Attach,
+            })
+    }
+
+    /// The host end of the VM's veth (where its egress is counted).
+    ///
+    /// ```no_run
+    /// # use vibra_host::{LinuxHost, VmSpec};
+    /// let mut host = LinuxHost::new("vibra-if")?;
+    /// let vm = host.create_vm(&VmSpec::new("if-1")?)?;
+    /// assert_eq!(host.host_interface(&vm)?, "if-1h");
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
+    pub fn host_interface(&self, vm: &str) -> Result<&str, Error> {
+        Ok(&self.vm(vm, Operation::ReadUsage)?.host_if)
+    }
+
+    /// Kills every process in the VM, then removes its cgroups, namespace and link.
+    ///
+    /// ```no_run
+    /// # use vibra_host::{HostController, LinuxHost, VmSpec};
+    /// let mut host = LinuxHost::new("vibra-destroy")?;
+    /// let vm = host.create_vm(&VmSpec::new("destroy-1")?)?;
+    /// host.destroy_vm(&vm)?;
+    /// assert!(host.list_vms()?.is_empty());
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
+    pub fn destroy_vm(&mut self, vm: &str) -> Result<(), Error> {
+        let v = self.vm(vm, Operation::DestroyVm)?;
+        for d in &v.dirs {
+            kill_all(vm, d)?;
+        }
+        for d in &v.dirs {
+            if let Err(source) = std::fs::remove_dir(d)
+                && source.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(Error::Io {
+                    vm: vm.to_string(),
+                    op: Operation::DestroyVm,
+                    path: d.display().to_string(),
+                    source,
+                });
+            }
+        }
+        net::destroy_link(vm, vm, &v.host_if)?;
+        self.vms.remove(vm);
+        Ok(())
+    }
+
+    fn read_cpu(&self, vm: &str, v: &Vm) -> Result<CpuSetting, Error> {
+        let op = Operation::ReadUsage;
+        match &self.layout.cpu {
+            Hierarchy::V1(_) => {
+                let shares = parse_u64(
+                    vm,
+                    op,
+                    "cpu.shares",
+                    &read(vm, op, &v.cpu_dir.join("cpu.shares"))?,
+                )?;
+                let quota_text = read(vm, op, &v.cpu_dir.join("cpu.cfs_quota_us"))?;
+                let quota: i64 = quota_text.trim().parse().map_err(|_| Error::Parse {
+                    vm: vm.to_string(),
+                    op,
+                    what: "cpu.cfs_quota_us",
+                    text: quota_text.clone(),
+                })?;
+                let period = parse_u64(
+                    vm,
+                    op,
+                    "cpu.cfs_period_us",
+                    &read(vm, op, &v.cpu_dir.join("cpu.cfs_period_us"))?,
+                )?;
+                Ok(CpuSetting {
+                    weight: CpuWeight::from_cgroup_v1_shares(shares),
+                    cap: CpuCap::from_cfs(quota, period),
+                })
+            }
+            Hierarchy::V2(_) => {
+                let weight = parse_u64(
+                    vm,
+                    op,
+                    "cpu.weight",
+                    &read(vm, op, &v.cpu_dir.join("cpu.weight"))?,
+                )?;
+                let max = read(vm, op, &v.cpu_dir.join("cpu.max"))?;
+                let mut it = max.split_whitespace();
+                let (quota, period) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+                let period: u64 = period.parse().map_err(|_| Error::Parse {
+                    vm: vm.to_string(),
+                    op,
+                    what: "cpu.max",
+                    text: max.clone(),
+                })?;
+                let cap = match quota {
+                    "max" => None,
+                    q => CpuCap::from_cfs(
+                        q.parse().map_err(|_| Error::Parse {
+                            vm: vm.to_string(),
+                            op,
+                            what: "cpu.max",
+                            text: max.clone(),
+                        })?,
+                        period,
+                    ),
+                };
+                Ok(CpuSetting {
+                    weight: CpuWeight::from_cgroup_v2_weight(weight),
+                    cap,
+                })
+            }
+        }
+    }
+}
+
+/// Kills every process of cgroup directory `dir` and waits (up to 5 s) until it is empty.
+fn kill_all(vm: &str, dir: &Path) -> Result<(), Error> {
+    let op = Operation::DestroyVm;
+    let procs_path = dir.join("cgroup.procs");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let procs = match std::fs::read_to_string(&procs_path) {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(Error::Io {
+                    vm: vm.to_string(),
+                    op,
+                    path: procs_path.display().to_string(),
+                    source,
+                });
+            }
+        };
+        let pids: Vec<&str> = procs.split_whitespace().collect();
+        if pids.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Command {
+                vm: vm.to_string(),
+                op,
+                command: format!("kill -KILL {}", pids.join(" ")),
+                stderr: "processes still present after 5 s".to_string(),
+            });
+        }
+        let kill = dir.join("cgroup.kill");
+        if kill.exists() {
+            write(vm, op, &kill, "1")?;
+        } else {
+            let mut args = vec!["-KILL"];
+            args.extend(pids.iter().copied());
+            // A process may exit between the read and the kill: that failure is harmless.
+            let _ = net::run(vm, op, "kill", &args);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for LinuxHost {
+    fn drop(&mut self) {
+        let names: Vec<String> = self.vms.keys().cloned().collect();
+        for name in names {
+            if let Err(e) = self.destroy_vm(&name) {
+                eprintln!("vibra-host: cleanup of VM {name} failed: {e}");
+            }
+        }
+        for (_, dir) in &self.parents {
+            if let Err(e) = std::fs::remove_dir(dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                eprintln!("vibra-host: cleanup of {} failed: {e}", dir.display());
+            }
+        }
+    }
+}
+
+impl HostController for LinuxHost {
+    type VmId = String;
+
+    fn list_vms(&self) -> Result<Vec<String>, Error> {
+        Ok(self.vms.keys().cloned().collect())
+    }
+
+    fn set_cpu(&mut self, vm: &String, cpu: CpuSetting) -> Result<Outcome, Error> {
+        let op = Operation::SetCpu;
+        let v = self.vm(vm, op)?;
+        if v.cpu == Some(cpu) {
+            return Ok(Outcome::Unchanged);
+        }
+        let dir = v.cpu_dir.clone();
+        let (weight_file, weight, cap_file, cap) = match &self.layout.cpu {
+            Hierarchy::V1(_) => (
+                "cpu.shares",
+                cpu.weight.cgroup_v1_shares().to_string(),
+                "cpu.cfs_quota_us",
+                cpu.cap
+                    .map_or("-1".to_string(), |c| c.cfs_quota_us().to_string()),
+            ),
+            Hierarchy::V2(_) => (
+                "cpu.weight",
+                cpu.weight.cgroup_v2_weight().to_string(),
+                "cpu.max",
+                format!(
+                    "{} {}",
+                    cpu.cap
+                        .map_or("max".to_string(), |c| c.cfs_quota_us().to_string()),
+                    CpuCap::CFS_PERIOD_US
+                ),
+            ),
+        };
+        let old_weight = read(vm, op, &dir.join(weight_file))?;
+        write(vm, op, &dir.join(weight_file), &weight)?;
+        if let Err(e) = write(vm, op, &dir.join(cap_file), &cap) {
+            // No half update: put the old weight back.
+            let _ = write(vm, op, &dir.join(weight_file), old_weight.trim());
+            return Err(e);
+        }
+        self.vm_mut(vm, op)?.cpu = Some(cpu);
+        Ok(Outcome::Written)
+    }
+
+    fn cpu(&self, vm: &String) -> Result<CpuSetting, Error> {
+        self.read_cpu(vm, self.vm(vm, Operation::ReadUsage)?)
+    }
+
+    fn set_memory_target(&mut self, vm: &String, target: MemoryTarget) -> Result<Outcome, Error> {
+        let op = Operation::SetMemory;
+        let v = self.vm(vm, op)?;
+        if v.memory == Some(target) {
+            return Ok(Outcome::Unchanged);
+        }
+        let file = match self.layout.memory {
+            Hierarchy::V1(_) => "memory.limit_in_bytes",
+            Hierarchy::V2(_) => "memory.max",
+        };
+        write(
+            vm,
+            op,
+            &v.memory_dir.join(file),
+            &target.bytes().to_string(),
+        )?;
+        self.vm_mut(vm, op)?.memory = Some(target);
+        Ok(Outcome::Written)
+    }
+
+    fn memory_target(&self, vm: &String) -> Result<Option<MemoryTarget>, Error> {
+        let op = Operation::ReadUsage;
+        let v = self.vm(vm, op)?;
+        let (file, unlimited_above) = match self.layout.memory {
+            // v1 reports "no limit" as the largest page-aligned i64.
+            Hierarchy::V1(_) => (
+                "memory.limit_in_bytes",
+                (i64::MAX as u64) - crate::units::PAGE_BYTES * 2,
+            ),
+            Hierarchy::V2(_) => ("memory.max", u64::MAX),
+        };
+        let text = read(vm, op, &v.memory_dir.join(file))?;
+        if text.trim() == "max" {
+            return Ok(None);
+        }
+        let bytes = parse_u64(vm, op, file, &text)?;
+        if bytes >= unlimited_above {
+            return Ok(None);
+        }
+        MemoryTarget::from_bytes(bytes).map(Some)
+    }
+
+    fn set_egress(&mut self, vm: &String, rate: Bandwidth) -> Result<Outcome, Error> {
+        let op = Operation::SetEgress;
+        let v = self.vm(vm, op)?;
+        if v.egress == Some(rate) {
+            return Ok(Outcome::Unchanged);
+        }
+        net::shape(vm, Some(vm), net::VM_IF, rate)?;
+        self.vm_mut(vm, op)?.egress = Some(rate);
+        Ok(Outcome::Written)
+    }
+
+    fn egress_limit(&self, vm: &String) -> Result<Option<Bandwidth>, Error> {
+        self.vm(vm, Operation::ReadUsage)?;
+        net::shaped_rate(vm, Some(vm), net::VM_IF)
+    }
+
+    fn usage(&self, vm: &String) -> Result<VmUsage, Error> {
+        let op = Operation::ReadUsage;
+        let v = self.vm(vm, op)?;
+        let cpu_time = match self.layout.cpuacct {
+            Hierarchy::V1(_) => Duration::from_nanos(parse_u64(
+                vm,
+                op,
+                "cpuacct.usage",
+                &read(vm, op, &v.cpuacct_dir.join("cpuacct.usage"))?,
+            )?),
+            Hierarchy::V2(_) => {
+                let stat = read(vm, op, &v.cpuacct_dir.join("cpu.stat"))?;
+                let usec = stat
+                    .lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))
+                    .and_then(|n| n.trim().parse().ok())
+                    .ok_or_else(|| Error::Parse {
+                        vm: vm.clone(),
+                        op,
+                        what: "cpu.stat usage_usec",
+                        text: stat.clone(),
+                    })?;
+                Duration::from_micros(usec)
+            }
+        };
+        let mem_file = match self.layout.memory {
+            Hierarchy::V1(_) => "memory.usage_in_bytes",
+            Hierarchy::V2(_) => "memory.current",
+        };
+        let memory_bytes = parse_u64(
+            vm,
+            op,
+            mem_file,
+            &read(vm, op, &v.memory_dir.join(mem_file))?,
+        )?;
+        let egress_bytes = net::counter(vm, &v.host_if, "rx_bytes")?;
+        Ok(VmUsage {
+            cpu_time,
+            memory_bytes,
+            egress_bytes,
+        })
+    }
+}

@@ -1,0 +1,645 @@
+//! Figures 5.7-5.10 (dissertation section 5.5.4 and 5.5.6): DPS share exchange against static
+//! shares, on dps-core's deterministic simulator. Every run is made twice, with the fluid
+//! (generalised processor sharing) node scheduler and with the Xen-credit-like one; the
+//! dissertation's own simulator used Xen 3's credit scheduler. Besides the dissertation's
+//! strategies, each figure also shows the "beyond the dissertation" policies of dps-core:
+//! `guarded` (bank with capacity-capped grants and a floor of half of W/N per VM) and
+//! `critical` (a bank that only feeds VMs others wait on). See `dps-core/README.md`.
+
+use dps_core::sim::{
+    Banker, MigrationSettings, Safeguards, SchedulerMode, SimConfig, SimReport, Strategy, Topology,
+    simulate_many, workloads,
+};
+use serde_json::json;
+
+use crate::{Comparison, Experiment, Figure, LabError, Report, RunContext, Series};
+
+const MODES: [(SchedulerMode, &str); 2] = [
+    (SchedulerMode::Fluid, "fluid"),
+    (SchedulerMode::Credit, "credit"),
+];
+
+const BANK: Strategy = Strategy::Bank {
+    every: 1,
+    banker: Banker::Spec,
+};
+const DIST: Strategy = Strategy::FullyDistributed { withhold: None };
+const CRITICAL: Strategy = Strategy::CriticalPath { every: 1 };
+
+/// Runs configurations on both cores, a chunk at a time so the progress line moves.
+fn run_all(ctx: &RunContext, name: &str, cfgs: &[SimConfig]) -> Result<Vec<SimReport>, LabError> {
+    let mut task = ctx.progress.task(name, "simulating", cfgs.len() as u64);
+    let mut out = Vec::with_capacity(cfgs.len());
+    for chunk in cfgs.chunks(8) {
+        for r in simulate_many(chunk) {
+            out.push(r?);
+        }
+        task.advance(chunk.len() as u64);
+    }
+    Ok(out)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+/// Node 1's CPU demand per iteration, in CPU-seconds: the dissertation does not say, so the
+/// figure is in units of this. With T = 5 s an iteration of node 1 at 0.1 share takes 6 s.
+const UNIT_S: f64 = 1.0;
+
+fn fig57_cfg(
+    share: f64,
+    s: Strategy,
+    g: Safeguards,
+    mode: SchedulerMode,
+) -> Result<SimConfig, LabError> {
+    let mut c = workloads::linear_patterns(share, 10, UNIT_S, Topology::Linear, s)?;
+    c.safeguards = g;
+    c.mode = mode;
+    Ok(c)
+}
+
+/// Figure 5.7.
+pub struct Fig57;
+
+impl Experiment for Fig57 {
+    fn name(&self) -> &'static str {
+        "fig5.7"
+    }
+    fn title(&self) -> &'static str {
+        "response time, static shares vs DPS (4-node linear patterns, 1/i load, eatcpu 0.5)"
+    }
+    fn dissertation(&self) -> &'static str {
+        "Figure 5.7 (section 5.5.4): 4 VMs of `patterns`, linear topology, node i does 1/i of the \
+         work, eatcpu books 0.5 of each host, 0.1-0.5 share per VM, exchange every 5 s. DPS with \
+         the bank cuts the response time by nearly 38% at 0.1 (60% of CPU booked), the bank \
+         beats fully-distributed (3 cycles to cross the chain vs 1), no gain at 0.5 (hosts fully \
+         booked); 0.3 per VM with DPS comes close to 0.5 static."
+    }
+    fn row_fields(&self) -> &'static [&'static str] {
+        &["scheduler", "share", "static_s", "distributed_s", "bank_s"]
+    }
+    fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
+        let mut report = Report::default();
+        report.note(format!(
+            "deterministic (no randomness; seed {} unused); node 1 needs {UNIT_S} CPU-s per iteration, 10 iterations, T = 5 s, wh = 1/(P+1)",
+            ctx.seed
+        ));
+        report.note("scheduler: fluid = work-conserving GPS; credit = Xen-credit-like (10 ms ticks, 30 ms slices)");
+        let shares = [0.1, 0.2, 0.3, 0.4, 0.5];
+        let none = Safeguards::default();
+        let variants = [
+            (Strategy::Static, none),
+            (DIST, none),
+            (BANK, none),
+            (Strategy::guarded(), Safeguards::guarded()),
+            (CRITICAL, Safeguards::guarded()),
+        ];
+        let mut cfgs = Vec::new();
+        for (mode, _) in MODES {
+            for &share in &shares {
+                for (s, g) in variants {
+                    cfgs.push(fig57_cfg(share, s, g, mode)?);
+                }
+            }
+        }
+        let runs = run_all(ctx, self.name(), &cfgs)?;
+        let mut k = 0;
+        for (mode, mode_name) in MODES {
+            let mut series: Vec<Vec<(f64, f64)>> = vec![Vec::new(); variants.len()];
+            let mut at = Vec::new();
+            for &share in &shares {
+                let t: Vec<f64> = (0..variants.len())
+                    .map(|i| runs[k + i].makespan_s)
+                    .collect();
+                k += variants.len();
+                for (i, s) in series.iter_mut().enumerate() {
+                    s.push((share, t[i]));
+                }
+                report.row(json!({
+                    "share": share, "static_s": t[0], "distributed_s": t[1], "bank_s": t[2],
+                    "guarded_s": t[3], "critical_s": t[4], "scheduler": mode_name,
+                    "bank_gain_pct": 100.0 * (1.0 - t[2] / t[0]),
+                    "distributed_gain_pct": 100.0 * (1.0 - t[1] / t[0]),
+                }));
+                at.push(t);
+            }
+            if mode == SchedulerMode::Fluid || mode == SchedulerMode::Credit {
+                let g01 = 1.0 - at[0][2] / at[0][0];
+                let d01 = 1.0 - at[0][1] / at[0][0];
+                let g05 = 1.0 - at[4][2] / at[4][0];
+                report.compare(Comparison::new(
+                    format!("[{mode_name}] bank gain at 0.1 share"),
+                    pct(g01),
+                    "nearly 38%",
+                ));
+                report.compare(Comparison::new(
+                    format!("[{mode_name}] fully-distributed gain at 0.1 share"),
+                    pct(d01),
+                    "less than the bank",
+                ));
+                report.compare(Comparison::new(
+                    format!("[{mode_name}] bank gain at 0.5 share"),
+                    pct(g05),
+                    "none (hosts fully booked)",
+                ));
+                report.compare(Comparison::new(
+                    format!("[{mode_name}] bank at 0.3 vs static at 0.5"),
+                    format!("{:.1} s vs {:.1} s", at[2][2], at[4][0]),
+                    "very close",
+                ));
+                report.compare(Comparison::new(
+                    format!("[{mode_name}] guarded / critical gain at 0.1 (beyond)"),
+                    format!(
+                        "{} / {}",
+                        pct(1.0 - at[0][3] / at[0][0]),
+                        pct(1.0 - at[0][4] / at[0][0])
+                    ),
+                    "-",
+                ));
+            }
+            let names = [
+                "static",
+                "fully-distributed",
+                "bank",
+                "guarded (beyond)",
+                "critical (beyond)",
+            ];
+            let mut fig = Figure::lines(
+                format!("fig5.7-{mode_name}"),
+                format!("Figure 5.7 ({mode_name} scheduler): program response time"),
+                "initial CPU share per VM",
+                "response time (s)",
+            );
+            for (i, pts) in series.into_iter().enumerate() {
+                let s = Series::new(names[i], pts);
+                fig = fig.with_series(if i >= 3 { s.dashed() } else { s });
+            }
+            report.figure(fig);
+        }
+        Ok(report)
+    }
+}
+
+/// Figure 5.8.
+pub struct Fig58;
+
+/// First cycle from which VM 1's share stays within 10% of its final band (the mean of the
+/// last third of the run): "settled".
+fn settle_cycle(trace: &[(u32, f64)]) -> u32 {
+    if trace.is_empty() {
+        return 0;
+    }
+    let tail = &trace[trace.len() * 2 / 3..];
+    let target = tail.iter().map(|x| x.1).sum::<f64>() / tail.len() as f64;
+    let mut settled = trace.last().map_or(0, |x| x.0);
+    for (i, &(c, _)) in trace.iter().enumerate().rev() {
+        if trace[i..]
+            .iter()
+            .all(|x| (x.1 - target).abs() <= 0.1 * target)
+        {
+            settled = c;
+        } else {
+            break;
+        }
+    }
+    settled
+}
+
+impl Experiment for Fig58 {
+    fn name(&self) -> &'static str {
+        "fig5.8"
+    }
+    fn title(&self) -> &'static str {
+        "CPU share redistribution per exchange cycle (0.2 per VM initially)"
+    }
+    fn dissertation(&self) -> &'static str {
+        "Figure 5.8 (section 5.5.4): each node starts at 0.2; fully-distributed exchange matches \
+         the shares to the 1/i workload in 3 cycles, the bank in about 1 (it relays in one hop)."
+    }
+    fn row_fields(&self) -> &'static [&'static str] {
+        &["cycle", "strategy", "vm", "share"]
+    }
+    fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
+        let mut report = Report::default();
+        let iterations = ctx.scale(12, 20);
+        report.note(format!(
+            "fluid scheduler, {iterations} iterations, node 1 needs {UNIT_S} CPU-s per iteration, T = 5 s; deterministic (seed {} unused)",
+            ctx.seed
+        ));
+        let strategies = [
+            (DIST, "distributed"),
+            (BANK, "bank"),
+            (Strategy::guarded(), "guarded"),
+        ];
+        let cfgs: Vec<SimConfig> = strategies
+            .iter()
+            .map(|&(s, _)| {
+                let mut c =
+                    workloads::linear_patterns(0.2, iterations, UNIT_S, Topology::Linear, s)?;
+                c.trace_shares = true;
+                if s == Strategy::guarded() {
+                    c.safeguards = Safeguards::guarded();
+                }
+                Ok(c)
+            })
+            .collect::<Result<_, LabError>>()?;
+        let runs = run_all(ctx, self.name(), &cfgs)?;
+        for ((_, name), r) in strategies.iter().zip(&runs) {
+            let mut fig = Figure::lines(
+                format!("fig5.8-{name}"),
+                format!("Figure 5.8: shares per cycle, {name}"),
+                "exchange cycle",
+                "CPU share",
+            );
+            let mut vm1 = Vec::new();
+            for vm in 0..4 {
+                let pts: Vec<(f64, f64)> = r
+                    .shares
+                    .iter()
+                    .filter(|s| s.vm == vm)
+                    .map(|s| (f64::from(s.cycle), s.share))
+                    .collect();
+                for s in r.shares.iter().filter(|s| s.vm == vm) {
+                    report.row(json!({"cycle": s.cycle, "strategy": name, "vm": vm + 1, "share": s.share, "t_s": s.t}));
+                    if vm == 0 {
+                        vm1.push((s.cycle, s.share));
+                    }
+                }
+                fig = fig.with_series(Series::new(format!("VM{}", vm + 1), pts));
+            }
+            report.figure(fig);
+            let want = match *name {
+                "distributed" => "about 3 cycles",
+                "bank" => "about 1 cycle",
+                _ => "-",
+            };
+            report.compare(Comparison::new(
+                format!("{name}: cycles until VM1's share settles (within 10%)"),
+                settle_cycle(&vm1).to_string(),
+                want,
+            ));
+        }
+        Ok(report)
+    }
+}
+
+/// Shared by figs. 5.9 and 5.10.
+struct ClusterRun {
+    static_: SimReport,
+    bank: SimReport,
+    guarded: SimReport,
+    critical: SimReport,
+}
+
+fn spread(r: &SimReport) -> f64 {
+    let max = r.programs.iter().map(|p| p.response_s).fold(0.0, f64::max);
+    let min = r
+        .programs
+        .iter()
+        .map(|p| p.response_s)
+        .fold(f64::INFINITY, f64::min);
+    if min > 0.0 { max / min } else { 1.0 }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cluster_runs(
+    ctx: &RunContext,
+    name: &str,
+    instances: &[u32],
+    share_of: fn(u32) -> f64,
+    migrate: bool,
+    seeds: u64,
+    iterations: u32,
+    mode: SchedulerMode,
+) -> Result<Vec<Vec<ClusterRun>>, LabError> {
+    let mut cfgs = Vec::new();
+    for &n in instances {
+        for s in 0..seeds {
+            let seed = ctx.seed.wrapping_add(s);
+            let base = |st: Strategy| {
+                workloads::overbooked(16, n, share_of(n), 0.01, 0.1, iterations, seed, st)
+            };
+            let mut stat = base(Strategy::Static)?;
+            let mut bank = base(BANK)?;
+            let mut guarded = base(Strategy::guarded())?;
+            let mut critical = base(CRITICAL)?;
+            guarded.safeguards = Safeguards::guarded();
+            critical.safeguards = Safeguards::guarded();
+            if migrate {
+                bank.migration = Some(MigrationSettings::default());
+                guarded.migration = Some(MigrationSettings::on_rejection());
+                critical.migration = Some(MigrationSettings::on_rejection());
+            }
+            for c in [&mut stat, &mut bank, &mut guarded, &mut critical] {
+                c.mode = mode;
+            }
+            cfgs.extend([stat, bank, guarded, critical]);
+        }
+    }
+    let runs = run_all(ctx, name, &cfgs)?;
+    let mut it = runs.into_iter();
+    let mut out = Vec::new();
+    for _ in instances {
+        let mut per = Vec::new();
+        for _ in 0..seeds {
+            let (Some(static_), Some(bank), Some(guarded), Some(critical)) =
+                (it.next(), it.next(), it.next(), it.next())
+            else {
+                break;
+            };
+            per.push(ClusterRun {
+                static_,
+                bank,
+                guarded,
+                critical,
+            });
+        }
+        out.push(per);
+    }
+    Ok(out)
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = xs.collect();
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// Rows, comparisons and figures of figs. 5.9/5.10; returns (N, speedup, makespan speedup)
+/// of the plain bank per N, per mode.
+fn cluster_report(
+    report: &mut Report,
+    exp: &str,
+    instances: &[u32],
+    results: &[Vec<ClusterRun>],
+    mode_name: &str,
+) -> Vec<(u32, f64, f64)> {
+    let mut out = Vec::new();
+    let mut sp = [
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    ];
+    let base1 = results
+        .first()
+        .map_or(1.0, |r| mean(r.iter().map(|x| x.static_.mean_response_s)));
+    for (&n, runs) in instances.iter().zip(results) {
+        let m = |f: &dyn Fn(&ClusterRun) -> f64| mean(runs.iter().map(f));
+        let s = m(&|x| x.static_.mean_response_s);
+        let d = m(&|x| x.bank.mean_response_s);
+        let g = m(&|x| x.guarded.mean_response_s);
+        let c = m(&|x| x.critical.mean_response_s);
+        let sm = m(&|x| x.static_.makespan_s);
+        let dm = m(&|x| x.bank.makespan_s);
+        let gm = m(&|x| x.guarded.makespan_s);
+        let cm = m(&|x| x.critical.makespan_s);
+        report.row(json!({
+            "instances": n, "static_s": s, "dps_s": d, "speedup": s / d, "makespan_speedup": sm / dm,
+            "scheduler": mode_name,
+            "static_normalized": s / base1, "dps_normalized": d / base1,
+            "static_makespan_s": sm, "dps_makespan_s": dm,
+            "guarded_s": g, "guarded_speedup": s / g, "guarded_makespan_speedup": sm / gm,
+            "critical_s": c, "critical_speedup": s / c, "critical_makespan_speedup": sm / cm,
+            "static_spread": m(&|x| spread(&x.static_)), "dps_spread": m(&|x| spread(&x.bank)),
+            "critical_spread": m(&|x| spread(&x.critical)),
+            "migrations": m(&|x| f64::from(x.bank.migrations)),
+        }));
+        let x = f64::from(n);
+        sp[0].push((x, s / d));
+        sp[1].push((x, sm / dm));
+        sp[2].push((x, s / g));
+        sp[3].push((x, sm / gm));
+        sp[4].push((x, s / c));
+        sp[5].push((x, sm / cm));
+        out.push((n, s / d, sm / dm));
+    }
+    let names = [
+        "bank: mean response",
+        "bank: makespan",
+        "guarded: mean response",
+        "guarded: makespan",
+        "critical: mean response",
+        "critical: makespan",
+    ];
+    let mut fig = Figure::lines(
+        format!("{exp}-{mode_name}"),
+        format!(
+            "{} ({mode_name} scheduler): speed-up of DPS over static shares",
+            exp.replace("fig", "Figure ")
+        ),
+        "program instances N",
+        "speed-up (static / DPS)",
+    );
+    for (i, pts) in sp.into_iter().enumerate() {
+        let s = Series::new(names[i], pts);
+        fig = fig.with_series(if i % 2 == 1 { s.dashed() } else { s });
+    }
+    report.figure(fig);
+    out
+}
+
+fn best(v: &[(u32, f64, f64)]) -> String {
+    let b = v
+        .iter()
+        .fold((0, 0.0, 0.0), |acc, x| if x.1 > acc.1 { *x } else { acc });
+    format!("{:.2} at N = {} (makespan {:.2})", b.1, b.0, b.2)
+}
+
+/// Figure 5.9.
+pub struct Fig59;
+
+impl Experiment for Fig59 {
+    fn name(&self) -> &'static str {
+        "fig5.9"
+    }
+    fn title(&self) -> &'static str {
+        "overbooked 16-host cluster, N 16-VM programs, 0.1 share per VM, bank-assisted DPS"
+    }
+    fn dissertation(&self) -> &'static str {
+        "Figures 5.9 and 5.10 (left) (section 5.5.6): 16 hosts, N programs of 16 VMs (one per \
+         host), 0.1 share each, demand U(10 ms, 100 ms) per iteration, Xen 3 credit scheduler, \
+         bank-assisted exchange. Program CPU utilisation 56%; no gain for N <= 8; DPS shortens \
+         the response time by up to 15% (speed-up up to 17%) at N = 10-11; 17 instances take \
+         about 10 times a dedicated run."
+    }
+    fn row_fields(&self) -> &'static [&'static str] {
+        &[
+            "scheduler",
+            "instances",
+            "static_s",
+            "dps_s",
+            "speedup",
+            "makespan_speedup",
+        ]
+    }
+    fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
+        let mut report = Report::default();
+        let instances: Vec<u32> = ctx.scale(vec![1, 4, 8, 10, 12, 17], (1..=17).collect());
+        let (seeds, iterations) = ctx.scale((2, 30), (4, 100));
+        report.note(format!(
+            "seeds {}..{} (one workload each, averaged), {iterations} iterations, T = 1 s, all-to-all (BSP barrier) dependencies",
+            ctx.seed,
+            ctx.seed + seeds - 1
+        ));
+        report.note("dps = the dissertation's bank (SPEC eq. 5.2, plain); guarded and critical are dps-core's policies beyond the dissertation");
+        for (mode, mode_name) in MODES {
+            let res = cluster_runs(
+                ctx,
+                self.name(),
+                &instances,
+                |_| 0.1,
+                false,
+                seeds,
+                iterations,
+                mode,
+            )?;
+            let v = cluster_report(&mut report, "fig5.9", &instances, &res, mode_name);
+            let upto8 = v
+                .iter()
+                .filter(|x| x.0 <= 8)
+                .map(|x| x.1)
+                .fold(1.0, |a: f64, b| {
+                    if (b - 1.0).abs() > (a - 1.0).abs() {
+                        b
+                    } else {
+                        a
+                    }
+                });
+            report.compare(Comparison::new(
+                format!("[{mode_name}] largest deviation of speed-up from 1 for N <= 8"),
+                format!("{upto8:.3}"),
+                "1.00 (no gain)",
+            ));
+            report.compare(Comparison::new(
+                format!("[{mode_name}] best mean-response speed-up"),
+                best(&v),
+                "1.17 at N = 10-11",
+            ));
+            if let (Some(first), Some(last)) = (res.first(), res.last()) {
+                let r1 = mean(first.iter().map(|x| x.static_.mean_response_s));
+                let rn = mean(last.iter().map(|x| x.static_.mean_response_s));
+                report.compare(Comparison::new(
+                    format!(
+                        "[{mode_name}] static response at N = {} / N = 1",
+                        instances.last().copied().unwrap_or(0)
+                    ),
+                    format!("{:.1}x", rn / r1),
+                    "about 10x at N = 17",
+                ));
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Figure 5.10.
+pub struct Fig510;
+
+impl Experiment for Fig510 {
+    fn name(&self) -> &'static str {
+        "fig5.10"
+    }
+    fn title(&self) -> &'static str {
+        "fully booked 16-host cluster, 1/N share per VM, DPS with migration"
+    }
+    fn dissertation(&self) -> &'static str {
+        "Figure 5.10 (right) (section 5.5.6): as fig. 5.9 but every CPU fully booked (1/N per \
+         VM), VMs on overbooked hosts migrated to underloaded ones; the best speed-up, 34%, at \
+         N = 3 (0.33 per VM), diluted as N grows."
+    }
+    fn row_fields(&self) -> &'static [&'static str] {
+        &[
+            "scheduler",
+            "instances",
+            "static_s",
+            "dps_s",
+            "speedup",
+            "makespan_speedup",
+        ]
+    }
+    fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
+        let mut report = Report::default();
+        let instances: Vec<u32> = ctx.scale(vec![1, 2, 3, 4, 8, 12], (1..=12).collect());
+        let (seeds, iterations) = ctx.scale((2, 30), (4, 100));
+        report.note(format!(
+            "seeds {}..{}, {iterations} iterations, T = 1 s; dps = plain bank + CRM migration (bottleneck = rejection or >= 98% use, least-utilised VM to least-utilised host, live, 128 MB over Fast Ethernet); guarded/critical migrate only on rejections",
+            ctx.seed,
+            ctx.seed + seeds - 1
+        ));
+        for (mode, mode_name) in MODES {
+            let res = cluster_runs(
+                ctx,
+                self.name(),
+                &instances,
+                |n| 1.0 / f64::from(n),
+                true,
+                seeds,
+                iterations,
+                mode,
+            )?;
+            let v = cluster_report(&mut report, "fig5.10", &instances, &res, mode_name);
+            report.compare(Comparison::new(
+                format!("[{mode_name}] best mean-response speed-up"),
+                best(&v),
+                "1.34 at N = 3",
+            ));
+            if let Some(x) = v.iter().find(|x| x.0 == 3) {
+                report.compare(Comparison::new(
+                    format!("[{mode_name}] speed-up at N = 3 (mean / makespan)"),
+                    format!("{:.2} / {:.2}", x.1, x.2),
+                    "1.34",
+                ));
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settle_cycle_finds_the_first_cycle_inside_the_final_band() {
+        let t = [
+            (0, 0.2),
+            (1, 0.25),
+            (2, 0.3),
+            (3, 0.4),
+            (4, 0.41),
+            (5, 0.4),
+            (6, 0.39),
+        ];
+        assert_eq!(settle_cycle(&t), 3);
+    }
+
+    #[test]
+    fn fig5_7_quick_reproduces_the_shape() {
+        let r = crate::run_checked(&Fig57, &RunContext::quiet(true)).unwrap();
+        let row = |share: f64, sched: &str| {
+            r.rows
+                .iter()
+                .find(|x| x["share"] == share && x["scheduler"] == sched)
+                .unwrap()
+                .clone()
+        };
+        for sched in ["fluid", "credit"] {
+            let a = row(0.1, sched);
+            let f = |k: &str| a[k].as_f64().unwrap();
+            assert!(f("bank_s") <= 0.8 * f("static_s"));
+            assert!(f("bank_s") < f("distributed_s"));
+            let b = row(0.5, sched);
+            assert!(
+                (b["bank_s"].as_f64().unwrap() - b["static_s"].as_f64().unwrap()).abs()
+                    < 1e-6 * b["static_s"].as_f64().unwrap() + 0.01
+            );
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! Failover compensation (chapter 4, SPEC section 4).
+//!
+//! When VM j fails, its allocation goes in equal parts to the VMs that take over its
+//! sub-namespaces: the first R available VMs after j in cyclic order, as computed by
+//! [`vibra_hash::takeover_servers`] (reused here, so the dispatcher and the allocator can never
+//! disagree on who the successors are). When j's replacement starts it gets a configurable
+//! boot part of j's allocation back at once, and the rest after the warm-up; every unit comes
+//! from the VMs that hold j's credit, so the customer's pool is never exceeded at any point.
+//!
+//! * [`failover_compensation`]: SPEC's plain `f64` step (the C `vibra_failover_compensation`).
+//! * [`compensate_units`]: the same step in whole units, conserving the pool exactly.
+//! * [`FailoverLedger`]: the stateful bookkeeping of failures, replacements and warm-ups.
+//!
+//! This module keeps no clock: the caller (or [`crate::Agent`]) decides when a warm-up is over.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result, check_all_non_negative, check_len, check_vm_count};
+use crate::units::units_sum;
+
+/// The VMs that take over `failed`'s sub-namespaces (and so its allocation): the first
+/// `replication` available VMs after it in cyclic order, or all other available VMs if fewer
+/// remain. This is vibra-hash's successor rule; `available[failed]` is ignored.
+///
+/// Errors: no VMs; `failed` out of range; R outside `1..=n`; [`Error::NoTakeover`] when no
+/// other VM is available.
+///
+/// ```
+/// use vibra_alloc::takeover;
+/// assert_eq!(takeover(&[true, true, false, true], 1, 2).unwrap(), vec![3, 0]);
+/// assert!(takeover(&[true, false], 0, 1).is_err());
+/// ```
+pub fn takeover(available: &[bool], failed: u32, replication: u32) -> Result<Vec<u32>> {
+    check_failed_and_replication(available.len(), failed, replication)?;
+    vibra_hash::takeover_servers(available, failed, replication).map_err(|e| match e {
+        vibra_hash::Error::NoSurvivor { failed } => Error::NoTakeover { failed },
+        other => Error::Successor(other),
+    })
+}
+
+fn check_failover_args(
+    n: usize,
+    available: &[bool],
+    out_len: usize,
+    failed: u32,
+    replication: u32,
+) -> Result<()> {
+    check_vm_count(n)?;
+    check_len("available", n, available.len())?;
+    check_len("out", n, out_len)?;
+    check_failed_and_replication(n, failed, replication)
+}
+
+/// `n` VMs (1..=2^32), `failed < n`, `1 <= replication <= n`.
+fn check_failed_and_replication(n: usize, failed: u32, replication: u32) -> Result<()> {
+    check_replication(n, replication)?;
+    if failed as usize >= n {
+        return Err(Error::VmOutOfRange { index: failed, n });
+    }
+    Ok(())
+}
+
+/// `n` VMs (1..=2^32) and `1 <= replication <= n`.
+fn check_replication(n: usize, replication: u32) -> Result<()> {
+    check_vm_count(n)?;
+    if replication == 0 || replication as usize > n {
+        return Err(Error::InvalidReplication {
+            replication,
+            servers: n,
+        });
+    }
+    Ok(())
+}
+
+/// SPEC section 4 in plain `f64`: `failed`'s allocation is split in equal parts among
+/// [`takeover`]`(available, failed, replication)`; `failed`'s entry becomes 0 and every other
+/// entry is copied unchanged. `out` is written only on success.
+///
+/// Errors (nothing written): no VMs; lengths differ; `failed` out of range; R outside
+/// `1..=n`; an allocation negative, NaN or infinite; [`Error::NoTakeover`].
+///
+/// ```
+/// use vibra_alloc::failover_compensation;
+/// let mut out = [0.0; 4];
+/// failover_compensation(&[6.0, 6.0, 6.0, 6.0], &[true; 4], 1, 2, &mut out).unwrap();
+/// assert_eq!(out, [6.0, 0.0, 9.0, 9.0]);
+/// ```
+pub fn failover_compensation(
+    alloc: &[f64],
+    available: &[bool],
+    failed: u32,
+    replication: u32,
+    out: &mut [f64],
+) -> Result<()> {
+    check_failover_args(alloc.len(), available, out.len(), failed, replication)?;
+    check_all_non_negative("allocation", alloc)?;
+    let takers = takeover(available, failed, replication)?;
+    let share = alloc[failed as usize] / takers.len() as f64;
+    out.copy_from_slice(alloc);
+    out[failed as usize] = 0.0;
+    for t in takers {
+        out[t as usize] += share;
+    }
+    Ok(())
+}
+
+/// [`failover_compensation`] in whole units: each taker gets `a / k` units and the first
+/// `a % k` takers (in successor order) one more, so the sum is conserved exactly.
+///
+/// ```
+/// use vibra_alloc::compensate_units;
+/// let mut out = [0; 4];
+/// compensate_units(&[10, 7, 10, 10], &[true; 4], 1, 2, &mut out).unwrap();
+/// assert_eq!(out, [10, 0, 14, 13]);
+/// ```
+pub fn compensate_units(
+    alloc: &[u64],
+    available: &[bool],
+    failed: u32,
+    replication: u32,
+    out: &mut [u64],
+) -> Result<()> {
+    check_failover_args(alloc.len(), available, out.len(), failed, replication)?;
+    let takers = takeover(available, failed, replication)?;
+    out.copy_from_slice(alloc);
+    out[failed as usize] = 0;
+    for (t, share) in equal_parts(alloc[failed as usize], &takers) {
+        out[t as usize] += share;
+    }
+    Ok(())
+}
+
+/// `amount` in `takers.len()` equal whole parts, the remainder one unit each to the first ones.
+fn equal_parts(amount: u64, takers: &[u32]) -> impl Iterator<Item = (u32, u64)> + '_ {
+    let k = takers.len() as u64;
+    let (each, extra) = (amount / k, amount % k);
+    takers
+        .iter()
+        .enumerate()
+        .map(move |(i, &t)| (t, each + u64::from((i as u64) < extra)))
+}
+
+/// Where a VM is in the failure cycle.
+///
+/// ```
+/// assert_eq!(vibra_alloc::VmPhase::default(), vibra_alloc::VmPhase::Live);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VmPhase {
+    /// Serving, allocated by demand.
+    #[default]
+    Live,
+    /// Down: holds nothing; its allocation is credited to its takers.
+    Failed,
+    /// Its replacement is booting: it holds its boot part (plus any credit it took over) and
+    /// is available to the dispatcher, but the rest of its allocation is still credited out.
+    WarmingUp,
+}
+
+impl VmPhase {
+    fn name(self) -> &'static str {
+        match self {
+            VmPhase::Live => "live",
+            VmPhase::Failed => "failed",
+            VmPhase::WarmingUp => "warming up",
+        }
+    }
+}
+
+/// The bookkeeping of failures, replacements and warm-ups for one resource kind.
+///
+/// For each VM that failed it remembers the allocation to give back (`saved`), what its
+/// replacement already got back (`restored`) and which VMs hold how much of it (`credits`).
+/// A taker that fails in turn forwards the credit it holds to its own takers, so every unit
+/// can be traced home. With no demand-driven rebalancing in between, recovering every VM
+/// restores the pre-failure split exactly (a crate proptest checks it). When the caller did
+/// rebalance in between (as [`crate::Agent`] does), reclaiming takes a holder's credit only
+/// down to `floor` and finds any rest among the other live VMs, largest first.
+///
+/// Every method takes the current allocation and returns the new one; on error the ledger is
+/// unchanged. Every step conserves the sum of the allocation exactly.
+///
+/// ```
+/// use vibra_alloc::{FailoverLedger, VmPhase};
+///
+/// let mut ledger = FailoverLedger::new(4, 2).unwrap();
+/// let before = vec![30, 30, 20, 20];
+/// let failed = ledger.fail(&before, 1).unwrap();
+/// assert_eq!(failed, vec![30, 0, 35, 35]); // VM 1's 30 units to VMs 2 and 3
+///
+/// let booting = ledger.start_replacement(&failed, 1, 10, 0).unwrap(); // 10 units to boot
+/// assert_eq!(booting, vec![30, 10, 25, 35]);
+/// assert_eq!(ledger.phase(1), Some(VmPhase::WarmingUp));
+///
+/// let after = ledger.finish_warmup(&booting, 1, 0).unwrap(); // warm-up over: credit reclaimed
+/// assert_eq!(after, before);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverLedger {
+    replication: u32,
+    phase: Vec<VmPhase>,
+    saved: Vec<u64>,
+    restored: Vec<u64>,
+    /// Per origin VM: holder -> units of the origin's allocation it holds.
+    credits: Vec<BTreeMap<u32, u64>>,
+}
+
+impl FailoverLedger {
+    /// A ledger for `n` live VMs with replication factor `replication` (1 <= R <= n).
+    ///
+    /// ```
+    /// assert!(vibra_alloc::FailoverLedger::new(3, 4).is_err());
+    /// ```
+    pub fn new(n: usize, replication: u32) -> Result<Self> {
+        check_replication(n, replication)?;
+        Ok(FailoverLedger {
+            replication,
+            phase: vec![VmPhase::Live; n],
+            saved: vec![0; n],
+            restored: vec![0; n],
+            credits: vec![BTreeMap::new(); n],
+        })
+    }
+
+    /// The number of VMs.
+    ///
+    /// ```
+    /// assert_eq!(vibra_alloc::FailoverLedger::new(3, 1).unwrap().len(), 3);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.phase.len()
+    }
+
+    /// Always false (a ledger has at least one VM).
+    ///
+    /// ```
+    /// assert!(!vibra_alloc::FailoverLedger::new(1, 1).unwrap().is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.phase.is_empty()
+    }
+
+    /// The replication factor.
+    ///
+    /// ```
+    /// assert_eq!(vibra_alloc::FailoverLedger::new(3, 2).unwrap().replication(), 2);
+    /// ```
+    #[must_use]
+    pub fn replication(&self) -> u32 {
+        self.replication
+    }
+
+    /// A VM's phase, or `None` out of range.
+    ///
+    /// ```
+    /// assert_eq!(vibra_alloc::FailoverLedger::new(1, 1).unwrap().phase(5), None);
+    /// ```
+    #[must_use]
+    pub fn phase(&self, vm: u32) -> Option<VmPhase> {
+        self.phase.get(vm as usize).copied()
+    }
+
+    /// Which VMs the dispatcher may use (not failed; warming-up VMs are available).
+    ///
+    /// ```
+    /// let mut l = vibra_alloc::FailoverLedger::new(2, 1).unwrap();
+    /// l.fail(&[1, 1], 0).unwrap();
+    /// assert_eq!(l.available(), vec![false, true]);
+    /// ```
+    #[must_use]
+    pub fn available(&self) -> Vec<bool> {
+        self.phase.iter().map(|&p| p != VmPhase::Failed).collect()
+    }
+
+    /// The units of `origin`'s allocation still held by other VMs, by holder.
+    ///
+    /// ```
+    /// let mut l = vibra_alloc::FailoverLedger::new(3, 2).unwrap();
+    /// l.fail(&[9, 9, 9], 0).unwrap();
+    /// assert_eq!(l.credits_of(0).unwrap().iter().map(|(&h, &u)| (h, u)).collect::<Vec<_>>(), [(1, 5), (2, 4)]);
+    /// ```
+    #[must_use]
+    pub fn credits_of(&self, origin: u32) -> Option<&BTreeMap<u32, u64>> {
+        self.credits.get(origin as usize)
+    }
+
+    /// The allocation `vm` gets back when its warm-up is over (0 for a live VM).
+    ///
+    /// ```
+    /// let mut l = vibra_alloc::FailoverLedger::new(2, 1).unwrap();
+    /// l.fail(&[4, 6], 1).unwrap();
+    /// assert_eq!(l.saved(1), Some(6));
+    /// ```
+    #[must_use]
+    pub fn saved(&self, vm: u32) -> Option<u64> {
+        self.saved.get(vm as usize).copied()
+    }
+
+    fn check(&self, alloc: &[u64], vm: u32, needed: VmPhase) -> Result<()> {
+        check_len("allocation", self.phase.len(), alloc.len())?;
+        let n = self.phase.len();
+        let phase = *self
+            .phase
+            .get(vm as usize)
+            .ok_or(Error::VmOutOfRange { index: vm, n })?;
+        let ok = match needed {
+            // A VM fails from any phase but Failed (a replacement may die while warming up).
+            VmPhase::Live => phase != VmPhase::Failed,
+            other => phase == other,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::WrongVmState {
+                vm,
+                state: phase.name(),
+                needed: match needed {
+                    VmPhase::Live => "live or warming up",
+                    other => other.name(),
+                },
+            })
+        }
+    }
+
+    /// VM `vm` failed: its allocation goes in equal parts to its takers (the credit it held
+    /// for other failed VMs is forwarded with it). Errors: wrong length; `vm` out of range or
+    /// already failed; [`Error::NoTakeover`].
+    ///
+    /// ```
+    /// let mut l = vibra_alloc::FailoverLedger::new(3, 1).unwrap();
+    /// assert_eq!(l.fail(&[5, 5, 5], 2).unwrap(), vec![10, 5, 0]);
+    /// assert!(l.fail(&[10, 5, 0], 2).is_err()); // already failed
+    /// ```
+    pub fn fail(&mut self, alloc: &[u64], vm: u32) -> Result<Vec<u64>> {
+        self.check(alloc, vm, VmPhase::Live)?;
+        let mut available = self.available();
+        available[vm as usize] = false;
+        let takers = takeover(&available, vm, self.replication)?;
+        // Nothing below can fail: work on the ledger in place.
+        let v = vm as usize;
+        let mut out = alloc.to_vec();
+        let mut left = alloc[v];
+        let mut parts: Vec<(usize, u64)> = Vec::new();
+        for origin in 0..self.credits.len() {
+            if let Some(held) = self.credits[origin].remove(&vm) {
+                let take = held.min(left);
+                left -= take;
+                parts.push((origin, take));
+            }
+        }
+        if self.phase[v] == VmPhase::Live {
+            self.saved[v] = left;
+        }
+        // A replacement dying while warming up hands back what it had restored.
+        self.restored[v] = 0;
+        parts.push((v, left));
+        for (origin, amount) in parts {
+            for (t, share) in equal_parts(amount, &takers) {
+                if share == 0 {
+                    continue;
+                }
+                out[t as usize] += share;
+                if t as usize == origin {
+                    // A warming-up origin took over part of its own credit: it is home.
+                    self.restored[origin] += share;
+                } else {
+                    *self.credits[origin].entry(t).or_insert(0) += share;
+                }
+            }
+        }
+        out[v] = 0;
+        self.phase[v] = VmPhase::Failed;
+        debug_assert_eq!(units_sum(&out), units_sum(alloc));
+        Ok(out)
+    }
+
+    /// The replacement for `vm` started: it gets `boot` units of its saved allocation back at
+    /// once (capped at the saved allocation), reclaimed from the VMs holding its credit down
+    /// to `floor`. Errors: wrong length; `vm` out of range or not failed.
+    ///
+    /// ```
+    /// let mut l = vibra_alloc::FailoverLedger::new(2, 1).unwrap();
+    /// let a = l.fail(&[4, 6], 1).unwrap();
+    /// assert_eq!(l.start_replacement(&a, 1, 100, 0).unwrap(), vec![4, 6]); // boot capped at 6
+    /// ```
+    pub fn start_replacement(
+        &mut self,
+        alloc: &[u64],
+        vm: u32,
+        boot: u64,
+        floor: u64,
+    ) -> Result<Vec<u64>> {
+        self.check(alloc, vm, VmPhase::Failed)?;
+        let v = vm as usize;
+        let mut out = alloc.to_vec();
+        let want = boot.min(self.saved[v]);
+        let got = self.reclaim(&mut out, v, want, floor);
+        self.restored[v] = got;
+        self.phase[v] = VmPhase::WarmingUp;
+        Ok(out)
+    }
+
+    /// The warm-up of `vm` is over: the rest of its saved allocation is reclaimed from the
+    /// VMs holding its credit (down to `floor`; any shortfall from the other live VMs, largest
+    /// first) and its remaining credit is cleared. Errors: wrong length; `vm` out of range or
+    /// not warming up.
+    ///
+    /// ```
+    /// let mut l = vibra_alloc::FailoverLedger::new(2, 1).unwrap();
+    /// let a = l.fail(&[4, 6], 1).unwrap();
+    /// let b = l.start_replacement(&a, 1, 0, 0).unwrap();
+    /// assert_eq!(l.finish_warmup(&b, 1, 0).unwrap(), vec![4, 6]);
+    /// ```
+    pub fn finish_warmup(&mut self, alloc: &[u64], vm: u32, floor: u64) -> Result<Vec<u64>> {
+        self.check(alloc, vm, VmPhase::WarmingUp)?;
+        let v = vm as usize;
+        let mut out = alloc.to_vec();
+        let want = self.saved[v].saturating_sub(self.restored[v]);
+        self.reclaim(&mut out, v, want, floor);
+        self.credits[v].clear();
+        self.saved[v] = 0;
+        self.restored[v] = 0;
+        self.phase[v] = VmPhase::Live;
+        debug_assert_eq!(units_sum(&out), units_sum(alloc));
+        Ok(out)
+    }
+
+    /// Moves up to `want` units to `v`: first from the holders of `v`'s credit (ascending
+    /// VM order, never below `floor`), then from the other non-failed VMs with the most above
+    /// `floor`. Returns the units moved.
+    fn reclaim(&mut self, out: &mut [u64], v: usize, want: u64, floor: u64) -> u64 {
+        let mut left = want;
+        let holders: Vec<(u32, u64)> = self.credits[v].iter().map(|(&h, &u)| (h, u)).collect();
+        for (h, credit) in holders {
+            if left == 0 {
+                break;
+            }
+            let take = credit.min(left).min(out[h as usize].saturating_sub(floor));
+            if take == 0 {
+                continue;
+            }
+            out[h as usize] -= take;
+            left -= take;
+            if take == credit {
+                self.credits[v].remove(&h);
+            } else if let Some(c) = self.credits[v].get_mut(&h) {
+                *c -= take;
+            }
+        }
+        if left > 0 {
+            let mut donors: Vec<usize> = (0..out.len())
+                .filter(|&i| i != v && self.phase[i] != VmPhase::Failed)
+                .collect();
+            donors.sort_by_key(|&i| (std::cmp::Reverse(out[i].saturating_sub(floor)), i));
+            for i in donors {
+                let take = out[i].saturating_sub(floor).min(left);
+                out[i] -= take;
+                left -= take;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        let got = want - left;
+        out[v] += got;
+        got
+    }
+}
