@@ -222,3 +222,27 @@ fn a_faster_host_does_the_same_work_sooner_by_its_exchange_rate() {
     assert!((both_slow.makespan_s - 2.0).abs() < 1e-9);
     assert!((both_fast.makespan_s - 1.0).abs() < 1e-9);
 }
+
+#[test]
+fn fig5_9_static_makespan_meets_the_host_work_bound() {
+    // Why figs. 5.9/5.10 cannot gain on makespan: static shares already keep the busiest host
+    // busy all the time, so the makespan equals max over hosts of (work on it) / capacity.
+    for n in [4u32, 10, 17] {
+        let cfg =
+            workloads::overbooked(16, n, 0.1, 0.01, 0.1, 40, 19_980_630, Strategy::Static).unwrap();
+        let mut work = [0.0f64; 16];
+        for p in &cfg.programs {
+            for v in &p.vms {
+                work[v.host.0 as usize] += v.demand * f64::from(p.iterations);
+            }
+        }
+        let bound = work.iter().copied().fold(0.0, f64::max);
+        let r = run(&cfg);
+        assert!(r.makespan_s >= bound - 1e-6, "N = {n}: below the bound?");
+        assert!(
+            r.makespan_s <= 1.005 * bound,
+            "N = {n}: static {} vs bound {bound}",
+            r.makespan_s
+        );
+    }
+}

@@ -17,6 +17,9 @@ use crate::sim::report::{ProgramResult, ShareSample, SimReport};
 use crate::sim::topology::Topology;
 use crate::upstream::{UpstreamTracker, WakeUp};
 
+/// The smallest scheduling weight, as a share: Xen's weight 1 when 0.1 share is weight 256.
+pub(crate) const MIN_WEIGHT_SHARE: f64 = 1.0 / 2560.0;
+
 /// Work below this (reference CPU-seconds) counts as done: absorbs float error.
 pub(crate) const WORK_EPS: f64 = 1e-9;
 
@@ -32,7 +35,6 @@ pub(crate) struct Vm {
     pub runnable: bool,
     pub paused: bool,
     pub used: f64,
-    pub tracker: UpstreamTracker<u32>,
 }
 
 impl Vm {
@@ -78,6 +80,8 @@ pub(crate) enum Timer {
 pub(crate) struct Engine<'c> {
     pub cfg: &'c SimConfig,
     pub vms: Vec<Vm>,
+    /// Upstream trackers, apart from the hot per-VM state (touched on wake-ups and exchanges).
+    pub trackers: Vec<UpstreamTracker<u32>>,
     pub progs: Vec<Prog>,
     pub hosts: Vec<Host>,
     pub ledger: ShareLedger,
@@ -93,7 +97,7 @@ pub(crate) struct Engine<'c> {
     pub shortages_pending: Vec<f64>,
 }
 
-/// f64 with a total order, for heaps.
+/// f64 with a total order, for the timer heap.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct OrdF64(pub f64);
 impl Eq for OrdF64 {}
@@ -151,6 +155,7 @@ impl<'c> Engine<'c> {
             })
             .collect();
         let mut vms = Vec::new();
+        let mut trackers = Vec::new();
         let mut progs = Vec::new();
         for (p, spec) in cfg.programs.iter().enumerate() {
             let n = spec.vms.len() as u32;
@@ -175,8 +180,8 @@ impl<'c> Engine<'c> {
                     runnable: false,
                     paused: false,
                     used: 0.0,
-                    tracker: UpstreamTracker::new(cfg.upstream_ttl_s)?,
                 });
+                trackers.push(UpstreamTracker::new(cfg.upstream_ttl_s)?);
             }
             progs.push(Prog {
                 first,
@@ -193,6 +198,7 @@ impl<'c> Engine<'c> {
         let mut e = Engine {
             cfg,
             vms,
+            trackers,
             progs,
             hosts,
             ledger,
@@ -271,7 +277,7 @@ impl<'c> Engine<'c> {
                         let h = self.vms[other as usize].host;
                         before_wake(self, h, other);
                         if other != vm {
-                            self.vms[other as usize].tracker.observe(WakeUp {
+                            self.trackers[other as usize].observe(WakeUp {
                                 sender: vm,
                                 receiver_was_blocked: true,
                                 at: t,
@@ -292,7 +298,7 @@ impl<'c> Engine<'c> {
                 if self.vms[o].waiting == 0 {
                     let h = self.vms[o].host;
                     before_wake(self, h, first + nb);
-                    self.vms[o].tracker.observe(WakeUp {
+                    self.trackers[o].observe(WakeUp {
                         sender: vm,
                         receiver_was_blocked: true,
                         at: t,
@@ -333,7 +339,9 @@ impl<'c> Engine<'c> {
         for &vm in &self.hosts[h].vms {
             if self.vms[vm as usize].active() {
                 out_ids.push(vm);
-                out_w.push(shares[vm as usize]);
+                // Xen's smallest weight is 1 (a share of 1/2560 here): a VM whose share the
+                // plain formulas drove to 0 crawls instead of never running again.
+                out_w.push(shares[vm as usize].max(MIN_WEIGHT_SHARE));
             }
         }
         if self.hosts[h].bg_weight > 0.0 {
@@ -412,7 +420,9 @@ impl<'c> Engine<'c> {
         let util: Vec<f64> = self.vms.iter().map(|v| v.used / span).collect();
         for v in &mut self.vms {
             v.used = 0.0;
-            v.tracker.expire(t);
+        }
+        for tr in &mut self.trackers {
+            tr.expire(t);
         }
         let host_used: Vec<f64> = self.hosts.iter().map(|h| h.used_period / span).collect();
         for h in &mut self.hosts {
@@ -478,7 +488,7 @@ impl<'c> Engine<'c> {
                 continue;
             }
             ups.clear();
-            ups.extend(self.vms[vm].tracker.upstreams(t));
+            ups.extend(self.trackers[vm].upstreams(t));
             let p = ups.len() as u32;
             if p == 0 {
                 continue;
@@ -510,8 +520,8 @@ impl<'c> Engine<'c> {
         // Who is someone's upstream (critical path), for the critical-path policy.
         let mut is_upstream = vec![false; if critical { self.vms.len() } else { 0 }];
         if critical {
-            for v in &self.vms {
-                for up in v.tracker.upstreams(t) {
+            for tr in &self.trackers {
+                for up in tr.upstreams(t) {
                     is_upstream[up as usize] = true;
                 }
             }
@@ -522,7 +532,7 @@ impl<'c> Engine<'c> {
             }
             let w = self.ledger.shares()[vm];
             let u = util[vm].max(self.floor(vm));
-            let waited = self.vms[vm].tracker.count(t) > 0;
+            let waited = self.trackers[vm].count(t) > 0;
             let e = excess(w, u)?;
             if e > 1e-12 && (!critical || (waited && !is_upstream[vm])) {
                 let p = self.vms[vm].prog;
@@ -735,19 +745,50 @@ impl<'c> Engine<'c> {
     }
 }
 
+/// Each host's next completion time in a tournament tree: O(log hosts) updates, the earliest
+/// (ties to the lowest host index) at the root, no stale entries as a heap would keep.
+struct NextEvents {
+    size: usize,
+    tree: Vec<(f64, u32)>,
+}
+
+impl NextEvents {
+    fn new(hosts: usize) -> Self {
+        let size = hosts.next_power_of_two().max(1);
+        let mut tree = vec![(f64::INFINITY, u32::MAX); 2 * size];
+        for h in 0..hosts {
+            tree[size + h].1 = h as u32;
+        }
+        Self { size, tree }
+    }
+
+    fn set(&mut self, host: usize, t: f64) {
+        let mut i = self.size + host;
+        self.tree[i].0 = t;
+        while i > 1 {
+            i /= 2;
+            let (a, b) = (self.tree[2 * i], self.tree[2 * i + 1]);
+            self.tree[i] = if (b.0, b.1) < (a.0, a.1) { b } else { a };
+        }
+    }
+
+    fn first(&self) -> (f64, usize) {
+        let (t, h) = self.tree[1];
+        (t, h as usize)
+    }
+}
+
 /// The fluid, event-driven driver.
 pub(crate) fn run_fluid(
     mut e: Engine<'_>,
     progress: &mut dyn FnMut(f64),
 ) -> Result<SimReport, DpsError> {
     let nh = e.hosts.len();
-    let mut heap: BinaryHeap<Reverse<(OrdF64, u32, u64)>> = BinaryHeap::new();
+    let mut queue = NextEvents::new(nh);
     let (mut ids, mut w, mut r) = (Vec::new(), Vec::new(), Vec::new());
     for h in 0..nh {
         let next = e.rates_fluid(h, &mut ids, &mut w, &mut r);
-        if next.is_finite() {
-            heap.push(Reverse((OrdF64(next), h as u32, 0)));
-        }
+        queue.set(h, next);
     }
     let mut next_period = e.cfg.period_s;
     let mut dirty: Vec<usize> = Vec::new();
@@ -755,17 +796,7 @@ pub(crate) fn run_fluid(
     let mut finished: Vec<u32> = Vec::new();
     let mut last_progress = 0.0;
     while e.programs_left > 0 {
-        // Earliest valid host event.
-        let th = loop {
-            match heap.peek() {
-                Some(&Reverse((t, h, ver))) if ver != e.hosts[h as usize].version => {
-                    let _ = t;
-                    heap.pop();
-                }
-                Some(&Reverse((t, _, _))) => break t.0,
-                None => break f64::INFINITY,
-            }
-        };
+        let (th, next_host) = queue.first();
         let tg = next_period.min(e.next_timer());
         let t = th.min(tg);
         if !t.is_finite() || t > e.cfg.max_time_s {
@@ -777,10 +808,7 @@ pub(crate) fn run_fluid(
         e.now = t;
         dirty.clear();
         if th <= tg {
-            let Some(Reverse((_, h, _))) = heap.pop() else {
-                break;
-            };
-            let h = h as usize;
+            let h = next_host;
             e.advance_fluid(h, t);
             is_dirty[h] = true;
             dirty.push(h);
@@ -824,9 +852,7 @@ pub(crate) fn run_fluid(
             is_dirty[h] = false;
             e.hosts[h].version += 1;
             let next = e.rates_fluid(h, &mut ids, &mut w, &mut r);
-            if next.is_finite() {
-                heap.push(Reverse((OrdF64(next.max(t)), h as u32, e.hosts[h].version)));
-            }
+            queue.set(h, if next.is_finite() { next.max(t) } else { next });
         }
     }
     progress(1.0);

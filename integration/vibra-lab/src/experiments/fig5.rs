@@ -52,8 +52,9 @@ fn fig57_cfg(
     s: Strategy,
     g: Safeguards,
     mode: SchedulerMode,
+    topology: Topology,
 ) -> Result<SimConfig, LabError> {
-    let mut c = workloads::linear_patterns(share, 10, UNIT_S, Topology::Linear, s)?;
+    let mut c = workloads::linear_patterns(share, 10, UNIT_S, topology, s)?;
     c.safeguards = g;
     c.mode = mode;
     Ok(c)
@@ -77,7 +78,14 @@ impl Experiment for Fig57 {
          booked); 0.3 per VM with DPS comes close to 0.5 static."
     }
     fn row_fields(&self) -> &'static [&'static str] {
-        &["scheduler", "share", "static_s", "distributed_s", "bank_s"]
+        &[
+            "topology",
+            "scheduler",
+            "share",
+            "static_s",
+            "distributed_s",
+            "bank_s",
+        ]
     }
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
         let mut report = Report::default();
@@ -95,17 +103,27 @@ impl Experiment for Fig57 {
             (Strategy::guarded(), Safeguards::guarded()),
             (CRITICAL, Safeguards::guarded()),
         ];
+        // The dissertation also ran all-to-all, where "the benefit of the banker disappeared".
+        let topologies = [
+            (Topology::Linear, "linear"),
+            (Topology::AllToAll, "all-to-all"),
+        ];
         let mut cfgs = Vec::new();
-        for (mode, _) in MODES {
-            for &share in &shares {
-                for (s, g) in variants {
-                    cfgs.push(fig57_cfg(share, s, g, mode)?);
+        for (topology, _) in topologies {
+            for (mode, _) in MODES {
+                for &share in &shares {
+                    for (s, g) in variants {
+                        cfgs.push(fig57_cfg(share, s, g, mode, topology)?);
+                    }
                 }
             }
         }
         let runs = run_all(ctx, self.name(), &cfgs)?;
         let mut k = 0;
-        for (mode, mode_name) in MODES {
+        for ((topology, topo_name), (_, mode_name)) in topologies
+            .iter()
+            .flat_map(|t| MODES.iter().map(move |m| (*t, *m)))
+        {
             let mut series: Vec<Vec<(f64, f64)>> = vec![Vec::new(); variants.len()];
             let mut at = Vec::new();
             for &share in &shares {
@@ -119,12 +137,23 @@ impl Experiment for Fig57 {
                 report.row(json!({
                     "share": share, "static_s": t[0], "distributed_s": t[1], "bank_s": t[2],
                     "guarded_s": t[3], "critical_s": t[4], "scheduler": mode_name,
+                    "topology": topo_name,
                     "bank_gain_pct": 100.0 * (1.0 - t[2] / t[0]),
                     "distributed_gain_pct": 100.0 * (1.0 - t[1] / t[0]),
                 }));
                 at.push(t);
             }
-            if mode == SchedulerMode::Fluid || mode == SchedulerMode::Credit {
+            if topology == Topology::AllToAll {
+                report.compare(Comparison::new(
+                    format!("[{mode_name}] all-to-all at 0.1: distributed / bank gain"),
+                    format!(
+                        "{} / {}",
+                        pct(1.0 - at[0][1] / at[0][0]),
+                        pct(1.0 - at[0][2] / at[0][0])
+                    ),
+                    "the banker's benefit disappears",
+                ));
+            } else {
                 let g01 = 1.0 - at[0][2] / at[0][0];
                 let d01 = 1.0 - at[0][1] / at[0][0];
                 let g05 = 1.0 - at[4][2] / at[4][0];
@@ -165,9 +194,14 @@ impl Experiment for Fig57 {
                 "guarded (beyond)",
                 "critical (beyond)",
             ];
+            let file = if topology == Topology::Linear {
+                format!("fig5.7-{mode_name}")
+            } else {
+                format!("fig5.7-{topo_name}-{mode_name}")
+            };
             let mut fig = Figure::lines(
-                format!("fig5.7-{mode_name}"),
-                format!("Figure 5.7 ({mode_name} scheduler): program response time"),
+                file,
+                format!("Figure 5.7 ({topo_name}, {mode_name} scheduler): program response time"),
                 "initial CPU share per VM",
                 "response time (s)",
             );

@@ -60,6 +60,7 @@ pub trait Experiment: Sync {
 /// ```
 /// let names: Vec<&str> = vibra_lab::EXPERIMENTS.iter().map(|e| e.name()).collect();
 /// assert!(names.contains(&"fig4.1") && names.contains(&"table3.1") && names.contains(&"table3.2"));
+/// ```
 pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &fig4_1::Fig41,
     &table3_1::Table31,
