@@ -13,13 +13,19 @@ run_step "system packages (C and C++ compilers for the header and libFuzzer)"
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends gcc g++ libc6-dev >/dev/null
 
-run_step "include/vibra_netif_ts.h: C99/C11 pedantic, freestanding, and as C++"
+run_step "include/vibra_netif_ts.h: C99/C11 pedantic -Wconversion freestanding, as C++, beside vibra.h"
 tmp=$(mktemp -d)
 printf '#include "vibra_netif_ts.h"\nint f(uint8_t o[8]) { return vibra_netif_ts_extra_encode(1, 16, 1, o); }\n' > "$tmp/h.c"
 for std in c99 c11; do
-  gcc -std=$std -pedantic -Wall -Wextra -Werror -ffreestanding -Iinclude -c "$tmp/h.c" -o "$tmp/h.o"
+  gcc -std=$std -pedantic -Wall -Wextra -Wconversion -Werror -ffreestanding -Iinclude -c "$tmp/h.c" -o "$tmp/h.o"
 done
 g++ -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -c "$tmp/h.c" -o "$tmp/h.o"
+# With libvibra's generated header in the same file, in either order.
+printf '#include "vibra.h"\n#include "vibra_netif_ts.h"\n' > "$tmp/a.c"
+printf '#include "vibra_netif_ts.h"\n#include "vibra.h"\n' > "$tmp/b.c"
+for f in a b; do
+  gcc -std=c99 -Wall -Wextra -Werror -Iinclude -c "$tmp/$f.c" -o "$tmp/$f.o"
+done
 rm -rf "$tmp"
 
 run_step "cargo-fuzz"

@@ -24,8 +24,13 @@
 #include <stdint.h>
 #endif
 
+/* Spelled exactly as in the generated vibra.h, so both headers can be included together. */
+#ifndef VIBRA_NETIF_EXTRA_TYPE_TIMESTAMP
 #define VIBRA_NETIF_EXTRA_TYPE_TIMESTAMP 6
-#define VIBRA_NETIF_EXTRA_FLAG_MORE 0x01u
+#endif
+#ifndef VIBRA_NETIF_EXTRA_FLAG_MORE
+#define VIBRA_NETIF_EXTRA_FLAG_MORE 1
+#endif
 #define VIBRA_NETIF_TS_FLAG_HIRES_BASE 0x02u
 #define VIBRA_NETIF_TS_FLAG_HIRES_OFFSET 0x04u
 #define VIBRA_NETIF_TS_RECORD_LEN 8
@@ -165,7 +170,7 @@ static inline int vibra_netif_ts_hires_encode(struct vibra_netif_ts_hires *st, u
 	}
 	out[n][0] = VIBRA_NETIF_EXTRA_TYPE_TIMESTAMP;
 	out[n][1] = (uint8_t)(VIBRA_NETIF_TS_FLAG_HIRES_OFFSET |
-			      (more ? VIBRA_NETIF_EXTRA_FLAG_MORE : 0u));
+			      (more ? (unsigned)VIBRA_NETIF_EXTRA_FLAG_MORE : 0u));
 	vibra_netif_ts_put48(out[n] + 2, nanos - base * VIBRA_NETIF_TS_NS_PER_SEC);
 	*count = n + 1;
 	return VIBRA_NETIF_TS_OK;

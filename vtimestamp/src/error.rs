@@ -142,7 +142,8 @@ pub enum CmsgFault {
         /// Payload bytes expected.
         expected: usize,
     },
-    /// A timestamp with nanoseconds outside [0, 10^9) or negative seconds.
+    /// A timestamp with nanoseconds outside [0, 10^9), negative seconds, or a time past what u64
+    /// nanoseconds since the epoch hold (the year 2554).
     #[error("invalid timespec {sec} s {nsec} ns")]
     BadTimespec {
         /// `tv_sec`.

@@ -209,6 +209,14 @@ fn malformed_control_messages_are_typed_errors() {
         &timespec(-1, 0),
     );
     assert!(matches!(fault(&negative), CmsgFault::BadTimespec { .. }));
+    // Found by the cmsg_parse fuzz target: a time too far in the future for u64 nanoseconds.
+    let far = cmsg(
+        32,
+        libc::SOL_SOCKET,
+        libc::SCM_TIMESTAMPNS,
+        &timespec(0x7878_7878_f61a_2500, 15),
+    );
+    assert!(matches!(fault(&far), CmsgFault::BadTimespec { .. }));
     // A second, malformed message after a good one is still caught, with its offset.
     let both = [ok.clone(), cmsg(8, 1, 1, &[])].concat();
     assert!(matches!(
@@ -238,7 +246,7 @@ proptest! {
     }
 
     #[test]
-    fn cmsg_parse_finds_any_valid_timestamp(sec in 0i64..1 << 40, nsec in 0i64..1_000_000_000, pad in 0usize..3) {
+    fn cmsg_parse_finds_any_valid_timestamp(sec in 0i64..1 << 34, nsec in 0i64..1_000_000_000, pad in 0usize..3) {
         let mut bytes = Vec::new();
         for _ in 0..pad {
             bytes.extend(cmsg(20, libc::IPPROTO_IP, libc::IP_TOS, &[0; 4]));
@@ -246,5 +254,14 @@ proptest! {
         bytes.extend(cmsg(32, libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &timespec(sec, nsec)));
         let ts = parse_control(&bytes)?.arrival().expect("found");
         prop_assert_eq!((ts.tv_sec, ts.tv_nsec), (sec, nsec));
+    }
+
+    #[test]
+    fn every_parsed_timestamp_converts_to_system_time(sec in any::<i64>(), nsec in any::<i64>()) {
+        let bytes = cmsg(32, libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &timespec(sec, nsec));
+        if let Ok(found) = parse_control(&bytes) {
+            let ts = found.arrival().expect("found");
+            prop_assert!(ts.to_system_time().is_ok());
+        }
     }
 }

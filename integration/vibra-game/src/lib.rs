@@ -19,6 +19,7 @@
 //! # Ok::<(), vibra_game::GameError>(())
 //! ```
 
+mod affinity;
 mod burner;
 mod clients;
 mod clock;

@@ -10,7 +10,7 @@ use vtimestamp::socket::{KernelClock, TimestampedSocket};
 
 use crate::clients::{self, ClientLog};
 use crate::server::{self, ServerLog, ServerParams};
-use crate::{DelaySummary, GameError, SessionKey, burner, error::io};
+use crate::{DelaySummary, GameError, SessionKey, affinity, burner, error::io};
 
 /// What to run.
 ///
@@ -35,6 +35,10 @@ pub struct GameConfig {
     pub sim_substeps: u32,
     /// Background CPU burner threads.
     pub burners: usize,
+    /// Pin the servers and burners to one CPU and the clients to the others (section 6.6.2's
+    /// "restricted CPU assignment"; the clients stand in for the separate client machine).
+    /// Ignored when the process may use only one CPU.
+    pub pin_servers: bool,
     /// Time before measuring starts (sockets open, kernel stamping on, worlds populated).
     pub warmup: Duration,
     /// Time measured.
@@ -52,6 +56,7 @@ impl Default for GameConfig {
             update_hz: 20,
             sim_substeps: 10_000,
             burners: 2,
+            pin_servers: true,
             warmup: Duration::from_millis(500),
             measure: Duration::from_secs(3),
             seed: 1,
@@ -84,6 +89,8 @@ pub struct GameReport {
     pub rejected: usize,
     /// Inputs whose kernel stamp was later than the application clock (must be 0).
     pub kernel_after_app: usize,
+    /// The CPU the servers and burners were pinned to, if they were.
+    pub server_cpu: Option<usize>,
 }
 
 fn check(cfg: &GameConfig) -> Result<(), GameError> {
@@ -141,6 +148,13 @@ pub fn run(cfg: &GameConfig) -> Result<GameReport, GameError> {
         servers.push((sock, key));
     }
 
+    let cpus = affinity::allowed_cpus();
+    let (server_cpu, client_cpu) = match (cfg.pin_servers, cpus.first(), cpus.last()) {
+        (true, Some(&first), Some(&last)) if first != last => (Some(last), Some(first)),
+        _ => (None, None),
+    };
+    let pin = move |cpu: Option<usize>| cpu.map_or(Ok(()), affinity::pin_current_thread);
+
     let result = (|| {
         let mut server_threads = Vec::new();
         for (i, (sock, key)) in servers.into_iter().enumerate() {
@@ -154,7 +168,10 @@ pub fn run(cfg: &GameConfig) -> Result<GameReport, GameError> {
             server_threads.push(
                 thread::Builder::new()
                     .name(format!("game-server-{i}"))
-                    .spawn(move || server::serve(sock, params))
+                    .spawn(move || {
+                        pin(server_cpu)?;
+                        server::serve(sock, params)
+                    })
                     .map_err(io("spawn server"))?,
             );
         }
@@ -164,14 +181,20 @@ pub fn run(cfg: &GameConfig) -> Result<GameReport, GameError> {
             burners.push(
                 thread::Builder::new()
                     .name(format!("burner-{i}"))
-                    .spawn(move || burner::burn(stop))
+                    .spawn(move || {
+                        pin(server_cpu)?;
+                        Ok::<_, GameError>(burner::burn(stop))
+                    })
                     .map_err(io("spawn burner"))?,
             );
         }
         let (rate, seed, client_stop) = (cfg.input_rate_hz, cfg.seed, stop.clone());
         let driver = thread::Builder::new()
             .name("game-clients".into())
-            .spawn(move || clients::drive(clients, rate, seed, client_stop))
+            .spawn(move || {
+                pin(client_cpu)?;
+                clients::drive(clients, rate, seed, client_stop)
+            })
             .map_err(io("spawn clients"))?;
 
         thread::sleep(cfg.warmup);
@@ -186,7 +209,7 @@ pub fn run(cfg: &GameConfig) -> Result<GameReport, GameError> {
             logs.push(join(h, "server")??);
         }
         for h in burners {
-            join(h, "burner")?;
+            join(h, "burner")??;
         }
         Ok::<_, GameError>((client_log, logs))
     })();
@@ -205,5 +228,6 @@ pub fn run(cfg: &GameConfig) -> Result<GameReport, GameError> {
         updates_received: client_log.updates_received,
         rejected: logs.iter().map(|l| l.rejected).sum(),
         kernel_after_app: logs.iter().map(|l| l.kernel_after_app).sum(),
+        server_cpu,
     })
 }

@@ -58,7 +58,10 @@ fn read_timespec(bytes: &[u8], offset: usize) -> Result<Timespec, TsError> {
         tv_sec: read_int(sec),
         tv_nsec: read_int(&nsec[..size_of::<libc::c_long>()]),
     };
-    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+    // Negative times, malformed nanoseconds and times past what u64 nanoseconds hold (the
+    // year 2554) are not arrival times any kernel produces: reject them here, so every
+    // timestamp this parser returns converts to nanoseconds and `SystemTime`.
+    if ts.to_unix_nanos().is_err() {
         return Err(TsError::MalformedCmsg {
             offset,
             fault: CmsgFault::BadTimespec {

@@ -26,7 +26,8 @@ use crate::{Timespec, TsError};
 pub const MAX_BATCH: usize = 64;
 
 /// Control buffer for one datagram: room for `SCM_TIMESTAMPNS` and `SCM_TIMESTAMPING` at
-/// once, aligned for `cmsghdr`.
+/// once (96 bytes) plus one small message such as `IP_PKTINFO`, aligned for `cmsghdr`. More
+/// control messages than that end in [`TsError::ControlTruncated`].
 #[derive(Clone, Copy)]
 #[repr(C, align(8))]
 struct ControlBuf([u8; 128]);
@@ -274,8 +275,9 @@ impl TimestampedSocket {
     /// Receives up to `batch.capacity()` datagrams with one `recvmmsg` call: waits for the
     /// first (unless non-blocking or timed out), then takes whatever else is queued
     /// (`MSG_WAITFORONE`). Returns how many arrived; read them with [`RecvBatch::get`].
-    /// When a datagram's control messages are malformed the whole call reports the error (the
-    /// batch then holds no datagrams).
+    /// When a datagram's control messages are malformed the whole call reports the error: the
+    /// batch then holds no datagrams, and the datagrams that call took from the socket are
+    /// dropped.
     ///
     /// ```
     /// use vtimestamp::socket::{KernelClock, RecvBatch, TimestampedSocket};

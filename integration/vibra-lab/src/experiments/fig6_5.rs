@@ -87,6 +87,11 @@ impl Experiment for Fig65 {
             ctx.seed
         ));
         report.note(
+            "restricted CPU assignment (section 6.6.2): the servers and burners are pinned to \
+             one CPU, the clients (the dissertation's separate client machine) to another, when \
+             the process may use two or more",
+        );
+        report.note(
             "delay = stamp - client send time, both CLOCK_REALTIME on this machine (no clock \
              sync needed); app_clock = read right after recvmsg returns, kernel = SO_TIMESTAMPNS; \
              threads on this machine's cores stand in for VMs on the dissertation's 3 cores, so \
@@ -110,6 +115,7 @@ impl Experiment for Fig65 {
                     "p95_us": s.p95_us,
                     "samples": s.samples,
                     "burners": base.burners,
+                    "server_cpu": r.server_cpu,
                 }));
             }
             runs.push(r);
@@ -223,6 +229,7 @@ mod tests {
             updates_received: 0,
             rejected: 0,
             kernel_after_app: 0,
+            server_cpu: None,
         }
     }
 
