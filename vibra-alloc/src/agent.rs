@@ -52,10 +52,13 @@ pub struct KindConfig {
     pub kind: ResourceKind,
     /// The customer's pool, in units.
     pub pool: u64,
-    /// The least any live VM gets after each re-division, in units. While a replacement is
-    /// warming up it is pinned, and if what it holds leaves too little for every live VM to
-    /// get the floor, the live VMs share the rest evenly instead until the next re-division
-    /// after the warm-up.
+    /// The least any live VM holds, in units: re-divisions give every live VM at least this,
+    /// and failures, replacement boots and warm-up ends never take a live VM below it (a VM
+    /// whose warm-up ends is topped up to it). Only an allocation the caller sets (`initial`,
+    /// [`Agent::set_allocation`]) can be below it, until the next re-division; and if it
+    /// leaves a warming-up replacement, which is pinned, holding so much that the rest cannot
+    /// give every live VM the floor, the live VMs share the rest evenly instead until the
+    /// next re-division after the warm-up.
     pub floor: u64,
     /// How often the kind is re-divided.
     pub period: Duration,
@@ -611,5 +614,7 @@ fn rebalance(k: &mut KindState) -> Result<()> {
     for (&i, t) in live.iter().zip(target) {
         k.alloc[i] = t;
     }
+    // The live VMs were re-divided by demand: their credit records are void.
+    k.ledger.rebalanced();
     Ok(())
 }

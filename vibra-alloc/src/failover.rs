@@ -174,8 +174,9 @@ impl VmPhase {
 /// A taker that fails in turn forwards the credit it holds to its own takers, so every unit
 /// can be traced home. With no demand-driven rebalancing in between, recovering every VM
 /// restores the pre-failure split exactly (a crate proptest checks it). When the caller did
-/// rebalance in between (as [`crate::Agent`] does), reclaiming takes a holder's credit only
-/// down to `floor` and finds any rest among the other live VMs, largest first.
+/// rebalance in between (as [`crate::Agent`] does, telling the ledger with
+/// [`FailoverLedger::rebalanced`]), reclaiming takes a holder's credit only down to `floor`
+/// and finds any rest among the other VMs with the most to spare.
 ///
 /// Every method takes the current allocation and returns the new one; on error the ledger is
 /// unchanged. Every step conserves the sum of the allocation exactly.
@@ -402,10 +403,10 @@ impl FailoverLedger {
         Ok(out)
     }
 
-    /// The warm-up of `vm` is over: the rest of its saved allocation is reclaimed from the
-    /// VMs holding its credit (down to `floor`; any shortfall from the other live VMs, largest
-    /// first) and its remaining credit is cleared. Errors: wrong length; `vm` out of range or
-    /// not warming up.
+    /// The warm-up of `vm` is over: the rest of its saved allocation (and at least enough to
+    /// bring it up to `floor`) is reclaimed from the VMs holding its credit (down to `floor`;
+    /// any shortfall from the other live VMs, largest first) and its remaining credit is
+    /// cleared. Errors: wrong length; `vm` out of range or not warming up.
     ///
     /// ```
     /// let mut l = vibra_alloc::FailoverLedger::new(2, 1).unwrap();
@@ -417,7 +418,10 @@ impl FailoverLedger {
         self.check(alloc, vm, VmPhase::WarmingUp)?;
         let v = vm as usize;
         let mut out = alloc.to_vec();
-        let want = self.saved[v].saturating_sub(self.restored[v]);
+        // The rest of its saved allocation, and at least enough to reach the floor: what it
+        // saved may be below the floor (credit it held was forwarded when it failed).
+        let rest = self.saved[v].saturating_sub(self.restored[v]);
+        let want = rest.max(floor.saturating_sub(out[v]));
         self.reclaim(&mut out, v, want, floor);
         self.credits[v].clear();
         self.saved[v] = 0;
@@ -427,9 +431,52 @@ impl FailoverLedger {
         Ok(out)
     }
 
+    /// The caller re-divided the live VMs by demand (as [`crate::Agent`] does every period):
+    /// what a live VM holds no longer says how much of it is credit taken over from a failed
+    /// VM. So the live holders are released from their credit records: every failed or
+    /// warming-up VM's outstanding allocation ([`FailoverLedger::saved`] minus what its
+    /// replacement already got) stays owed, and is reclaimed from the live VMs with the most
+    /// above the floor; and when a live VM fails later, all it holds counts as its own (none
+    /// of it is forwarded as someone else's credit). Credit held by warming-up VMs, which are
+    /// pinned and not re-divided, is kept.
+    ///
+    /// Without this, a stale record could outweigh what the holder really has: a VM holding
+    /// a 2,688-unit credit that a re-division cut to 512 units would, on failing, forward all
+    /// 512 as the credit and save nothing of its own, so its replacement got nothing back.
+    ///
+    /// ```
+    /// let mut l = vibra_alloc::FailoverLedger::new(3, 1).unwrap();
+    /// let a = l.fail(&[10, 80, 10], 1).unwrap(); // VM 2 takes over VM 1's 80 units
+    /// assert_eq!(a, vec![10, 0, 90]);
+    /// l.rebalanced(); // the caller re-divided by demand: now [50, 0, 50]
+    /// assert!(l.credits_of(1).unwrap().is_empty());
+    /// let b = l.fail(&[50, 0, 50], 2).unwrap(); // VM 2's 50 units are its own
+    /// assert_eq!(b, vec![100, 0, 0]);
+    /// assert_eq!(l.saved(2), Some(50));
+    /// assert_eq!(l.saved(1), Some(80)); // still owed to VM 1's replacement
+    /// ```
+    pub fn rebalanced(&mut self) {
+        let phase = &self.phase;
+        for credits in &mut self.credits {
+            credits.retain(|&h, _| phase[h as usize] == VmPhase::WarmingUp);
+        }
+    }
+
+    /// What VM `i`, holding `held`, can give up: a live VM what it holds above `floor`; a
+    /// warming-up replacement only what it holds above both `floor` and what it got back
+    /// itself (the rest is credit it took over from others); a failed VM nothing.
+    fn spare(&self, i: usize, held: u64, floor: u64) -> u64 {
+        match self.phase[i] {
+            VmPhase::Live => held.saturating_sub(floor),
+            VmPhase::WarmingUp => held.saturating_sub(floor.max(self.restored[i])),
+            VmPhase::Failed => 0,
+        }
+    }
+
     /// Moves up to `want` units to `v`: first from the holders of `v`'s credit (ascending
-    /// VM order, never below `floor`), then from the other non-failed VMs with the most above
-    /// `floor`. Returns the units moved.
+    /// VM order), then from the other VMs with the most to spare; never below `floor`, and a
+    /// warming-up replacement never below what it got back itself (see `spare`). Returns the
+    /// units moved.
     fn reclaim(&mut self, out: &mut [u64], v: usize, want: u64, floor: u64) -> u64 {
         let mut left = want;
         let holders: Vec<(u32, u64)> = self.credits[v].iter().map(|(&h, &u)| (h, u)).collect();
@@ -437,7 +484,8 @@ impl FailoverLedger {
             if left == 0 {
                 break;
             }
-            let take = credit.min(left).min(out[h as usize].saturating_sub(floor));
+            let h_spare = self.spare(h as usize, out[h as usize], floor);
+            let take = credit.min(left).min(h_spare);
             if take == 0 {
                 continue;
             }
@@ -450,12 +498,14 @@ impl FailoverLedger {
             }
         }
         if left > 0 {
-            let mut donors: Vec<usize> = (0..out.len())
-                .filter(|&i| i != v && self.phase[i] != VmPhase::Failed)
+            let mut donors: Vec<(u64, usize)> = (0..out.len())
+                .filter(|&i| i != v)
+                .map(|i| (self.spare(i, out[i], floor), i))
+                .filter(|&(spare, _)| spare > 0)
                 .collect();
-            donors.sort_by_key(|&i| (std::cmp::Reverse(out[i].saturating_sub(floor)), i));
-            for i in donors {
-                let take = out[i].saturating_sub(floor).min(left);
+            donors.sort_by_key(|&(spare, i)| (std::cmp::Reverse(spare), i));
+            for (spare, i) in donors {
+                let take = spare.min(left);
                 out[i] -= take;
                 left -= take;
                 if left == 0 {
