@@ -250,11 +250,14 @@ impl Agent {
                     init.clone()
                 }
             };
+            // Units hysteresis leaves idle go to a booting replacement first.
+            let mut kind_ledger = ledger.clone();
+            kind_ledger.set_pool(cfg.pool);
             states.push(KindState {
                 estimator: DemandEstimator::new(n, cfg.alpha)?,
                 cfg,
                 alloc,
-                ledger: ledger.clone(),
+                ledger: kind_ledger,
                 next_due: None,
             });
         }
@@ -554,12 +557,17 @@ impl Agent {
         self.check_time(now)?;
         let mut next = self.kinds.clone();
         let mut warm_until = self.warm_until.clone();
+        // Warm-ups that are over end together, so each can give to the others.
+        let mut ended = Vec::new();
         for (i, until) in warm_until.iter_mut().enumerate() {
             if until.is_some_and(|u| u <= now) {
-                for k in &mut next {
-                    k.alloc = k.ledger.finish_warmup(&k.alloc, i as u32, k.cfg.floor)?;
-                }
+                ended.push(i as u32);
                 *until = None;
+            }
+        }
+        if !ended.is_empty() {
+            for k in &mut next {
+                k.alloc = k.ledger.finish_warmups(&k.alloc, &ended, k.cfg.floor)?;
             }
         }
         for k in &mut next {

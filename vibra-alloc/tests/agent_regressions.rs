@@ -108,6 +108,92 @@ fn replacement_reclaims_credit_held_by_a_warming_up_vm() {
     assert_live_at_floor(&agent, 64);
 }
 
+/// Found by the proptest over boot parts, periods and warm-ups (20,000 cases) after the fixes
+/// above. Two warm-ups ended at the same tick and were ended one at a time: VM 0, first,
+/// could take nothing from VM 1, still warming up (its own part is protected), and stayed at
+/// 0, below the floor, once both were live. Warm-ups that end together now turn live
+/// together (`FailoverLedger::finish_warmups`), so VM 0 is topped up from VM 1.
+#[test]
+fn warm_ups_ending_at_the_same_tick_give_to_each_other() {
+    let ids: Vec<VmId> = (0..5).map(VmId).collect();
+    let mut mem = KindConfig::new(MEM, 125, s(15));
+    mem.floor = 14;
+    let mut agent = Agent::new(&ids, 1, Duration::ZERO, vec![mem]).unwrap();
+    agent.fail(VmId(0), s(0)).unwrap();
+    assert_eq!(agent.allocation(&MEM).unwrap(), &[0, 50, 25, 25, 25]);
+    agent.observe(&MEM, &[0.0, 462.0, 0.0, 0.0, 0.0]).unwrap();
+    agent.tick(s(1)).unwrap();
+    assert_eq!(agent.allocation(&MEM).unwrap(), &[0, 83, 14, 14, 14]);
+    agent.fail(VmId(1), s(3)).unwrap();
+    assert_eq!(agent.allocation(&MEM).unwrap(), &[0, 0, 97, 14, 14]);
+    agent.replacement_started(VmId(1), s(3)).unwrap();
+    agent.replacement_started(VmId(0), s(3)).unwrap(); // nothing to spare for VM 0 now
+    assert_eq!(agent.allocation(&MEM).unwrap(), &[0, 83, 14, 14, 14]);
+    agent.tick(s(4)).unwrap(); // both warm-ups (0 s) over, no re-division due (next at 16 s)
+    assert_eq!(agent.next_due(&MEM).unwrap(), Some(s(16)));
+    assert_eq!(agent.allocation(&MEM).unwrap(), &[25, 58, 14, 14, 14]);
+    assert_live_at_floor(&agent, 14);
+}
+
+/// Found by the same proptest next. The floor is the whole even share (every VM exactly at it)
+/// and hysteresis left one unit idle at a re-division (a +1 move skipped), so a replacement
+/// could reclaim only 21 of its 22 units from the VMs and, its warm-up over, was live one unit
+/// below the floor. The agent's ledgers now hand out the pool's idle units first.
+#[test]
+fn replacement_gets_the_units_hysteresis_left_idle() {
+    let ids: Vec<VmId> = (0..5).map(VmId).collect();
+    let bw = ResourceKind::Bandwidth;
+    let mut cfg = KindConfig::new(bw.clone(), 110, s(5));
+    cfg.floor = 22;
+    cfg.hysteresis = 2;
+    cfg.boot = vibra_alloc::Boot::All;
+    let mut agent = Agent::new(&ids, 1, Duration::ZERO, vec![cfg]).unwrap();
+    agent.observe(&bw, &[0.0, 0.0, 0.0, 0.0, 764.0]).unwrap();
+    agent.fail(VmId(0), s(0)).unwrap();
+    assert_eq!(agent.allocation(&bw).unwrap(), &[0, 44, 22, 22, 22]);
+    agent.observe(&bw, &[0.0, 0.0, 0.0, 343.0, 0.0]).unwrap();
+    agent.tick(s(1)).unwrap();
+    // VM 3's +1 is below the hysteresis: skipped, one unit idle.
+    assert_eq!(agent.allocation(&bw).unwrap(), &[0, 22, 22, 22, 43]);
+    agent.replacement_started(VmId(0), s(1)).unwrap();
+    assert_eq!(agent.allocation(&bw).unwrap(), &[22, 22, 22, 22, 22]);
+    agent.tick(s(2)).unwrap();
+    assert_eq!(agent.phase(VmId(0)).unwrap(), VmPhase::Live);
+    assert_eq!(agent.allocation(&bw).unwrap(), &[22, 22, 22, 22, 22]);
+}
+
+/// Found by the same proptest next (floor 11 of an even share of 12, boot 16 units). VM 1's
+/// replacement booted with 10 units (all there was to spare), and when its warm-up ended the
+/// only VM above the floor was VM 3, still warming up, whose boot part was protected; VM 1 went
+/// live below the floor, and the re-division had to lower the floor for everyone. Bringing a
+/// VM up to the floor now outranks the part of a warming-up VM's boot allocation above the
+/// floor (which it gets back when its own warm-up ends).
+#[test]
+fn the_floor_outranks_a_warming_up_vms_boot_part() {
+    let ids: Vec<VmId> = (0..4).map(VmId).collect();
+    let mut mem = KindConfig::new(MEM, 48, s(1));
+    mem.floor = 11;
+    mem.boot = vibra_alloc::Boot::Units(16);
+    let mut agent = Agent::new(&ids, 1, s(16), vec![mem]).unwrap();
+    agent.fail(VmId(1), s(0)).unwrap();
+    agent.tick(s(1)).unwrap();
+    assert_eq!(agent.allocation(&MEM).unwrap(), &[16, 0, 16, 16]);
+    agent.fail(VmId(3), s(1)).unwrap();
+    agent.replacement_started(VmId(3), s(1)).unwrap();
+    agent.replacement_started(VmId(1), s(1)).unwrap();
+    assert_eq!(agent.allocation(&MEM).unwrap(), &[11, 10, 11, 16]);
+    agent.fail(VmId(3), s(1)).unwrap();
+    agent.tick(s(4)).unwrap();
+    assert_eq!(agent.allocation(&MEM).unwrap(), &[19, 10, 19, 0]);
+    agent.replacement_started(VmId(3), s(4)).unwrap();
+    assert_eq!(agent.allocation(&MEM).unwrap(), &[11, 10, 11, 16]);
+    agent.tick(s(17)).unwrap(); // VM 1's warm-up is over, VM 3's not (until 20 s)
+    assert_eq!(agent.allocation(&MEM).unwrap(), &[11, 11, 11, 15]);
+    assert_live_at_floor(&agent, 11);
+    agent.tick(s(20)).unwrap(); // VM 3's too; no demand: an even re-division
+    assert_eq!(agent.allocation(&MEM).unwrap(), &[12, 12, 12, 12]);
+}
+
 /// The CI run's whole shrunk proptest input (`invariants.proptest-regressions`, line `cc
 /// ccc320f0...`), replayed with the proptest's checks: 7 VMs, R = 1, no weights, no
 /// hysteresis. Ops: 0/1 observe bandwidth/memory, 2 tick +1 s, 3 fail, 4 replacement
