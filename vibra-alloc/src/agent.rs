@@ -52,10 +52,13 @@ pub struct KindConfig {
     pub kind: ResourceKind,
     /// The customer's pool, in units.
     pub pool: u64,
-    /// The least any live VM gets after each re-division, in units. While a replacement is
-    /// warming up it is pinned, and if what it holds leaves too little for every live VM to
-    /// get the floor, the live VMs share the rest evenly instead until the next re-division
-    /// after the warm-up.
+    /// The least any live VM holds, in units: re-divisions give every live VM at least this,
+    /// and failures, replacement boots and warm-up ends never take a live VM below it (a VM
+    /// whose warm-up ends is topped up to it). Only an allocation the caller sets (`initial`,
+    /// [`Agent::set_allocation`]) can be below it, until the next re-division; and if it
+    /// leaves a warming-up replacement, which is pinned, holding so much that the rest cannot
+    /// give every live VM the floor, the live VMs share the rest evenly instead until the
+    /// next re-division after the warm-up.
     pub floor: u64,
     /// How often the kind is re-divided.
     pub period: Duration,
@@ -247,11 +250,14 @@ impl Agent {
                     init.clone()
                 }
             };
+            // Units hysteresis leaves idle go to a booting replacement first.
+            let mut kind_ledger = ledger.clone();
+            kind_ledger.set_pool(cfg.pool);
             states.push(KindState {
                 estimator: DemandEstimator::new(n, cfg.alpha)?,
                 cfg,
                 alloc,
-                ledger: ledger.clone(),
+                ledger: kind_ledger,
                 next_due: None,
             });
         }
@@ -551,12 +557,17 @@ impl Agent {
         self.check_time(now)?;
         let mut next = self.kinds.clone();
         let mut warm_until = self.warm_until.clone();
+        // Warm-ups that are over end together, so each can give to the others.
+        let mut ended = Vec::new();
         for (i, until) in warm_until.iter_mut().enumerate() {
             if until.is_some_and(|u| u <= now) {
-                for k in &mut next {
-                    k.alloc = k.ledger.finish_warmup(&k.alloc, i as u32, k.cfg.floor)?;
-                }
+                ended.push(i as u32);
                 *until = None;
+            }
+        }
+        if !ended.is_empty() {
+            for k in &mut next {
+                k.alloc = k.ledger.finish_warmups(&k.alloc, &ended, k.cfg.floor)?;
             }
         }
         for k in &mut next {
@@ -611,5 +622,7 @@ fn rebalance(k: &mut KindState) -> Result<()> {
     for (&i, t) in live.iter().zip(target) {
         k.alloc[i] = t;
     }
+    // The live VMs were re-divided by demand: their credit records are void.
+    k.ledger.rebalanced();
     Ok(())
 }

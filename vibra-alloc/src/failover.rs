@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result, check_all_non_negative, check_len, check_vm_count};
-use crate::units::units_sum;
+use crate::units::{VmId, units_sum};
 
 /// The VMs that take over `failed`'s sub-namespaces (and so its allocation): the first
 /// `replication` available VMs after it in cyclic order, or all other available VMs if fewer
@@ -174,11 +174,14 @@ impl VmPhase {
 /// A taker that fails in turn forwards the credit it holds to its own takers, so every unit
 /// can be traced home. With no demand-driven rebalancing in between, recovering every VM
 /// restores the pre-failure split exactly (a crate proptest checks it). When the caller did
-/// rebalance in between (as [`crate::Agent`] does), reclaiming takes a holder's credit only
-/// down to `floor` and finds any rest among the other live VMs, largest first.
+/// rebalance in between (as [`crate::Agent`] does, telling the ledger with
+/// [`FailoverLedger::rebalanced`]), reclaiming takes a holder's credit only down to `floor`
+/// and finds any rest among the other VMs with the most to spare.
 ///
 /// Every method takes the current allocation and returns the new one; on error the ledger is
-/// unchanged. Every step conserves the sum of the allocation exactly.
+/// unchanged. Every step conserves the sum of the allocation exactly. (The ledgers inside an
+/// [`crate::Agent`] know the pool, and hand a replacement the units its hysteresis left idle
+/// before taking any from a VM.)
 ///
 /// ```
 /// use vibra_alloc::{FailoverLedger, VmPhase};
@@ -203,6 +206,9 @@ pub struct FailoverLedger {
     restored: Vec<u64>,
     /// Per origin VM: holder -> units of the origin's allocation it holds.
     credits: Vec<BTreeMap<u32, u64>>,
+    /// The pool, when the ledger may hand out units nobody holds (hysteresis can leave some
+    /// idle); `None` for a ledger used alone, whose steps conserve the sum exactly.
+    pool: Option<u64>,
 }
 
 impl FailoverLedger {
@@ -219,6 +225,7 @@ impl FailoverLedger {
             saved: vec![0; n],
             restored: vec![0; n],
             credits: vec![BTreeMap::new(); n],
+            pool: None,
         })
     }
 
@@ -396,16 +403,17 @@ impl FailoverLedger {
         let v = vm as usize;
         let mut out = alloc.to_vec();
         let want = boot.min(self.saved[v]);
-        let got = self.reclaim(&mut out, v, want, floor);
+        let got = self.reclaim(&mut out, v, want, floor, false);
         self.restored[v] = got;
         self.phase[v] = VmPhase::WarmingUp;
         Ok(out)
     }
 
-    /// The warm-up of `vm` is over: the rest of its saved allocation is reclaimed from the
-    /// VMs holding its credit (down to `floor`; any shortfall from the other live VMs, largest
-    /// first) and its remaining credit is cleared. Errors: wrong length; `vm` out of range or
-    /// not warming up.
+    /// The warm-up of `vm` is over: it is brought up to `floor` and gets the rest of its
+    /// saved allocation back, reclaimed from the VMs holding its credit (down to `floor`; any
+    /// shortfall from the VMs with the most to spare), and its remaining credit is cleared.
+    /// The same as [`FailoverLedger::finish_warmups`] with one VM. Errors: wrong length; `vm`
+    /// out of range or not warming up.
     ///
     /// ```
     /// let mut l = vibra_alloc::FailoverLedger::new(2, 1).unwrap();
@@ -414,35 +422,158 @@ impl FailoverLedger {
     /// assert_eq!(l.finish_warmup(&b, 1, 0).unwrap(), vec![4, 6]);
     /// ```
     pub fn finish_warmup(&mut self, alloc: &[u64], vm: u32, floor: u64) -> Result<Vec<u64>> {
-        self.check(alloc, vm, VmPhase::WarmingUp)?;
-        let v = vm as usize;
+        self.finish_warmups(alloc, &[vm], floor)
+    }
+
+    /// The warm-ups of `vms` end at the same instant. All of them turn live first, so each
+    /// can give up to the others what it holds above `floor`; then each is brought up to
+    /// `floor` (what it saved may be below it: credit it held was forwarded when it failed),
+    /// then each gets the rest of its saved allocation back, in the order given; the units
+    /// come from the holders of its credit first, then from the VMs with the most to spare.
+    /// Errors (nothing changed): wrong length; a VM out of range, not warming up or listed
+    /// twice.
+    ///
+    /// ```
+    /// let mut l = vibra_alloc::FailoverLedger::new(3, 1).unwrap();
+    /// l.fail(&[2, 2, 2], 0).unwrap(); // [0, 4, 2]
+    /// l.rebalanced(); // the caller re-divided VMs 1 and 2 by demand: [0, 5, 1]
+    /// let a = l.fail(&[0, 5, 1], 1).unwrap();
+    /// assert_eq!(a, vec![0, 0, 6]);
+    /// let b = l.start_replacement(&a, 1, 5, 1).unwrap(); // VM 1 boots with its 5 units
+    /// let c = l.start_replacement(&b, 0, 2, 1).unwrap(); // nothing to spare for VM 0
+    /// assert_eq!(c, vec![0, 5, 1]);
+    /// // One at a time, VM 0 could take nothing from VM 1, still warming up, and stayed at 0.
+    /// assert_eq!(l.finish_warmups(&c, &[0, 1], 1).unwrap(), vec![2, 3, 1]);
+    /// ```
+    pub fn finish_warmups(&mut self, alloc: &[u64], vms: &[u32], floor: u64) -> Result<Vec<u64>> {
+        for (k, &vm) in vms.iter().enumerate() {
+            self.check(alloc, vm, VmPhase::WarmingUp)?;
+            if vms[..k].contains(&vm) {
+                return Err(Error::DuplicateVm(VmId(vm)));
+            }
+        }
+        // Nothing below can fail: work on the ledger in place.
         let mut out = alloc.to_vec();
-        let want = self.saved[v].saturating_sub(self.restored[v]);
-        self.reclaim(&mut out, v, want, floor);
-        self.credits[v].clear();
-        self.saved[v] = 0;
-        self.restored[v] = 0;
-        self.phase[v] = VmPhase::Live;
-        debug_assert_eq!(units_sum(&out), units_sum(alloc));
+        for &vm in vms {
+            self.phase[vm as usize] = VmPhase::Live;
+        }
+        let mut rest = Vec::with_capacity(vms.len());
+        for &vm in vms {
+            let v = vm as usize;
+            let short = floor.saturating_sub(out[v]);
+            let got = self.reclaim(&mut out, v, short, floor, true);
+            rest.push(
+                self.saved[v]
+                    .saturating_sub(self.restored[v])
+                    .saturating_sub(got),
+            );
+        }
+        for (&vm, rest) in vms.iter().zip(rest) {
+            let v = vm as usize;
+            self.reclaim(&mut out, v, rest, floor, false);
+            self.credits[v].clear();
+            self.saved[v] = 0;
+            self.restored[v] = 0;
+        }
+        debug_assert!(match self.pool {
+            None => units_sum(&out) == units_sum(alloc),
+            Some(pool) => units_sum(&out) <= u128::from(pool).max(units_sum(alloc)),
+        });
         Ok(out)
     }
 
-    /// Moves up to `want` units to `v`: first from the holders of `v`'s credit (ascending
-    /// VM order, never below `floor`), then from the other non-failed VMs with the most above
-    /// `floor`. Returns the units moved.
-    fn reclaim(&mut self, out: &mut [u64], v: usize, want: u64, floor: u64) -> u64 {
+    /// The caller re-divided the live VMs by demand (as [`crate::Agent`] does every period):
+    /// what a live VM holds no longer says how much of it is credit taken over from a failed
+    /// VM. So the live holders are released from their credit records: every failed or
+    /// warming-up VM's outstanding allocation ([`FailoverLedger::saved`] minus what its
+    /// replacement already got) stays owed, and is reclaimed from the live VMs with the most
+    /// above the floor; and when a live VM fails later, all it holds counts as its own (none
+    /// of it is forwarded as someone else's credit). Credit held by warming-up VMs, which are
+    /// pinned and not re-divided, is kept.
+    ///
+    /// Without this, a stale record could outweigh what the holder really has: a VM holding
+    /// a 2,688-unit credit that a re-division cut to 512 units would, on failing, forward all
+    /// 512 as the credit and save nothing of its own, so its replacement got nothing back.
+    ///
+    /// ```
+    /// let mut l = vibra_alloc::FailoverLedger::new(3, 1).unwrap();
+    /// let a = l.fail(&[10, 80, 10], 1).unwrap(); // VM 2 takes over VM 1's 80 units
+    /// assert_eq!(a, vec![10, 0, 90]);
+    /// l.rebalanced(); // the caller re-divided by demand: now [50, 0, 50]
+    /// assert!(l.credits_of(1).unwrap().is_empty());
+    /// let b = l.fail(&[50, 0, 50], 2).unwrap(); // VM 2's 50 units are its own
+    /// assert_eq!(b, vec![100, 0, 0]);
+    /// assert_eq!(l.saved(2), Some(50));
+    /// assert_eq!(l.saved(1), Some(80)); // still owed to VM 1's replacement
+    /// ```
+    pub fn rebalanced(&mut self) {
+        let phase = &self.phase;
+        for credits in &mut self.credits {
+            credits.retain(|&h, _| phase[h as usize] == VmPhase::WarmingUp);
+        }
+    }
+
+    /// Lets reclaiming hand out the units of `pool` that nobody holds before taking any from
+    /// a VM (the agent's hysteresis can leave some idle). The sum then never exceeds `pool`.
+    pub(crate) fn set_pool(&mut self, pool: u64) {
+        self.pool = Some(pool);
+    }
+
+    /// What VM `i`, holding `held`, can give up: a live VM what it holds above `floor`; a
+    /// warming-up replacement what it holds above `floor` and, unless `for_floor`, above what
+    /// it got back itself (the rest is credit it took over from others); a failed VM nothing.
+    /// `for_floor`: the units bring a VM up to the floor, which outranks a boot part.
+    fn spare(&self, i: usize, held: u64, floor: u64, for_floor: bool) -> u64 {
+        match self.phase[i] {
+            VmPhase::Live => held.saturating_sub(floor),
+            VmPhase::WarmingUp if for_floor => held.saturating_sub(floor),
+            VmPhase::WarmingUp => held.saturating_sub(floor.max(self.restored[i])),
+            VmPhase::Failed => 0,
+        }
+    }
+
+    /// Takes `take` units (at most its `spare`) from VM `i`; a warming-up VM giving up part of
+    /// what it got back itself gets that part back when its warm-up ends.
+    fn take_from(&mut self, out: &mut [u64], i: usize, take: u64, floor: u64) {
+        if self.phase[i] == VmPhase::WarmingUp {
+            let credit_part = out[i].saturating_sub(floor.max(self.restored[i]));
+            self.restored[i] = self.restored[i].saturating_sub(take.saturating_sub(credit_part));
+        }
+        out[i] -= take;
+    }
+
+    /// Moves up to `want` units to `v`: first any idle units of the pool (see `set_pool`),
+    /// then from the holders of `v`'s credit (ascending VM order), then from the other VMs
+    /// with the most to spare (see `spare`). Returns the units moved.
+    fn reclaim(
+        &mut self,
+        out: &mut [u64],
+        v: usize,
+        want: u64,
+        floor: u64,
+        for_floor: bool,
+    ) -> u64 {
         let mut left = want;
+        if let Some(pool) = self.pool {
+            let idle = u128::from(pool).saturating_sub(units_sum(out));
+            // Added to `out[v]` with the rest at the end.
+            left -= u64::try_from(idle).unwrap_or(u64::MAX).min(left);
+        }
         let holders: Vec<(u32, u64)> = self.credits[v].iter().map(|(&h, &u)| (h, u)).collect();
         for (h, credit) in holders {
             if left == 0 {
                 break;
             }
-            let take = credit.min(left).min(out[h as usize].saturating_sub(floor));
+            let h = h as usize;
+            let take = credit
+                .min(left)
+                .min(self.spare(h, out[h], floor, for_floor));
             if take == 0 {
                 continue;
             }
-            out[h as usize] -= take;
+            self.take_from(out, h, take, floor);
             left -= take;
+            let h = h as u32;
             if take == credit {
                 self.credits[v].remove(&h);
             } else if let Some(c) = self.credits[v].get_mut(&h) {
@@ -450,13 +581,15 @@ impl FailoverLedger {
             }
         }
         if left > 0 {
-            let mut donors: Vec<usize> = (0..out.len())
-                .filter(|&i| i != v && self.phase[i] != VmPhase::Failed)
+            let mut donors: Vec<(u64, usize)> = (0..out.len())
+                .filter(|&i| i != v)
+                .map(|i| (self.spare(i, out[i], floor, for_floor), i))
+                .filter(|&(spare, _)| spare > 0)
                 .collect();
-            donors.sort_by_key(|&i| (std::cmp::Reverse(out[i].saturating_sub(floor)), i));
-            for i in donors {
-                let take = out[i].saturating_sub(floor).min(left);
-                out[i] -= take;
+            donors.sort_by_key(|&(spare, i)| (std::cmp::Reverse(spare), i));
+            for (spare, i) in donors {
+                let take = spare.min(left);
+                self.take_from(out, i, take, floor);
                 left -= take;
                 if left == 0 {
                     break;

@@ -174,6 +174,23 @@ fn ledger_rejects_impossible_events_and_keeps_its_state() {
     assert_eq!(l.fail(&a2, 2), Err(Error::NoTakeover { failed: 2 }));
     assert_eq!(l, before2);
     assert_ne!(before, before2);
+
+    // Ending warm-ups together: one VM listed twice or not warming up rejects the whole batch.
+    let mut l = FailoverLedger::new(3, 1).unwrap();
+    let a = l.fail(&[3, 3, 3], 0).unwrap();
+    let b = l.start_replacement(&a, 0, 1, 0).unwrap();
+    let before = l.clone();
+    assert_eq!(
+        l.finish_warmups(&b, &[0, 0], 0),
+        Err(Error::DuplicateVm(VmId(0)))
+    );
+    assert!(matches!(
+        l.finish_warmups(&b, &[0, 1], 0),
+        Err(Error::WrongVmState { vm: 1, .. })
+    ));
+    assert!(l.finish_warmups(&b[..2], &[0], 0).is_err());
+    assert_eq!(l, before);
+    assert_eq!(l.finish_warmups(&b, &[0], 0).unwrap(), vec![3, 3, 3]);
 }
 
 fn agent() -> Agent {

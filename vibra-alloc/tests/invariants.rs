@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use vibra_alloc::{
-    Agent, ChangeF64, CustomerId, FailoverLedger, HostId, InMemoryDirectory, KindConfig, Plan,
-    ResourceKind, VmDirectory, VmId, VmPhase, allocate_proportional, allocation_plan_vec,
+    Agent, Boot, ChangeF64, CustomerId, FailoverLedger, HostId, InMemoryDirectory, KindConfig,
+    Plan, ResourceKind, VmDirectory, VmId, VmPhase, allocate_proportional, allocation_plan_vec,
     compensate_units, damp, failover_compensation, split_units, units_sum,
 };
 
@@ -295,7 +295,7 @@ proptest! {
     }
 
     #[test]
-    fn agent_never_exceeds_any_pool_and_its_plans_are_prefix_safe(
+    fn agent_never_exceeds_any_pool_nor_leaves_a_live_vm_below_the_floor_and_its_plans_are_prefix_safe(
         n in 2usize..10,
         r_seed in any::<u32>(),
         weights in prop::collection::vec(0.5..4.0f64, 10),
@@ -317,17 +317,12 @@ proptest! {
         for (op, vm_seed, usage) in steps {
             let vm = VmId((vm_seed % n) as u32);
             let before: Vec<Vec<u64>> = pools.iter().map(|(k, _, _)| agent.allocation(k).unwrap().to_vec()).collect();
-            // Which kinds this step re-divides: the floor is promised right after those.
-            let mut due = [false; 2];
             let res = match op {
                 0 | 1 => agent.observe(&pools[op as usize].0, &usage[..n]).map(|()| Vec::new()),
                 3 => agent.fail(vm, now),
                 4 => agent.replacement_started(vm, now),
                 _ => {
                     now += Duration::from_secs(if op == 2 { 1 } else { 7 });
-                    for (k, (kind, _, _)) in pools.iter().enumerate() {
-                        due[k] = agent.next_due(kind).unwrap().is_none_or(|d| d <= now);
-                    }
                     agent.tick(now)
                 }
             };
@@ -345,12 +340,80 @@ proptest! {
                 } else {
                     prop_assert_eq!(&before[k][..], after);
                 }
-                let warming = ids.iter().any(|&v| agent.phase(v).unwrap() == VmPhase::WarmingUp);
+                // The floor holds for every live VM after every step, not only right after a
+                // re-division: failures, replacements and warm-up ends never take it away.
                 for (i, &a) in after.iter().enumerate() {
                     match agent.phase(VmId(i as u32)).unwrap() {
                         VmPhase::Failed => prop_assert_eq!(a, 0),
-                        VmPhase::Live if due[k] && !warming => prop_assert!(a >= *floor, "live vm{} below floor", i),
-                        _ => {}
+                        VmPhase::Live => prop_assert!(a >= *floor, "live vm{} below floor", i),
+                        VmPhase::WarmingUp => {}
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn agent_keeps_every_pool_and_floor_for_any_boot_part_period_and_warm_up(
+        n in 2usize..8,
+        r_seed in any::<u32>(),
+        warmup in 0..40u64,
+        // Per kind: pool per VM, floor, boot (All, Floor, Units), boot units, hysteresis, period.
+        kinds in prop::collection::vec((1u64..2_000, 0u64..300, 0u8..3, 0u64..600, 0u64..50, 1u64..40), 2),
+        steps in prop::collection::vec((0u8..6, any::<usize>(), prop::collection::vec(prop_oneof![Just(0.0), 0.0..1_000.0f64], 8)), 1..80),
+    ) {
+        let ids: Vec<VmId> = (0..n as u32).map(VmId).collect();
+        let r = 1 + r_seed % n as u32;
+        let names = [ResourceKind::Bandwidth, ResourceKind::Memory];
+        let mut cfgs = Vec::new();
+        let mut pools = Vec::new();
+        for (k, &(per_vm, floor, boot, units, hysteresis, period)) in kinds.iter().enumerate() {
+            // A floor up to the whole even share: every VM may sit exactly at the floor.
+            let floor = floor.min(per_vm);
+            let pool = per_vm * n as u64;
+            let mut cfg = KindConfig::new(names[k].clone(), pool, Duration::from_secs(period));
+            cfg.floor = floor;
+            cfg.hysteresis = hysteresis;
+            cfg.boot = match boot { 0 => Boot::All, 1 => Boot::Floor, _ => Boot::Units(units) };
+            cfgs.push(cfg);
+            pools.push((names[k].clone(), u128::from(pool), floor, hysteresis));
+        }
+        let mut agent = Agent::new(&ids, r, Duration::from_secs(warmup), cfgs).unwrap();
+        let mut now = Duration::ZERO;
+        for (op, vm_seed, usage) in steps {
+            let vm = VmId((vm_seed % n) as u32);
+            let before: Vec<Vec<u64>> = pools.iter().map(|(k, _, _, _)| agent.allocation(k).unwrap().to_vec()).collect();
+            let res = match op {
+                0 | 1 => agent.observe(&pools[op as usize].0, &usage[..n]).map(|()| Vec::new()),
+                3 => agent.fail(vm, now),
+                4 => agent.replacement_started(vm, now),
+                _ => {
+                    now += Duration::from_secs(if op == 2 { 1 } else { (vm_seed % 20) as u64 });
+                    agent.tick(now)
+                }
+            };
+            let Ok(plans) = res else { continue };
+            for (k, (kind, pool, floor, hysteresis)) in pools.iter().enumerate() {
+                let after = agent.allocation(kind).unwrap();
+                // Every step conserves the sum, and only hysteresis leaves units idle.
+                if *hysteresis == 0 {
+                    prop_assert_eq!(units_sum(after), *pool, "{} does not use its pool", kind);
+                } else {
+                    prop_assert!(units_sum(after) <= *pool, "{} over its pool", kind);
+                }
+                let mut cur = before[k].clone();
+                if let Some(p) = plans.iter().find(|p| &p.kind == kind) {
+                    for s in prefix_sums(&before[k], &p.plan) {
+                        prop_assert!(s <= *pool);
+                    }
+                    p.plan.apply_to(&mut cur).unwrap();
+                }
+                prop_assert_eq!(&cur[..], after);
+                for (i, &a) in after.iter().enumerate() {
+                    match agent.phase(VmId(i as u32)).unwrap() {
+                        VmPhase::Failed => prop_assert_eq!(a, 0),
+                        VmPhase::Live => prop_assert!(a >= *floor, "live vm{} below the {} floor", i, kind),
+                        VmPhase::WarmingUp => {}
                     }
                 }
             }
