@@ -14,25 +14,23 @@
 //! assert!(line.starts_with(r#"{"experiment":"table3.1","rows":[{"#));
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod context;
 mod error;
 mod experiments;
-mod heap;
 mod map;
 mod output;
 mod plot;
 mod report;
+mod rss;
 pub mod workload;
 
 pub use context::{DEFAULT_SEED, Progress, RunContext, Task};
 pub use error::LabError;
 pub use experiments::{EXPERIMENTS, Experiment, find, run_checked};
-pub use heap::thread_heap_bytes;
 pub use map::{MapConfig, run_map};
 pub use output::{TEXT_ROW_LIMIT, json_line, render_text, write_outputs};
 pub use plot::render_svg;
 pub use report::{Comparison, Figure, FigureKind, Report, Row, Series};
-
-/// Every allocation is counted per thread, for table 3.2's bytes per object (see `heap`).
-#[global_allocator]
-static HEAP: heap::CountingAllocator = heap::CountingAllocator;
+pub use rss::resident_bytes;

@@ -1,5 +1,7 @@
 //! The `vibra-lab` command: `map` (SPEC section 9), `reproduce` (SPEC section 10), `list`.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,8 +54,9 @@ enum Command {
         /// Folder for the SVG figures and the full JSON reports.
         #[arg(long, value_name = "DIR", default_value = "target/vibra-lab")]
         out: PathBuf,
-        /// The World Cup URL list (`object_mappings.sort`); default: ../shared/data/wc98/
-        /// beside the repository, if present, else generated URLs.
+        /// The World Cup URL list (`object_mappings.sort`). Default: $VIBRA_WC98_URLS, else
+        /// ../shared/data/wc98/ beside the repository (or /work/shared/data/wc98/) if present,
+        /// else generated URLs.
         #[arg(long, value_name = "PATH", conflicts_with = "generated_urls")]
         urls: Option<PathBuf>,
         /// Use generated URLs even when the real list is present.
@@ -152,7 +155,7 @@ fn run(command: Command) -> Result<ExitCode, LabError> {
                     Some(path)
                 }
                 (None, true) => None,
-                (None, false) => default_urls(),
+                (None, false) => vibra_lab::workload::default_urls_path()?,
             };
             let ctx = RunContext {
                 quick,
@@ -171,18 +174,6 @@ fn run(command: Command) -> Result<ExitCode, LabError> {
             reproduce(&selected, &ctx, json, &out)
         }
     }
-}
-
-/// `../shared/data/wc98/object_mappings.sort` beside the repository root (as in CI), then
-/// the development machines' `/work/shared`; `None` means generated URLs.
-fn default_urls() -> Option<PathBuf> {
-    let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    [
-        repo_root.join("../shared/data/wc98/object_mappings.sort"),
-        PathBuf::from("/work/shared/data/wc98/object_mappings.sort"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
 }
 
 fn reproduce(

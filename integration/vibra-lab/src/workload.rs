@@ -2,7 +2,8 @@
 //!
 //! # URL corpus
 //! Either the real list of the 1998 World Cup site (`object_mappings.sort`, `<id> <url>` per
-//! line, 89,997 URLs; read through `--urls`, never copied into this repository), or
+//! line, 89,997 URLs; read in place, never copied into this repository: see
+//! [`world_cup_urls`], the workspace's reference for finding and parsing it), or
 //! [`GENERATED_URLS`] generated URLs of the same shapes (`/english/competition/matchstat8874.htm`,
 //! `/images/...gif`, about 3.5% with a `?query`), drawn from the seed. Either way the
 //! [`HOT_OBJECTS`] are in it, verbatim.
@@ -136,10 +137,160 @@ pub struct UrlCorpus {
     pub source: CorpusSource,
 }
 
+/// The environment variable naming the World Cup URL list (`object_mappings.sort`): the
+/// default of `vibra-lab reproduce --urls`, and the first place [`default_urls_path`] looks.
+///
+/// ```
+/// assert_eq!(vibra_lab::workload::URLS_ENV, "VIBRA_WC98_URLS");
+/// ```
+pub const URLS_ENV: &str = "VIBRA_WC98_URLS";
+
+/// The list's path inside the shared data folder.
+const SHARED_LIST: &str = "data/wc98/object_mappings.sort";
+
+/// Where the World Cup URL list is when no path is given, in this order:
+/// 1. `$VIBRA_WC98_URLS` when set and not empty (it must then name a file: a wrong path is an
+///    error, not a silent fall-back to generated URLs);
+/// 2. `../shared/data/wc98/object_mappings.sort` beside the repository root (CI's layout);
+/// 3. `/work/shared/data/wc98/object_mappings.sort` (the development machines').
+///
+/// `Ok(None)` when none exists: callers then use generated URLs.
+///
+/// # Errors
+/// [`LabError::BadArgument`] (option `VIBRA_WC98_URLS`) when the variable names no file.
+///
+/// ```
+/// // Whatever the machine, the answer is a file or nothing.
+/// if let Ok(Some(path)) = vibra_lab::workload::default_urls_path() {
+///     assert!(path.is_file());
+/// }
+/// ```
+pub fn default_urls_path() -> Result<Option<PathBuf>, LabError> {
+    if let Some(value) = std::env::var_os(URLS_ENV).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(value);
+        if !path.is_file() {
+            return Err(LabError::BadArgument {
+                option: URLS_ENV,
+                reason: format!("{} is not a file", path.display()),
+            });
+        }
+        return Ok(Some(path));
+    }
+    let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    Ok([
+        repo_root.join("../shared").join(SHARED_LIST),
+        Path::new("/work/shared").join(SHARED_LIST),
+    ]
+    .into_iter()
+    .find(|p| p.is_file()))
+}
+
+/// Parses one line of `object_mappings.sort` into its object id and URL.
+///
+/// The format: optional leading blanks (spaces or tabs), the object id (ASCII digits),
+/// one or more blanks, then **the rest of the line (up to `\n`) is the URL**, byte for byte:
+/// the real list has URLs with inner blanks, tabs, carriage returns and non-UTF-8 bytes, and
+/// trailing blanks and carriage returns that make distinct objects (`/images/arw_red_lk.gif`
+/// and `/images/arw_red_lk.gif ` are two objects, and so are `/english/index.html` and
+/// `/english/index.html\r`). So never split on whitespace and never trim. A line without an
+/// id, a blank after it and a non-empty URL is `None`.
+///
+/// ```
+/// use vibra_lab::workload::parse_mapping_line;
+/// assert_eq!(parse_mapping_line(b"    12 /a b.html "), Some((12, &b"/a b.html "[..])));
+/// assert_eq!(parse_mapping_line(b"7\t/x\r"), Some((7, &b"/x\r"[..])));
+/// assert_eq!(parse_mapping_line(b"/no/id"), None);
+/// assert_eq!(parse_mapping_line(b"8 "), None);
+/// ```
+pub fn parse_mapping_line(line: &[u8]) -> Option<(u64, &[u8])> {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = line.iter().position(|b| !blank(b))?;
+    let rest = &line[start..];
+    let id_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let gap = rest[id_len..].iter().take_while(|b| blank(b)).count();
+    if id_len == 0 || gap == 0 || rest.len() == id_len + gap {
+        return None;
+    }
+    // Digits only, so the only failure is overflow: not an id of this list.
+    let id = std::str::from_utf8(&rest[..id_len]).ok()?.parse().ok()?;
+    Some((id, &rest[id_len + gap..]))
+}
+
+/// Reads every URL of an `object_mappings.sort`-style file, in file order, with
+/// [`parse_mapping_line`] (lines it rejects are skipped).
+///
+/// # Errors
+/// [`LabError::Io`] when the file cannot be read, [`LabError::BadInput`] when no line parses.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("vibra-lab-mappings-{}", std::process::id()));
+/// std::fs::write(&path, "     0 /images/home_logo.gif\n     1 /a b.html\n").unwrap();
+/// let urls = vibra_lab::workload::read_object_mappings(&path).unwrap();
+/// assert_eq!(urls, vec![b"/images/home_logo.gif".to_vec(), b"/a b.html".to_vec()]);
+/// std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn read_object_mappings(path: &Path) -> Result<Vec<Vec<u8>>, LabError> {
+    let data = std::fs::read(path).map_err(|e| LabError::io(path, e))?;
+    let urls: Vec<Vec<u8>> = data
+        .split(|&b| b == b'\n')
+        .filter_map(parse_mapping_line)
+        .map(|(_, url)| url.to_vec())
+        .collect();
+    if urls.is_empty() {
+        return Err(LabError::BadInput {
+            path: path.to_path_buf(),
+            reason: "no `<id> <url>` line".to_string(),
+        });
+    }
+    Ok(urls)
+}
+
+/// The World Cup URL list as read by [`world_cup_urls`].
+///
+/// ```
+/// let list = vibra_lab::workload::WorldCupUrls { path: "x.sort".into(), urls: vec![b"/".to_vec()] };
+/// assert_eq!(list.urls.len(), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorldCupUrls {
+    /// The file read.
+    pub path: PathBuf,
+    /// Its URLs in file order (raw bytes; 89,997 for the real list).
+    pub urls: Vec<Vec<u8>>,
+}
+
+/// **The one call** for any crate that wants the World Cup URLs: `path` when given, else
+/// [`default_urls_path`] (`$VIBRA_WC98_URLS`, then `../shared/...` beside the repository,
+/// then `/work/shared/...`), read with [`read_object_mappings`]. Returns the file used and
+/// its URLs in file order, or `Ok(None)` when no path was given and none was found (use
+/// generated URLs then).
+///
+/// # Errors
+/// As [`default_urls_path`] and [`read_object_mappings`].
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("vibra-lab-wc98-{}", std::process::id()));
+/// std::fs::write(&path, "  3 /french/index.html\n").unwrap();
+/// let list = vibra_lab::workload::world_cup_urls(Some(&path)).unwrap().unwrap();
+/// assert_eq!(list.path, path);
+/// assert_eq!(list.urls, vec![b"/french/index.html".to_vec()]);
+/// std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn world_cup_urls(path: Option<&Path>) -> Result<Option<WorldCupUrls>, LabError> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => match default_urls_path()? {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+    };
+    let urls = read_object_mappings(&path)?;
+    Ok(Some(WorldCupUrls { path, urls }))
+}
+
 impl UrlCorpus {
-    /// Reads an `object_mappings.sort`-style file: `<id> <url>` per line (leading blanks
-    /// allowed; the URL is everything after the single blank that follows the id, and may
-    /// itself contain blanks). Adds any [`HOT_OBJECTS`] URL the file lacks.
+    /// Reads an `object_mappings.sort`-style file with [`read_object_mappings`] (see
+    /// [`parse_mapping_line`] for the format) and adds any [`HOT_OBJECTS`] URL it lacks.
     ///
     /// # Errors
     /// The file cannot be read, or has no line of that form.
@@ -153,27 +304,8 @@ impl UrlCorpus {
     /// std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn load(path: &Path) -> Result<Self, LabError> {
-        let data = std::fs::read(path).map_err(|e| LabError::io(path, e))?;
-        let mut urls = Vec::new();
-        for line in data.split(|&b| b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let start = line.iter().position(|b| !b.is_ascii_whitespace());
-            let Some(start) = start else { continue };
-            let rest = &line[start..];
-            let id_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-            if id_len == 0 || rest.get(id_len) != Some(&b' ') || rest.len() == id_len + 1 {
-                continue;
-            }
-            urls.push(rest[id_len + 1..].to_vec());
-        }
-        if urls.is_empty() {
-            return Err(LabError::BadInput {
-                path: path.to_path_buf(),
-                reason: "no `<id> <url>` line".to_string(),
-            });
-        }
         let mut corpus = UrlCorpus {
-            urls,
+            urls: read_object_mappings(path)?,
             source: CorpusSource::WorldCup(path.to_path_buf()),
         };
         corpus.ensure_hot_objects();
@@ -496,7 +628,7 @@ mod tests {
         let path = dir.join("m.sort");
         std::fs::write(&path, b"   12 /x y\r\nnot a line\n\n 7 \n 8 /\xff\n").unwrap();
         let c = UrlCorpus::load(&path).unwrap();
-        assert_eq!(&c.urls[..2], &[b"/x y".to_vec(), b"/\xff".to_vec()]);
+        assert_eq!(&c.urls[..2], &[b"/x y\r".to_vec(), b"/\xff".to_vec()]);
         assert_eq!(c.urls.len(), 2 + HOT_OBJECTS.len());
         std::fs::write(&path, b"nothing here\n").unwrap();
         assert!(matches!(
@@ -504,5 +636,52 @@ mod tests {
             Err(LabError::BadInput { .. })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_real_list_parses_to_89_997_urls_with_trailing_blanks_and_returns_kept() {
+        // CI and the development machines have the shared data; elsewhere there is nothing
+        // to check.
+        let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let Some(path) = [
+            repo_root.join("../shared").join(SHARED_LIST),
+            Path::new("/work/shared").join(SHARED_LIST),
+        ]
+        .into_iter()
+        .find(|p| p.is_file()) else {
+            return;
+        };
+        let urls = read_object_mappings(&path).unwrap();
+        assert_eq!(urls.len(), 89_997);
+        let distinct: HashSet<&[u8]> = urls.iter().map(Vec::as_slice).collect();
+        // Six lines repeat an earlier URL exactly (`/cgi-bin/phf?Qalias=x` five times).
+        assert_eq!(distinct.len(), 89_991);
+        for url in [
+            &b"/images/arw_red_lk.gif "[..],
+            b"/images/arw_red_lk.gif",
+            b"/english/index.html\r",
+            b"/english/index.html",
+        ] {
+            assert!(distinct.contains(url), "{:?}", String::from_utf8_lossy(url));
+        }
+    }
+
+    use proptest::prelude::Strategy as _;
+
+    proptest::proptest! {
+        #[test]
+        fn parse_mapping_line_returns_the_id_and_the_rest_of_the_line_verbatim(
+            lead in "[ \t]{0,8}",
+            id in proptest::num::u64::ANY,
+            gap in "[ \t]{1,4}",
+            first in proptest::num::u8::ANY.prop_filter("not blank", |b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')),
+            rest in proptest::collection::vec(proptest::num::u8::ANY.prop_filter("one line", |b| *b != b'\n'), 0..40),
+        ) {
+            let mut url = vec![first];
+            url.extend(rest);
+            let mut line = format!("{lead}{id}{gap}").into_bytes();
+            line.extend_from_slice(&url);
+            proptest::prop_assert_eq!(parse_mapping_line(&line), Some((id, &url[..])));
+        }
     }
 }
