@@ -243,6 +243,20 @@ fn unknown_vm_and_bad_config_are_typed_errors() {
         simulate(&cfg, &mut |_| {}),
         Err(DpsError::InvalidTotal(-1.0))
     );
+    cfg.programs[0].total_share = 0.1;
+    for bad in [-1.0, f64::NAN, f64::INFINITY] {
+        cfg.migration = Some(dps_core::sim::MigrationSettings {
+            cooldown_s: bad,
+            ..Default::default()
+        });
+        assert!(matches!(
+            simulate(&cfg, &mut |_| {}),
+            Err(DpsError::InvalidParameter {
+                name: "cooldown_s",
+                ..
+            })
+        ));
+    }
 }
 
 #[test]
