@@ -651,8 +651,9 @@ impl Experiment for Fig510 {
             ctx,
             &fig,
             |seeds, iterations| {
+                let cooldown = MigrationSettings::DEFAULT_COOLDOWN_S;
                 vec![format!(
-                    "seeds {}..{}, {iterations} iterations, T = 1 s; dps = plain bank + CRM migration (bottleneck = rejection or >= 98% use, least-utilised VM to least-utilised host, live, 128 MB over Fast Ethernet); guarded/critical migrate only on rejections",
+                    "seeds {}..{}, {iterations} iterations, T = 1 s; dps = plain bank + CRM migration (bottleneck = rejection or >= 98% use, least-utilised VM to least-utilised host, live, 128 MB over Fast Ethernet, no VM moved again within {cooldown} s of its last move); guarded/critical migrate only on rejections",
                     ctx.seed,
                     ctx.seed + seeds - 1
                 )]
