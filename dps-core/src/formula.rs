@@ -70,8 +70,10 @@ pub fn shortage(share: f64, utilization: f64, unbooked: f64) -> Result<f64, DpsE
 ///
 /// With balance E and F = sum(shortages): if E < F each VM gets f_i * E / F; otherwise f_i plus
 /// the remainder E - F in proportion to its share after that grant (equally if all those shares
-/// are 0). The grants always sum to E (the balance is 0 afterwards); with `n = 0` nothing is
-/// granted. `grants` is written only on success.
+/// are 0). The grants always sum to E (the balance is 0 afterwards), within rounding, even
+/// when F or sum(w + f) exceeds the largest double: such a sum is taken over the inputs scaled
+/// by a power of two and only used in ratios. With `n = 0` nothing is granted. `grants` is
+/// written only on success.
 ///
 /// Errors (nothing written): lengths differ; a share, shortage or the balance negative, NaN or
 /// infinite.
@@ -81,6 +83,9 @@ pub fn shortage(share: f64, utilization: f64, unbooked: f64) -> Result<f64, DpsE
 /// let mut g = [0.0; 2];
 /// dps_core::bank_redistribute(&[0.5, 0.5], &[0.17, 0.43], 0.3, &mut g).unwrap();
 /// assert!((g[0] - 0.085).abs() < 1e-12);
+/// // huge shares: sum(w + f) overflows, the balance is still handed out in full
+/// dps_core::bank_redistribute(&[f64::MAX, f64::MAX], &[0.0, 0.0], 1.0, &mut g).unwrap();
+/// assert_eq!(g, [0.5, 0.5]);
 /// ```
 pub fn bank_redistribute(
     shares: &[f64],
