@@ -70,8 +70,10 @@ pub fn shortage(share: f64, utilization: f64, unbooked: f64) -> Result<f64, DpsE
 ///
 /// With balance E and F = sum(shortages): if E < F each VM gets f_i * E / F; otherwise f_i plus
 /// the remainder E - F in proportion to its share after that grant (equally if all those shares
-/// are 0). The grants always sum to E (the balance is 0 afterwards); with `n = 0` nothing is
-/// granted. `grants` is written only on success.
+/// are 0). The grants always sum to E (the balance is 0 afterwards), within rounding, even
+/// when F or sum(w + f) exceeds the largest double: such a sum is taken over the inputs scaled
+/// by a power of two and only used in ratios. With `n = 0` nothing is granted. `grants` is
+/// written only on success.
 ///
 /// Errors (nothing written): lengths differ; a share, shortage or the balance negative, NaN or
 /// infinite.
@@ -81,6 +83,9 @@ pub fn shortage(share: f64, utilization: f64, unbooked: f64) -> Result<f64, DpsE
 /// let mut g = [0.0; 2];
 /// dps_core::bank_redistribute(&[0.5, 0.5], &[0.17, 0.43], 0.3, &mut g).unwrap();
 /// assert!((g[0] - 0.085).abs() < 1e-12);
+/// // huge shares: sum(w + f) overflows, the balance is still handed out in full
+/// dps_core::bank_redistribute(&[f64::MAX, f64::MAX], &[0.0, 0.0], 1.0, &mut g).unwrap();
+/// assert_eq!(g, [0.5, 0.5]);
 /// ```
 pub fn bank_redistribute(
     shares: &[f64],
@@ -114,24 +119,63 @@ pub fn bank_redistribute(
     if n == 0 {
         return Ok(());
     }
+    // Every input is finite, but F and sum(w + f) can still overflow to infinity (huge shares,
+    // such as a C caller's uninitialised memory). A sum that would overflow is computed on the
+    // inputs scaled by a power of two (exact: only values too small to move the sum are lost)
+    // and used only in ratios, so the grants still sum to E. Inputs whose sums are finite take
+    // the unscaled path, bit for bit the plain formula.
     if e < total_f {
-        let k = e / total_f;
+        // total_f may be infinite here, which still compares right: the true F exceeds E.
+        let s = sum_scale(total_f, shortages.iter().copied());
+        let total_scaled: f64 = shortages.iter().map(|f| f * s).sum();
+        let k = e / total_scaled;
+        // When E / F is subnormal or 0 (E tiny next to F) it keeps too few bits: take f / F first.
+        let tiny_k = e > 0.0 && !k.is_normal();
         for (g, &f) in grants.iter_mut().zip(shortages) {
-            *g = f * k;
+            let grant = if tiny_k {
+                e * (f * s / total_scaled)
+            } else {
+                f * s * k
+            };
+            *g = grant.min(e);
         }
         return Ok(());
     }
     let remainder = e - total_f;
     let after: f64 = shares.iter().zip(shortages).map(|(w, f)| w + f).sum();
+    let s = sum_scale(after, shares.iter().chain(shortages).copied());
+    let after_scaled: f64 = shares
+        .iter()
+        .zip(shortages)
+        .map(|(w, f)| w * s + f * s)
+        .sum();
     for ((g, &w), &f) in grants.iter_mut().zip(shares).zip(shortages) {
-        let part = if after > 0.0 {
-            (w + f) / after
+        let part = if after_scaled > 0.0 {
+            (w * s + f * s) / after_scaled
         } else {
             1.0 / n as f64
         };
-        *g = f + remainder * part;
+        // f + R * part <= F + R = E exactly; the min only undoes rounding (at E near f64::MAX
+        // it would otherwise round to infinity).
+        *g = (f + remainder * part).min(e);
     }
     Ok(())
+}
+
+/// The power of two to scale `values` by before summing them: 1 when their plain `sum` is
+/// finite, else 2^-ceil(log2(max)), which maps every value into [0, 1] (so up to 2^1023 of them,
+/// or of their pairwise sums, add up to a finite number) and is exact for every value that
+/// does not underflow.
+fn sum_scale(sum: f64, values: impl Iterator<Item = f64>) -> f64 {
+    if sum.is_finite() {
+        return 1.0;
+    }
+    let max = values.fold(0.0f64, f64::max);
+    // max is finite and > 1 here (the sum of finite values overflowed), so the exponent lies
+    // in 1..=1024 and 2^-exponent is a normal or subnormal double, never 0.
+    // (`2.0.powi(-1024)` would compute 1 / 2^1024 = 1 / inf = 0.)
+    let exponent = max.log2().ceil() as i32;
+    0.5f64.powi(exponent)
 }
 
 #[cfg(test)]
@@ -163,6 +207,34 @@ mod tests {
         assert!(bank_redistribute(&[0.1, 0.1], &[0.0, 0.0], f64::INFINITY, &mut g).is_err());
         assert!(bank_redistribute(&[0.1], &[0.0, 0.0], 0.1, &mut g).is_err());
         assert_eq!(g, [7.0; 2]);
+    }
+
+    #[test]
+    fn grants_sum_to_the_balance_when_shares_plus_shortages_overflow() {
+        // sum(w + f) overflows to infinity: every grant used to become f + remainder * 0 = 0.
+        let mut g = [7.0; 2];
+        bank_redistribute(&[f64::MAX, f64::MAX], &[0.0, 0.0], 1.0, &mut g).unwrap();
+        assert_eq!(g, [0.5, 0.5]);
+        bank_redistribute(&[f64::MAX, f64::MAX / 2.0], &[0.25, 0.0], 1.0, &mut g).unwrap();
+        assert!((g[0] - (0.25 + 0.75 * 2.0 / 3.0)).abs() < 1e-12);
+        assert!((g[0] + g[1] - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn grants_sum_to_the_balance_when_the_total_shortage_overflows() {
+        // F overflows to infinity: k = E / F used to be 0, so nothing was granted.
+        let mut g = [7.0; 3];
+        bank_redistribute(&[0.0; 3], &[f64::MAX, f64::MAX, 0.0], 1.0, &mut g).unwrap();
+        assert_eq!(g, [0.5, 0.5, 0.0]);
+        // a balance as large as a double goes: the grants stay finite and sum to it
+        bank_redistribute(&[0.0; 3], &[f64::MAX, f64::MAX, f64::MAX], f64::MAX, &mut g).unwrap();
+        assert!(g.iter().all(|x| x.is_finite()));
+        let sum: f64 = g.iter().map(|x| x / f64::MAX).sum();
+        assert!((sum - 1.0).abs() < 1e-12);
+        // E / F rounds to 0 (or a subnormal): the grant is still E, not 0
+        let mut one = [7.0];
+        bank_redistribute(&[0.0], &[f64::MAX], 3.4e-16, &mut one).unwrap();
+        assert_eq!(one, [3.4e-16]);
     }
 
     #[test]

@@ -188,6 +188,19 @@ struct ProgramBook {
     retired: bool,
 }
 
+/// The most share a [`ShareLedger`] holds in all: every program total W plus every host's
+/// background load, at most half the largest double. Every sum the ledger forms (a host's
+/// booking, a bank, the shares in flight, `shares + bank + in flight`) is a sum of parts of
+/// this, so the headroom keeps each one finite even after rounding.
+///
+/// ```
+/// use dps_core::{HostId, HostSpec, ProgramLayout, ShareLedger, MAX_LEDGER_TOTAL};
+/// assert_eq!(MAX_LEDGER_TOTAL, f64::MAX / 2.0);
+/// let p = ProgramLayout::new(f64::MAX, vec![HostId(0)]).unwrap();
+/// assert!(ShareLedger::new(vec![HostSpec::new(1.0, 0.0).unwrap()], &[p]).is_err());
+/// ```
+pub const MAX_LEDGER_TOTAL: f64 = f64::MAX / 2.0;
+
 /// The cluster's share book: shares, banks, bookings, transfers in flight.
 ///
 /// Not shared between threads while mutated (plain `&mut self`); `Clone` gives a snapshot.
@@ -216,8 +229,11 @@ pub struct ShareLedger {
 }
 
 impl ShareLedger {
-    /// A ledger with every VM at W/N. Errors: a VM on an unknown host. The initial placement
-    /// may overbook a host (the dissertation's fig. 5.9 does); transfers then only go out.
+    /// A ledger with every VM at W/N. Errors: a VM on an unknown host; the program totals plus
+    /// the hosts' background loads adding up to more than [`MAX_LEDGER_TOTAL`]
+    /// ([`DpsError::InvalidTotal`] with that sum), since a host's booking, a bank or the
+    /// conservation check could then overflow to infinity. The initial placement may overbook a
+    /// host (the dissertation's fig. 5.9 does); transfers then only go out.
     ///
     /// ```
     /// use dps_core::{HostId, HostSpec, ProgramLayout, ShareLedger};
@@ -225,6 +241,11 @@ impl ShareLedger {
     /// assert!(ShareLedger::new(vec![HostSpec::new(1.0, 0.0).unwrap()], &[p]).is_err());
     /// ```
     pub fn new(hosts: Vec<HostSpec>, programs: &[ProgramLayout]) -> Result<Self, DpsError> {
+        let grand: f64 = hosts.iter().map(HostSpec::background).sum::<f64>()
+            + programs.iter().map(ProgramLayout::total).sum::<f64>();
+        if !(grand.is_finite() && grand <= MAX_LEDGER_TOTAL) {
+            return Err(DpsError::InvalidTotal(grand));
+        }
         let mut booked: Vec<f64> = hosts.iter().map(HostSpec::background).collect();
         let mut vm_host = Vec::new();
         let mut vm_program = Vec::new();

@@ -160,7 +160,19 @@ impl UpstreamTracker<SocketAddr> {
 }
 
 /// Well-known ports of infrastructure services whose packets never make a sender an upstream:
-/// DNS 53, DHCP 67/68, NTP 123, portmapper 111 (NIS/ypbind and NFS's RPC side), NFS 2049.
+/// DNS 53, DHCP 67/68, NTP 123, portmapper 111 (NIS/ypbind and NFS's RPC side), NFS 2049,
+/// NFS lock manager 4045. A [`TrafficFilter::default`] ignores packets from (or to) these.
+///
+/// ```
+/// use dps_core::{TrafficFilter, INFRASTRUCTURE_PORTS};
+/// assert!(INFRASTRUCTURE_PORTS.contains(&53) && INFRASTRUCTURE_PORTS.contains(&2049));
+/// let f = TrafficFilter::default();
+/// let me: std::net::SocketAddr = "10.0.0.2:7000".parse().unwrap();
+/// for port in INFRASTRUCTURE_PORTS {
+///     let sender = std::net::SocketAddr::from(([10, 0, 0, 9], port));
+///     assert!(!f.admits(sender, me), "port {port}");
+/// }
+/// ```
 pub const INFRASTRUCTURE_PORTS: [u16; 7] = [53, 67, 68, 111, 123, 2049, 4045];
 
 /// Decides which packets may name an upstream VM.

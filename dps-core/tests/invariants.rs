@@ -24,6 +24,17 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Finite non-negative doubles over the whole exponent range, f64::MAX and 0 included, so
+/// that sums of a few of them overflow.
+fn huge() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        4 => (0.0f64..1.0, 0i32..=1023).prop_map(|(m, x)| m * 2f64.powi(x)),
+        1 => Just(f64::MAX),
+        1 => Just(0.0),
+        1 => 0.0f64..1.0,
+    ]
+}
+
 /// Parties 0..=3 are program 0's VMs, 4 its bank, 5..=8 program 1's VMs, 9 its bank.
 fn party(k: u8) -> Party {
     match k {
@@ -131,6 +142,34 @@ proptest! {
     }
 
     #[test]
+    fn bank_grants_sum_to_the_balance_even_for_huge_finite_inputs(
+        rows in proptest::collection::vec((huge(), huge()), 1..16),
+        e in prop_oneof![
+            2 => (0.0f64..1.0, -60i32..=1023).prop_map(|(m, x)| m * 2f64.powi(x)),
+            1 => Just(f64::MAX),
+            1 => Just(0.0),
+        ],
+    ) {
+        let shares: Vec<f64> = rows.iter().map(|r| r.0).collect();
+        let short: Vec<f64> = rows.iter().map(|r| r.1).collect();
+        let mut g = vec![-1.0; rows.len()];
+        match bank_redistribute(&shares, &short, e, &mut g) {
+            // A typed error must leave the grants untouched.
+            Err(_) => prop_assert!(g.iter().all(|&x| x == -1.0)),
+            Ok(()) => {
+                prop_assert!(g.iter().all(|&x| x.is_finite() && (0.0..=e).contains(&x)), "{:?}", g);
+                if e == 0.0 {
+                    prop_assert!(g.iter().all(|&x| x == 0.0));
+                } else {
+                    // Sum g / E rather than g: the grants of E = f64::MAX overflow when added.
+                    let sum: f64 = g.iter().map(|x| x / e).sum();
+                    prop_assert!((sum - 1.0).abs() < 1e-9, "grants / E sum to {}", sum);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn bad_input_is_a_typed_error_and_changes_nothing(
         bad in prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(-1.0), Just(-1e-300)],
         which in 0usize..3,
@@ -204,4 +243,52 @@ fn unknown_vm_and_bad_config_are_typed_errors() {
         simulate(&cfg, &mut |_| {}),
         Err(DpsError::InvalidTotal(-1.0))
     );
+    cfg.programs[0].total_share = 0.1;
+    for bad in [-1.0, f64::NAN, f64::INFINITY] {
+        cfg.migration = Some(dps_core::sim::MigrationSettings {
+            cooldown_s: bad,
+            ..Default::default()
+        });
+        assert!(matches!(
+            simulate(&cfg, &mut |_| {}),
+            Err(DpsError::InvalidParameter {
+                name: "cooldown_s",
+                ..
+            })
+        ));
+    }
+}
+
+#[test]
+fn ledger_rejects_totals_whose_sums_would_overflow() {
+    let host = || vec![HostSpec::new(1.0, 0.0).unwrap()];
+    let huge = || ProgramLayout::new(f64::MAX, vec![HostId(0), HostId(0)]).unwrap();
+    // Two programs of W = f64::MAX on one host: its booking would be infinite.
+    assert!(matches!(
+        ShareLedger::new(host(), &[huge(), huge()]),
+        Err(DpsError::InvalidTotal(_))
+    ));
+    // One is already too close to the top for sums of its parts to be safe.
+    assert!(matches!(
+        ShareLedger::new(host(), &[huge()]),
+        Err(DpsError::InvalidTotal(_))
+    ));
+    // Large but with headroom: fine, and conservation holds.
+    let big = ProgramLayout::new(f64::MAX / 4.0, vec![HostId(0), HostId(0)]).unwrap();
+    let mut l = ShareLedger::new(host(), &[big]).unwrap();
+    let half = l.share(VmId(0)).unwrap();
+    l.transfer(Party::Vm(VmId(0)), Party::Vm(VmId(1)), half)
+        .unwrap();
+    assert!(l.booked(HostId(0)).unwrap().is_finite());
+    assert_eq!(l.conservation_error(ProgramId(0)).unwrap(), 0.0);
+}
+
+#[test]
+fn node_formulas_stay_finite_at_the_top_of_the_double_range() {
+    assert_eq!(excess(f64::MAX, 0.0).unwrap(), f64::MAX);
+    assert_eq!(excess(0.0, f64::MAX).unwrap(), 0.0);
+    assert_eq!(offer(f64::MAX, 0.0, 0.0, 1).unwrap(), f64::MAX);
+    assert_eq!(offer(f64::MAX, 0.0, 0.5, 1).unwrap(), f64::MAX / 2.0);
+    assert_eq!(shortage(0.0, f64::MAX, f64::MAX).unwrap(), f64::MAX);
+    assert_eq!(shortage(f64::MAX, 0.0, f64::MAX).unwrap(), 0.0);
 }

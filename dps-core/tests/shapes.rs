@@ -147,34 +147,37 @@ fn every_topology_completes_every_iteration() {
     }
 }
 
-#[test]
-fn section_5_5_5_migration_sheds_load_from_the_bottleneck_host() {
+/// Section 5.5.5's set-up: two aligned 4-VM copies of patterns (linear, load 1/i, W = 2) on
+/// four fully booked hosts, so both VM1s share host 0, which becomes the bottleneck.
+fn section_5_5_5(iterations: u32, migration: Option<MigrationSettings>) -> SimReport {
     use dps_core::sim::{ProgramSpec, VmSpec};
     use dps_core::{HostId, HostSpec};
-    // Two aligned 4-VM copies of patterns: both VM1s share host 0, which becomes the bottleneck.
-    let run_with = |migration: Option<MigrationSettings>| {
-        let progs: Vec<ProgramSpec> = (0..2)
-            .map(|_| ProgramSpec {
-                topology: Topology::Linear,
-                iterations: 30,
-                total_share: 2.0,
-                vms: (0..4)
-                    .map(|i| VmSpec {
-                        host: HostId(i),
-                        demand: 1.0 / f64::from(i + 1),
-                    })
-                    .collect(),
-            })
-            .collect();
-        let mut c = SimConfig::new(vec![HostSpec::new(1.0, 0.0).unwrap(); 4], progs, BANK);
-        c.migration = migration;
-        run(&c)
-    };
-    let stay = run_with(None);
-    let moved = run_with(Some(MigrationSettings::default()));
+    let progs: Vec<ProgramSpec> = (0..2)
+        .map(|_| ProgramSpec {
+            topology: Topology::Linear,
+            iterations,
+            total_share: 2.0,
+            vms: (0..4)
+                .map(|i| VmSpec {
+                    host: HostId(i),
+                    demand: 1.0 / f64::from(i + 1),
+                })
+                .collect(),
+        })
+        .collect();
+    let mut c = SimConfig::new(vec![HostSpec::new(1.0, 0.0).unwrap(); 4], progs, BANK);
+    c.migration = migration;
+    run(&c)
+}
+
+#[test]
+fn section_5_5_5_migration_sheds_load_from_the_bottleneck_host() {
+    let stay = section_5_5_5(30, None);
+    let moved = section_5_5_5(30, Some(MigrationSettings::default()));
     assert_eq!(stay.migrations, 0);
     assert!(stay.rejections > 0, "the full host must reject grants");
     assert!(moved.migrations > 0);
+    assert_eq!(moved.migration_log.len(), moved.migrations as usize);
     let first = moved
         .programs
         .iter()
@@ -186,6 +189,50 @@ fn section_5_5_5_migration_sheds_load_from_the_bottleneck_host() {
         stay.makespan_s
     );
     assert!(moved.makespan_s <= stay.makespan_s * 1.001);
+}
+
+#[test]
+fn a_vm_is_not_migrated_again_within_the_cooldown() {
+    let settings = MigrationSettings::default();
+    let took = dps_core::MigrationCost::fast_ethernet()
+        .live(settings.memory_mb, settings.dirty_mb_s)
+        .unwrap()
+        .total_s;
+    // Without a cooldown this run moves some VM straight back to the host it just left.
+    let bouncing = section_5_5_5(
+        100,
+        Some(MigrationSettings {
+            cooldown_s: 0.0,
+            ..settings
+        }),
+    );
+    let back_within = |r: &SimReport, window: f64| {
+        r.migration_log.iter().enumerate().any(|(k, m)| {
+            r.migration_log[..k]
+                .iter()
+                .rev()
+                .find(|p| p.vm == m.vm)
+                .is_some_and(|p| p.from == m.to && m.t < p.t + took + window)
+        })
+    };
+    assert!(back_within(&bouncing, settings.cooldown_s));
+    // With the default cooldown no VM moves again (back or elsewhere) until its last migration
+    // ended and the cooldown passed.
+    let calm = section_5_5_5(100, Some(settings));
+    assert!(calm.migrations > 0);
+    assert!(calm.migrations < bouncing.migrations);
+    assert!(!back_within(&calm, settings.cooldown_s));
+    for (k, m) in calm.migration_log.iter().enumerate() {
+        if let Some(p) = calm.migration_log[..k].iter().rev().find(|p| p.vm == m.vm) {
+            assert!(
+                m.t >= p.t + took + settings.cooldown_s - 1e-9,
+                "VM {} moved at {} s and again at {} s",
+                m.vm,
+                p.t,
+                m.t
+            );
+        }
+    }
 }
 
 #[test]

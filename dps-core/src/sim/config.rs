@@ -203,9 +203,27 @@ pub struct MigrationSettings {
     pub dirty_mb_s: f64,
     /// At most this many migrations start per exchange period.
     pub max_per_period: usize,
+    /// Seconds after a VM's migration ends before the CRM may pick that VM again (default
+    /// [`MigrationSettings::DEFAULT_COOLDOWN_S`]). Without it a VM can bounce between hosts: a
+    /// VM that just arrived measured little use while it moved, so it is the least-utilised VM
+    /// of its new host and the first one picked when that host is a bottleneck. 0 disables it.
+    pub cooldown_s: f64,
 }
 
 impl MigrationSettings {
+    /// The default [`MigrationSettings::cooldown_s`]: 60 s. A live migration of a 128 MB VM
+    /// over Fast Ethernet takes 13.6 s, so a VM then spends at most about a fifth of its time
+    /// moving, and both hosts get twelve 5 s exchange periods to settle before the CRM judges
+    /// the VM again. In section 5.5.5's run (`cargo run --release -p dps-core --example
+    /// section_5_5_5`) it turns 29 migrations, 9 of them straight back, into 15 and none.
+    ///
+    /// ```
+    /// use dps_core::sim::MigrationSettings;
+    /// assert_eq!(MigrationSettings::DEFAULT_COOLDOWN_S, 60.0);
+    /// assert_eq!(MigrationSettings::default().cooldown_s, MigrationSettings::DEFAULT_COOLDOWN_S);
+    /// ```
+    pub const DEFAULT_COOLDOWN_S: f64 = 60.0;
+
     /// Migrate only away from hosts that rejected a transfer (section 5.2.2's first signal),
     /// never merely because a host is fully utilised: in a fully booked cluster every host is,
     /// and moving VMs then only adds load elsewhere.
@@ -231,6 +249,7 @@ impl Default for MigrationSettings {
             live: true,
             dirty_mb_s: 2.0,
             max_per_period: 1,
+            cooldown_s: Self::DEFAULT_COOLDOWN_S,
         }
     }
 }
@@ -340,6 +359,12 @@ impl SimConfig {
         if let Some(m) = &self.migration {
             pos("memory_mb", m.memory_mb.max(f64::MIN_POSITIVE))?;
             pos("full", m.full)?;
+            if !(m.cooldown_s.is_finite() && m.cooldown_s >= 0.0) {
+                return Err(DpsError::InvalidParameter {
+                    name: "cooldown_s",
+                    value: m.cooldown_s,
+                });
+            }
         }
         for p in &self.programs {
             if !(p.total_share.is_finite() && p.total_share > 0.0) {

@@ -13,7 +13,7 @@ use crate::ledger::{Party, ProgramLayout, ShareLedger};
 use crate::model::{HostId, ProgramId, VmId};
 use crate::sim::config::{SimConfig, Strategy};
 use crate::sim::gps::gps_rates;
-use crate::sim::report::{ProgramResult, ShareSample, SimReport};
+use crate::sim::report::{MigrationEvent, ProgramResult, ShareSample, SimReport};
 use crate::sim::topology::Topology;
 use crate::upstream::{UpstreamTracker, WakeUp};
 
@@ -92,6 +92,9 @@ pub(crate) struct Engine<'c> {
     pub timers: BinaryHeap<Reverse<(OrdF64, u64, usize)>>,
     pub timer_kinds: Vec<Timer>,
     pub migrating: Vec<bool>,
+    /// Per VM: the earliest time the CRM may pick it again (its last migration's end plus
+    /// [`crate::sim::MigrationSettings::cooldown_s`]).
+    pub cooldown_until: Vec<f64>,
     pub report: SimReport,
     pub total_iterations: u64,
     pub shortages_pending: Vec<f64>,
@@ -209,6 +212,7 @@ impl<'c> Engine<'c> {
             timers: BinaryHeap::new(),
             timer_kinds: Vec::new(),
             migrating: vec![false; nvm],
+            cooldown_until: vec![f64::NEG_INFINITY; nvm],
             report: SimReport::default(),
             total_iterations: 0,
             shortages_pending: vec![0.0; nvm],
@@ -624,6 +628,7 @@ impl<'c> Engine<'c> {
             .filter(|&vm| {
                 self.running(vm)
                     && !self.migrating[vm]
+                    && t >= self.cooldown_until[vm]
                     && self.vms[vm].done < self.progs[self.vms[vm].prog as usize].iterations
             })
             .map(|vm| VmLoad {
@@ -646,6 +651,13 @@ impl<'c> Engine<'c> {
                 };
                 let vm = mig.vm.0 as usize;
                 self.migrating[vm] = true;
+                self.cooldown_until[vm] = t + time.total_s + m.cooldown_s;
+                self.report.migration_log.push(MigrationEvent {
+                    t,
+                    vm: mig.vm.0,
+                    from: mig.from.0,
+                    to: mig.to.0,
+                });
                 self.push_timer(
                     t + time.total_s - time.downtime_s,
                     Timer::Stop(vm as u32, mig.to.0),

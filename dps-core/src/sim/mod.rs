@@ -16,7 +16,7 @@ pub mod workloads;
 pub use config::{
     Banker, MigrationSettings, ProgramSpec, Safeguards, SchedulerMode, SimConfig, Strategy, VmSpec,
 };
-pub use report::{ProgramResult, ShareSample, SimReport};
+pub use report::{MigrationEvent, ProgramResult, ShareSample, SimReport};
 pub use topology::Topology;
 
 use crate::error::DpsError;

@@ -31,6 +31,24 @@ pub struct ShareSample {
     pub share: f64,
 }
 
+/// One migration the cluster resource manager started.
+///
+/// ```
+/// let m = dps_core::sim::MigrationEvent { t: 12.0, vm: 3, from: 0, to: 2 };
+/// assert_ne!(m.from, m.to);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MigrationEvent {
+    /// Simulated time the migration started, s.
+    pub t: f64,
+    /// The VM (cluster-wide index, programs' VMs in input order).
+    pub vm: u32,
+    /// The host it left.
+    pub from: u32,
+    /// The host it went to.
+    pub to: u32,
+}
+
 /// The result of [`crate::sim::simulate`].
 ///
 /// ```
@@ -49,6 +67,8 @@ pub struct SimReport {
     pub shares: Vec<ShareSample>,
     /// Migrations started.
     pub migrations: u32,
+    /// Every migration started, in time order (`migrations` entries).
+    pub migration_log: Vec<MigrationEvent>,
     /// Transfers rejected by full hosts.
     pub rejections: u64,
     /// Exchanges in which an accepted transfer left a host booked above capacity (must be 0).

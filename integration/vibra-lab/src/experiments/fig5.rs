@@ -486,6 +486,49 @@ fn best(v: &[(u32, f64, f64)]) -> String {
     format!("{:.2} at N = {} (makespan {:.2})", b.1, b.0, b.2)
 }
 
+/// What figs. 5.9 and 5.10 differ in; [`run_cluster_figure`] does the rest.
+struct ClusterFigure {
+    /// The experiment's name (also the figure-id prefix and the progress label).
+    name: &'static str,
+    /// The program counts N to run.
+    instances: Vec<u32>,
+    /// Each VM's initial share for N programs.
+    share_of: fn(u32) -> f64,
+    /// Whether the cluster resource manager migrates VMs.
+    migrate: bool,
+}
+
+/// The run body of figs. 5.9 and 5.10: the notes `notes(seeds, iterations)` gives, then for
+/// each scheduler mode the cluster runs, their table and figure, and the figure-specific
+/// comparisons `compare(report, mode_name, speed-ups, runs)` adds.
+fn run_cluster_figure(
+    ctx: &RunContext,
+    fig: &ClusterFigure,
+    notes: impl FnOnce(u64, u32) -> Vec<String>,
+    mut compare: impl FnMut(&mut Report, &str, &[(u32, f64, f64)], &[Vec<ClusterRun>]),
+) -> Result<Report, LabError> {
+    let mut report = Report::default();
+    let (seeds, iterations) = ctx.scale((2, 30), (4, 100));
+    for note in notes(seeds, iterations) {
+        report.note(note);
+    }
+    for (mode, mode_name) in MODES {
+        let res = cluster_runs(
+            ctx,
+            fig.name,
+            &fig.instances,
+            fig.share_of,
+            fig.migrate,
+            seeds,
+            iterations,
+            mode,
+        )?;
+        let v = cluster_report(&mut report, fig.name, &fig.instances, &res, mode_name);
+        compare(&mut report, mode_name, &v, &res);
+    }
+    Ok(report)
+}
+
 /// Figure 5.9.
 pub struct Fig59;
 
@@ -514,62 +557,61 @@ impl Experiment for Fig59 {
         ]
     }
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
-        let mut report = Report::default();
-        let instances: Vec<u32> = ctx.scale(vec![1, 4, 8, 10, 12, 17], (1..=17).collect());
-        let (seeds, iterations) = ctx.scale((2, 30), (4, 100));
-        report.note(format!(
-            "seeds {}..{} (one workload each, averaged), {iterations} iterations, T = 1 s, all-to-all (BSP barrier) dependencies",
-            ctx.seed,
-            ctx.seed + seeds - 1
-        ));
-        report.note("dps = the dissertation's bank (SPEC eq. 5.2, plain); guarded and critical are dps-core's policies beyond the dissertation");
-        for (mode, mode_name) in MODES {
-            let res = cluster_runs(
-                ctx,
-                self.name(),
-                &instances,
-                |_| 0.1,
-                false,
-                seeds,
-                iterations,
-                mode,
-            )?;
-            let v = cluster_report(&mut report, "fig5.9", &instances, &res, mode_name);
-            let upto8 = v
-                .iter()
-                .filter(|x| x.0 <= 8)
-                .map(|x| x.1)
-                .fold(1.0, |a: f64, b| {
-                    if (b - 1.0).abs() > (a - 1.0).abs() {
-                        b
-                    } else {
-                        a
-                    }
-                });
-            report.compare(Comparison::new(
-                format!("[{mode_name}] largest deviation of speed-up from 1 for N <= 8"),
-                format!("{upto8:.3}"),
-                "1.00 (no gain)",
-            ));
-            report.compare(Comparison::new(
-                format!("[{mode_name}] best mean-response speed-up"),
-                best(&v),
-                "1.17 at N = 10-11",
-            ));
-            if let (Some(first), Some(last)) = (res.first(), res.last()) {
-                let r1 = mean(first.iter().map(|x| x.static_.mean_response_s));
-                let rn = mean(last.iter().map(|x| x.static_.mean_response_s));
-                report.compare(Comparison::new(
+        let fig = ClusterFigure {
+            name: self.name(),
+            instances: ctx.scale(vec![1, 4, 8, 10, 12, 17], (1..=17).collect()),
+            share_of: |_| 0.1,
+            migrate: false,
+        };
+        run_cluster_figure(
+            ctx,
+            &fig,
+            |seeds, iterations| {
+                vec![
                     format!(
-                        "[{mode_name}] static response at N = {} / N = 1",
-                        instances.last().copied().unwrap_or(0)
+                        "seeds {}..{} (one workload each, averaged), {iterations} iterations, T = 1 s, all-to-all (BSP barrier) dependencies",
+                        ctx.seed,
+                        ctx.seed + seeds - 1
                     ),
-                    format!("{:.1}x", rn / r1),
-                    "about 10x at N = 17",
+                    "dps = the dissertation's bank (SPEC eq. 5.2, plain); guarded and critical are dps-core's policies beyond the dissertation".to_string(),
+                ]
+            },
+            |report, mode_name, v, res| {
+                let upto8 = v
+                    .iter()
+                    .filter(|x| x.0 <= 8)
+                    .map(|x| x.1)
+                    .fold(1.0, |a: f64, b| {
+                        if (b - 1.0).abs() > (a - 1.0).abs() {
+                            b
+                        } else {
+                            a
+                        }
+                    });
+                report.compare(Comparison::new(
+                    format!("[{mode_name}] largest deviation of speed-up from 1 for N <= 8"),
+                    format!("{upto8:.3}"),
+                    "1.00 (no gain)",
                 ));
-            }
-        }
-        Ok(report)
+                report.compare(Comparison::new(
+                    format!("[{mode_name}] best mean-response speed-up"),
+                    best(v),
+                    "1.17 at N = 10-11",
+                ));
+                if let (Some(first), Some(last)) = (res.first(), res.last()) {
+                    let r1 = mean(first.iter().map(|x| x.static_.mean_response_s));
+                    let rn = mean(last.iter().map(|x| x.static_.mean_response_s));
+                    report.compare(Comparison::new(
+                        format!(
+                            "[{mode_name}] static response at N = {} / N = 1",
+                            fig.instances.last().copied().unwrap_or(0)
+                        ),
+                        format!("{:.1}x", rn / r1),
+                        "about 10x at N = 17",
+                    ));
+                }
+            },
+        )
     }
 }
 
@@ -599,40 +641,38 @@ impl Experiment for Fig510 {
         ]
     }
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
-        let mut report = Report::default();
-        let instances: Vec<u32> = ctx.scale(vec![1, 2, 3, 4, 8, 12], (1..=12).collect());
-        let (seeds, iterations) = ctx.scale((2, 30), (4, 100));
-        report.note(format!(
-            "seeds {}..{}, {iterations} iterations, T = 1 s; dps = plain bank + CRM migration (bottleneck = rejection or >= 98% use, least-utilised VM to least-utilised host, live, 128 MB over Fast Ethernet); guarded/critical migrate only on rejections",
-            ctx.seed,
-            ctx.seed + seeds - 1
-        ));
-        for (mode, mode_name) in MODES {
-            let res = cluster_runs(
-                ctx,
-                self.name(),
-                &instances,
-                |n| 1.0 / f64::from(n),
-                true,
-                seeds,
-                iterations,
-                mode,
-            )?;
-            let v = cluster_report(&mut report, "fig5.10", &instances, &res, mode_name);
-            report.compare(Comparison::new(
-                format!("[{mode_name}] best mean-response speed-up"),
-                best(&v),
-                "1.34 at N = 3",
-            ));
-            if let Some(x) = v.iter().find(|x| x.0 == 3) {
+        let fig = ClusterFigure {
+            name: self.name(),
+            instances: ctx.scale(vec![1, 2, 3, 4, 8, 12], (1..=12).collect()),
+            share_of: |n| 1.0 / f64::from(n),
+            migrate: true,
+        };
+        run_cluster_figure(
+            ctx,
+            &fig,
+            |seeds, iterations| {
+                let cooldown = MigrationSettings::DEFAULT_COOLDOWN_S;
+                vec![format!(
+                    "seeds {}..{}, {iterations} iterations, T = 1 s; dps = plain bank + CRM migration (bottleneck = rejection or >= 98% use, least-utilised VM to least-utilised host, live, 128 MB over Fast Ethernet, no VM moved again within {cooldown} s of its last move); guarded/critical migrate only on rejections",
+                    ctx.seed,
+                    ctx.seed + seeds - 1
+                )]
+            },
+            |report, mode_name, v, _| {
                 report.compare(Comparison::new(
-                    format!("[{mode_name}] speed-up at N = 3 (mean / makespan)"),
-                    format!("{:.2} / {:.2}", x.1, x.2),
-                    "1.34",
+                    format!("[{mode_name}] best mean-response speed-up"),
+                    best(v),
+                    "1.34 at N = 3",
                 ));
-            }
-        }
-        Ok(report)
+                if let Some(x) = v.iter().find(|x| x.0 == 3) {
+                    report.compare(Comparison::new(
+                        format!("[{mode_name}] speed-up at N = 3 (mean / makespan)"),
+                        format!("{:.2} / {:.2}", x.1, x.2),
+                        "1.34",
+                    ));
+                }
+            },
+        )
     }
 }
 
