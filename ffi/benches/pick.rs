@@ -7,8 +7,8 @@
 //!   `vibra_dispatcher_pick`, what an nginx module does;
 //! - `c_abi_from_rust`: the exported function called from Rust, to show the boundary alone.
 //!
-//! Targets: the first 4,096 URLs of the 1998 World Cup site (`../shared/data/wc98`, or the
-//! directory in `VIBRA_WC98_DIR`), or synthetic ones when neither is there.
+//! Targets: the first 4,096 URLs of the 1998 World Cup site (vibra-lab's loader:
+//! `$VIBRA_WC98_URLS`, then `../shared/data/wc98`), or synthetic ones when neither is there.
 //!
 //! Run: `cargo bench -p vibra-ffi --bench pick`. Each iteration is one pass over all targets;
 //! divide by 4,096 for the cost of one decision.
@@ -19,7 +19,6 @@
 
 use std::ffi::{c_char, c_void};
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -42,24 +41,12 @@ const SERVERS: u32 = 16;
 const REPLICATION: u32 = 2;
 const TARGETS: usize = 4096;
 
+/// The first URLs of the real World Cup list (vibra-lab's loader: `$VIBRA_WC98_URLS`, then
+/// `../shared/data/wc98/`), or generated ones of the same shapes when the data is absent.
 fn targets() -> Vec<Vec<u8>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let candidates = [
-        std::env::var_os("VIBRA_WC98_DIR").map(PathBuf::from),
-        Some(root.join("shared/data/wc98")),
-        Some(PathBuf::from("/work/shared/data/wc98")),
-    ];
-    for dir in candidates.into_iter().flatten() {
-        if let Ok(text) = std::fs::read_to_string(dir.join("object_mappings.sort")) {
-            let urls: Vec<Vec<u8>> = text
-                .lines()
-                .filter_map(|line| line.split_whitespace().nth(1))
-                .take(TARGETS)
-                .map(|url| url.as_bytes().to_vec())
-                .collect();
-            if urls.len() == TARGETS {
-                return urls;
-            }
+    if let Ok(Some(corpus)) = vibra_lab::workload::world_cup_urls(None) {
+        if corpus.urls.len() >= TARGETS {
+            return corpus.urls.into_iter().take(TARGETS).collect();
         }
     }
     (0..TARGETS)
