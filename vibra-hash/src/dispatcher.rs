@@ -392,8 +392,13 @@ impl Dispatcher {
         if alive == 0 {
             return Err(Error::NoServerAvailable);
         }
+        // total < 2^20 * 2^32 = 2^52 (MAX_SERVERS loads of at most u32::MAX), but times a factor
+        // of up to 10^5 it passes 2^64: the product is taken in u128. The bound itself is below
+        // (2^52 + 1) * 1000 < 2^63, so it fits back into u64 exactly (the fallback cannot happen).
         let total: u64 = loads.iter().map(|&l| u64::from(l)).sum();
-        let slots = (((total + 1) * u64::from(factor.percent())).div_ceil(100))
+        let weighted = (u128::from(total) + 1) * u128::from(factor.percent());
+        let slots = u64::try_from(weighted.div_ceil(100))
+            .unwrap_or(u64::MAX)
             .div_ceil(alive)
             .max(1);
         let eligible = |s: u32| u64::from(loads[s as usize]) < slots;
@@ -421,7 +426,9 @@ impl Dispatcher {
     /// same counts and choose the same server, as any load balancer with shared counters does.
     ///
     /// # Errors
-    /// [`Error::NoServerAvailable`] if every server is down (nothing is counted).
+    /// [`Error::NoServerAvailable`] if every server is down; [`Error::ActiveCountFull`] if the
+    /// chosen server (the least loaded of the subset) already counts `u32::MAX` active
+    /// connections. Nothing is counted on error.
     ///
     /// ```
     /// use vibra_hash::{Dispatcher, HashKind};
@@ -448,7 +455,8 @@ impl Dispatcher {
     /// the server, which the caller must later pass to [`release`](Dispatcher::release).
     ///
     /// # Errors
-    /// [`Error::NoServerAvailable`] if every server is down (nothing is counted).
+    /// As [`acquire`](Dispatcher::acquire): [`Error::NoServerAvailable`] or
+    /// [`Error::ActiveCountFull`], with nothing counted.
     ///
     /// ```
     /// # use vibra_hash::{Dispatcher, HashKind};
@@ -464,8 +472,13 @@ impl Dispatcher {
         let server = self.least_loaded_member(self.namespace_of(target), &self.active, |a| {
             a.load(Ordering::Relaxed)
         })?;
-        self.active[server as usize].fetch_add(1, Ordering::Relaxed);
-        Ok(server)
+        // A compare-exchange loop rather than fetch_add, so that the count never wraps from
+        // u32::MAX to 0: a full server refuses atomically with the increment, and a refusal
+        // counts nothing. Uncontended it succeeds on the first exchange.
+        self.active[server as usize]
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+            .map(|_| server)
+            .map_err(|_| Error::ActiveCountFull { server })
     }
 
     /// Ends one active connection on `server` (the explicit path for C callers, and for a
@@ -778,8 +791,82 @@ impl BalanceFactor {
 }
 
 #[cfg(test)]
+impl Dispatcher {
+    /// Sets the tracker's count of `server` directly: the only way to reach `u32::MAX` active
+    /// connections in a test.
+    fn set_active(&self, server: u32, n: u32) {
+        self.active[server as usize].store(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server at `u32::MAX` active connections refuses one more (the counter never wraps to
+    /// 0), with a typed error and nothing counted, through both `acquire` and `acquire_server`.
+    #[test]
+    fn acquire_at_the_maximum_count_is_an_error_and_changes_nothing() {
+        let d = Dispatcher::new(1, 1, HashKind::Fast).unwrap();
+        d.set_active(0, u32::MAX);
+        assert_eq!(
+            d.acquire_server(b"/a"),
+            Err(Error::ActiveCountFull { server: 0 })
+        );
+        assert_eq!(
+            d.acquire(b"/a").map(Lease::into_server),
+            Err(Error::ActiveCountFull { server: 0 })
+        );
+        assert_eq!(d.active(0), Ok(u32::MAX));
+        // One below the maximum: the last connection is still counted, then refused.
+        d.set_active(0, u32::MAX - 1);
+        assert_eq!(d.acquire_server(b"/a"), Ok(0));
+        assert_eq!(d.active(0), Ok(u32::MAX));
+        assert!(d.acquire_server(b"/a").is_err());
+        d.release(0).unwrap();
+        assert_eq!(d.active(0), Ok(u32::MAX - 1));
+
+        // Only a full least-loaded member is refused: a subset member below the maximum wins.
+        let d = Dispatcher::new(4, 2, HashKind::Charsum).unwrap(); // "/" -> {3, 0}
+        d.set_active(3, u32::MAX);
+        assert_eq!(d.acquire_server(b"/"), Ok(0));
+        d.set_active(0, u32::MAX);
+        assert_eq!(
+            d.acquire_server(b"/"),
+            Err(Error::ActiveCountFull { server: 3 })
+        );
+        assert_eq!((d.active(3), d.active(0)), (Ok(u32::MAX), Ok(u32::MAX)));
+        assert_eq!((d.active(1), d.active(2)), (Ok(0), Ok(0)));
+    }
+
+    /// From `u32::MAX - k`, concurrent acquires on several threads count exactly `k` more and
+    /// refuse the rest: the refusal is atomic with the increment, however they interleave.
+    #[test]
+    fn concurrent_acquires_stop_exactly_at_the_maximum_count() {
+        let d = Dispatcher::new(1, 1, HashKind::Fast).unwrap();
+        let k = 5;
+        d.set_active(0, u32::MAX - k);
+        let granted: u32 = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..4)
+                            .filter(|_| match d.acquire_server(b"/x") {
+                                Ok(_) => true,
+                                Err(e) => {
+                                    assert_eq!(e, Error::ActiveCountFull { server: 0 });
+                                    false
+                                }
+                            })
+                            .count() as u32
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        assert_eq!(granted, k);
+        assert_eq!(d.active(0), Ok(u32::MAX));
+    }
 
     /// Every fast path of `least_loaded_member` (one doubled word for N <= 32, one word without
     /// wrapping) picks what the general cyclic scan picks, for every sub-namespace.

@@ -76,6 +76,13 @@ pub enum Error {
         /// The server given.
         server: u32,
     },
+    /// The server chosen by the built-in tracker already counts `u32::MAX` active connections,
+    /// so one more cannot be counted (nothing was).
+    #[error("server {server} already counts the maximum of 4294967295 active connections")]
+    ActiveCountFull {
+        /// The server chosen (the least loaded member of the subset).
+        server: u32,
+    },
     /// A hash name that is not one of `charsum`, `md5`, `sha1`, `fast`.
     #[error("unknown hash {name:?}: expected charsum, md5, sha1 or fast")]
     UnknownHashName {
@@ -109,6 +116,13 @@ pub enum Error {
     #[error("weight at index {index} is negative or not finite")]
     InvalidWeight {
         /// Its index.
+        index: usize,
+    },
+    /// Load weights that are each finite but whose total passes `f64::MAX`, so some per-server
+    /// load would be infinite.
+    #[error("load weights up to index {index} sum past the largest finite f64")]
+    WeightSumOverflow {
+        /// The index at which the running total (in index order) first overflows.
         index: usize,
     },
     /// A numeric hash code that is not one of the C API's `VIBRA_HASH_*` values (0..=3).

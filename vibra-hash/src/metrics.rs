@@ -296,11 +296,12 @@ pub fn locality_loss<'k>(
 pub struct ServerStats {
     /// Requests served.
     pub requests: u64,
-    /// Bytes served.
+    /// Bytes served (saturating at `u64::MAX`).
     pub bytes: u64,
     /// Distinct objects served (by dispatch key).
     pub distinct_objects: u64,
-    /// Total size of the distinct objects (each counted once, at its first size).
+    /// Total size of the distinct objects (each counted once, at its first size; saturating at
+    /// `u64::MAX`).
     pub distinct_bytes: u64,
 }
 
@@ -342,7 +343,8 @@ impl StreamStats {
         })
     }
 
-    /// Counts one request for `target`, of `bytes` bytes, served by `server`.
+    /// Counts one request for `target`, of `bytes` bytes, served by `server`. Byte totals
+    /// saturate at `u64::MAX` instead of wrapping.
     ///
     /// # Errors
     /// [`Error::ServerOutOfRange`] if `server >= N` (nothing counted).
@@ -359,12 +361,15 @@ impl StreamStats {
             .servers
             .get_mut(server as usize)
             .ok_or(Error::ServerOutOfRange { server, servers: n })?;
+        // Byte counts come from the caller and can pass u64::MAX: they saturate rather than wrap
+        // (a wrapped total would look small and plausible). The two object counts grow by one
+        // per call, so they cannot.
         stats.requests += 1;
-        stats.bytes += bytes;
+        stats.bytes = stats.bytes.saturating_add(bytes);
         let id = HashKind::Fast.hash64(dispatch_key(target));
         if seen.insert(id, ()).is_none() {
             stats.distinct_objects += 1;
-            stats.distinct_bytes += bytes;
+            stats.distinct_bytes = stats.distinct_bytes.saturating_add(bytes);
         }
         Ok(())
     }
@@ -461,7 +466,8 @@ pub struct FailoverLoad {
 ///
 /// # Errors
 /// As [`skip_rule_loss`] (with `weights` in the role of `before`'s length), plus
-/// [`Error::InvalidWeight`] for a negative or non-finite weight.
+/// [`Error::InvalidWeight`] for a negative or non-finite weight and
+/// [`Error::WeightSumOverflow`] when the weights' total passes `f64::MAX`.
 ///
 /// ```
 /// use vibra_hash::failover_load;
@@ -485,6 +491,16 @@ pub fn failover_load(
     }
     if let Some(index) = weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
         return Err(Error::InvalidWeight { index });
+    }
+    // Each server's load below is a rounded sum, in index order, of terms `w / members <= w`;
+    // rounded addition is monotonic, so it never exceeds this rounded total: a finite total
+    // keeps every load finite.
+    let mut total = 0.0f64;
+    if let Some(index) = weights.iter().position(|&w| {
+        total += w;
+        total.is_infinite()
+    }) {
+        return Err(Error::WeightSumOverflow { index });
     }
     let spread = |state: &[bool]| {
         let up = Availability::from_flags(state);

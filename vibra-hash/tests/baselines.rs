@@ -318,3 +318,126 @@ proptest! {
         prop_assert!((sampled - exact).abs() < 0.04, "sampled {} exact {}", sampled, exact);
     }
 }
+
+/// `pick_bounded` read literally, in exact arithmetic: the bound as the single ceiling division
+/// `ceil((total + 1) * f / (100 * alive))` (equal to the nested ceilings of the doc, since
+/// `ceil(ceil(x / a) / b) = ceil(x / ab)`), in u128, where `total < 2^52` and `f <= 10^5` cannot
+/// overflow. `None` when every server is down.
+fn bounded_reference(up: &[bool], r: u32, ns: u32, loads: &[u32], f: u32) -> Option<u32> {
+    let n = up.len() as u32;
+    let order: Vec<u32> = (0..n)
+        .map(|k| (ns + k) % n)
+        .filter(|&s| up[s as usize])
+        .collect();
+    let alive = order.len() as u128;
+    if alive == 0 {
+        return None;
+    }
+    let total: u128 = loads.iter().map(|&l| u128::from(l)).sum();
+    let slots = ((total + 1) * u128::from(f)).div_ceil(100 * alive).max(1);
+    let eligible = |s: u32| u128::from(loads[s as usize]) < slots;
+    let (subset, rest) = order.split_at((r as usize).min(order.len()));
+    let mut best: Option<u32> = None;
+    for &s in subset {
+        if eligible(s) && best.is_none_or(|b| loads[s as usize] < loads[b as usize]) {
+            best = Some(s);
+        }
+    }
+    Some(
+        best.or_else(|| rest.iter().copied().find(|&s| eligible(s)))
+            .unwrap_or(subset[0]),
+    )
+}
+
+/// The reviewer's case: 50,000 servers at `u32::MAX` active connections and a factor of
+/// 100,000% make `(total + 1) * percent` exceed `u64::MAX`. The bound is then above every load,
+/// so the plain least-loaded choice (the primary, on ties) must win.
+#[test]
+fn bounded_pick_with_extreme_loads_and_factor_does_not_overflow() {
+    let n = 50_000;
+    let d = Dispatcher::new(n, 2, HashKind::Fast).unwrap();
+    let loads = vec![u32::MAX; n as usize];
+    let factor = BalanceFactor::new(100_000).unwrap();
+    for target in [&b"/"[..], b"/images/logo.gif", b"/english/index.html?x=1"] {
+        assert_eq!(
+            d.pick_bounded(target, &loads, factor),
+            d.pick(target, &loads),
+            "{:?}",
+            String::from_utf8_lossy(target)
+        );
+    }
+}
+
+/// Loads near `u32::MAX` on clusters up to 70,000 servers, with a few other values and down
+/// servers: `(N, R, loads, availability)`.
+fn extreme_bounded_case() -> impl Strategy<Value = (u32, u32, Vec<u32>, Vec<bool>)> {
+    let n = prop_oneof![1u32..=70, 40_000u32..=70_000];
+    let base = prop_oneof![
+        Just(u32::MAX),
+        Just(u32::MAX - 1),
+        (u32::MAX - 100)..=u32::MAX,
+        any::<u32>(),
+        0u32..4,
+    ];
+    let value = prop_oneof![Just(u32::MAX), any::<u32>(), 0u32..4];
+    (
+        n,
+        any::<u32>(),
+        base,
+        proptest::collection::vec((any::<u32>(), value), 0..8),
+        proptest::collection::vec(any::<u32>(), 0..8),
+        any::<bool>(),
+    )
+        .prop_map(|(n, r_seed, base, overrides, down, all_down)| {
+            let mut loads = vec![base; n as usize];
+            for (at, v) in overrides {
+                loads[(at % n) as usize] = v;
+            }
+            let mut up = vec![!(all_down && n <= 3); n as usize];
+            for at in down {
+                up[(at % n) as usize] = false;
+            }
+            (n, 1 + r_seed % n.min(64), loads, up)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn bounded_pick_never_panics_and_agrees_with_exact_arithmetic(
+        (n, r, loads, up) in extreme_bounded_case(),
+        // Factors up to the 100,000% maximum, where (total + 1) * f passes 2^64.
+        f in prop_oneof![Just(100_000u32), Just(100), 100u32..=100_000],
+        target in proptest::collection::vec(any::<u8>(), 0..30)
+    ) {
+        let d = Dispatcher::new(n, r, HashKind::Fast).unwrap();
+        for (s, &u) in up.iter().enumerate() {
+            d.set_available(s as u32, u).unwrap();
+        }
+        let got = d.pick_bounded(&target, &loads, BalanceFactor::new(f).unwrap());
+        let want = bounded_reference(&up, r, d.namespace(&target), &loads, f)
+            .ok_or(Error::NoServerAvailable);
+        prop_assert_eq!(got, want);
+    }
+}
+
+/// Pai et al.'s "load >= 2 T_high" test with T_high near `u32::MAX` (2 T_high > u32::MAX):
+/// no overflow, and a server at `u32::MAX` is below 2 T_high, so LARD and LARD/R keep it.
+#[test]
+fn lard_with_the_largest_t_high_does_not_overflow() {
+    let params = LardParams::new(0, u32::MAX, Duration::from_secs(20)).unwrap();
+    let policies: Vec<Box<dyn Selection>> = vec![
+        Box::new(Lard::new(2, params).unwrap()),
+        Box::new(LardR::new(2, params).unwrap()),
+    ];
+    for mut p in policies {
+        assert_eq!(p.select(b"/a", &[0, 1], T0), Ok(0), "{}", p.name());
+        assert_eq!(p.select(b"/a", &[u32::MAX, 0], T0), Ok(0), "{}", p.name());
+    }
+    // At T_high = 2^31, a load of 2^32 - 1 >= 2 T_high - 1 but < 2 T_high: still kept.
+    let params = LardParams::new(0, 1 << 31, Duration::ZERO).unwrap();
+    let mut lard = Lard::new(2, params).unwrap();
+    assert_eq!(lard.select(b"/a", &[0, 1], T0), Ok(0));
+    assert_eq!(lard.select(b"/a", &[u32::MAX, 0], T0), Ok(0));
+}

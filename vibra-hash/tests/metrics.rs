@@ -198,3 +198,86 @@ proptest! {
         prop_assert_eq!(st.locality_loss_to(&st).unwrap(), 0.0);
     }
 }
+
+/// Byte totals near `u64::MAX`, on a few servers.
+fn huge_requests() -> impl Strategy<Value = Vec<(u32, u8, u64)>> {
+    let bytes = prop_oneof![
+        Just(u64::MAX),
+        (u64::MAX - 16)..=u64::MAX,
+        any::<u64>(),
+        0u64..1000
+    ];
+    proptest::collection::vec((0u32..3, 0u8..6, bytes), 0..40)
+}
+
+proptest! {
+    #[test]
+    fn stream_byte_counts_saturate_at_u64_max_instead_of_wrapping(reqs in huge_requests()) {
+        let mut st = StreamStats::new(3).unwrap();
+        for &(s, obj, bytes) in &reqs {
+            st.record(s, format!("/o{obj}").as_bytes(), bytes).unwrap();
+        }
+        for (i, got) in st.per_server().iter().enumerate() {
+            let mine: Vec<_> = reqs.iter().filter(|r| r.0 == i as u32).collect();
+            let exact: u128 = mine.iter().map(|r| u128::from(r.2)).sum();
+            let mut seen = std::collections::HashSet::new();
+            let distinct: u128 = mine
+                .iter()
+                .filter(|r| seen.insert(r.1))
+                .map(|r| u128::from(r.2))
+                .sum();
+            let capped = |x: u128| u64::try_from(x).unwrap_or(u64::MAX);
+            prop_assert_eq!(got.requests, mine.len() as u64);
+            prop_assert_eq!(got.bytes, capped(exact));
+            prop_assert_eq!(got.distinct_bytes, capped(distinct));
+            prop_assert_eq!(got.distinct_objects, seen.len() as u64);
+        }
+    }
+
+    #[test]
+    fn failover_loads_are_finite_or_the_weight_total_overflow_is_refused(
+        (r, before, after) in states(),
+        weights in proptest::collection::vec(
+            prop_oneof![Just(f64::MAX), (f64::MAX / 8.0)..f64::MAX, 0.0f64..100.0],
+            24
+        )
+    ) {
+        prop_assume!(before.contains(&true) && after.contains(&true));
+        let w = &weights[..before.len()];
+        let got = failover_load(w, r, &before, &after);
+        // The f64 running total, in index order, first becomes infinite here (if it does).
+        let mut total = 0.0f64;
+        let overflow = w.iter().position(|x| {
+            total += x;
+            total.is_infinite()
+        });
+        match overflow {
+            Some(index) => prop_assert_eq!(got, Err(Error::WeightSumOverflow { index })),
+            None => {
+                let l = got.unwrap();
+                for x in l.before.iter().chain(&l.after) {
+                    prop_assert!(x.is_finite() && *x >= 0.0, "{:?}", l);
+                }
+                let sum: f64 = w.iter().sum();
+                prop_assert!((l.after.iter().sum::<f64>() - sum).abs() <= sum * 1e-9);
+            }
+        }
+    }
+}
+
+#[test]
+fn huge_weights_are_refused_only_when_their_total_overflows() {
+    let up = [true; 2];
+    let down = [true, false];
+    assert_eq!(
+        failover_load(&[f64::MAX, f64::MAX], 1, &up, &down),
+        Err(Error::WeightSumOverflow { index: 1 })
+    );
+    assert_eq!(
+        neighbour_peak(&[f64::MAX, f64::MAX], 1, &up, 1).map(|p| p.after),
+        Err(Error::WeightSumOverflow { index: 1 })
+    );
+    let half = f64::MAX / 2.0;
+    let l = failover_load(&[half, half], 1, &up, &down).unwrap();
+    assert_eq!(l.after, vec![f64::MAX, 0.0]);
+}

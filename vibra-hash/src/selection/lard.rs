@@ -96,7 +96,8 @@ impl LardParams {
     /// load `min`.
     #[inline]
     fn should_move(&self, n: u32, min: u32) -> bool {
-        (n > self.t_high && min < self.t_low) || n >= 2 * self.t_high
+        // 2 T_high in u64: T_high may be anything up to u32::MAX.
+        (n > self.t_high && min < self.t_low) || u64::from(n) >= 2 * u64::from(self.t_high)
     }
 }
 
