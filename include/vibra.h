@@ -404,7 +404,8 @@ vibra_status vibra_dispatcher_pick(const struct vibra_dispatcher *d,
  * connection ends.
  *
  * Errors: `VIBRA_NULL_POINTER` if `d` or `server` is NULL, or `target` is NULL with `len > 0`;
- * `VIBRA_NO_SERVER_AVAILABLE` if every server is down (nothing is counted).
+ * `VIBRA_NO_SERVER_AVAILABLE` if every server is down, or the chosen one already counts
+ * `UINT32_MAX` active connections (nothing is counted).
  *
  * Thread safety: may be called from any number of threads at once, also on the same
  * dispatcher (lock-free; two concurrent acquires may see the same counts and choose the same

@@ -62,7 +62,11 @@ impl From<Error> for Failure {
             Error::ServerOutOfRange { .. } | Error::NamespaceOutOfRange { .. } => {
                 Status::OutOfRange
             }
-            Error::NoServerAvailable | Error::NoSurvivor { .. } => Status::NoServerAvailable,
+            // A server already at u32::MAX active connections cannot take one more: to the
+            // caller that is the same as no server being available (the message names it).
+            Error::NoServerAvailable | Error::NoSurvivor { .. } | Error::ActiveCountFull { .. } => {
+                Status::NoServerAvailable
+            }
             Error::BufferTooSmall { .. } => Status::BufferTooSmall,
             Error::NotAcquired { .. } => Status::NotAcquired,
             Error::UnknownHashName { .. } | Error::UnknownHashCode { .. } => Status::InvalidEnum,
@@ -349,7 +353,8 @@ pub unsafe extern "C" fn vibra_dispatcher_pick(
 /// connection ends.
 ///
 /// Errors: `VIBRA_NULL_POINTER` if `d` or `server` is NULL, or `target` is NULL with `len > 0`;
-/// `VIBRA_NO_SERVER_AVAILABLE` if every server is down (nothing is counted).
+/// `VIBRA_NO_SERVER_AVAILABLE` if every server is down, or the chosen one already counts
+/// `UINT32_MAX` active connections (nothing is counted).
 ///
 /// Thread safety: may be called from any number of threads at once, also on the same
 /// dispatcher (lock-free; two concurrent acquires may see the same counts and choose the same
