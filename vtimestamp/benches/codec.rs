@@ -4,7 +4,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use vtimestamp::{HiResDecoder, HiResEncoder, ts_extra_decode, ts_extra_encode};
+use vtimestamp::{
+    BackendNegotiation, HiResDecoder, HiResEncoder, ts_extra_decode, ts_extra_encode,
+};
 
 /// 1024 realistic arrival times (2026, spread over a day) so the branch predictor sees data.
 fn inputs() -> Vec<(u32, u32)> {
@@ -48,18 +50,22 @@ fn codec(c: &mut Criterion) {
         .iter()
         .map(|&(s, u)| s as u64 * 1_000_000_000 + u as u64 * 1_000 + 7)
         .collect();
+    let mut be = BackendNegotiation::new();
+    be.on_frontend_feature(Some("1")).expect("valid value");
+    be.on_frontend_hires(Some("1")).expect("valid value");
+    let agreed = be.hires().expect("negotiated");
     g.bench_function("hires encode", |b| {
         let mut enc = HiResEncoder::new();
         b.iter(|| {
             for &n in &nanos {
-                black_box(enc.encode(black_box(n), false));
+                black_box(enc.encode(agreed, black_box(n), false));
             }
         })
     });
     let mut enc = HiResEncoder::new();
     let hires: Vec<[u8; 8]> = nanos
         .iter()
-        .flat_map(|&n| enc.encode(n, false).as_slice().to_vec())
+        .flat_map(|&n| enc.encode(agreed, n, false).as_slice().to_vec())
         .collect();
     g.bench_function("hires decode", |b| {
         b.iter(|| {
