@@ -24,7 +24,7 @@ use crate::TsError;
 use crate::negotiation::HiResAgreed;
 use crate::record::{
     EXTRA_FLAG_MORE, EXTRA_TYPE_TIMESTAMP, ExtraRecord, RECORD_LEN, TS_FLAG_HIRES_BASE,
-    TS_FLAG_HIRES_OFFSET, TimestampRecord, from_le48, le48,
+    TS_FLAG_HIRES_OFFSET, TimestampRecord, from_le48,
 };
 
 /// The largest offset an offset record holds: 2^48 - 1 ns (about 78.2 hours).
@@ -157,38 +157,39 @@ impl HiResEncoder {
             self.base_secs = None;
         }
         let more_flag = if more { EXTRA_FLAG_MORE } else { 0 };
-        let mut out = HiResRecords {
-            recs: [[0; RECORD_LEN]; 2],
-            len: 0,
-        };
-        let fits = |base: u64| {
+        if let Some(base) = self.base_secs {
+            // No overflow: a base is at most u64::MAX / 10^9 seconds (it came from a u64).
             let base_ns = base * NANOS_PER_SEC;
-            unix_nanos >= base_ns && unix_nanos - base_ns <= MAX_OFFSET_NANOS
-        };
-        let base = match self.base_secs {
-            Some(base) if fits(base) => base,
-            _ => {
-                let base = unix_nanos / NANOS_PER_SEC;
-                out.recs[0] = ExtraRecord {
-                    kind: EXTRA_TYPE_TIMESTAMP,
-                    flags: TS_FLAG_HIRES_BASE | EXTRA_FLAG_MORE,
-                    payload: le48(base),
-                }
-                .to_bytes();
-                out.len = 1;
-                self.base_secs = Some(base);
-                base
+            if unix_nanos >= base_ns && unix_nanos - base_ns <= MAX_OFFSET_NANOS {
+                return HiResRecords {
+                    recs: [
+                        record(TS_FLAG_HIRES_OFFSET | more_flag, unix_nanos - base_ns),
+                        [0; RECORD_LEN],
+                    ],
+                    len: 1,
+                };
             }
-        };
-        out.recs[out.len] = ExtraRecord {
-            kind: EXTRA_TYPE_TIMESTAMP,
-            flags: TS_FLAG_HIRES_OFFSET | more_flag,
-            payload: le48(unix_nanos - base * NANOS_PER_SEC),
         }
-        .to_bytes();
-        out.len += 1;
-        out
+        let base = unix_nanos / NANOS_PER_SEC;
+        self.base_secs = Some(base);
+        HiResRecords {
+            recs: [
+                record(TS_FLAG_HIRES_BASE | EXTRA_FLAG_MORE, base),
+                record(
+                    TS_FLAG_HIRES_OFFSET | more_flag,
+                    unix_nanos - base * NANOS_PER_SEC,
+                ),
+            ],
+            len: 2,
+        }
     }
+}
+
+/// A type-6 record with `flags` and a 48-bit `payload` (below 2^48 by the callers' checks),
+/// built in one 64-bit word: byte 0 = type, byte 1 = flags, bytes 2..8 = payload LE.
+#[inline]
+const fn record(flags: u8, payload: u64) -> [u8; RECORD_LEN] {
+    ((payload << 16) | ((flags as u64) << 8) | EXTRA_TYPE_TIMESTAMP as u64).to_le_bytes()
 }
 
 /// What one record told a [`HiResDecoder`].
