@@ -116,7 +116,8 @@ fn codec(c: &mut Criterion) {
             black_box((&mut hi_out, n));
         })
     });
-    // Arrival times as a ring sees them: rising, so a base is rarely needed.
+    // Arrival times as a ring sees them: rising. (In both variants the base settles on the
+    // earliest second after the first batch, and every later packet is one offset record.)
     let mut rising = nanos.clone();
     rising.sort_unstable();
     g.bench_function("hires encode, rising times", |b| {
