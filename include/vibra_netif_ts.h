@@ -7,6 +7,18 @@
  * packed48 = (sec << 16) | (usec >> 4), little-endian. Plus the high-resolution mode: a base
  * record (flag bit 1, whole seconds) and 48-bit nanosecond offset records (flag bit 2).
  *
+ * NEGOTIATION RULE. The plain record is sent only after the frontend wrote
+ * "feature-rx-timestamp" = "1" and the backend acknowledged it with the same key. The
+ * high-resolution records reuse type 6 but their payload is NOT packed48: a decoder that
+ * ignores unknown flag bits (Xen's habit) would misread an offset as a time. A PEER THAT ONLY
+ * AGREED "feature-rx-timestamp" MUST NEVER RECEIVE THEM. They need a second key,
+ * "feature-rx-timestamp-hires" = "1", written by the frontend and acknowledged by the backend,
+ * and meaningful only while "feature-rx-timestamp" is agreed. The encoder state below starts
+ * (zeroed) unable to encode: vibra_netif_ts_hires_encode returns VIBRA_NETIF_TS_ENOTNEG until
+ * the backend, having acknowledged both keys, calls vibra_netif_ts_hires_agree (and again on
+ * every new agreement, which also makes it send a fresh base); vibra_netif_ts_hires_init on
+ * disconnect. The Rust crate enforces the same rule by type (HiResAgreed).
+ *
  * Written for netfront/netback and other kernel code: only `static inline` functions, no libc
  * beyond <stdint.h> (in the Linux kernel, include <linux/types.h> first and define
  * VIBRA_NETIF_TS_NO_STDINT). No allocation, no global state. Every function returns 0
@@ -34,6 +46,9 @@
 #define VIBRA_NETIF_TS_FLAG_HIRES_BASE 0x02u
 #define VIBRA_NETIF_TS_FLAG_HIRES_OFFSET 0x04u
 #define VIBRA_NETIF_TS_RECORD_LEN 8
+/* xenstore keys (vtimestamp::FEATURE_RX_TIMESTAMP, vtimestamp::FEATURE_RX_TIMESTAMP_HIRES) */
+#define VIBRA_NETIF_TS_FEATURE "feature-rx-timestamp"
+#define VIBRA_NETIF_TS_FEATURE_HIRES "feature-rx-timestamp-hires"
 #define VIBRA_NETIF_TS_MAX_FRACTION 62499u /* 999999 >> 4 */
 #define VIBRA_NETIF_TS_MAX_OFFSET_NS 0xFFFFFFFFFFFFull /* 2^48 - 1 ns, about 78.2 hours */
 
@@ -47,6 +62,7 @@
 #define VIBRA_NETIF_TS_ENOBASE (-6)    /* offset before any base    (MissingBase) */
 #define VIBRA_NETIF_TS_ERANGE (-7)     /* time not representable    (HiResOutOfRange) */
 #define VIBRA_NETIF_TS_EINVAL (-8)     /* NULL pointer (no Rust twin: references cannot be null) */
+#define VIBRA_NETIF_TS_ENOTNEG (-9)    /* high-res mode not agreed  (NotNegotiated) */
 
 #define VIBRA_NETIF_TS_NS_PER_SEC 1000000000ull
 
@@ -131,24 +147,46 @@ static inline int vibra_netif_ts_extra_decode(const uint8_t in[8], uint32_t *sec
 	return VIBRA_NETIF_TS_OK;
 }
 
-/* High-resolution mode state, one per ring; zero-initialise (or call _init) before use. */
+/*
+ * High-resolution mode state, one per ring; zero-initialise (or call _init) before use. An
+ * encoder's `agreed` is set only by vibra_netif_ts_hires_agree (see NEGOTIATION RULE above);
+ * the decoder ignores it.
+ */
 struct vibra_netif_ts_hires {
 	uint64_t base_secs;
 	int has_base;
+	int agreed;
 };
 
+/* Back to the zeroed state: no base, high-resolution mode not agreed (a disconnect). */
 static inline void vibra_netif_ts_hires_init(struct vibra_netif_ts_hires *st)
 {
 	if (st) {
 		st->base_secs = 0;
 		st->has_base = 0;
+		st->agreed = 0;
+	}
+}
+
+/*
+ * Call on the backend once both "feature-rx-timestamp" and "feature-rx-timestamp-hires" are
+ * acknowledged (and on every new agreement): allows encoding and forgets the base, so the
+ * frontend's fresh decoder gets a base first (vtimestamp: a new HiResAgreed epoch).
+ */
+static inline void vibra_netif_ts_hires_agree(struct vibra_netif_ts_hires *st)
+{
+	if (st) {
+		st->base_secs = 0;
+		st->has_base = 0;
+		st->agreed = 1;
 	}
 }
 
 /*
  * vtimestamp::HiResEncoder::encode: the records for a packet that arrived `nanos` after the
  * epoch, into out[0..*count]: a base record (with MORE) first when needed, then the offset
- * record (with MORE when `more` is non-zero).
+ * record (with MORE when `more` is non-zero). VIBRA_NETIF_TS_ENOTNEG unless
+ * vibra_netif_ts_hires_agree was called: never send these records to a plain-mode peer.
  */
 static inline int vibra_netif_ts_hires_encode(struct vibra_netif_ts_hires *st, uint64_t nanos,
 					      int more, uint8_t out[2][8], unsigned *count)
@@ -157,6 +195,8 @@ static inline int vibra_netif_ts_hires_encode(struct vibra_netif_ts_hires *st, u
 	uint64_t base;
 	if (!st || !out || !count)
 		return VIBRA_NETIF_TS_EINVAL;
+	if (!st->agreed)
+		return VIBRA_NETIF_TS_ENOTNEG;
 	base = st->base_secs;
 	if (!st->has_base || nanos < base * VIBRA_NETIF_TS_NS_PER_SEC ||
 	    nanos - base * VIBRA_NETIF_TS_NS_PER_SEC > VIBRA_NETIF_TS_MAX_OFFSET_NS) {

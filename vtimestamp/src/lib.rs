@@ -7,7 +7,11 @@
 //!   and conversions from and to `timeval`, `timespec`, nanoseconds and [`std::time::SystemTime`];
 //! - [`record`]: the 8-byte ring record (type 6, flags, packed48 little-endian) with Xen's MORE
 //!   chaining; [`negotiation`]: the `feature-rx-timestamp` handshake;
-//! - [`hires`]: the high-resolution mode (a base plus 48-bit nanosecond offsets);
+//! - [`hires`]: the high-resolution mode (a base plus 48-bit nanosecond offsets). Its records
+//!   are type 6 with flag bit 1 or 2 and a payload that is not packed48, so **they go only to a
+//!   frontend that also negotiated `feature-rx-timestamp-hires`, never to a plain-mode peer**
+//!   (which might ignore the flag bits and misread them): the encoder needs the proof
+//!   [`HiResAgreed`] that only [`BackendNegotiation::hires`] gives;
 //! - `socket` (Linux, default feature `socket`): UDP receive with kernel arrival times through
 //!   `recvmsg` and `recvmmsg`. It is the only module that uses libc or `unsafe`.
 //!
@@ -37,8 +41,8 @@ pub mod ts48;
 pub use error::{CmsgFault, TsError};
 pub use hires::{HiResDecoder, HiResEncoder, HiResEvent, HiResRecords, MAX_OFFSET_NANOS};
 pub use negotiation::{
-    BackendNegotiation, BackendState, FEATURE_RX_TIMESTAMP, FrontendNegotiation, FrontendState,
-    XenstoreWrite, parse_feature,
+    BackendNegotiation, BackendState, FEATURE_RX_TIMESTAMP, FEATURE_RX_TIMESTAMP_HIRES,
+    FrontendNegotiation, FrontendState, HiResAgreed, XenstoreWrite, parse_feature,
 };
 pub use record::{
     EXTRA_FLAG_MORE, EXTRA_TYPE_TIMESTAMP, ExtraChain, ExtraRecord, RECORD_LEN, TS_FLAG_HIRES_BASE,

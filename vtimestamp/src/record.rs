@@ -50,6 +50,7 @@ impl ExtraRecord {
     /// let r = vtimestamp::ExtraRecord { kind: 6, flags: 0, payload: [1, 2, 3, 4, 5, 6] };
     /// assert_eq!(r.to_bytes(), [6, 0, 1, 2, 3, 4, 5, 6]);
     /// ```
+    #[inline]
     pub const fn to_bytes(self) -> [u8; RECORD_LEN] {
         let p = self.payload;
         [self.kind, self.flags, p[0], p[1], p[2], p[3], p[4], p[5]]
@@ -61,6 +62,7 @@ impl ExtraRecord {
     /// let r = vtimestamp::ExtraRecord::from_bytes([4, 1, 0, 0, 0, 0, 0, 9]);
     /// assert_eq!((r.kind, r.flags, r.payload[5]), (4, 1, 9));
     /// ```
+    #[inline]
     pub const fn from_bytes(b: [u8; RECORD_LEN]) -> Self {
         ExtraRecord {
             kind: b[0],
@@ -74,6 +76,7 @@ impl ExtraRecord {
     /// ```
     /// assert!(!vtimestamp::ExtraRecord::from_bytes([6, 0, 0, 0, 0, 0, 0, 0]).has_more());
     /// ```
+    #[inline]
     pub const fn has_more(self) -> bool {
         self.flags & EXTRA_FLAG_MORE != 0
     }
@@ -131,11 +134,7 @@ fn have<B: Buf>(buf: &B, needed: usize) -> Result<(), TsError> {
     Ok(())
 }
 
-pub(crate) const fn le48(v: u64) -> [u8; PAYLOAD_LEN] {
-    let b = v.to_le_bytes();
-    [b[0], b[1], b[2], b[3], b[4], b[5]]
-}
-
+#[inline]
 pub(crate) const fn from_le48(p: [u8; PAYLOAD_LEN]) -> u64 {
     u64::from_le_bytes([p[0], p[1], p[2], p[3], p[4], p[5], 0, 0])
 }

@@ -108,6 +108,7 @@ impl Ts48 {
     /// assert!(Ts48::new(u32::MAX, 999_999).is_ok());
     /// assert_eq!(Ts48::new(1, 1_000_000), Err(TsError::MicrosOutOfRange(1_000_000)));
     /// ```
+    #[inline]
     pub const fn new(sec: u32, usec: u32) -> Result<Self, TsError> {
         if usec >= 1_000_000 {
             return Err(TsError::MicrosOutOfRange(usec as i64));
@@ -124,6 +125,7 @@ impl Ts48 {
     /// assert_eq!(Ts48::from_packed(62_500), Err(TsError::FractionOutOfRange(62_500)));
     /// # Ok::<(), vtimestamp::TsError>(())
     /// ```
+    #[inline]
     pub const fn from_packed(packed: u64) -> Result<Self, TsError> {
         if packed & !PACKED_MASK != 0 {
             return Err(TsError::PackedTooWide(packed));
@@ -141,6 +143,7 @@ impl Ts48 {
     /// assert_eq!(vtimestamp::Ts48::new(2, 32)?.packed(), 0x2_0002);
     /// # Ok::<(), vtimestamp::TsError>(())
     /// ```
+    #[inline]
     pub const fn packed(self) -> u64 {
         self.0
     }
@@ -151,6 +154,7 @@ impl Ts48 {
     /// assert_eq!(vtimestamp::Ts48::new(9, 0)?.secs(), 9);
     /// # Ok::<(), vtimestamp::TsError>(())
     /// ```
+    #[inline]
     pub const fn secs(self) -> u32 {
         (self.0 >> 16) as u32
     }
@@ -161,6 +165,7 @@ impl Ts48 {
     /// assert_eq!(vtimestamp::Ts48::new(0, 999_999)?.micros(), 999_984);
     /// # Ok::<(), vtimestamp::TsError>(())
     /// ```
+    #[inline]
     pub const fn micros(self) -> u32 {
         ((self.0 & 0xFFFF) as u32) << 4
     }
@@ -173,6 +178,7 @@ impl Ts48 {
     /// assert_eq!(ts.to_unix_nanos(), 1_500_000_016_000);
     /// # Ok::<(), vtimestamp::TsError>(())
     /// ```
+    #[inline]
     pub const fn from_unix_nanos(nanos: u64) -> Result<Self, TsError> {
         let sec = nanos / NANOS_PER_SEC;
         if sec > u32::MAX as u64 {
@@ -188,6 +194,7 @@ impl Ts48 {
     /// assert_eq!(vtimestamp::Ts48::new(1, 16)?.to_unix_nanos(), 1_000_016_000);
     /// # Ok::<(), vtimestamp::TsError>(())
     /// ```
+    #[inline]
     pub const fn to_unix_nanos(self) -> u64 {
         self.secs() as u64 * NANOS_PER_SEC + self.micros() as u64 * 1_000
     }

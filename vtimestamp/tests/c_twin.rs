@@ -8,7 +8,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use proptest::prelude::*;
-use vtimestamp::{HiResDecoder, HiResEncoder, HiResEvent, TsError, ts_extra_decode};
+use vtimestamp::{
+    BackendNegotiation, HiResDecoder, HiResEncoder, HiResEvent, TsError, ts_extra_decode,
+};
 use vtimestamp::{ts_extra_encode, ts48_pack, ts48_unpack};
 
 fn include_dir() -> PathBuf {
@@ -50,6 +52,13 @@ struct Twin {
     _child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    rust: RustSide,
+}
+
+/// The Rust end of the comparison: a backend negotiation (the C twin's `agreed`), the encoder
+/// and the decoder.
+struct RustSide {
+    be: BackendNegotiation,
     enc: HiResEncoder,
     dec: HiResDecoder,
 }
@@ -69,8 +78,11 @@ fn twin() -> &'static Mutex<Twin> {
             _child: child,
             stdin,
             stdout,
-            enc: HiResEncoder::new(),
-            dec: HiResDecoder::new(),
+            rust: RustSide {
+                be: BackendNegotiation::new(),
+                enc: HiResEncoder::new(),
+                dec: HiResDecoder::new(),
+            },
         })
     })
 }
@@ -85,6 +97,7 @@ fn code(e: &TsError) -> i32 {
         TsError::ReservedFlags { .. } => -5,
         TsError::MissingBase => -6,
         TsError::HiResOutOfRange { .. } => -7,
+        TsError::NotNegotiated(_) => -9,
         other => panic!("no C twin for {other:?}"),
     }
 }
@@ -102,6 +115,9 @@ enum Cmd {
     Decode([u8; 8]),
     HiEncode(u64, bool),
     HiDecode([u8; 8]),
+    /// Both keys acknowledged anew (C: `vibra_netif_ts_hires_agree`).
+    Agree,
+    /// Disconnect: nothing agreed, no base (C: `vibra_netif_ts_hires_init`).
     Reset,
 }
 
@@ -114,12 +130,14 @@ impl Cmd {
             Cmd::Decode(r) => format!("D{}\n", hex(r)),
             Cmd::HiEncode(n, m) => format!("H {n} {}\n", u8::from(*m)),
             Cmd::HiDecode(r) => format!("R{}\n", hex(r)),
+            Cmd::Agree => "A\n".to_owned(),
             Cmd::Reset => "Z\n".to_owned(),
         }
     }
 
     /// The Rust answer, in the driver's format (sentinels where nothing may be written).
-    fn rust(&self, enc: &mut HiResEncoder, dec: &mut HiResDecoder) -> String {
+    fn rust(&self, st: &mut RustSide) -> String {
+        let RustSide { be, enc, dec } = st;
         match self {
             Cmd::Pack(s, u) => match ts48_pack(*s, *u) {
                 Ok(p) => format!("0 {p}"),
@@ -138,7 +156,11 @@ impl Cmd {
                 Err(e) => format!("{} {} {} 255", code(&e), u32::MAX, u32::MAX),
             },
             Cmd::HiEncode(n, m) => {
-                let recs = enc.encode(*n, *m);
+                let agreed = match be.hires() {
+                    Ok(agreed) => agreed,
+                    Err(e) => return format!("{} 0", code(&e)),
+                };
+                let recs = enc.encode(agreed, *n, *m);
                 let mut s = format!("0 {}", recs.as_slice().len());
                 for r in recs.as_slice() {
                     s += &hex(r);
@@ -150,7 +172,15 @@ impl Cmd {
                 Ok(HiResEvent::Time { unix_nanos }) => format!("0 1 {unix_nanos}"),
                 Err(e) => format!("{} -1 {}", code(&e), u64::MAX),
             },
+            Cmd::Agree => {
+                be.reset();
+                let plain = be.on_frontend_feature(Some("1"));
+                let hires = be.on_frontend_hires(Some("1"));
+                assert!(plain.is_ok() && hires.is_ok(), "valid values");
+                "0".to_owned()
+            }
             Cmd::Reset => {
+                be.reset();
                 enc.reset();
                 *dec = HiResDecoder::new();
                 "0".to_owned()
@@ -175,7 +205,7 @@ fn check(cmds: &[Cmd]) -> usize {
         for cmd in chunk {
             let mut line = String::new();
             t.stdout.read_line(&mut line).expect("read from driver");
-            let want = cmd.rust(&mut t.enc, &mut t.dec);
+            let want = cmd.rust(&mut t.rust);
             // Read the whole chunk even after a mismatch, so the pipe stays in step.
             if line.trim_end() != want && first_mismatch.is_none() {
                 first_mismatch = Some(format!("{cmd:?}: C {:?}, Rust {want:?}", line.trim_end()));
@@ -205,7 +235,8 @@ const EDGE_U32: [u32; 8] = [0, 1, 15, 16, 999_999, 1_000_000, u32::MAX - 1, u32:
 #[test]
 fn c_twin_matches_rust_on_a_large_input_set() {
     let mut rng = Rng(0x05EE_D0F7_AB1E);
-    let mut cmds = Vec::new();
+    // Start from a known state; before any agreement both sides refuse to encode.
+    let mut cmds = vec![Cmd::Reset, Cmd::HiEncode(1, false), Cmd::Agree];
     for &s in &EDGE_U32 {
         for &u in &EDGE_U32 {
             cmds.push(Cmd::Pack(s, u));
@@ -235,6 +266,8 @@ fn c_twin_matches_rust_on_a_large_input_set() {
     }
     // A hi-res stream through the C encoder and decoder, across rebases.
     cmds.push(Cmd::Reset);
+    cmds.push(Cmd::HiEncode(7, true));
+    cmds.push(Cmd::Agree);
     let mut t = 1_790_000_000_000_000_000u64;
     for _ in 0..5_000 {
         t += rng.next() % (1 << 46);
@@ -265,6 +298,7 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         rec.clone().prop_map(Cmd::Decode),
         rec.prop_map(Cmd::HiDecode),
         (any::<u64>(), any::<bool>()).prop_map(|(n, m)| Cmd::HiEncode(n, m)),
+        Just(Cmd::Agree),
         Just(Cmd::Reset),
     ]
 }

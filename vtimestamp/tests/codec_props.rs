@@ -3,10 +3,18 @@
 use bytes::{Buf, BytesMut};
 use proptest::prelude::*;
 use vtimestamp::{
-    EXTRA_FLAG_MORE, ExtraRecord, HiResDecoder, HiResEncoder, HiResEvent, MAX_OFFSET_NANOS,
-    Timespec, TimestampRecord, Timeval, Ts48, TsError, extra_chain, put_chain, ts_extra_decode,
-    ts_extra_encode, ts48_pack, ts48_unpack,
+    BackendNegotiation, EXTRA_FLAG_MORE, ExtraRecord, HiResDecoder, HiResEncoder, HiResEvent,
+    MAX_OFFSET_NANOS, Timespec, TimestampRecord, Timeval, Ts48, TsError, extra_chain, put_chain,
+    ts_extra_decode, ts_extra_encode, ts48_pack, ts48_unpack,
 };
+
+/// A backend whose frontend asked for, and got, the high-resolution mode.
+fn hires_backend() -> BackendNegotiation {
+    let mut be = BackendNegotiation::new();
+    be.on_frontend_feature(Some("1")).expect("valid value");
+    be.on_frontend_hires(Some("1")).expect("valid value");
+    be
+}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
@@ -111,12 +119,13 @@ proptest! {
         start in 0u64..u64::MAX / 2,
         steps in prop::collection::vec((0u64..4 * MAX_OFFSET_NANOS, any::<bool>()), 1..64),
     ) {
+        let be = hires_backend();
         let (mut enc, mut dec) = (HiResEncoder::new(), HiResDecoder::new());
         let mut t = start;
         for (step, back) in steps {
             t = if back { t.saturating_sub(step / 1024) } else { t.saturating_add(step) };
             let mut got = None;
-            for rec in enc.encode(t, false).as_slice() {
+            for rec in enc.encode(be.hires()?, t, false).as_slice() {
                 if let HiResEvent::Time { unix_nanos } = dec.decode(rec)? {
                     got = Some(unix_nanos);
                 }
@@ -130,7 +139,8 @@ proptest! {
     fn hires_decode_errors_change_nothing(base in 0u64..1 << 34, b in any::<[u8; 8]>()) {
         let mut dec = HiResDecoder::new();
         let mut enc = HiResEncoder::new();
-        for rec in enc.encode(base * 1_000_000_000, false).as_slice() {
+        let be = hires_backend();
+        for rec in enc.encode(be.hires()?, base * 1_000_000_000, false).as_slice() {
             dec.decode(rec)?;
         }
         let before = dec.base_secs();
@@ -208,4 +218,45 @@ fn hires_base_overflow_and_missing_base_are_rejected() {
         dec.decode(&[6, 4, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
         Err(TsError::HiResOutOfRange { .. })
     ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever order the xenstore watches fire in and whatever the frontend writes, the
+    /// backend hands out the high-resolution proof exactly when the frontend's plain key is "1"
+    /// and its hires key was written "1" since the plain key was last withdrawn; and after a
+    /// new agreement the encoder starts with a base again.
+    #[test]
+    fn hires_records_only_while_both_keys_are_agreed(
+        events in prop::collection::vec((any::<bool>(), 0u8..3), 1..32),
+    ) {
+        let mut be = BackendNegotiation::new();
+        let mut enc = HiResEncoder::new();
+        let (mut plain_on, mut hires_wanted) = (false, false);
+        let mut was_agreed = false;
+        for (which, v) in events {
+            let value = [None, Some("0"), Some("1")][usize::from(v)];
+            let on = value == Some("1");
+            if which {
+                if plain_on && !on {
+                    hires_wanted = false;
+                }
+                plain_on = on;
+                be.on_frontend_feature(value)?;
+            } else {
+                hires_wanted = on;
+                be.on_frontend_hires(value)?;
+            }
+            let both = plain_on && hires_wanted;
+            prop_assert_eq!(be.hires().is_ok(), both);
+            prop_assert_eq!(be.may_send().is_ok(), plain_on);
+            if let Ok(agreed) = be.hires() {
+                let n = enc.encode(agreed, 5_000_000_000, false).as_slice().len();
+                // A base on the first record of every agreement, none after it.
+                prop_assert_eq!(n, if was_agreed { 1 } else { 2 });
+            }
+            was_agreed = both;
+        }
+    }
 }

@@ -87,6 +87,9 @@ int main(void)
 				return 2;
 			rc = vibra_netif_ts_hires_decode(&dec, r, &is_time, &v);
 			printf("%d %d %" PRIu64 "\n", rc, is_time, v);
+		} else if (!strcmp(cmd, "A")) {
+			vibra_netif_ts_hires_agree(&enc);
+			printf("0\n");
 		} else if (!strcmp(cmd, "Z")) {
 			vibra_netif_ts_hires_init(&enc);
 			vibra_netif_ts_hires_init(&dec);
