@@ -189,7 +189,8 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// An agent for the VMs `vms` (their order is the order of every per-VM slice), with
+    /// An agent for the VMs `vms` (their order is the order of every per-VM slice; its plans
+    /// list each group by ascending [`VmId`] whatever this order), with
     /// replication factor `replication` (the dispatcher's R), the warm-up time of a
     /// replacement, and one configuration per resource kind.
     ///

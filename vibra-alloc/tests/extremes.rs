@@ -142,6 +142,28 @@ fn plan_between_ids_orders_each_group_by_vm_id() {
 }
 
 #[test]
+fn agent_plans_order_each_group_by_vm_id_not_by_position() {
+    use vibra_alloc::{Agent, KindConfig, ResourceKind};
+    let ids = [VmId(9), VmId(3), VmId(7), VmId(1)];
+    let bw = ResourceKind::Bandwidth;
+    let mut agent = Agent::new(
+        &ids,
+        1,
+        Default::default(),
+        vec![KindConfig::bandwidth(400)],
+    )
+    .unwrap();
+    agent.observe(&bw, &[1.0, 1.0, 3.0, 3.0]).unwrap();
+    let plans = agent.tick(Default::default()).unwrap();
+    let order: Vec<(u32, bool)> = plans[0]
+        .plan
+        .iter()
+        .map(|c| (c.vm.0, c.is_decrease()))
+        .collect();
+    assert_eq!(order, [(3, true), (9, true), (1, false), (7, false)]);
+}
+
+#[test]
 fn ema_of_a_constant_huge_series_is_that_value() {
     let a = Alpha::new(0.3).unwrap();
     assert_eq!(ema(a, Some(f64::MAX), f64::MAX), Ok(f64::MAX));
