@@ -313,6 +313,26 @@ proptest! {
         }
     }
 
+    /// The exact-unit split sums to the pool exactly and honours the floor for pools up to
+    /// `u64::MAX` units and demands and weights up to `f64::MAX`.
+    #[test]
+    fn unit_split_of_extreme_inputs_sums_to_the_pool_exactly(
+        demand in prop::collection::vec(extreme_f64(), 1..8),
+        weights_seed in prop::collection::vec(extreme_f64(), 8),
+        use_weights in any::<bool>(),
+        total in extreme_u64(),
+        floor_part in 0.0..=1.0f64,
+    ) {
+        let n = demand.len();
+        let floor = ((total / n as u64) as f64 * floor_part) as u64;
+        let floor = floor.min(total / n as u64);
+        let weights: Vec<f64> = weights_seed[..n].iter().map(|&w| if w > 0.0 { w } else { 1.0 }).collect();
+        let w = use_weights.then_some(&weights[..]);
+        let out = vibra_alloc::split_units(&demand, w, total, floor).unwrap();
+        prop_assert_eq!(units_sum(&out), u128::from(total));
+        prop_assert!(out.iter().all(|&o| o >= floor));
+    }
+
     /// The EMA stays between the previous demand and the new usage, whatever their size.
     #[test]
     fn ema_stays_between_previous_demand_and_usage(
