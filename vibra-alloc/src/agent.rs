@@ -189,7 +189,8 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// An agent for the VMs `vms` (their order is the order of every per-VM slice), with
+    /// An agent for the VMs `vms` (their order is the order of every per-VM slice; its plans
+    /// list each group by ascending [`VmId`] whatever this order), with
     /// replication factor `replication` (the dispatcher's R), the warm-up time of a
     /// replacement, and one configuration per resource kind.
     ///
@@ -463,10 +464,11 @@ impl Agent {
     }
 
     /// Collects, per kind, the plan from `before` to the (cloned, updated) state `after`.
-    fn plans(&self, before: &[KindState], after: &[KindState]) -> Result<Vec<KindPlan>> {
+    fn plans(&self, before: &[KindState], after: &[KindState]) -> Vec<KindPlan> {
         let mut out = Vec::new();
         for (b, a) in before.iter().zip(after) {
-            let plan = Plan::between_ids(&self.ids, &b.alloc, &a.alloc)?;
+            // Ids are distinct (checked by `new`) and every slice has their length.
+            let plan = Plan::between_unique_ids(&self.ids, &b.alloc, &a.alloc);
             if !plan.is_empty() {
                 out.push(KindPlan {
                     kind: a.cfg.kind.clone(),
@@ -474,7 +476,7 @@ impl Agent {
                 });
             }
         }
-        Ok(out)
+        out
     }
 
     /// VM `vm` failed at `now`: for every kind its allocation goes at once to its takers
@@ -493,7 +495,7 @@ impl Agent {
         for k in &mut next {
             k.alloc = k.ledger.fail(&k.alloc, i)?;
         }
-        let plans = self.plans(&self.kinds, &next)?;
+        let plans = self.plans(&self.kinds, &next);
         self.kinds = next;
         self.warm_until[i as usize] = None;
         self.last = Some(now);
@@ -531,7 +533,7 @@ impl Agent {
                 .start_replacement(&k.alloc, i as u32, boot, k.cfg.floor)?;
             k.estimator.forget(i)?;
         }
-        let plans = self.plans(&self.kinds, &next)?;
+        let plans = self.plans(&self.kinds, &next);
         self.kinds = next;
         self.warm_until[i] = Some(now.saturating_add(self.warmup));
         self.last = Some(now);
@@ -581,7 +583,7 @@ impl Agent {
             }
             k.next_due = Some(due);
         }
-        let plans = self.plans(&self.kinds, &next)?;
+        let plans = self.plans(&self.kinds, &next);
         self.kinds = next;
         self.warm_until = warm_until;
         self.last = Some(now);

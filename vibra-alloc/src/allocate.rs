@@ -22,7 +22,10 @@ use crate::units::units_sum;
 /// Errors (nothing written): `n = 0`; `total` or `floor` negative or not finite; `n*f > T`;
 /// any demand negative, NaN or infinite; `out` of another length.
 ///
-/// The result is the textbook formula, so its sum can differ from `T` by a few ulps; use
+/// The result is the textbook formula, computed as `f + (T - n*f) * (d_i / sum(d))` so that no
+/// intermediate overflows for any finite input (demands whose sum exceeds `f64::MAX` are
+/// scaled first), and each entry is capped at `T`: every entry is finite and `>= f`, and the
+/// sum differs from `T` only by rounding (relative error about n ulps at worst); use
 /// [`split_units`] when the pool must never be exceeded.
 ///
 /// ```
@@ -56,18 +59,25 @@ pub fn allocate_proportional(
             total: total.to_string(),
         });
     }
-    let sum: f64 = demand.iter().sum();
+    let mut sum: f64 = demand.iter().sum();
+    // Every demand is finite, but their sum can overflow: then sum them scaled down by
+    // 2^-64 (exact for any demand large enough to matter; n < 2^32 entries of at most
+    // f64::MAX * 2^-64 cannot overflow). Only the ratios d_i / sum(d) are used.
+    let mut scale = 1.0;
     if !sum.is_finite() {
-        // Every demand is finite but their sum overflowed: the formula has no finite answer.
-        return Err(Error::invalid("sum of demand", None, sum));
+        scale = 2f64.powi(-64);
+        sum = demand.iter().map(|&d| d * scale).sum();
     }
     if sum == 0.0 {
         let each = total / n as f64;
         out.iter_mut().for_each(|o| *o = each);
     } else {
         let rest = total - nf;
+        // `d / sum` is in [0, 1], so no product overflows (`rest * d` can: demand and pool
+        // 1e300 gave inf). `floor + rest` can still round one ulp past `total` (even to inf
+        // at f64::MAX); the exact value never exceeds `total`, so clamp to it.
         for (o, &d) in out.iter_mut().zip(demand) {
-            *o = floor + rest * d / sum;
+            *o = (floor + rest * ((d * scale) / sum)).min(total);
         }
     }
     Ok(())

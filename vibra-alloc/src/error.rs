@@ -150,6 +150,16 @@ pub enum Error {
         /// The customer the change set claimed.
         claimed: CustomerId,
     },
+    /// A result does not fit its type: a sum of caller-provided values would exceed
+    /// `u64::MAX` units (or a credit record would), or an `f64` result would exceed
+    /// `f64::MAX`. Raised before anything is written, so nothing changed.
+    #[error("overflow: {what}{} would not fit", .index.map(|i| format!(" of VM {i}")).unwrap_or_default())]
+    Overflow {
+        /// Which result: "compensated allocation", "credit", "reclaimed allocation", ...
+        what: &'static str,
+        /// The VM (its position in the input slices), when one VM's entry overflows.
+        index: Option<usize>,
+    },
     /// A change's `from` does not match the directory: the plan was computed on stale data.
     #[error("stale change for VM {vm}: plan says {expected} units, directory has {actual}")]
     StaleChange {

@@ -54,11 +54,12 @@ impl Default for Alpha {
     }
 }
 
-/// One step of eq. 3.1: `d' = alpha * d + (1 - alpha) * u`, exactly as SPEC section 5 writes it.
+/// One step of eq. 3.1: `d' = alpha * d + (1 - alpha) * u`, exactly as SPEC section 5 writes it,
+/// with the rounded result kept between `d` and `u` (where the exact one lies), so it is
+/// always finite and a constant series stays constant.
 ///
 /// `previous` is `None` before the first observation, which then initialises the estimate to
-/// `u`. Errors (nothing computed): `previous` or `usage` negative, NaN or infinite, or a result
-/// that overflows.
+/// `u`. Errors (nothing computed): `previous` or `usage` negative, NaN or infinite.
 ///
 /// ```
 /// use vibra_alloc::{ema, Alpha};
@@ -74,9 +75,10 @@ pub fn ema(alpha: Alpha, previous: Option<f64>, usage: f64) -> Result<f64> {
         Some(d) => {
             check_non_negative("demand", None, d)?;
             let a = alpha.get();
-            let next = a * d + (1.0 - a) * usage;
-            // A convex combination of finite values can still round past f64::MAX.
-            check_non_negative("demand", None, next)?;
+            // The exact convex combination lies between `d` and `usage`; the rounded one can
+            // stray an ulp outside (a constant series drifting, or inf at f64::MAX), so clamp
+            // it back. The result is always finite: no error for valid inputs.
+            let next = (a * d + (1.0 - a) * usage).clamp(d.min(usage), d.max(usage));
             Ok(next)
         }
     }

@@ -77,7 +77,8 @@ fn check_replication(n: usize, replication: u32) -> Result<()> {
 /// entry is copied unchanged. `out` is written only on success.
 ///
 /// Errors (nothing written): no VMs; lengths differ; `failed` out of range; R outside
-/// `1..=n`; an allocation negative, NaN or infinite; [`Error::NoTakeover`].
+/// `1..=n`; an allocation negative, NaN or infinite; [`Error::NoTakeover`];
+/// [`Error::Overflow`] when a taker's new allocation would exceed `f64::MAX`.
 ///
 /// ```
 /// use vibra_alloc::failover_compensation;
@@ -96,6 +97,13 @@ pub fn failover_compensation(
     check_all_non_negative("allocation", alloc)?;
     let takers = takeover(available, failed, replication)?;
     let share = alloc[failed as usize] / takers.len() as f64;
+    // Takers are distinct: each gets one share. Checked before anything is written.
+    if let Some(&t) = takers
+        .iter()
+        .find(|&&t| !(alloc[t as usize] + share).is_finite())
+    {
+        return Err(overflow(t));
+    }
     out.copy_from_slice(alloc);
     out[failed as usize] = 0.0;
     for t in takers {
@@ -104,8 +112,18 @@ pub fn failover_compensation(
     Ok(())
 }
 
+fn overflow(vm: u32) -> Error {
+    Error::Overflow {
+        what: "compensated allocation",
+        index: Some(vm as usize),
+    }
+}
+
 /// [`failover_compensation`] in whole units: each taker gets `a / k` units and the first
 /// `a % k` takers (in successor order) one more, so the sum is conserved exactly.
+///
+/// Errors (nothing written): those of [`failover_compensation`], and [`Error::Overflow`]
+/// when a taker's new allocation would exceed `u64::MAX` units.
 ///
 /// ```
 /// use vibra_alloc::compensate_units;
@@ -122,9 +140,16 @@ pub fn compensate_units(
 ) -> Result<()> {
     check_failover_args(alloc.len(), available, out.len(), failed, replication)?;
     let takers = takeover(available, failed, replication)?;
+    let amount = alloc[failed as usize];
+    // Takers are distinct: each gets one share. Checked before anything is written.
+    if let Some((t, _)) = equal_parts(amount, &takers)
+        .find(|&(t, share)| alloc[t as usize].checked_add(share).is_none())
+    {
+        return Err(overflow(t));
+    }
     out.copy_from_slice(alloc);
     out[failed as usize] = 0;
-    for (t, share) in equal_parts(alloc[failed as usize], &takers) {
+    for (t, share) in equal_parts(amount, &takers) {
         out[t as usize] += share;
     }
     Ok(())
@@ -332,8 +357,10 @@ impl FailoverLedger {
     }
 
     /// VM `vm` failed: its allocation goes in equal parts to its takers (the credit it held
-    /// for other failed VMs is forwarded with it). Errors: wrong length; `vm` out of range or
-    /// already failed; [`Error::NoTakeover`].
+    /// for other failed VMs is forwarded with it). Errors (nothing changed): wrong length;
+    /// `vm` out of range or already failed; [`Error::NoTakeover`]; [`Error::Overflow`] when a
+    /// taker's allocation, or a credit record, would exceed `u64::MAX` units (possible only
+    /// for allocations summing past `u64::MAX`, or ones inconsistent with the ledger's past).
     ///
     /// ```
     /// let mut l = vibra_alloc::FailoverLedger::new(3, 1).unwrap();
@@ -345,7 +372,21 @@ impl FailoverLedger {
         let mut available = self.available();
         available[vm as usize] = false;
         let takers = takeover(&available, vm, self.replication)?;
-        // Nothing below can fail: work on the ledger in place.
+        self.transact(|ledger| ledger.fail_to(alloc, vm, &takers))
+    }
+
+    /// Runs `step` on a copy of the ledger and keeps the copy only if it succeeds: the one
+    /// place that makes every mutator all-or-nothing.
+    fn transact<T>(&mut self, step: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let mut next = self.clone();
+        let out = step(&mut next)?;
+        *self = next;
+        Ok(out)
+    }
+
+    /// [`FailoverLedger::fail`] once `vm` and its `takers` are known good. Fails only with
+    /// [`Error::Overflow`], possibly after changing `self` (see `transact`).
+    fn fail_to(&mut self, alloc: &[u64], vm: u32, takers: &[u32]) -> Result<Vec<u64>> {
         let v = vm as usize;
         let mut out = alloc.to_vec();
         let mut left = alloc[v];
@@ -364,17 +405,22 @@ impl FailoverLedger {
         self.restored[v] = 0;
         parts.push((v, left));
         for (origin, amount) in parts {
-            for (t, share) in equal_parts(amount, &takers) {
+            for (t, share) in equal_parts(amount, takers) {
                 if share == 0 {
                     continue;
                 }
-                out[t as usize] += share;
-                if t as usize == origin {
+                let ti = t as usize;
+                out[ti] = out[ti].checked_add(share).ok_or_else(|| overflow(t))?;
+                let (what, slot) = if ti == origin {
                     // A warming-up origin took over part of its own credit: it is home.
-                    self.restored[origin] += share;
+                    ("restored allocation", &mut self.restored[origin])
                 } else {
-                    *self.credits[origin].entry(t).or_insert(0) += share;
-                }
+                    ("credit", self.credits[origin].entry(t).or_insert(0))
+                };
+                *slot = slot.checked_add(share).ok_or(Error::Overflow {
+                    what,
+                    index: Some(origin),
+                })?;
             }
         }
         out[v] = 0;
@@ -385,7 +431,9 @@ impl FailoverLedger {
 
     /// The replacement for `vm` started: it gets `boot` units of its saved allocation back at
     /// once (capped at the saved allocation), reclaimed from the VMs holding its credit down
-    /// to `floor`. Errors: wrong length; `vm` out of range or not failed.
+    /// to `floor`. Errors (nothing changed): wrong length; `vm` out of range or not failed;
+    /// [`Error::Overflow`] when `vm` would hold more than `u64::MAX` units (only for an
+    /// `alloc` summing past `u64::MAX`).
     ///
     /// ```
     /// let mut l = vibra_alloc::FailoverLedger::new(2, 1).unwrap();
@@ -400,13 +448,15 @@ impl FailoverLedger {
         floor: u64,
     ) -> Result<Vec<u64>> {
         self.check(alloc, vm, VmPhase::Failed)?;
-        let v = vm as usize;
-        let mut out = alloc.to_vec();
-        let want = boot.min(self.saved[v]);
-        let got = self.reclaim(&mut out, v, want, floor, false);
-        self.restored[v] = got;
-        self.phase[v] = VmPhase::WarmingUp;
-        Ok(out)
+        self.transact(|ledger| {
+            let v = vm as usize;
+            let mut out = alloc.to_vec();
+            let want = boot.min(ledger.saved[v]);
+            let got = ledger.reclaim(&mut out, v, want, floor, false)?;
+            ledger.restored[v] = got;
+            ledger.phase[v] = VmPhase::WarmingUp;
+            Ok(out)
+        })
     }
 
     /// The warm-up of `vm` is over: it is brought up to `floor` and gets the rest of its
@@ -431,7 +481,8 @@ impl FailoverLedger {
     /// then each gets the rest of its saved allocation back, in the order given; the units
     /// come from the holders of its credit first, then from the VMs with the most to spare.
     /// Errors (nothing changed): wrong length; a VM out of range, not warming up or listed
-    /// twice.
+    /// twice; [`Error::Overflow`] when a VM would hold more than `u64::MAX` units (only for an
+    /// `alloc` summing past `u64::MAX`).
     ///
     /// ```
     /// let mut l = vibra_alloc::FailoverLedger::new(3, 1).unwrap();
@@ -452,7 +503,12 @@ impl FailoverLedger {
                 return Err(Error::DuplicateVm(VmId(vm)));
             }
         }
-        // Nothing below can fail: work on the ledger in place.
+        self.transact(|ledger| ledger.finish_warmups_of(alloc, vms, floor))
+    }
+
+    /// [`FailoverLedger::finish_warmups`] once `vms` are known good. Fails only with
+    /// [`Error::Overflow`], possibly after changing `self` (see `transact`).
+    fn finish_warmups_of(&mut self, alloc: &[u64], vms: &[u32], floor: u64) -> Result<Vec<u64>> {
         let mut out = alloc.to_vec();
         for &vm in vms {
             self.phase[vm as usize] = VmPhase::Live;
@@ -461,7 +517,7 @@ impl FailoverLedger {
         for &vm in vms {
             let v = vm as usize;
             let short = floor.saturating_sub(out[v]);
-            let got = self.reclaim(&mut out, v, short, floor, true);
+            let got = self.reclaim(&mut out, v, short, floor, true)?;
             rest.push(
                 self.saved[v]
                     .saturating_sub(self.restored[v])
@@ -470,7 +526,7 @@ impl FailoverLedger {
         }
         for (&vm, rest) in vms.iter().zip(rest) {
             let v = vm as usize;
-            self.reclaim(&mut out, v, rest, floor, false);
+            self.reclaim(&mut out, v, rest, floor, false)?;
             self.credits[v].clear();
             self.saved[v] = 0;
             self.restored[v] = 0;
@@ -544,7 +600,9 @@ impl FailoverLedger {
 
     /// Moves up to `want` units to `v`: first any idle units of the pool (see `set_pool`),
     /// then from the holders of `v`'s credit (ascending VM order), then from the other VMs
-    /// with the most to spare (see `spare`). Returns the units moved.
+    /// with the most to spare (see `spare`). Returns the units moved. Fails only with
+    /// [`Error::Overflow`] when `out[v]` cannot hold them, after changing `out` and `self`
+    /// (callers run it inside `transact` on a scratch `out`).
     fn reclaim(
         &mut self,
         out: &mut [u64],
@@ -552,7 +610,7 @@ impl FailoverLedger {
         want: u64,
         floor: u64,
         for_floor: bool,
-    ) -> u64 {
+    ) -> Result<u64> {
         let mut left = want;
         if let Some(pool) = self.pool {
             let idle = u128::from(pool).saturating_sub(units_sum(out));
@@ -597,7 +655,10 @@ impl FailoverLedger {
             }
         }
         let got = want - left;
-        out[v] += got;
-        got
+        out[v] = out[v].checked_add(got).ok_or(Error::Overflow {
+            what: "reclaimed allocation",
+            index: Some(v),
+        })?;
+        Ok(got)
     }
 }

@@ -29,7 +29,7 @@
 //! let target = split_units(&[10.0, 50.0, 20.0], None, 80_000, 1_000).unwrap();
 //! assert_eq!(target.iter().sum::<u64>(), 80_000);
 //! let plan = Plan::between(&current, &target).unwrap();
-//! assert!(plan.peak(&current) <= 80_000); // never over the pool, even half-applied
+//! assert!(plan.peak(&current).unwrap() <= 80_000); // never over the pool, even half-applied
 //! ```
 #![forbid(unsafe_code)]
 

@@ -2,7 +2,9 @@
 //! that the pool is never exceeded, even when only part of the plan has been applied.
 //!
 //! Order: every decrease first, then every increase, each group in ascending VM order;
-//! unchanged VMs are omitted. Decreases only lower the sum, and after all of them the sum is
+//! unchanged VMs are omitted. "VM order" is the order of [`VmId`]s: for the slice functions
+//! ([`Plan::between`], [`allocation_plan`]) the id of VM `i` is its position `i`, so it is
+//! also ascending position; [`Plan::between_ids`] and [`Plan::from_changes`] sort by id. Decreases only lower the sum, and after all of them the sum is
 //! `sum(min(current, target)) <= sum(target)`; increases then climb monotonically to
 //! `sum(target)`. So every prefix sums to at most `max(sum(current), sum(target))`, which is
 //! within the pool whenever both ends are.
@@ -48,7 +50,7 @@ impl Change {
 /// let plan = Plan::between(&[10, 20, 30], &[20, 20, 20]).unwrap();
 /// let steps: Vec<_> = plan.iter().map(|c| (c.vm.0, c.from, c.to)).collect();
 /// assert_eq!(steps, [(2, 30, 20), (0, 10, 20)]);
-/// assert_eq!(plan.peak(&[10, 20, 30]), 60);
+/// assert_eq!(plan.peak(&[10, 20, 30]), Ok(60));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
@@ -70,12 +72,19 @@ impl Plan {
     }
 
     /// The plan from `current` to `target`, VM `i` being `ids[i]` (the agent's and the
-    /// directory's ids). Errors: lengths differ; no VMs.
+    /// directory's ids, in any order). As everywhere in the crate, "ascending VM order" means
+    /// ascending [`VmId`], not position in the slices: each group (decreases, then increases)
+    /// is listed by ascending id, exactly as [`Plan::from_changes`] would order the same
+    /// changes, so the plan does not depend on the order the caller lists its VMs in.
+    /// Errors: lengths differ; no VMs; an id listed twice ([`Error::DuplicateVm`]).
     ///
     /// ```
     /// use vibra_alloc::{Plan, VmId};
     /// let p = Plan::between_ids(&[VmId(7), VmId(9)], &[1, 2], &[2, 1]).unwrap();
     /// assert_eq!(p.changes()[0].vm, VmId(9));
+    /// // Positions do not matter, ids do: VM 3 goes before VM 8 whatever the slice order.
+    /// let p = Plan::between_ids(&[VmId(8), VmId(3)], &[5, 5], &[4, 4]).unwrap();
+    /// assert_eq!(p.changes()[0].vm, VmId(3));
     /// ```
     pub fn between_ids(ids: &[VmId], current: &[u64], target: &[u64]) -> Result<Plan> {
         if ids.is_empty() {
@@ -83,7 +92,26 @@ impl Plan {
         }
         check_len("current", ids.len(), current.len())?;
         check_len("target", ids.len(), target.len())?;
-        Ok(Self::build(current, target, |i| ids[i]))
+        if !strictly_ascending(ids) {
+            let mut sorted = ids.to_vec();
+            sorted.sort_unstable();
+            if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                return Err(Error::DuplicateVm(w[0]));
+            }
+        }
+        Ok(Self::between_unique_ids(ids, current, target))
+    }
+
+    /// [`Plan::between_ids`] for ids already known to be distinct, with lengths already
+    /// checked (the agent's): sorts by id only when the ids are not ascending already.
+    pub(crate) fn between_unique_ids(ids: &[VmId], current: &[u64], target: &[u64]) -> Plan {
+        let mut plan = Self::build(current, target, |i| ids[i]);
+        if !strictly_ascending(ids) {
+            // Ids are distinct, so an unstable sort is deterministic.
+            plan.changes
+                .sort_unstable_by_key(|c| (!c.is_decrease(), c.vm));
+        }
+        plan
     }
 
     fn build(current: &[u64], target: &[u64], id: impl Fn(usize) -> VmId) -> Plan {
@@ -186,25 +214,25 @@ impl Plan {
         self.changes
     }
 
-    /// The largest sum of allocations reached before or after any step, starting from
-    /// `start` (entries not in `start` are ignored). For a plan built by this module it is
-    /// `max(sum(current), sum(target))`.
+    /// The largest sum of allocations reached before or after any step when the plan is
+    /// applied to `start` (indexed by `VmId`). For a plan built by this module from `start`
+    /// it is `max(sum(current), sum(target))`.
+    ///
+    /// Errors exactly when [`Plan::apply_to`] would fail on `start`: a step's VM out of range
+    /// ([`Error::VmOutOfRange`]) or a step whose `from` is not what the VM holds at that point
+    /// ([`Error::StaleChange`]: the plan was not built from `start`).
     ///
     /// ```
-    /// let p = vibra_alloc::Plan::between(&[0, 9], &[9, 0]).unwrap();
-    /// assert_eq!(p.peak(&[0, 9]), 9); // the decrease goes first
+    /// use vibra_alloc::{Error, Plan, VmId};
+    /// let p = Plan::between(&[0, 9], &[9, 0]).unwrap();
+    /// assert_eq!(p.peak(&[0, 9]), Ok(9)); // the decrease goes first
+    /// assert_eq!(
+    ///     p.peak(&[0, 0]),
+    ///     Err(Error::StaleChange { vm: VmId(1), expected: 9, actual: 0 })
+    /// );
     /// ```
-    #[must_use]
-    pub fn peak(&self, start: &[u64]) -> u128 {
-        let mut sum = units_sum(start);
-        let mut peak = sum;
-        for c in &self.changes {
-            if c.vm.index() < start.len() {
-                sum = sum - u128::from(c.from) + u128::from(c.to);
-                peak = peak.max(sum);
-            }
-        }
-        peak
+    pub fn peak(&self, start: &[u64]) -> Result<u128> {
+        self.replay(&mut start.to_vec())
     }
 
     /// Applies the whole plan to `alloc` (indexed by `VmId`), or nothing: every step's VM must
@@ -220,11 +248,21 @@ impl Plan {
     /// ```
     pub fn apply_to(&self, alloc: &mut [u64]) -> Result<()> {
         let mut next = alloc.to_vec();
+        self.replay(&mut next)?;
+        alloc.copy_from_slice(&next);
+        Ok(())
+    }
+
+    /// Applies the steps to `alloc` in order, checking each, and returns the peak sum.
+    /// On error `alloc` is partly updated: callers pass a scratch copy.
+    fn replay(&self, alloc: &mut [u64]) -> Result<u128> {
+        let n = alloc.len();
+        let mut sum = units_sum(alloc);
+        let mut peak = sum;
         for c in &self.changes {
-            let slot = next.get_mut(c.vm.index()).ok_or(Error::VmOutOfRange {
-                index: c.vm.0,
-                n: alloc.len(),
-            })?;
+            let slot = alloc
+                .get_mut(c.vm.index())
+                .ok_or(Error::VmOutOfRange { index: c.vm.0, n })?;
             if *slot != c.from {
                 return Err(Error::StaleChange {
                     vm: c.vm,
@@ -233,10 +271,16 @@ impl Plan {
                 });
             }
             *slot = c.to;
+            // `sum` includes `c.from` (the slot held it), so this cannot underflow.
+            sum = sum - u128::from(c.from) + u128::from(c.to);
+            peak = peak.max(sum);
         }
-        alloc.copy_from_slice(&next);
-        Ok(())
+        Ok(peak)
     }
+}
+
+fn strictly_ascending(ids: &[VmId]) -> bool {
+    ids.windows(2).all(|w| w[0] < w[1])
 }
 
 impl<'a> IntoIterator for &'a Plan {

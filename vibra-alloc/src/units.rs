@@ -9,7 +9,9 @@
 use std::fmt;
 
 /// A VM's identifier. In the slice functions it is the VM's position (0-based) in the input,
-/// which is also what the C ABI's `vibra_change.vm` carries.
+/// which is also what the C ABI's `vibra_change.vm` carries. Wherever the crate orders by
+/// VM (the groups of a [`crate::Plan`], SPEC section 5's "ascending VM index") it orders by
+/// this id, never by a position in some other list.
 ///
 /// ```
 /// use vibra_alloc::VmId;
