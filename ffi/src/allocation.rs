@@ -56,7 +56,8 @@ impl From<Error> for Failure {
 ///
 /// Errors: `VIBRA_NULL_POINTER` if `demand` or `out` is NULL with `n > 0`;
 /// `VIBRA_INVALID_ARGUMENT` if `n == 0`, `total` or `floor` is negative or not finite,
-/// `n * floor > total`, or a demand is negative, NaN or infinite.
+/// `n * floor > total`, or a demand is negative, NaN or infinite. Finite demands whose sum
+/// would overflow a double are accepted (they are scaled first); no entry exceeds `total`.
 ///
 /// Thread safety: may be called from any number of threads at once (no state).
 ///
@@ -161,8 +162,8 @@ pub unsafe extern "C" fn vibra_allocation_plan(
 /// dispatcher with the same availability.
 ///
 /// Errors: `VIBRA_NULL_POINTER` if an array is NULL with `n > 0`; `VIBRA_INVALID_ARGUMENT` if
-/// `n == 0`, `replication` is outside 1..=n, or an allocation is negative, NaN or infinite;
-/// `VIBRA_OUT_OF_RANGE` if `failed >= n`; `VIBRA_NO_SERVER_AVAILABLE` if no server other than
+/// `n == 0`, `replication` is outside 1..=n, an allocation is negative, NaN or infinite, or a
+/// taker's compensated allocation would overflow a double; `VIBRA_OUT_OF_RANGE` if `failed >= n`; `VIBRA_NO_SERVER_AVAILABLE` if no server other than
 /// `failed` is available (the allocation would be lost).
 ///
 /// Thread safety: may be called from any number of threads at once (no state).
