@@ -237,6 +237,11 @@ fn cpu_cap_bounds_a_burner() {
         std::thread::sleep(Duration::from_millis(200));
         let used = host.usage(&vm).unwrap().cpu_time - u0;
         let s1 = throttling("cpu_cap", &vm);
+        let wall = t0.elapsed();
+        assert!(
+            used.as_secs_f64() <= 0.2 * wall.as_secs_f64() + 0.1,
+            "cap exceeded: used {used:?} in {wall:?}"
+        );
         if used >= Duration::from_millis(600) && s1.nr_throttled >= s0.nr_throttled + 5 {
             break (used, s1);
         }
@@ -321,10 +326,25 @@ struct EgressWindow {
     sender_wait: Duration,
 }
 
+/// The most tbf at `limit` lets through in `wall`: rate x time plus one full bucket (5% and
+/// two datagrams for counting).
+fn egress_most(limit: Bandwidth, wall: Duration) -> f64 {
+    1.05 * limit.bytes_per_sec() as f64 * wall.as_secs_f64()
+        + limit.tbf_burst_bytes() as f64
+        + 2.0 * WIRE_BYTES as f64
+}
+
 /// Measures the VM's egress until the host received `quota` bytes and the sender had offered
 /// at least 1.5 times what was delivered (so the shaper, not the sender, set the rate), however
-/// long that takes on a busy machine (up to [`STALL`]).
-fn measure_egress(host: &LinuxHost, vm: &String, sender: u32, quota: u64) -> EgressWindow {
+/// long that takes on a busy machine (up to [`STALL`]). Checks at every sample that no more
+/// than [`egress_most`] got through.
+fn measure_egress(
+    host: &LinuxHost,
+    vm: &String,
+    sender: u32,
+    limit: Bandwidth,
+    quota: u64,
+) -> EgressWindow {
     let t0a = Instant::now();
     let d0 = host.usage(vm).unwrap().egress_bytes;
     let o0 = udp_offered(sender);
@@ -336,6 +356,13 @@ fn measure_egress(host: &LinuxHost, vm: &String, sender: u32, quota: u64) -> Egr
         let (_, _, slices) = schedstat(sender);
         let delivered = host.usage(vm).unwrap().egress_bytes - d0;
         let offered = (udp_offered(sender) - o0) * WIRE_BYTES;
+        let most = egress_most(limit, t0a.elapsed());
+        assert!(
+            delivered as f64 <= most,
+            "delivered {delivered} B in {:?} through a limit of {} B/s (at most {most:.0} B)",
+            t0a.elapsed(),
+            limit.bytes_per_sec()
+        );
         if delivered >= quota && 2 * offered >= 3 * delivered {
             // A wait still in progress at t1a is only counted once the sender runs again:
             // wait for that (this may count a little wait after t1a, which loosens the bound).
@@ -396,24 +423,22 @@ fn egress_rate_measured_at_host_follows_tc_limit() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let burst = fast.tbf_burst_bytes();
-    measure_egress(&host, &vm, pid, burst);
+    measure_egress(&host, &vm, pid, fast, burst);
     let slow = Bandwidth::from_bits_per_sec(2e6).unwrap();
     let mut windows = vec![(
         fast,
-        measure_egress(&host, &vm, pid, 2 * fast.bytes_per_sec()),
+        measure_egress(&host, &vm, pid, fast, 2 * fast.bytes_per_sec()),
     )];
     host.set_egress(&vm, slow).unwrap();
     assert_eq!(host.egress_limit(&vm).unwrap(), Some(slow));
-    measure_egress(&host, &vm, pid, slow.tbf_burst_bytes());
+    measure_egress(&host, &vm, pid, slow, slow.tbf_burst_bytes());
     windows.push((
         slow,
-        measure_egress(&host, &vm, pid, 2 * slow.bytes_per_sec()),
+        measure_egress(&host, &vm, pid, slow, 2 * slow.bytes_per_sec()),
     ));
     for (limit, w) in windows {
         let l = limit.bytes_per_sec() as f64;
-        let burst = limit.tbf_burst_bytes() as f64;
-        // Upper: tbf never lets more than rate x time + one bucket through (5% for counting).
-        let most = 1.05 * l * w.outer.as_secs_f64() + burst + 2.0 * WIRE_BYTES as f64;
+        let most = egress_most(limit, w.outer);
         // Lower: while the sender runs it keeps the queue (50 ms of data) full, so the link
         // carries the limit except while the sender waited for a CPU (25% for kernel timers).
         let busy = w.inner.saturating_sub(w.sender_wait);
