@@ -297,13 +297,14 @@ fn xen_backend_drives_dom0_and_a_pv_guest() {
             if back != Some(slow) {
                 return Err(format!("set {slow:?}, read back {back:?}"));
             }
-            // Until 4 s worth at the new limit arrived; at every sample no more than the limit
-            // (+20%) and netback's burst. A guest that gets less CPU only sends less, so there
-            // is no lower bound here: what the guest offered is not visible from Domain-0.
+            // Until 8 s worth at the new limit arrived (long enough that netback's 128 KiB
+            // burst cannot hide a limit twice too high); at every sample no more than the limit
+            // (+20%) and that burst. A guest that gets less CPU only sends less, so there is no
+            // lower bound here: what the guest offered is not visible from Domain-0.
             let (bytes, wall) = measure_bytes(
                 &vif,
                 "rx_bytes",
-                4 * slow.bytes_per_sec(),
+                8 * slow.bytes_per_sec(),
                 |w| netback_most(slow, 0.2, w),
                 |_, _| true,
             )?;
