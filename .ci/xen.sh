@@ -43,7 +43,10 @@ cargo test -p vibra-host --features xen --test xen
 
 step "build the Xen integration-test binary"
 BIN=$(cargo test -p vibra-host --features xen --test xen --no-run --message-format=json \
+  | grep '"kind":\["test"\],"crate_types":\["bin"\],"name":"xen"' \
   | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+# (Only the `xen` test target: the same JSON also lists the vibra-host-load binary, in an order
+# that depends on what was rebuilt.)
 [ -n "$BIN" ] && [ -x "$BIN" ] || fail "no test executable found"
 
 step "build the guest's load generator (vibra-host-load)"

@@ -87,37 +87,48 @@ fn first_cpu() -> String {
     list.split([',', '-']).next().unwrap().to_string()
 }
 
-fn burner(cpu: &str, seconds: u32) -> Reaped {
+/// A CPU burner pinned to `cpu`. It spins until the test kills it (at most 10 minutes), so a
+/// measurement that takes long on a busy machine never outlives it.
+fn burner(cpu: &str) -> Reaped {
     Reaped(
         Command::new("taskset")
-            .args(["-c", cpu, LOAD, "burn", &seconds.to_string()])
+            .args(["-c", cpu, LOAD, "burn", "600"])
             .spawn()
             .expect("spawn taskset burner"),
     )
 }
 
-/// CPU time used by each VM from now until together they used at least `min_total` (or 30 s
-/// of wall time passed).
+/// How long a measurement may take to reach its quota of CPU time or bytes before the test
+/// gives up. The checks never depend on how long a measurement took (a busy machine only makes
+/// it take longer); reaching this means the load never ran or the kernel never did what the
+/// measurement waits for (for example, never throttled a capped group).
+const STALL: Duration = Duration::from_secs(150);
+
+/// CPU time used by each VM (the kernel's cgroup accounting) from now until together they used
+/// at least `min_total`, however long that takes on a busy machine (up to [`STALL`]).
 fn cpu_deltas(host: &LinuxHost, vms: &[&String], min_total: Duration) -> Vec<Duration> {
-    let start: Vec<Duration> = vms
-        .iter()
-        .map(|v| host.usage(v).unwrap().cpu_time)
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let now: Vec<Duration> = vms
-            .iter()
+    let read = || -> Vec<Duration> {
+        vms.iter()
             .map(|v| host.usage(v).unwrap().cpu_time)
-            .collect();
-        let deltas: Vec<Duration> = now
+            .collect()
+    };
+    let start = read();
+    let t0 = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let deltas: Vec<Duration> = read()
             .iter()
             .zip(&start)
             .map(|(n, s)| n.saturating_sub(*s))
             .collect();
-        if deltas.iter().sum::<Duration>() >= min_total || Instant::now() > deadline {
+        let total: Duration = deltas.iter().sum();
+        if total >= min_total {
             return deltas;
         }
+        assert!(
+            t0.elapsed() < STALL,
+            "the burners used only {total:?} of CPU in {STALL:?} (wanted {min_total:?}): were they ever runnable?"
+        );
     }
 }
 
@@ -143,13 +154,17 @@ fn cpu_split_between_pinned_burners_follows_weights() {
     assert_eq!(host.cpu(&a).unwrap(), wa);
     assert_eq!(host.cpu(&b).unwrap(), wb);
     let cpu = first_cpu();
-    let ba = burner(&cpu, 60);
-    let bb = burner(&cpu, 60);
+    let ba = burner(&cpu);
+    let bb = burner(&cpu);
     host.attach(&a, ba.0.id()).unwrap();
     host.attach(&b, bb.0.id()).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    // Measure until the pair has used 2 s of CPU: enough for CFS's fairness at any load level.
-    let d = cpu_deltas(&host, &[&a, &b], Duration::from_secs(2));
+    // Both burners are pinned to one CPU and never sleep, so whenever their parent group gets
+    // that CPU, CFS divides it between the two cgroups by weight; other load on the CPU changes
+    // how much the pair gets, not how the pair divides it. The split is measured in the
+    // kernel's CPU-time accounting of both cgroups, after a warm-up and until the pair used 3 s
+    // of CPU (not over a wall-clock window), so a busy machine only makes it take longer.
+    cpu_deltas(&host, &[&a, &b], Duration::from_millis(300));
+    let d = cpu_deltas(&host, &[&a, &b], Duration::from_secs(3));
     let ratio = d[1].as_secs_f64() / d[0].as_secs_f64().max(1e-9);
     eprintln!(
         "cpu_split: a={:?} b={:?} ratio b/a={ratio:.3} (weights 256:768, expected 3.0 +/- 20%)",
@@ -166,6 +181,35 @@ fn cpu_split_between_pinned_burners_follows_weights() {
     );
 }
 
+/// CFS bandwidth-control counters of a VM's CPU cgroup, from its `cpu.stat` (cgroup v1 reports
+/// `throttled_time` in ns, v2 `throttled_usec`).
+#[derive(Clone, Copy, Debug)]
+struct Throttling {
+    nr_periods: u64,
+    nr_throttled: u64,
+    throttled: Duration,
+}
+
+fn throttling(test: &str, vm: &str) -> Throttling {
+    let stat = cgroup_dirs(test, vm)
+        .into_iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cpu.stat")).ok())
+        .find(|s| s.contains("nr_throttled"))
+        .unwrap_or_else(|| panic!("no cpu.stat with nr_throttled for {vm}"));
+    let field = |k: &str| -> Option<u64> {
+        stat.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')?.trim().parse().ok())
+    };
+    Throttling {
+        nr_periods: field("nr_periods").unwrap(),
+        nr_throttled: field("nr_throttled").unwrap(),
+        throttled: field("throttled_time")
+            .map(Duration::from_nanos)
+            .or_else(|| field("throttled_usec").map(Duration::from_micros))
+            .unwrap(),
+    }
+}
+
 #[test]
 fn cpu_cap_bounds_a_burner() {
     let Some(mut host) = host_or_skip("cpu_cap") else {
@@ -179,24 +223,52 @@ fn cpu_cap_bounds_a_burner() {
     host.set_cpu(&vm, setting).unwrap();
     assert_eq!(host.cpu(&vm).unwrap(), setting);
     let cpu = first_cpu();
-    let b = burner(&cpu, 60);
+    let b = burner(&cpu);
     host.attach(&vm, b.0.id()).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    cpu_deltas(&host, &[&vm], Duration::from_millis(50));
+    // Measured until the group used 0.6 s of CPU and the kernel throttled it at least 5 times.
+    // Other load can only lower the burner's use, so the upper bound (the kernel enforces it:
+    // at most one quota per 100 ms period) holds on any machine; the throttle count is what
+    // tells the cap apart from contention: an uncapped group is never throttled.
     let t0 = Instant::now();
+    let s0 = throttling("cpu_cap", &vm);
     let u0 = host.usage(&vm).unwrap().cpu_time;
-    std::thread::sleep(Duration::from_secs(3));
-    let used = host.usage(&vm).unwrap().cpu_time - u0;
+    let (used, s1) = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let used = host.usage(&vm).unwrap().cpu_time - u0;
+        let s1 = throttling("cpu_cap", &vm);
+        let wall = t0.elapsed();
+        assert!(
+            used.as_secs_f64() <= 0.2 * wall.as_secs_f64() + 0.1,
+            "cap exceeded: used {used:?} in {wall:?}"
+        );
+        if used >= Duration::from_millis(600) && s1.nr_throttled >= s0.nr_throttled + 5 {
+            break (used, s1);
+        }
+        assert!(
+            t0.elapsed() < STALL,
+            "after {STALL:?} the capped burner used {used:?} and was throttled {} times (want 600 ms and 5): cap not enforced?",
+            s1.nr_throttled - s0.nr_throttled
+        );
+    };
     let wall = t0.elapsed();
     let frac = used.as_secs_f64() / wall.as_secs_f64();
+    let throttled = s1.throttled.saturating_sub(s0.throttled);
     eprintln!(
-        "cpu_cap: used {used:?} in {wall:?} = {:.1}% (cap 20%, allowed up to 20% + one 100 ms period)",
-        frac * 100.0
+        "cpu_cap: used {used:?} in {wall:?} = {:.1}% (cap 20%, allowed up to 20% + 100 ms); {} periods, throttled in {} for {throttled:?}",
+        frac * 100.0,
+        s1.nr_periods - s0.nr_periods,
+        s1.nr_throttled - s0.nr_throttled,
     );
-    assert!(used > Duration::from_millis(10), "capped burner never ran");
     assert!(
         used.as_secs_f64() <= 0.2 * wall.as_secs_f64() + 0.1,
         "cap exceeded: {:.1}%",
         frac * 100.0
+    );
+    assert!(
+        throttled > Duration::ZERO,
+        "throttled {} times for no time at all",
+        s1.nr_throttled - s0.nr_throttled
     );
     // Removing the cap reads back as None.
     host.set_cpu(
@@ -210,13 +282,110 @@ fn cpu_cap_bounds_a_burner() {
     assert_eq!(host.cpu(&vm).unwrap().cap, None);
 }
 
-/// Bytes per second the VM sends, measured at the host end of its veth over `window`.
-fn measured_egress(host: &LinuxHost, vm: &String, window: Duration) -> f64 {
-    let b0 = host.usage(vm).unwrap().egress_bytes;
-    let t0 = Instant::now();
-    std::thread::sleep(window);
-    let b1 = host.usage(vm).unwrap().egress_bytes;
-    (b1 - b0) as f64 / t0.elapsed().as_secs_f64()
+/// Bytes on the wire per datagram of `vibra-host-load udp-send`: 1400 of payload, 8 of UDP
+/// header, 20 of IPv4 header, 14 of Ethernet header (what tbf and the veth counters count).
+const WIRE_BYTES: u64 = 1442;
+
+/// Datagrams the sender's network namespace handed to IP (sent, plus dropped by a full qdisc,
+/// which UDP counts as `SndbufErrors`): the offered load, in the kernel's own accounting.
+fn udp_offered(pid: u32) -> u64 {
+    let snmp = std::fs::read_to_string(format!("/proc/{pid}/net/snmp")).unwrap();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .filter(|(n, _)| *n == "OutDatagrams" || *n == "SndbufErrors")
+        .map(|(_, v)| v.parse::<u64>().unwrap())
+        .sum()
+}
+
+/// (CPU time, run-queue wait, timeslices) of `pid`, from `/proc/<pid>/schedstat`.
+fn schedstat(pid: u32) -> (Duration, Duration, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .expect("/proc/<pid>/schedstat (CONFIG_SCHED_INFO) is needed to account for starvation");
+    let f: Vec<u64> = text
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    (Duration::from_nanos(f[0]), Duration::from_nanos(f[1]), f[2])
+}
+
+/// One egress measurement, all in kernel counters except the two wall-clock spans.
+#[derive(Debug)]
+struct EgressWindow {
+    /// Bytes received by the host end of the veth (what left the VM through the shaper).
+    delivered: u64,
+    /// Bytes the sender offered (datagrams handed to IP x [`WIRE_BYTES`]).
+    offered: u64,
+    /// Wall time spanning all the counter reads (for upper bounds).
+    outer: Duration,
+    /// Wall time between the first and the last reads (for lower bounds).
+    inner: Duration,
+    /// Time the sender waited for a CPU during the window.
+    sender_wait: Duration,
+}
+
+/// The most tbf at `limit` lets through in `wall`: rate x time plus one full bucket (5% and
+/// two datagrams for counting).
+fn egress_most(limit: Bandwidth, wall: Duration) -> f64 {
+    1.05 * limit.bytes_per_sec() as f64 * wall.as_secs_f64()
+        + limit.tbf_burst_bytes() as f64
+        + 2.0 * WIRE_BYTES as f64
+}
+
+/// Measures the VM's egress until the host received `quota` bytes and the sender had offered
+/// at least 1.5 times what was delivered (so the shaper, not the sender, set the rate), however
+/// long that takes on a busy machine (up to [`STALL`]). Checks at every sample that no more
+/// than [`egress_most`] got through.
+fn measure_egress(
+    host: &LinuxHost,
+    vm: &String,
+    sender: u32,
+    limit: Bandwidth,
+    quota: u64,
+) -> EgressWindow {
+    let t0a = Instant::now();
+    let d0 = host.usage(vm).unwrap().egress_bytes;
+    let o0 = udp_offered(sender);
+    let (_, w0, _) = schedstat(sender);
+    let t0b = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let t1a = Instant::now();
+        let (_, _, slices) = schedstat(sender);
+        let delivered = host.usage(vm).unwrap().egress_bytes - d0;
+        let offered = (udp_offered(sender) - o0) * WIRE_BYTES;
+        let most = egress_most(limit, t0a.elapsed());
+        assert!(
+            delivered as f64 <= most,
+            "delivered {delivered} B in {:?} through a limit of {} B/s (at most {most:.0} B)",
+            t0a.elapsed(),
+            limit.bytes_per_sec()
+        );
+        if delivered >= quota && 2 * offered >= 3 * delivered {
+            // A wait still in progress at t1a is only counted once the sender runs again:
+            // wait for that (this may count a little wait after t1a, which loosens the bound).
+            let sender_wait = loop {
+                let (_, w1, s) = schedstat(sender);
+                if s > slices {
+                    break w1 - w0;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            return EgressWindow {
+                delivered,
+                offered,
+                outer: t0a.elapsed(),
+                inner: t1a - t0b,
+                sender_wait,
+            };
+        }
+        assert!(
+            t0a.elapsed() < STALL,
+            "after {STALL:?}: delivered {delivered} B (want {quota}), offered {offered} B (want 1.5x delivered): is the shaper in place and the sender running?"
+        );
+    }
 }
 
 #[test]
@@ -235,27 +404,62 @@ fn egress_rate_measured_at_host_follows_tc_limit() {
     let fast = Bandwidth::from_bits_per_sec(8e6).unwrap();
     host.set_egress(&vm, fast).unwrap();
     assert_eq!(host.egress_limit(&vm).unwrap(), Some(fast));
-    let _source = Reaped(
-        Command::new("ip")
-            .args(["netns", "exec", &ns, LOAD, "udp-send", &target, "30"])
+    // The source offers 4 MB/s (4x and 16x the limits), paced so it needs little CPU, at high
+    // priority where the machine allows it (nice only warns otherwise). `nice` and
+    // `ip netns exec` both exec, so the child's PID is the sender's.
+    let source = Reaped(
+        Command::new("nice")
+            .args(["-n", "-20", "ip", "netns", "exec", &ns, LOAD, "udp-send"])
+            .args([&target, "600", "4000000"])
             .spawn()
             .expect("spawn traffic source"),
     );
-    std::thread::sleep(Duration::from_millis(700));
-    let r_fast = measured_egress(&host, &vm, Duration::from_secs(2));
+    let pid = source.0.id();
+    let t = Instant::now();
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default()
+        != "vibra-host-load\n"
+    {
+        assert!(t.elapsed() < STALL, "the traffic source never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let burst = fast.tbf_burst_bytes();
+    measure_egress(&host, &vm, pid, fast, burst);
     let slow = Bandwidth::from_bits_per_sec(2e6).unwrap();
+    let mut windows = vec![(
+        fast,
+        measure_egress(&host, &vm, pid, fast, 2 * fast.bytes_per_sec()),
+    )];
     host.set_egress(&vm, slow).unwrap();
     assert_eq!(host.egress_limit(&vm).unwrap(), Some(slow));
-    std::thread::sleep(Duration::from_millis(500));
-    let r_slow = measured_egress(&host, &vm, Duration::from_secs(2));
-    eprintln!(
-        "egress: limit 1000000 B/s -> {r_fast:.0} B/s; limit 250000 B/s -> {r_slow:.0} B/s (tolerance -15%/+10%)"
-    );
-    for (measured, limit) in [(r_fast, fast), (r_slow, slow)] {
+    measure_egress(&host, &vm, pid, slow, slow.tbf_burst_bytes());
+    windows.push((
+        slow,
+        measure_egress(&host, &vm, pid, slow, 2 * slow.bytes_per_sec()),
+    ));
+    for (limit, w) in windows {
         let l = limit.bytes_per_sec() as f64;
+        let most = egress_most(limit, w.outer);
+        // Lower: while the sender runs it keeps the queue (50 ms of data) full, so the link
+        // carries the limit except while the sender waited for a CPU (25% for kernel timers).
+        let busy = w.inner.saturating_sub(w.sender_wait);
+        let least = 0.75 * l * busy.as_secs_f64();
+        eprintln!(
+            "egress: limit {l} B/s: {w:?} = {:.0} B/s delivered, {:.0} B/s offered; bounds [{least:.0}, {most:.0}] B",
+            w.delivered as f64 / w.inner.as_secs_f64(),
+            w.offered as f64 / w.inner.as_secs_f64(),
+        );
         assert!(
-            measured >= 0.85 * l && measured <= 1.10 * l,
-            "measured {measured:.0} B/s for a limit of {l} B/s"
+            (w.delivered as f64) <= most,
+            "delivered {} B in {:?} through a limit of {l} B/s (at most {most:.0} B)",
+            w.delivered,
+            w.outer
+        );
+        assert!(
+            (w.delivered as f64) >= least,
+            "delivered {} B in {:?} of which the sender waited {:?} for a CPU, through a limit of {l} B/s (at least {least:.0} B)",
+            w.delivered,
+            w.inner,
+            w.sender_wait
         );
     }
 }
@@ -410,7 +614,7 @@ fn bad_input_and_vanished_resources_give_typed_errors() {
     eprintln!("vanished namespace: {e}");
 
     // The cgroups vanish: the write fails with the OS's "No such file or directory".
-    for dir in cgroup_dirs_of(&host, &vm) {
+    for dir in cgroup_dirs("errors", &vm) {
         std::fs::remove_dir(&dir).unwrap();
     }
     let e = host
@@ -431,10 +635,10 @@ fn bad_input_and_vanished_resources_give_typed_errors() {
     assert!(host.list_vms().unwrap().is_empty());
 }
 
-/// The VM's cgroup directories, found by name under each mounted hierarchy (test-only probing).
-fn cgroup_dirs_of(host: &LinuxHost, vm: &str) -> Vec<std::path::PathBuf> {
-    let _ = host;
-    let parent = format!("vibra-host-test-{}-errors", std::process::id());
+/// The cgroup directories of `vm` made by test `test`, found by name under each mounted
+/// hierarchy (test-only probing).
+fn cgroup_dirs(test: &str, vm: &str) -> Vec<std::path::PathBuf> {
+    let parent = format!("vibra-host-test-{}-{test}", std::process::id());
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
         let candidates = [
