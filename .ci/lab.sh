@@ -26,7 +26,7 @@ if grep -q "FAILED" "$report"; then
 fi
 figures=0
 while IFS= read -r path; do
-  head -c 4 "$path" | grep -q "<svg" || { echo "not an SVG: $path" >&2; false; }
+  head -c 4 "$path" | grep "<svg" >/dev/null || { echo "not an SVG: $path" >&2; false; }
   figures=$((figures + 1))
 done < <(sed -n 's/^figure: //p' "$report")
 experiments=$(cargo run --release -q -p vibra-lab -- list | wc -l)

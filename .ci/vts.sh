@@ -29,7 +29,7 @@ done
 rm -rf "$tmp"
 
 run_step "cargo-fuzz"
-if ! command -v cargo-fuzz >/dev/null || ! cargo fuzz --version | grep -q '0\.13\.'; then
+if ! command -v cargo-fuzz >/dev/null || ! cargo fuzz --version | grep '0\.13\.' >/dev/null; then
   cargo install cargo-fuzz --version 0.13.2 --locked
 fi
 
