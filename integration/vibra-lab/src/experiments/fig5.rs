@@ -486,6 +486,16 @@ fn best(v: &[(u32, f64, f64)]) -> String {
     format!("{:.2} at N = {} (makespan {:.2})", b.1, b.0, b.2)
 }
 
+/// The SPEC section 10 row fields of figs. 5.9 and 5.10, plus the scheduler model each row ran.
+const CLUSTER_ROW_FIELDS: &[&str] = &[
+    "scheduler",
+    "instances",
+    "static_s",
+    "dps_s",
+    "speedup",
+    "makespan_speedup",
+];
+
 /// What figs. 5.9 and 5.10 differ in; [`run_cluster_figure`] does the rest.
 struct ClusterFigure {
     /// The experiment's name (also the figure-id prefix and the progress label).
@@ -547,14 +557,7 @@ impl Experiment for Fig59 {
          about 10 times a dedicated run."
     }
     fn row_fields(&self) -> &'static [&'static str] {
-        &[
-            "scheduler",
-            "instances",
-            "static_s",
-            "dps_s",
-            "speedup",
-            "makespan_speedup",
-        ]
+        CLUSTER_ROW_FIELDS
     }
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
         let fig = ClusterFigure {
@@ -631,14 +634,7 @@ impl Experiment for Fig510 {
          N = 3 (0.33 per VM), diluted as N grows."
     }
     fn row_fields(&self) -> &'static [&'static str] {
-        &[
-            "scheduler",
-            "instances",
-            "static_s",
-            "dps_s",
-            "speedup",
-            "makespan_speedup",
-        ]
+        CLUSTER_ROW_FIELDS
     }
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
         let fig = ClusterFigure {
