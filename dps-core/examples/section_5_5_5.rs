@@ -7,32 +7,15 @@
 //! `cargo run --release -p dps-core --example section_5_5_5 [ITERATIONS]`
 
 use dps_core::sim::{
-    Banker, MigrationSettings, ProgramSpec, SimConfig, SimReport, Strategy, Topology, VmSpec,
-    simulate,
+    Banker, MigrationSettings, SimConfig, SimReport, Strategy, simulate, workloads,
 };
-use dps_core::{HostId, HostSpec};
 
 fn config(iterations: u32, migration: Option<MigrationSettings>) -> SimConfig {
-    let progs: Vec<ProgramSpec> = (0..2)
-        .map(|_| ProgramSpec {
-            topology: Topology::Linear,
-            iterations,
-            total_share: 2.0,
-            vms: (0..4)
-                .map(|i| VmSpec {
-                    host: HostId(i),
-                    demand: 1.0 / f64::from(i + 1),
-                })
-                .collect(),
-        })
-        .collect();
     let bank = Strategy::Bank {
         every: 1,
         banker: Banker::Spec,
     };
-    let mut c = SimConfig::new(vec![HostSpec::new(1.0, 0.0).unwrap(); 4], progs, bank);
-    c.migration = migration;
-    c
+    workloads::migration_bottleneck(iterations, bank, migration).expect("a valid set-up")
 }
 
 /// Migrations that took a VM back to the host its previous migration took it from.

@@ -147,27 +147,10 @@ fn every_topology_completes_every_iteration() {
     }
 }
 
-/// Section 5.5.5's set-up: two aligned 4-VM copies of patterns (linear, load 1/i, W = 2) on
-/// four fully booked hosts, so both VM1s share host 0, which becomes the bottleneck.
+/// Section 5.5.5's set-up (`workloads::migration_bottleneck`): both VM1s share host 0, which
+/// becomes the bottleneck.
 fn section_5_5_5(iterations: u32, migration: Option<MigrationSettings>) -> SimReport {
-    use dps_core::sim::{ProgramSpec, VmSpec};
-    use dps_core::{HostId, HostSpec};
-    let progs: Vec<ProgramSpec> = (0..2)
-        .map(|_| ProgramSpec {
-            topology: Topology::Linear,
-            iterations,
-            total_share: 2.0,
-            vms: (0..4)
-                .map(|i| VmSpec {
-                    host: HostId(i),
-                    demand: 1.0 / f64::from(i + 1),
-                })
-                .collect(),
-        })
-        .collect();
-    let mut c = SimConfig::new(vec![HostSpec::new(1.0, 0.0).unwrap(); 4], progs, BANK);
-    c.migration = migration;
-    run(&c)
+    run(&dps_core::sim::workloads::migration_bottleneck(iterations, BANK, migration).unwrap())
 }
 
 #[test]

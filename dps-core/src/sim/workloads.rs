@@ -42,6 +42,39 @@ pub fn linear_patterns(
     Ok(SimConfig::new(vec![host; 4], vec![prog], strategy))
 }
 
+/// Section 5.5.5: two aligned 4-VM copies of `patterns` (linear, VM i on host i with demand
+/// 1/(i+1) per iteration, W = 2) on four fully booked single-CPU hosts, so both VM1s share host
+/// 0, which becomes the bottleneck that migration relieves. `strategy` exchanges shares;
+/// `migration` is set on the returned configuration as given.
+///
+/// ```
+/// use dps_core::sim::{workloads, Strategy};
+/// let cfg = workloads::migration_bottleneck(10, Strategy::Static, None).unwrap();
+/// assert_eq!((cfg.hosts.len(), cfg.programs.len()), (4, 2));
+/// ```
+pub fn migration_bottleneck(
+    iterations: u32,
+    strategy: Strategy,
+    migration: Option<crate::sim::MigrationSettings>,
+) -> Result<SimConfig, DpsError> {
+    let programs = (0..2)
+        .map(|_| ProgramSpec {
+            topology: Topology::Linear,
+            iterations,
+            total_share: 2.0,
+            vms: (0..4)
+                .map(|i| VmSpec {
+                    host: HostId(i),
+                    demand: 1.0 / f64::from(i + 1),
+                })
+                .collect(),
+        })
+        .collect();
+    let mut config = SimConfig::new(vec![HostSpec::new(1.0, 0.0)?; 4], programs, strategy);
+    config.migration = migration;
+    Ok(config)
+}
+
 /// Fig. 5.9/5.10: `hosts` single-CPU hosts, `programs` programs of `hosts` VMs each (VM i on
 /// host i), each VM `share` and a demand drawn once from U(`lo`, `hi`) seconds per iteration,
 /// all-to-all (BSP barrier) dependencies.
