@@ -258,8 +258,11 @@ proptest! {
                 for x in l.before.iter().chain(&l.after) {
                     prop_assert!(x.is_finite() && *x >= 0.0, "{:?}", l);
                 }
-                let sum: f64 = w.iter().sum();
-                prop_assert!((l.after.iter().sum::<f64>() - sum).abs() <= sum * 1e-9);
+                // Conservation, summed at half scale (exact for these values): each load is
+                // finite, but adding them up can round past f64::MAX when the total is near it.
+                let sum: f64 = w.iter().map(|x| x * 0.5).sum();
+                let after: f64 = l.after.iter().map(|x| x * 0.5).sum();
+                prop_assert!((after - sum).abs() <= sum * 1e-9, "{:?}", l);
             }
         }
     }
