@@ -83,6 +83,30 @@ pub enum Error {
         /// The rejected rate, as given.
         rate: f64,
     },
+    /// A plan unit size that is zero, negative or not finite.
+    #[error("a {kind} unit of {value} is not a positive, finite size")]
+    InvalidUnit {
+        /// The resource kind.
+        kind: &'static str,
+        /// The rejected size, as given.
+        value: String,
+    },
+    /// A vibra-alloc plan names a VM beyond the list it is applied to.
+    #[error("the plan names vm{vm}, but only {vms} VMs were given")]
+    PlanVm {
+        /// The plan's VM id.
+        vm: u32,
+        /// How many VMs were given.
+        vms: usize,
+    },
+    /// A plan of one resource kind applied with a unit of another.
+    #[error("a {plan} plan cannot be applied in {unit} units")]
+    UnitKindMismatch {
+        /// The plan's kind.
+        plan: String,
+        /// The unit's kind.
+        unit: String,
+    },
     /// A VM name that cannot be used for a cgroup, namespace or interface.
     #[error("invalid VM name {name:?}: {reason}")]
     InvalidName {

@@ -31,6 +31,7 @@
 mod controller;
 mod error;
 mod linux;
+mod plan;
 mod units;
 #[cfg(feature = "xen")]
 mod xen;
@@ -40,6 +41,7 @@ pub use error::{Error, Operation};
 pub use linux::cgroup::CgroupLayout;
 pub use linux::net::LinkAddrs;
 pub use linux::{LinuxHost, MAX_VM_NAME, VmSpec};
+pub use plan::{ApplyAllocationPlan, UnitSize, kind_plan_allocations, plan_allocations};
 pub use units::{Bandwidth, CpuCap, CpuWeight, MemoryTarget, PAGE_BYTES};
 #[cfg(feature = "xen")]
 pub use xen::{DomId, XenHost};

@@ -11,9 +11,11 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use vibra_alloc::{Change, Plan, VmId, split_units};
 use vibra_host::{
-    Bandwidth, CpuCap, CpuSetting, CpuWeight, Error, HostController, LinkAddrs, LinuxHost,
-    MemoryTarget, Operation, VmAllocation, VmSpec,
+    ApplyAllocationPlan, Bandwidth, CpuCap, CpuSetting, CpuWeight, Error, HostController,
+    LinkAddrs, LinuxHost, MemoryTarget, Operation, UnitSize, VmAllocation, VmSpec,
+    plan_allocations,
 };
 
 const LOAD: &str = env!("CARGO_BIN_EXE_vibra-host-load");
@@ -547,6 +549,62 @@ fn plan_application_writes_only_changed_settings() {
         assert_eq!(host.memory_target(vm).unwrap(), a.memory);
         assert_eq!(host.egress_limit(vm).unwrap(), a.egress);
     }
+}
+
+/// vibra-alloc's own plans, applied as they are: the kernel ends at the allocator's target,
+/// every setting is written in the plan's order, and a plan that names an unknown VM or an
+/// invalid amount writes nothing.
+#[test]
+fn vibra_alloc_plans_apply_in_order_and_a_bad_plan_changes_nothing() {
+    let Some(mut host) = host_or_skip("alloc_plan") else {
+        return;
+    };
+    let vms: Vec<String> = (0..4)
+        .map(|i| {
+            host.create_vm(&VmSpec::new(&name(&format!("a{i}"))).unwrap())
+                .unwrap()
+        })
+        .collect();
+    // 64 MiB of memory in 4 KiB pages over four VMs, 1 MiB floor each.
+    let unit = UnitSize::memory_bytes(4096).unwrap();
+    let (pool, floor) = (16_384u64, 256u64);
+    let even = split_units(&[1.0; 4], None, pool, floor).unwrap();
+    let skewed = split_units(&[1.0, 5.0, 1.0, 9.0], None, pool, floor).unwrap();
+    let read = |host: &LinuxHost| -> Vec<u64> {
+        vms.iter()
+            .map(|vm| host.memory_target(vm).unwrap().unwrap().bytes() / 4096)
+            .collect()
+    };
+    // From the floor (nothing set yet) to an even split: all increases.
+    let start = Plan::between(&[floor; 4], &even).unwrap();
+    host.apply(&plan_allocations(&vms, &start, unit).unwrap())
+        .unwrap();
+    assert_eq!(read(&host), even);
+    let plan = Plan::between(&even, &skewed).unwrap();
+    let report = host.apply_plan(&vms, &plan, unit).unwrap();
+    assert_eq!(report.written, plan.len());
+    assert_eq!(read(&host), skewed);
+
+    // VM index 4 does not exist; and 0 pages is no memory target: both refused before any write.
+    let beyond = Plan::from_changes(vec![
+        Change {
+            vm: VmId(0),
+            from: skewed[0],
+            to: skewed[0] - 1,
+        },
+        Change {
+            vm: VmId(4),
+            from: 1,
+            to: 2,
+        },
+    ]);
+    assert!(matches!(
+        host.apply_plan(&vms, &beyond, unit),
+        Err(Error::PlanVm { vm: 4, vms: 4 })
+    ));
+    let zero = Plan::between(&skewed, &[skewed[0] + skewed[1], 0, skewed[2], skewed[3]]).unwrap();
+    assert!(host.apply_plan(&vms, &zero, unit).is_err());
+    assert_eq!(read(&host), skewed, "a refused plan wrote something");
 }
 
 #[test]
