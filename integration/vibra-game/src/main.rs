@@ -1,7 +1,7 @@
 //! `vibra-game`: runs the model FPS game for a list of server counts and prints the packet
 //! delivery delay by timestamp source.
 //!
-//! `vibra-game [--servers 1,8,16,32] [--clients 4] [--burners 2] [--seconds 3] [--warmup 0.5] [--seed 1]`
+//! `vibra-game [--servers 1,8,16,32] [--clients 4] [--burners 2] [--background 0] [--seconds 3] [--warmup 0.5] [--seed 1]`
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,6 +20,7 @@ fn parse() -> Result<(Vec<usize>, GameConfig), String> {
             "--servers" => servers = value.split(',').map(int).collect::<Result<_, _>>()?,
             "--clients" => cfg.clients_per_server = int(&value)?,
             "--burners" => cfg.burners = int(&value)?,
+            "--background" => cfg.background = int(&value)?,
             "--seconds" => {
                 cfg.measure =
                     Duration::try_from_secs_f64(num(&value)?).map_err(|e| e.to_string())?

@@ -33,8 +33,13 @@ pub struct GameConfig {
     /// The default, 10,000 steps with 4 players, takes roughly 0.3 to 0.8 ms per frame on a
     /// shared 2-core x86-64 machine (`--example frame_cost` measures it).
     pub sim_substeps: u32,
-    /// Background CPU burner threads.
+    /// CPU burner threads pinned with the game servers: the dissertation's CPU-bound VMs
+    /// sharing the servers' CPU (section 6.6.2).
     pub burners: usize,
+    /// Unpinned background burner threads that may run on any CPU, the clients' included:
+    /// other work on the machine (other tenants, a compile), as a controlled, documented load
+    /// rather than whatever else happens to run. 0 by default.
+    pub background: usize,
     /// Pin the servers and burners to one CPU and the clients to the others (section 6.6.2's
     /// "restricted CPU assignment"; the clients stand in for the separate client machine).
     /// Ignored when the process may use only one CPU.
@@ -56,6 +61,7 @@ impl Default for GameConfig {
             update_hz: 20,
             sim_substeps: 10_000,
             burners: 2,
+            background: 0,
             pin_servers: true,
             warmup: Duration::from_millis(500),
             measure: Duration::from_secs(3),
@@ -186,6 +192,15 @@ pub fn run(cfg: &GameConfig) -> Result<GameReport, GameError> {
                         Ok::<_, GameError>(burner::burn(stop))
                     })
                     .map_err(io("spawn burner"))?,
+            );
+        }
+        for i in 0..cfg.background {
+            let stop = stop.clone();
+            burners.push(
+                thread::Builder::new()
+                    .name(format!("background-{i}"))
+                    .spawn(move || Ok::<_, GameError>(burner::burn(stop)))
+                    .map_err(io("spawn background burner"))?,
             );
         }
         let (rate, seed, client_stop) = (cfg.input_rate_hz, cfg.seed, stop.clone());

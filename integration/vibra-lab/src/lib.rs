@@ -31,6 +31,6 @@ pub use error::LabError;
 pub use experiments::{EXPERIMENTS, Experiment, find, run_checked};
 pub use map::{MapConfig, run_map};
 pub use output::{TEXT_ROW_LIMIT, json_line, render_text, write_outputs};
-pub use plot::render_svg;
-pub use report::{Comparison, Figure, FigureKind, Report, Row, Series};
+pub use plot::{bar_centre, render_svg};
+pub use report::{Comparison, DissertationMark, Figure, FigureKind, Report, Row, Series};
 pub use rss::resident_bytes;

@@ -94,7 +94,6 @@ fn draw(figure: &Figure, root: &Area<'_>) -> Result<(), String> {
     }
     mesh.draw().map_err(|e| err(&e))?;
 
-    let groups = figure.series.len().max(1) as f64;
     for (i, series) in figure.series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()].to_rgba();
         let legend_color = color;
@@ -121,8 +120,7 @@ fn draw(figure: &Figure, root: &Area<'_>) -> Result<(), String> {
                     .map_err(|e| err(&e))?;
             }
             FigureKind::Bars { .. } => {
-                let width = 0.8 / groups;
-                let offset = -0.4 + width * i as f64;
+                let (offset, width) = bar_slot(figure.series.len(), i);
                 chart
                     .draw_series(series.points.iter().map(|&(x, y)| {
                         Rectangle::new(
@@ -138,7 +136,34 @@ fn draw(figure: &Figure, root: &Area<'_>) -> Result<(), String> {
             }
         }
     }
-    if figure.series.iter().any(|s| !s.label.is_empty()) {
+    if !figure.dissertation.is_empty() {
+        let black = BLACK.stroke_width(2);
+        chart
+            .draw_series(
+                figure
+                    .dissertation
+                    .iter()
+                    .map(|m| Cross::new((m.x, m.y), 7, black)),
+            )
+            .map_err(|e| err(&e))?
+            .label("the dissertation's value")
+            .legend(move |(x, y)| Cross::new((x + 10, y), 6, black));
+        chart
+            .draw_series(figure.dissertation.iter().map(|m| {
+                // Labels of marks in the right part of the plot go to their left, so they stay
+                // inside the picture (about 7 px per character at this size).
+                let right = (m.x - x_range.start) > 0.6 * (x_range.end - x_range.start);
+                let dx = if right {
+                    -(m.label.chars().count() as i32 * 7 + 6)
+                } else {
+                    9
+                };
+                EmptyElement::at((m.x, m.y))
+                    + Text::new(m.label.clone(), (dx, -16), ("sans-serif", 13).into_font())
+            }))
+            .map_err(|e| err(&e))?;
+    }
+    if figure.series.iter().any(|s| !s.label.is_empty()) || !figure.dissertation.is_empty() {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -152,10 +177,33 @@ fn draw(figure: &Figure, root: &Area<'_>) -> Result<(), String> {
     Ok(())
 }
 
+/// Where series `i` of `groups` draws its bar within a category: (offset from the category's
+/// centre, width).
+fn bar_slot(groups: usize, i: usize) -> (f64, f64) {
+    let width = 0.8 / groups.max(1) as f64;
+    (-0.4 + width * i as f64, width)
+}
+
+/// The x coordinate of the centre of series `series`'s bar in category `category` of a bar
+/// chart with `groups` series (to place a [`crate::DissertationMark`] on a bar).
+///
+/// ```
+/// assert_eq!(vibra_lab::bar_centre(1, 0, 2), 2.0 - 0.4 + 0.8 * 0.46);
+/// ```
+pub fn bar_centre(groups: usize, series: usize, category: usize) -> f64 {
+    let (offset, width) = bar_slot(groups, series);
+    category as f64 + offset + width * 0.46
+}
+
 type Ranges = (std::ops::Range<f64>, std::ops::Range<f64>);
 
 fn ranges(figure: &Figure) -> Result<Ranges, String> {
-    let points = figure.series.iter().flat_map(|s| s.points.iter());
+    let marks: Vec<(f64, f64)> = figure.dissertation.iter().map(|m| (m.x, m.y)).collect();
+    let points = figure
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .chain(marks.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, 0.0f64, f64::MIN);
     let mut any = false;
     for &(x, y) in points {
@@ -183,7 +231,8 @@ fn ranges(figure: &Figure) -> Result<Ranges, String> {
     }
     // Head room for the legend box (about 18 px per series in a ~420 px plot), so that it
     // never covers the data.
-    let legend = ((figure.series.len() as f64 * 18.0 + 30.0) / 420.0).min(0.6);
+    let entries = figure.series.len() + usize::from(!figure.dissertation.is_empty());
+    let legend = ((entries as f64 * 18.0 + 30.0) / 420.0).min(0.6);
     let top = y1 + (y1 - y0) * legend / (1.0 - legend);
     Ok((x0..x1, y0..top))
 }
@@ -227,6 +276,25 @@ mod tests {
         let rects = |svg: &str| svg.matches("<rect").count();
         assert_eq!(rects(&svg), rects(&render_svg(&fewer).unwrap()) + 2);
         assert!(svg.contains("md5") && svg.contains("sha1"));
+    }
+
+    #[test]
+    fn dissertation_marks_are_drawn_labelled_and_inside_the_plot() {
+        let fig = Figure::lines("d", "D", "share", "gain (%)")
+            .with_series(Series::new("ours", vec![(0.1, 26.0), (0.5, 0.0)]))
+            .with_dissertation(crate::DissertationMark::new(0.1, 38.0, "~38% (text)"));
+        let svg = render_svg(&fig).unwrap();
+        assert!(svg.contains("~38% (text)"), "{svg}");
+        assert!(
+            svg.contains("the dissertation&apos;s value")
+                || svg.contains("the dissertation's value")
+        );
+        // The mark lies above every data point, so the y axis must stretch to it: the same
+        // figure without the mark has a lower top tick.
+        let mut plain = fig.clone();
+        plain.dissertation.clear();
+        assert_ne!(ranges(&fig).unwrap().1, ranges(&plain).unwrap().1);
+        assert!(ranges(&fig).unwrap().1.end > 38.0);
     }
 
     #[test]

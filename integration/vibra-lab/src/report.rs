@@ -137,6 +137,42 @@ pub struct Figure {
     pub kind: FigureKind,
     /// The data.
     pub series: Vec<Series>,
+    /// The dissertation's own values where its text gives them, drawn as black marks with
+    /// their labels over our data, so a reader sees both at a glance.
+    pub dissertation: Vec<DissertationMark>,
+}
+
+/// One value the dissertation's text gives for a figure, at a point of its axes (for a bar
+/// chart, x is the category's index).
+///
+/// ```
+/// use vibra_lab::DissertationMark;
+/// let m = DissertationMark::new(0.1, 38.0, "~38% (text)");
+/// assert_eq!((m.x, m.y), (0.1, 38.0));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct DissertationMark {
+    /// Position on the x axis (category index for bars).
+    pub x: f64,
+    /// The dissertation's value, in the figure's y unit.
+    pub y: f64,
+    /// A short label drawn beside the mark (the value as the text words it).
+    pub label: String,
+}
+
+impl DissertationMark {
+    /// A mark at (x, y) labelled `label`.
+    ///
+    /// ```
+    /// assert_eq!(vibra_lab::DissertationMark::new(46.0, 3.1, "3.1 ms").label, "3.1 ms");
+    /// ```
+    pub fn new(x: f64, y: f64, label: impl Into<String>) -> Self {
+        DissertationMark {
+            x,
+            y,
+            label: label.into(),
+        }
+    }
 }
 
 impl Figure {
@@ -159,6 +195,7 @@ impl Figure {
             y_label: y_label.into(),
             kind: FigureKind::Lines,
             series: Vec::new(),
+            dissertation: Vec::new(),
         }
     }
 
@@ -191,6 +228,18 @@ impl Figure {
     /// ```
     pub fn with_series(mut self, series: Series) -> Self {
         self.series.push(series);
+        self
+    }
+
+    /// Adds a mark of the dissertation's own value.
+    ///
+    /// ```
+    /// use vibra_lab::{DissertationMark, Figure};
+    /// let f = Figure::lines("x", "t", "a", "b").with_dissertation(DissertationMark::new(1.0, 2.0, "2"));
+    /// assert_eq!(f.dissertation.len(), 1);
+    /// ```
+    pub fn with_dissertation(mut self, mark: DissertationMark) -> Self {
+        self.dissertation.push(mark);
         self
     }
 }
