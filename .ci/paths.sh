@@ -8,7 +8,7 @@
 # The paths are computed at run time, never written here: the checkout's parent directory
 # (where the shared data and other worktrees live) and the cargo home (`$CARGO_HOME`, else
 # `~/.cargo`: the registry sources debug information points into). A match must be the whole
-# path or a path below it (`/work/shared`, not `/workload`). Every offending file and line is
+# path or a path below it (`<parent>/shared`, not `<parent>load`). Every offending file and line is
 # listed, then the script fails.
 set -euo pipefail
 cd "${1:-$(dirname "$0")/..}"

@@ -135,7 +135,7 @@ impl Experiment for Table31 {
         ));
         if matches!(corpus.source, CorpusSource::Generated { .. }) {
             report.note(
-                "generated URLs: pass --urls <object_mappings.sort> for the real World Cup names",
+                "generated URLs: pass --urls <object_mappings.sort> or set VIBRA_DATA_DIR for the real World Cup names",
             );
         }
         report.note(
