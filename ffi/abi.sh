@@ -31,13 +31,39 @@ if ! readelf --debug-dump=info "$lib" 2>/dev/null | grep -c DW_TAG_structure_typ
     exit 1
 fi
 
+# Machine paths never enter a baseline. abidw's options drop source locations, the corpus path
+# and compilation directories; what remains is each translation unit's name, its source path:
+# relative for the workspace's crates, /rustc/<hash>/... for the standard library, but absolute
+# under the builder's cargo home for crates.io (and git) dependencies. Those prefixes are
+# rewritten to fixed names (the crate, version and file are kept), and so is the checkout's own
+# directory should a build ever name it, on both sides of the comparison alike; the types,
+# functions and variables abidiff compares are untouched.
+root=$PWD
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+parent=$(cd .. && pwd)
+quote() { printf '%s' "$1" | sed 's/[][\\.*^$#+?(){}|]/\\&/g'; }
 dump() {
-    abidw --no-show-locs --no-corpus-path --no-comp-dir-path --type-id-style hash "$lib"
+    abidw --no-show-locs --no-corpus-path --no-comp-dir-path --type-id-style hash "$lib" |
+        sed -E -e "s#path='[^']*/registry/src/[^/']+/#path='cargo-registry/#g" \
+            -e "s#path='[^']*/git/checkouts/#path='cargo-git/#g" \
+            -e "s#path='$(quote "$root")/#path='#g"
+}
+# A dump that still names this machine (a new kind of path) is refused, not committed.
+machine_free() { # $1: dump file
+    local where
+    for where in "$cargo_home" "$parent" "$HOME"; do
+        if [ -n "$where" ] && [ "$where" != / ] && grep -n -F -- "$where" "$1" | head -n 5 | grep .; then
+            echo "abi.sh: the dump above still names $where: extend the normalisation in dump()" >&2
+            return 1
+        fi
+    done
 }
 
 case "$mode" in
 update)
-    dump > "$baseline"
+    dump > "$baseline.new"
+    machine_free "$baseline.new" || { rm -f "$baseline.new"; exit 1; }
+    mv "$baseline.new" "$baseline"
     echo "abi.sh: wrote $baseline"
     ;;
 check)
@@ -49,6 +75,7 @@ check)
     current=$(mktemp)
     trap 'rm -f "$current"' EXIT
     dump > "$current"
+    machine_free "$current"
     if abidiff --no-default-suppression "$baseline" "$current"; then
         echo "abi.sh: the ABI matches $baseline"
     else

@@ -27,8 +27,20 @@ proptest! {
     }
 
     #[test]
-    fn pack_matches_the_spec_formula(sec in any::<u32>(), usec in 0u32..1_000_000) {
-        prop_assert_eq!(ts48_pack(sec, usec)?, ((sec as u64) << 16) | (usec >> 4) as u64);
+    fn packing_is_monotonic_in_time_and_one_step_is_16_us(
+        a in (any::<u32>(), 0u32..1_000_000), b in (any::<u32>(), 0u32..1_000_000),
+    ) {
+        // A later time never packs to a smaller value (tuples compare seconds first).
+        let (early, late) = if a <= b { (a, b) } else { (b, a) };
+        prop_assert!(ts48_pack(early.0, early.1)? <= ts48_pack(late.0, late.1)?);
+        // 16 us later in the same second is the next packed value; the next second is more.
+        let (sec, usec) = a;
+        if usec + 16 < 1_000_000 {
+            prop_assert_eq!(ts48_pack(sec, usec + 16)?, ts48_pack(sec, usec)? + 1);
+        }
+        if let Some(next) = sec.checked_add(1) {
+            prop_assert!(ts48_pack(next, 0)? > ts48_pack(sec, 999_999)?);
+        }
     }
 
     #[test]
@@ -53,8 +65,12 @@ proptest! {
         let rec = ts_extra_encode(sec, usec, flags)?;
         prop_assert_eq!(rec[0], 6);
         prop_assert_eq!(rec[1], flags);
-        prop_assert_eq!(&rec[2..], &ts48_pack(sec, usec)?.to_le_bytes()[..6]);
-        prop_assert_eq!(ts_extra_decode(&rec)?, (sec, usec & !15, flags));
+        // Bytes 4..8 are the seconds, little-endian (SPEC 7: bits 16..48 of packed48, which
+        // starts at byte 2); bytes 2..4 the 16-us fraction.
+        prop_assert_eq!(&rec[4..], &sec.to_le_bytes()[..]);
+        let (s, u, f) = ts_extra_decode(&rec)?;
+        prop_assert_eq!((s, f), (sec, flags));
+        prop_assert!(u <= usec && usec - u < 16 && u % 16 == 0, "usec {} decoded to {}", usec, u);
     }
 
     #[test]
@@ -161,6 +177,121 @@ proptest! {
         prop_assert!(n - ts.to_unix_nanos() < 16_000);
         prop_assert_eq!(Timespec::from(ts).to_unix_nanos()?, ts.to_unix_nanos());
     }
+}
+
+/// SPEC 7 by hand: packed48 = (sec << 16) | (usec >> 4), each value worked out on paper
+/// (usec >> 4 is the whole number of 16-us steps: 16 -> 1, 15 -> 0, 500,000 -> 31,250 =
+/// 0x7A12, 999,999 -> 62,499 = 0xF423).
+const VECTORS: [(u32, u32, u64); 12] = [
+    (0, 0, 0),
+    (0, 15, 0),
+    (0, 16, 1),
+    (0, 999_983, 0xF422),
+    (0, 999_984, 0xF423),
+    (0, 999_999, 0xF423),
+    (1, 0, 0x1_0000),
+    (1, 15, 0x1_0000),
+    (1, 16, 0x1_0001),
+    (0x0102_0304, 500_000, 0x0102_0304_7A12),
+    (u32::MAX, 0, 0xFFFF_FFFF_0000),
+    (u32::MAX, 999_999, 0xFFFF_FFFF_F423),
+];
+
+#[test]
+fn pack_and_unpack_give_the_hand_computed_vectors() {
+    for (sec, usec, packed) in VECTORS {
+        assert_eq!(ts48_pack(sec, usec), Ok(packed), "pack({sec}, {usec})");
+        // Unpacking returns the start of the 16-us step: usec rounded down to a multiple of 16.
+        let step_start = usec - usec % 16;
+        assert_eq!(
+            ts48_unpack(packed),
+            Ok((sec, step_start)),
+            "unpack({packed:#x})"
+        );
+    }
+}
+
+#[test]
+fn pack_and_unpack_reject_what_spec_7_excludes() {
+    assert_eq!(
+        ts48_pack(0, 1_000_000),
+        Err(TsError::MicrosOutOfRange(1_000_000))
+    );
+    assert_eq!(
+        ts48_pack(u32::MAX, u32::MAX),
+        Err(TsError::MicrosOutOfRange(4_294_967_295))
+    );
+    // 62,500 steps of 16 us would be 1,000,000 us: never produced by pack.
+    assert_eq!(
+        ts48_unpack(0xF424),
+        Err(TsError::FractionOutOfRange(62_500))
+    );
+    assert_eq!(
+        ts48_unpack(0xFFFF),
+        Err(TsError::FractionOutOfRange(65_535))
+    );
+    assert_eq!(
+        ts48_unpack(1 << 48),
+        Err(TsError::PackedTooWide(0x1_0000_0000_0000))
+    );
+    assert_eq!(ts48_unpack(u64::MAX), Err(TsError::PackedTooWide(u64::MAX)));
+}
+
+/// The 8-byte ring record, written out byte by byte: type 6, flags, then packed48 in
+/// little-endian order (SPEC 7), for values of [`VECTORS`].
+#[test]
+fn records_have_the_hand_written_byte_layout() {
+    let cases: [((u32, u32, u8), [u8; 8]); 5] = [
+        ((0, 0, 0), [6, 0, 0, 0, 0, 0, 0, 0]),
+        (
+            (1, 16, EXTRA_FLAG_MORE),
+            [6, 1, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00],
+        ),
+        ((1, 15, 0), [6, 0, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00]),
+        (
+            (0x0102_0304, 500_000, 0),
+            [6, 0, 0x12, 0x7A, 0x04, 0x03, 0x02, 0x01],
+        ),
+        (
+            (u32::MAX, 999_999, EXTRA_FLAG_MORE),
+            [6, 1, 0x23, 0xF4, 0xFF, 0xFF, 0xFF, 0xFF],
+        ),
+    ];
+    for ((sec, usec, flags), bytes) in cases {
+        assert_eq!(
+            ts_extra_encode(sec, usec, flags),
+            Ok(bytes),
+            "{sec}.{usec:06}"
+        );
+        assert_eq!(ts_extra_decode(&bytes), Ok((sec, usec - usec % 16, flags)));
+        let rec = TimestampRecord {
+            ts: Ts48::new(sec, usec).unwrap(),
+            more: flags == EXTRA_FLAG_MORE,
+        };
+        let mut buf = BytesMut::new();
+        rec.put(&mut buf).unwrap();
+        assert_eq!(&buf[..], &bytes[..]);
+    }
+    // Reserved flag bits, another record type and a fraction of 62,500 steps are refused.
+    assert!(matches!(
+        ts_extra_encode(1, 16, 0x02),
+        Err(TsError::ReservedFlags { flags: 0x02, .. })
+    ));
+    assert!(matches!(
+        ts_extra_decode(&[6, 0x80, 1, 0, 1, 0, 0, 0]),
+        Err(TsError::ReservedFlags { flags: 0x80, .. })
+    ));
+    assert_eq!(
+        ts_extra_decode(&[7, 0, 1, 0, 1, 0, 0, 0]),
+        Err(TsError::WrongRecordType {
+            found: 7,
+            expected: 6
+        })
+    );
+    assert_eq!(
+        ts_extra_decode(&[6, 0, 0x24, 0xF4, 0, 0, 0, 0]),
+        Err(TsError::FractionOutOfRange(62_500))
+    );
 }
 
 #[test]

@@ -91,25 +91,56 @@ def synthetic_urls():
     return urls
 
 
+# The characters a request-target may hold and nginx passes to the upstream (and to
+# $request_uri) unchanged: RFC 3986's unreserved and sub-delims, ':', '@', '/' and '?'.
 SAFE_URL = re.compile(r"^/[A-Za-z0-9/._~!$&'()*+,;=:@?-]*$")
 
+# Why a World Cup URL is left out of the sample (it is never altered to make it fit).
+SKIP_REASONS = {
+    "bytes": "a blank, control (CR, tab) or non-ASCII byte: an HTTP/1.1 request line "
+             "cannot carry it as it is",
+    "chars": "a character outside the set nginx passes on unchanged ('%', '\"', '<', ...) "
+             "or no leading '/'",
+    "segments": "a '/.' or '//' segment, which nginx normalises or refuses",
+}
 
-def wc98_urls(path, count):
-    """Every k-th URL of the World Cup 98 object list that nginx accepts as sent."""
-    urls = []
+
+def skip_reason(url):
+    """None when `url` (bytes) can be sent exactly as it is, else the key of SKIP_REASONS."""
+    if not url or any(b < 0x21 or b > 0x7e for b in url):
+        return "bytes"
+    text = url.decode("ascii")
+    if not SAFE_URL.match(text):
+        return "chars"
+    if "/." in text or "//" in text:
+        return "segments"
+    return None
+
+
+def read_wc98_urls(path):
+    """The URLs of a file `wc98-urls` wrote (the workspace's one reader of the World Cup list,
+    the wc98 crate): one URL per `\n`-terminated line, every other byte part of the URL, so
+    nothing is split or stripped here (a trailing blank or CR is part of its URL)."""
     with open(path, "rb") as f:
-        for line in f:
-            parts = line.split(None, 1)
-            if len(parts) != 2:
-                continue
-            try:
-                url = parts[1].strip().decode("ascii")
-            except UnicodeDecodeError:
-                continue
-            if SAFE_URL.match(url) and "/." not in url and "//" not in url:
-                urls.append(url)
-    step = max(1, len(urls) // count)
-    return urls[::step][:count]
+        data = f.read()
+    if not data.endswith(b"\n"):
+        raise RuntimeError(f"{path}: not wc98-urls output (no final newline)")
+    return data[:-1].split(b"\n")
+
+
+def wc98_sample(urls, count):
+    """Every k-th of the URLs that can be sent byte for byte, `count` of them, and how many
+    were skipped for each reason of SKIP_REASONS (printed by the caller: nothing is dropped
+    silently)."""
+    sendable, skipped = [], {reason: 0 for reason in SKIP_REASONS}
+    for url in urls:
+        reason = skip_reason(url)
+        if reason is None:
+            sendable.append(url.decode("ascii"))
+        else:
+            skipped[reason] += 1
+    step = max(1, len(sendable) // count)
+    return sendable[::step][:count], skipped
 
 
 def vibra_map(vibra_lab, urls, replication, hash_name, down=None):
@@ -499,15 +530,24 @@ def main():
     parser.add_argument("--module", required=True, help="ngx_http_upstream_vibra_module.so")
     parser.add_argument("--vibra-lab", required=True, help="the vibra-lab command")
     parser.add_argument("--nginx", default="nginx", help="the nginx binary (default: nginx)")
-    parser.add_argument("--wc98", help="object_mappings.sort of the World Cup 98 data: "
-                        "adds a sample of its real URLs to the synthetic ones")
+    parser.add_argument("--wc98-urls", metavar="FILE",
+                        help="the World Cup 98 URLs as `cargo run -p wc98 --bin wc98-urls` "
+                        "prints them: adds a sample of them to the synthetic URLs")
     parser.add_argument("--wc98-count", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
 
     urls = synthetic_urls()
-    if args.wc98:
-        urls += wc98_urls(args.wc98, args.wc98_count)
+    if args.wc98_urls:
+        real = read_wc98_urls(args.wc98_urls)
+        sample, skipped = wc98_sample(real, args.wc98_count)
+        print(f"World Cup URLs: {len(real)} read, {len(sample)} sampled from the "
+              f"{len(real) - sum(skipped.values())} sendable byte for byte; skipped (never "
+              "altered): " + "; ".join(f"{n} with {SKIP_REASONS[r]}" for r, n in skipped.items()),
+              flush=True)
+        if not sample:
+            raise SystemExit("no World Cup URL can be sent as it is: is that wc98-urls output?")
+        urls += sample
     maps = {n: vibra_map(args.vibra_lab, urls, r, h) for n, r, h in UPSTREAMS + [RECOVER]}
     maps_down = {n: vibra_map(args.vibra_lab, urls, r, h, down=STOPPED)
                  for n, r, h in UPSTREAMS + [RECOVER]}

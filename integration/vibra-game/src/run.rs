@@ -130,6 +130,7 @@ fn join<T>(h: JoinHandle<T>, what: &'static str) -> Result<T, GameError> {
 ///     ..Default::default()
 /// };
 /// let r = vibra_game::run(&cfg)?;
+/// assert!(r.app.samples > 0);
 /// assert_eq!(r.kernel_after_app, 0);
 /// assert_eq!(r.app.samples, r.kernel.samples);
 /// # Ok::<(), vibra_game::GameError>(())

@@ -2,7 +2,7 @@
 //! progress reporter that writes to standard error only (standard output stays clean for
 //! `--json`).
 
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The seed every synthetic workload uses unless `--seed` says otherwise: the date of the
@@ -28,8 +28,9 @@ pub struct RunContext {
     pub quick: bool,
     /// The seed for every random choice; the same seed gives the same rows.
     pub seed: u64,
-    /// The real World Cup URL list (`object_mappings.sort`), when one was given or found.
-    pub urls: Option<PathBuf>,
+    /// The real World Cup URL list, when one was given or found (read once by
+    /// [`wc98::urls`], shared by every experiment of the run).
+    pub urls: Option<Arc<wc98::UrlList>>,
     /// Where progress lines go.
     pub progress: Progress,
 }

@@ -75,6 +75,10 @@ pub enum LabError {
     /// vibra-hash refused a request (bad N, R, server index, every server down, ...).
     #[error(transparent)]
     Hash(#[from] vibra_hash::Error),
+    /// The World Cup data could not be found or read ([`wc98`]'s message names the file or
+    /// the variable).
+    #[error(transparent)]
+    Data(#[from] wc98::Wc98Error),
     /// dps-core refused a configuration or a simulation did not finish.
     #[error(transparent)]
     Dps(#[from] dps_core::DpsError),

@@ -5,6 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
@@ -54,9 +55,9 @@ enum Command {
         /// Folder for the SVG figures and the full JSON reports.
         #[arg(long, value_name = "DIR", default_value = "target/vibra-lab")]
         out: PathBuf,
-        /// The World Cup URL list (`object_mappings.sort`). Default: $VIBRA_WC98_URLS, else
-        /// ../shared/data/wc98/ beside the repository (or /work/shared/data/wc98/) if present,
-        /// else generated URLs.
+        /// The World Cup URL list (`object_mappings.sort`). Default: wc98/object_mappings.sort
+        /// in $VIBRA_DATA_DIR (an error if it is not there), else in ../shared/data beside the
+        /// workspace root if present, else generated URLs.
         #[arg(long, value_name = "PATH", conflicts_with = "generated_urls")]
         urls: Option<PathBuf>,
         /// Use generated URLs even when the real list is present.
@@ -144,18 +145,12 @@ fn run(command: Command) -> Result<ExitCode, LabError> {
             seed,
             quiet,
         } => {
-            let urls = match (urls, generated_urls) {
-                (Some(path), _) => {
-                    if !path.is_file() {
-                        return Err(LabError::BadArgument {
-                            option: "--urls",
-                            reason: format!("{} is not a file", path.display()),
-                        });
-                    }
-                    Some(path)
-                }
-                (None, true) => None,
-                (None, false) => vibra_lab::workload::default_urls_path()?,
+            // The one reader and its one rule for finding the data (the wc98 crate); read once,
+            // shared by every experiment.
+            let urls = if generated_urls {
+                None
+            } else {
+                wc98::urls(urls.as_deref())?.map(Arc::new)
             };
             let ctx = RunContext {
                 quick,

@@ -1,12 +1,12 @@
 //! The URL corpus and the synthetic World-Cup-like request stream of the trace experiments.
 //!
 //! # URL corpus
-//! Either the real list of the 1998 World Cup site (`object_mappings.sort`, `<id> <url>` per
-//! line, 89,997 URLs; read in place, never copied into this repository: see
-//! [`world_cup_urls`], the workspace's reference for finding and parsing it), or
-//! [`GENERATED_URLS`] generated URLs of the same shapes (`/english/competition/matchstat8874.htm`,
-//! `/images/...gif`, about 3.5% with a `?query`), drawn from the seed. Either way the
-//! [`HOT_OBJECTS`] are in it, verbatim.
+//! Either the real list of the 1998 World Cup site (`object_mappings.sort`, 89,997 URLs), read
+//! by the workspace's one reader, the `wc98` crate ([`wc98::urls`]: `--urls FILE`, else
+//! `$VIBRA_DATA_DIR/wc98/`, else `../shared/data/wc98/` beside the workspace root; never
+//! copied into this repository), or [`GENERATED_URLS`] generated URLs of the same shapes
+//! (`/english/competition/matchstat8874.htm`, `/images/...gif`, about 3.5% with a `?query`),
+//! drawn from the seed. Either way the [`HOT_OBJECTS`] are in it, verbatim.
 //!
 //! # Stream model (the dissertation's 10-minute clip of 30 June 1998, section 3.5.1)
 //! No per-request order or sizes survive in the shared data, so the stream is modelled:
@@ -36,7 +36,7 @@
 //! ```
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
@@ -44,6 +44,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Zipf};
 
 use crate::LabError;
+
+/// The World Cup URL list, as [`wc98::urls`] reads it: a re-export, not a second reader, kept
+/// only while `ffi/benches/pick.rs` still calls it by this name (that benchmark is moving to
+/// dev-depend on `wc98` directly; delete this line then).
+pub use wc98::urls as world_cup_urls;
 
 /// One of the very hot objects of the modelled clip.
 ///
@@ -137,179 +142,26 @@ pub struct UrlCorpus {
     pub source: CorpusSource,
 }
 
-/// The environment variable naming the World Cup URL list (`object_mappings.sort`): the
-/// default of `vibra-lab reproduce --urls`, and the first place [`default_urls_path`] looks.
-///
-/// ```
-/// assert_eq!(vibra_lab::workload::URLS_ENV, "VIBRA_WC98_URLS");
-/// ```
-pub const URLS_ENV: &str = "VIBRA_WC98_URLS";
-
-/// The list's path inside the shared data folder.
-const SHARED_LIST: &str = "data/wc98/object_mappings.sort";
-
-/// Where the World Cup URL list is when no path is given, in this order:
-/// 1. `$VIBRA_WC98_URLS` when set and not empty (it must then name a file: a wrong path is an
-///    error, not a silent fall-back to generated URLs);
-/// 2. `../shared/data/wc98/object_mappings.sort` beside the repository root (CI's layout);
-/// 3. `/work/shared/data/wc98/object_mappings.sort` (the development machines').
-///
-/// `Ok(None)` when none exists: callers then use generated URLs.
-///
-/// # Errors
-/// [`LabError::BadArgument`] (option `VIBRA_WC98_URLS`) when the variable names no file.
-///
-/// ```
-/// // Whatever the machine, the answer is a file or nothing.
-/// if let Ok(Some(path)) = vibra_lab::workload::default_urls_path() {
-///     assert!(path.is_file());
-/// }
-/// ```
-pub fn default_urls_path() -> Result<Option<PathBuf>, LabError> {
-    if let Some(value) = std::env::var_os(URLS_ENV).filter(|v| !v.is_empty()) {
-        let path = PathBuf::from(value);
-        if !path.is_file() {
-            return Err(LabError::BadArgument {
-                option: URLS_ENV,
-                reason: format!("{} is not a file", path.display()),
-            });
-        }
-        return Ok(Some(path));
-    }
-    let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    Ok([
-        repo_root.join("../shared").join(SHARED_LIST),
-        Path::new("/work/shared").join(SHARED_LIST),
-    ]
-    .into_iter()
-    .find(|p| p.is_file()))
-}
-
-/// Parses one line of `object_mappings.sort` into its object id and URL.
-///
-/// The format: optional leading blanks (spaces or tabs), the object id (ASCII digits),
-/// one or more blanks, then **the rest of the line (up to `\n`) is the URL**, byte for byte:
-/// the real list has URLs with inner blanks, tabs, carriage returns and non-UTF-8 bytes, and
-/// trailing blanks and carriage returns that make distinct objects (`/images/arw_red_lk.gif`
-/// and `/images/arw_red_lk.gif ` are two objects, and so are `/english/index.html` and
-/// `/english/index.html\r`). So never split on whitespace and never trim. A line without an
-/// id, a blank after it and a non-empty URL is `None`.
-///
-/// ```
-/// use vibra_lab::workload::parse_mapping_line;
-/// assert_eq!(parse_mapping_line(b"    12 /a b.html "), Some((12, &b"/a b.html "[..])));
-/// assert_eq!(parse_mapping_line(b"7\t/x\r"), Some((7, &b"/x\r"[..])));
-/// assert_eq!(parse_mapping_line(b"/no/id"), None);
-/// assert_eq!(parse_mapping_line(b"8 "), None);
-/// ```
-pub fn parse_mapping_line(line: &[u8]) -> Option<(u64, &[u8])> {
-    let blank = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = line.iter().position(|b| !blank(b))?;
-    let rest = &line[start..];
-    let id_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    let gap = rest[id_len..].iter().take_while(|b| blank(b)).count();
-    if id_len == 0 || gap == 0 || rest.len() == id_len + gap {
-        return None;
-    }
-    // Digits only, so the only failure is overflow: not an id of this list.
-    let id = std::str::from_utf8(&rest[..id_len]).ok()?.parse().ok()?;
-    Some((id, &rest[id_len + gap..]))
-}
-
-/// Reads every URL of an `object_mappings.sort`-style file, in file order, with
-/// [`parse_mapping_line`] (lines it rejects are skipped).
-///
-/// # Errors
-/// [`LabError::Io`] when the file cannot be read, [`LabError::BadInput`] when no line parses.
-///
-/// ```
-/// let path = std::env::temp_dir().join(format!("vibra-lab-mappings-{}", std::process::id()));
-/// std::fs::write(&path, "     0 /images/home_logo.gif\n     1 /a b.html\n").unwrap();
-/// let urls = vibra_lab::workload::read_object_mappings(&path).unwrap();
-/// assert_eq!(urls, vec![b"/images/home_logo.gif".to_vec(), b"/a b.html".to_vec()]);
-/// std::fs::remove_file(&path).unwrap();
-/// ```
-pub fn read_object_mappings(path: &Path) -> Result<Vec<Vec<u8>>, LabError> {
-    let data = std::fs::read(path).map_err(|e| LabError::io(path, e))?;
-    let urls: Vec<Vec<u8>> = data
-        .split(|&b| b == b'\n')
-        .filter_map(parse_mapping_line)
-        .map(|(_, url)| url.to_vec())
-        .collect();
-    if urls.is_empty() {
-        return Err(LabError::BadInput {
-            path: path.to_path_buf(),
-            reason: "no `<id> <url>` line".to_string(),
-        });
-    }
-    Ok(urls)
-}
-
-/// The World Cup URL list as read by [`world_cup_urls`].
-///
-/// ```
-/// let list = vibra_lab::workload::WorldCupUrls { path: "x.sort".into(), urls: vec![b"/".to_vec()] };
-/// assert_eq!(list.urls.len(), 1);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorldCupUrls {
-    /// The file read.
-    pub path: PathBuf,
-    /// Its URLs in file order (raw bytes; 89,997 for the real list).
-    pub urls: Vec<Vec<u8>>,
-}
-
-/// **The one call** for any crate that wants the World Cup URLs: `path` when given, else
-/// [`default_urls_path`] (`$VIBRA_WC98_URLS`, then `../shared/...` beside the repository,
-/// then `/work/shared/...`), read with [`read_object_mappings`]. Returns the file used and
-/// its URLs in file order, or `Ok(None)` when no path was given and none was found (use
-/// generated URLs then).
-///
-/// # Errors
-/// As [`default_urls_path`] and [`read_object_mappings`].
-///
-/// ```
-/// let path = std::env::temp_dir().join(format!("vibra-lab-wc98-{}", std::process::id()));
-/// std::fs::write(&path, "  3 /french/index.html\n").unwrap();
-/// let list = vibra_lab::workload::world_cup_urls(Some(&path)).unwrap().unwrap();
-/// assert_eq!(list.path, path);
-/// assert_eq!(list.urls, vec![b"/french/index.html".to_vec()]);
-/// std::fs::remove_file(&path).unwrap();
-/// ```
-pub fn world_cup_urls(path: Option<&Path>) -> Result<Option<WorldCupUrls>, LabError> {
-    let path = match path {
-        Some(p) => p.to_path_buf(),
-        None => match default_urls_path()? {
-            Some(p) => p,
-            None => return Ok(None),
-        },
-    };
-    let urls = read_object_mappings(&path)?;
-    Ok(Some(WorldCupUrls { path, urls }))
-}
-
 impl UrlCorpus {
-    /// Reads an `object_mappings.sort`-style file with [`read_object_mappings`] (see
-    /// [`parse_mapping_line`] for the format) and adds any [`HOT_OBJECTS`] URL it lacks.
-    ///
-    /// # Errors
-    /// The file cannot be read, or has no line of that form.
+    /// The URLs of a World Cup list read by [`wc98::urls`], in file order and byte for byte,
+    /// plus any [`HOT_OBJECTS`] URL it lacks (appended).
     ///
     /// ```
-    /// let path = std::env::temp_dir().join(format!("vibra-lab-urls-{}", std::process::id()));
-    /// std::fs::write(&path, "     0 /images/home_logo.gif\n     1 /a b.html\n").unwrap();
-    /// let corpus = vibra_lab::workload::UrlCorpus::load(&path).unwrap();
-    /// assert_eq!(corpus.urls[1], b"/a b.html");
-    /// assert!(corpus.urls.len() >= 8); // the hot objects are always there
-    /// std::fs::remove_file(&path).unwrap();
+    /// let list = wc98::UrlList {
+    ///     path: "m.sort".into(),
+    ///     urls: vec![b"/images/home_logo.gif".to_vec(), b"/a b.html\r".to_vec()],
+    /// };
+    /// let corpus = vibra_lab::workload::UrlCorpus::from_list(&list);
+    /// assert_eq!(corpus.urls[1], b"/a b.html\r");
+    /// assert_eq!(corpus.urls.len(), 2 + 7); // the hot objects are always there
     /// ```
-    pub fn load(path: &Path) -> Result<Self, LabError> {
+    pub fn from_list(list: &wc98::UrlList) -> Self {
         let mut corpus = UrlCorpus {
-            urls: read_object_mappings(path)?,
-            source: CorpusSource::WorldCup(path.to_path_buf()),
+            urls: list.urls.clone(),
+            source: CorpusSource::WorldCup(list.path.clone()),
         };
         corpus.ensure_hot_objects();
-        Ok(corpus)
+        corpus
     }
 
     /// Generates `count` distinct World-Cup-shaped URLs (the [`HOT_OBJECTS`] first).
@@ -339,19 +191,17 @@ impl UrlCorpus {
         }
     }
 
-    /// The real list when `path` is given, generated URLs ([`GENERATED_URLS`]) otherwise.
-    ///
-    /// # Errors
-    /// As [`UrlCorpus::load`].
+    /// The real list when one was read ([`UrlCorpus::from_list`]), generated URLs
+    /// ([`GENERATED_URLS`]) otherwise.
     ///
     /// ```
-    /// let c = vibra_lab::workload::UrlCorpus::from_option(None, 3).unwrap();
+    /// let c = vibra_lab::workload::UrlCorpus::from_option(None, 3);
     /// assert_eq!(c.urls.len(), vibra_lab::workload::GENERATED_URLS);
     /// ```
-    pub fn from_option(path: Option<&Path>, seed: u64) -> Result<Self, LabError> {
-        match path {
-            Some(p) => UrlCorpus::load(p),
-            None => Ok(UrlCorpus::generated(GENERATED_URLS, seed)),
+    pub fn from_option(list: Option<&wc98::UrlList>, seed: u64) -> Self {
+        match list {
+            Some(list) => UrlCorpus::from_list(list),
+            None => UrlCorpus::generated(GENERATED_URLS, seed),
         }
     }
 
@@ -622,66 +472,53 @@ mod tests {
     }
 
     #[test]
-    fn loading_skips_malformed_lines_and_keeps_blanks_inside_urls() {
-        let dir = std::env::temp_dir().join(format!("vibra-lab-load-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("m.sort");
-        std::fs::write(&path, b"   12 /x y\r\nnot a line\n\n 7 \n 8 /\xff\n").unwrap();
-        let c = UrlCorpus::load(&path).unwrap();
-        assert_eq!(&c.urls[..2], &[b"/x y\r".to_vec(), b"/\xff".to_vec()]);
-        assert_eq!(c.urls.len(), 2 + HOT_OBJECTS.len());
-        std::fs::write(&path, b"nothing here\n").unwrap();
+    fn a_real_list_is_kept_byte_for_byte_and_gets_the_missing_hot_objects() {
+        let list = wc98::UrlList {
+            path: PathBuf::from("m.sort"),
+            urls: vec![
+                b"/x y\r".to_vec(),
+                HOT_OBJECTS[3].url.as_bytes().to_vec(),
+                b"/\xff".to_vec(),
+            ],
+        };
+        let c = UrlCorpus::from_list(&list);
+        assert_eq!(&c.urls[..3], &list.urls[..]);
+        // The hot object already there is not added twice; the other seven are appended.
+        assert_eq!(c.urls.len(), 3 + HOT_OBJECTS.len() - 1);
+        for h in HOT_OBJECTS {
+            let n = c.urls.iter().filter(|u| *u == h.url.as_bytes()).count();
+            assert_eq!(n, 1, "{}", h.url);
+        }
+        assert_eq!(c.source, CorpusSource::WorldCup(PathBuf::from("m.sort")));
+        // And the stream model runs on it only when there are enough cold objects.
+        let m = StreamModel {
+            requests: 10,
+            cold_objects: 2,
+            ..StreamModel::WORLD_CUP_CLIP
+        };
+        assert_eq!(
+            m.generate(&c, 1).unwrap().objects.len(),
+            HOT_OBJECTS.len() + 2
+        );
+        let m = StreamModel {
+            cold_objects: 3,
+            ..m
+        };
         assert!(matches!(
-            UrlCorpus::load(&path),
-            Err(LabError::BadInput { .. })
+            m.generate(&c, 1),
+            Err(LabError::BadArgument { .. })
         ));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn the_real_list_parses_to_89_997_urls_with_trailing_blanks_and_returns_kept() {
-        // CI and the development machines have the shared data; elsewhere there is nothing
-        // to check.
-        let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let Some(path) = [
-            repo_root.join("../shared").join(SHARED_LIST),
-            Path::new("/work/shared").join(SHARED_LIST),
-        ]
-        .into_iter()
-        .find(|p| p.is_file()) else {
+    fn the_real_list_gives_a_corpus_of_its_89_997_urls_in_file_order() {
+        // wc98 checks the list's content; this checks vibra-lab keeps all of it, in order,
+        // and that every hot object of the model is a real URL of the site.
+        let Some(list) = wc98::urls_or_skip("vibra-lab real corpus") else {
             return;
         };
-        let urls = read_object_mappings(&path).unwrap();
-        assert_eq!(urls.len(), 89_997);
-        let distinct: HashSet<&[u8]> = urls.iter().map(Vec::as_slice).collect();
-        // Six lines repeat an earlier URL exactly (`/cgi-bin/phf?Qalias=x` five times).
-        assert_eq!(distinct.len(), 89_991);
-        for url in [
-            &b"/images/arw_red_lk.gif "[..],
-            b"/images/arw_red_lk.gif",
-            b"/english/index.html\r",
-            b"/english/index.html",
-        ] {
-            assert!(distinct.contains(url), "{:?}", String::from_utf8_lossy(url));
-        }
-    }
-
-    use proptest::prelude::Strategy as _;
-
-    proptest::proptest! {
-        #[test]
-        fn parse_mapping_line_returns_the_id_and_the_rest_of_the_line_verbatim(
-            lead in "[ \t]{0,8}",
-            id in proptest::num::u64::ANY,
-            gap in "[ \t]{1,4}",
-            first in proptest::num::u8::ANY.prop_filter("not blank", |b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')),
-            rest in proptest::collection::vec(proptest::num::u8::ANY.prop_filter("one line", |b| *b != b'\n'), 0..40),
-        ) {
-            let mut url = vec![first];
-            url.extend(rest);
-            let mut line = format!("{lead}{id}{gap}").into_bytes();
-            line.extend_from_slice(&url);
-            proptest::prop_assert_eq!(parse_mapping_line(&line), Some((id, &url[..])));
-        }
+        let c = UrlCorpus::from_list(&list);
+        assert_eq!(c.urls.len(), 89_997);
+        assert_eq!(c.urls, list.urls);
     }
 }

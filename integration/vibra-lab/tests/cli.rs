@@ -338,32 +338,96 @@ fn reproduce_fig5_7_quick_json_rows_have_the_spec_fields_and_one_row_per_key() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn reproduce_reads_the_url_list_named_by_vibra_wc98_urls() {
-    let dir = out_dir("env");
-    std::fs::create_dir_all(&dir).unwrap();
-    let list = dir.join("object_mappings.sort");
-    let lines: String = (0..30)
-        .map(|i| format!("{i:>10} /english/news/item{i}.htm\n"))
-        .collect();
-    std::fs::write(&list, lines).unwrap();
-    let run = |value: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_vibra-lab"))
-            .args(["reproduce", "fig4.1", "--quick", "--quiet", "--out"])
-            .arg(&dir)
-            .env("VIBRA_WC98_URLS", value)
-            .output()
-            .expect("vibra-lab runs")
+/// `vibra-lab reproduce fig4.1 --quick --quiet --out DIR ARGS...` with `VIBRA_DATA_DIR` set to
+/// `data_dir` (or removed when `None`, so the workspace default applies).
+fn fig4_1_with_data(dir: &Path, data_dir: Option<&Path>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vibra-lab"));
+    cmd.args(["reproduce", "fig4.1", "--quick", "--quiet", "--out"])
+        .arg(dir)
+        .args(args);
+    match data_dir {
+        Some(d) => cmd.env(wc98::DATA_DIR_ENV, d),
+        None => cmd.env_remove(wc98::DATA_DIR_ENV),
     };
-    let out = run(&list);
+    cmd.output().expect("vibra-lab runs")
+}
+
+#[test]
+fn reproduce_reads_the_url_list_where_wc98_finds_it_and_a_wrong_place_is_an_error() {
+    let dir = out_dir("data-dir");
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("wc98")).unwrap();
+    let list = data.join(wc98::URLS_FILE);
+    // A trailing blank and a carriage return are parts of their URLs (wc98's rule).
+    let mut lines: Vec<u8> = (0..28)
+        .flat_map(|i| format!("{i:>10} /english/news/item{i}.htm\n").into_bytes())
+        .collect();
+    lines.extend_from_slice(
+        b"        28 /english/news/item0.htm \n        29 /english/news/item0.htm\r\n",
+    );
+    std::fs::write(&list, &lines).unwrap();
+
+    // $VIBRA_DATA_DIR: 30 URLs of the file plus the 8 hot objects the corpus always holds.
+    let out = fig4_1_with_data(&dir, Some(&data), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // 30 URLs of the file plus the 8 hot objects the corpus always holds.
     let expected = format!("38 URLs of the World Cup URL list {}", list.display());
     assert!(stdout(&out).contains(&expected), "{}", stdout(&out));
-    // A variable naming no file is an error, not a silent fall-back to generated URLs.
-    let out = run(&dir.join("missing.sort"));
+
+    // --urls wins over the variable, even one naming nothing.
+    let missing_dir = dir.join("no-such-dir");
+    let out = fig4_1_with_data(
+        &dir,
+        Some(&missing_dir),
+        &["--urls", list.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&expected), "{}", stdout(&out));
+
+    // --generated-urls ignores the data entirely.
+    let out = fig4_1_with_data(&dir, Some(&data), &["--generated-urls"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("of generated URLs (seed "),
+        "{}",
+        stdout(&out)
+    );
+
+    // A variable naming no directory, a directory without the list, or a --urls file that is
+    // not there: errors naming the culprit, never a silent fall-back to generated URLs.
+    let out = fig4_1_with_data(&dir, Some(&missing_dir), &[]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("VIBRA_WC98_URLS"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("VIBRA_DATA_DIR"), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
+    let out = fig4_1_with_data(&dir, Some(&dir), &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(wc98::URLS_FILE), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let out = fig4_1_with_data(&dir, None, &["--urls", "no-such.sort"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no-such.sort"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn reproduce_uses_the_real_world_cup_list_by_default_when_it_is_there() {
+    let Some(list) = wc98::urls_or_skip("vibra-lab reproduce default list") else {
+        return;
+    };
+    let dir = out_dir("real-list");
+    // The test's own environment decides where the data is (VIBRA_DATA_DIR or the default),
+    // exactly as for the binary: pass it through unchanged.
+    let out = Command::new(env!("CARGO_BIN_EXE_vibra-lab"))
+        .args(["reproduce", "fig4.1", "--quick", "--quiet", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("vibra-lab runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // --quick samples the first 10,000 URLs of the 89,997.
+    let expected = format!(
+        "10000 URLs of the World Cup URL list {}",
+        list.path.display()
+    );
+    assert!(stdout(&out).contains(&expected), "{}", stdout(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }

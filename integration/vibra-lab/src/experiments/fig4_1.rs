@@ -150,7 +150,7 @@ impl Experiment for Fig41 {
         ));
 
         // Sampled cross-check through the dispatchers themselves.
-        let corpus = UrlCorpus::from_option(ctx.urls.as_deref(), ctx.seed)?;
+        let corpus = UrlCorpus::from_option(ctx.urls.as_deref(), ctx.seed);
         let take = ctx.scale(10_000, corpus.urls.len());
         let urls: Vec<&[u8]> = corpus.urls.iter().take(take).map(Vec::as_slice).collect();
         report.note(format!(

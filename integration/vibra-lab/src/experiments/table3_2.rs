@@ -241,7 +241,7 @@ impl Experiment for Table32 {
     }
 
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
-        let corpus = UrlCorpus::from_option(ctx.urls.as_deref(), ctx.seed)?;
+        let corpus = UrlCorpus::from_option(ctx.urls.as_deref(), ctx.seed);
         let take = ctx.scale(20_000, corpus.urls.len());
         // One contiguous buffer, as a proxy's request buffers are: a decision then pays for
         // reading its URL, not for a cache miss on a scattered heap block.
