@@ -2,8 +2,8 @@
 //! ABI version never load a library of another. The ABI number has one source, the
 //! `VIBRA_ABI_VERSION` constant in `src/version.rs` (which cbindgen also copies into `vibra.h`).
 //!
-//! It also compiles the C half of the pick benchmark (`benches/c/pick_loop.c`, a C caller of
-//! `vibra_dispatcher_pick`) and links it into the benchmarks only.
+//! Nothing else: building libvibra needs no C compiler (the pick benchmark's C half is compiled
+//! by its own package, `ffi/bench`).
 
 use std::{env, fs};
 
@@ -27,26 +27,6 @@ fn main() {
             | "solaris"
     ) {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libvibra.so.{abi}");
-    }
-    compile_bench_harness();
-}
-
-/// Compiles the C benchmark loop with the optimisation level of the build and hands the object
-/// to the benchmark targets alone (the libraries never contain it).
-fn compile_bench_harness() {
-    println!("cargo:rerun-if-changed=benches/c/pick_loop.c");
-    println!("cargo:rerun-if-changed=../include/vibra.h");
-    let objects = cc::Build::new()
-        .file("benches/c/pick_loop.c")
-        .include("../include")
-        .std("c99")
-        .warnings(true)
-        .extra_warnings(true)
-        .warnings_into_errors(true)
-        .cargo_metadata(false)
-        .compile_intermediates();
-    for object in objects {
-        println!("cargo:rustc-link-arg-benches={}", object.display());
     }
 }
 

@@ -10,7 +10,8 @@
 //! - `ffi_boundary!(or VALUE; { ... })`: the body returns the function's value directly; a caught
 //!   panic returns `VALUE` (for functions that cannot fail, such as `vibra_abi_version`).
 //!
-//! This module must never write to caller memory: that is `ptr`'s job.
+//! This module must never write to caller memory: that is `ptr`'s job. It imports only the two
+//! leaves, `status` and `last_error`, so every other module may use it.
 
 use std::any::Any;
 

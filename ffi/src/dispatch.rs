@@ -10,7 +10,8 @@ use ::vibra_hash::{Dispatcher, Error, HashKind};
 
 use crate::boundary::Failure;
 use crate::ptr::{
-    Castable, free_handle, into_handle, try_bytes, try_handle, try_out, try_out_slice, try_slice,
+    Castable, Shared, assert_shared_handle, free_handle, into_handle, try_bytes, try_handle,
+    try_out, try_out_slice, try_slice,
 };
 use crate::status::{Status, vibra_status};
 
@@ -53,7 +54,12 @@ pub struct vibra_dispatcher {
 
 impl Castable for vibra_dispatcher {
     type Rust = Dispatcher;
+    // The "Thread safety" paragraph above: any number of threads at once on one dispatcher.
+    type Threads = Shared;
 }
+
+// That promise, checked by the compiler: `Dispatcher` is `Send + Sync`.
+const _: () = assert_shared_handle::<vibra_dispatcher>();
 
 /// vibra-hash's errors as statuses; `needed` lengths are handled by the caller.
 impl From<Error> for Failure {

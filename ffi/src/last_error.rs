@@ -1,62 +1,102 @@
-//! This thread's last error message, behind `vibra_last_error`.
+//! This thread's last error message: the boundary records it ([`set`]) and `vibra_last_error`
+//! (module `message`) copies it out ([`with`]).
 //!
 //! Every failing call replaces the message of its thread; successful calls leave it alone (like
 //! `errno`). Messages never contain a NUL byte, so C can treat them as strings.
+//!
+//! A leaf module: it imports nothing from the crate, so that the boundary can record a message
+//! without depending on the code that writes it into a C buffer.
+//!
+//! Both functions reach the thread-local with `LocalKey::try_with`, never `with`: a C program
+//! may call libvibra from a destructor that runs while its thread is torn down (a pthread key
+//! destructor, or another thread-local's `Drop`), after this slot has been destroyed. `with`
+//! would panic there, and a panic during thread teardown aborts the process, boundary or not.
+//! With `try_with` such a call records nothing (no one can read it any more) and reads "".
 
 use std::cell::RefCell;
-use std::ffi::c_char;
-
-use crate::ptr;
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 /// Replaces this thread's message. NUL bytes (which may come from a caller's data quoted in a
-/// message) are written as `\0` so C sees the whole message.
+/// message) are written as `\0` so C sees the whole message. During thread teardown, once the
+/// slot is destroyed, does nothing.
 pub(crate) fn set(message: &str) {
-    LAST_ERROR.with(|last| {
+    // An error means the slot is already destroyed: nothing on this thread can read it again.
+    let _ = LAST_ERROR.try_with(|last| {
         let mut last = last.borrow_mut();
         last.clear();
         last.push_str(&message.replace('\0', "\\0"));
     });
 }
 
-/// Copies this thread's last error message into `buf` and returns its full length in bytes.
-///
-/// The message is that of the most recent call on this thread that failed (successful calls do
-/// not clear it); it is empty when no call failed yet. At most `cap - 1` bytes are copied,
-/// followed by a NUL, cutting at a UTF-8 character boundary; the return value is the length of
-/// the whole message without its NUL, so a return value `>= cap` means the copy was cut and a
-/// buffer of `return + 1` bytes holds it all. With `buf == NULL` or `cap == 0` nothing is
-/// written and only the length is returned.
-///
-/// Thread safety: may be called from any number of threads at once; each sees its own message.
-///
-/// # Safety
-///
-/// `buf` is NULL or points to `cap` writable bytes.
-#[cfg_attr(
-    doc,
-    doc = r#"
-```
-use std::ffi::CStr;
-use vibra::vibra_last_error;
-let mut buf = [0 as std::ffi::c_char; 128];
-let len = unsafe { vibra_last_error(buf.as_mut_ptr(), buf.len()) };
-let text = unsafe { CStr::from_ptr(buf.as_ptr()) };
-assert_eq!(text.to_bytes().len(), len.min(127));
-```
-"#
-)]
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn vibra_last_error(buf: *mut c_char, cap: usize) -> usize {
-    ffi_boundary!(or 0; {
-        LAST_ERROR.with(|last| {
-            let last = last.borrow();
-            // SAFETY: the caller promises `buf` is NULL or valid for `cap` bytes.
-            unsafe { ptr::write_c_string(buf, cap, &last) };
-            last.len()
+/// Calls `f` with this thread's message ("" when no call failed yet, or during thread teardown
+/// once the slot is destroyed).
+pub(crate) fn with<R>(f: impl Fn(&str) -> R) -> R {
+    LAST_ERROR
+        .try_with(|last| f(&last.borrow()))
+        .unwrap_or_else(|_| f(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::sync::mpsc::{Sender, channel};
+
+    use super::*;
+
+    /// On drop, sets and reads a message, and reports whether the slot was already destroyed,
+    /// and what was read.
+    struct SetsOnDrop(Sender<(bool, String)>);
+
+    impl Drop for SetsOnDrop {
+        fn drop(&mut self) {
+            let destroyed = LAST_ERROR.try_with(|_| ()).is_err();
+            set("recorded during thread teardown");
+            let read = with(str::to_owned);
+            // The receiver outlives the thread: the test waits for this.
+            let _ = self.0.send((destroyed, read));
+        }
+    }
+
+    thread_local! {
+        static SETS_ON_DROP: RefCell<Option<SetsOnDrop>> = const { RefCell::new(None) };
+    }
+
+    /// A thread-local's destructor sets (and reads) the message after `LAST_ERROR` itself has
+    /// been destroyed: with `LocalKey::with` this panics inside a thread-local destructor, which
+    /// aborts the test process.
+    #[test]
+    fn setting_a_message_during_thread_teardown_does_not_panic() {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            // Thread-locals are destroyed in the reverse order of their first use, so this one,
+            // used first, is destroyed after LAST_ERROR (used by `set` below).
+            SETS_ON_DROP.with(|s| *s.borrow_mut() = Some(SetsOnDrop(tx)));
+            set("recorded while the thread runs");
+            assert_eq!(with(str::to_owned), "recorded while the thread runs");
         })
-    })
+        .join()
+        .expect("the thread and its teardown finish without a panic");
+        let (destroyed, read) = rx.recv().expect("the destructor ran");
+        assert!(
+            destroyed,
+            "LAST_ERROR must already be destroyed when the destructor runs, or this test \
+             does not exercise teardown"
+        );
+        assert_eq!(read, "", "a destroyed slot reads as empty");
+    }
+
+    #[test]
+    fn set_replaces_the_message_and_escapes_nul() {
+        std::thread::spawn(|| {
+            assert_eq!(with(str::to_owned), "");
+            set("first");
+            set("a\0b");
+            assert_eq!(with(str::to_owned), "a\\0b");
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -25,23 +25,34 @@
 // The C names are part of the fixed ABI (SPEC section 8): lower-case types, upper-case constants.
 #![allow(non_camel_case_types)]
 
-// Declaration order is the order of vibra.h (cbindgen reads the modules in this order).
+// Layers, each importing only from those above it (`.ci/import-cycles.py` checks that no two
+// modules import each other):
+// - `status` (the codes) and `last_error` (this thread's message): leaves;
+// - `boundary`: the panic-catching `ffi_boundary!` and `Failure`, on the two leaves;
+// - `ptr`: every cast between C pointers and Rust references, failing with `Failure`;
+// - the exported functions, one module per group, on all of the above.
+//
+// Declaration order is the order of vibra.h (cbindgen reads the modules in this order; the
+// modules without exported items may go anywhere).
+mod last_error;
 #[macro_use]
 mod boundary;
 mod allocation;
 mod dispatch;
-mod last_error;
+mod message;
 mod ptr;
 mod share;
 mod status;
+mod status_text;
 mod timestamp;
 mod version;
 
 pub use allocation::*;
 pub use dispatch::*;
-pub use last_error::vibra_last_error;
+pub use message::vibra_last_error;
 pub use share::*;
 pub use status::*;
+pub use status_text::vibra_status_str;
 pub use timestamp::*;
 pub use version::*;
 

@@ -8,7 +8,10 @@
 //! - handles are Box-owned: `_new` gives C a `Box::into_raw`, `_free` takes it back, `_free(NULL)`
 //!   does nothing. The C-visible handle type is a zero-sized marker ([`Castable`]) so that neither
 //!   the header nor the library's debug information (which the ABI check reads) exposes the Rust
-//!   type's layout: changing an algorithm crate's internals never changes the ABI.
+//!   type's layout: changing an algorithm crate's internals never changes the ABI;
+//! - a handle's thread-safety promise in `vibra.h` is its `Castable::Threads` kind, and the
+//!   helpers accept a handle only when its Rust type keeps that promise ([`Shared`]: `Send +
+//!   Sync`), so the compiler checks the header's text.
 
 use std::ffi::c_char;
 
@@ -141,27 +144,58 @@ pub(crate) unsafe fn try_out_slice<T>(
     Ok(OutSlice { ptr: p, cap })
 }
 
-/// A C handle type: a zero-sized marker standing for a Box-owned `Self::Rust`.
+/// A C handle type: a zero-sized marker standing for a Box-owned `Self::Rust`, and what
+/// `vibra.h` promises C about using one handle from several threads (`Self::Threads`).
+///
+/// The handle helpers below take only handles of a kind whose promise the Rust type keeps, so
+/// the header's thread-safety text is checked by the compiler: a handle type declared
+/// [`Shared`] whose object is not `Send + Sync` does not compile (the model is rustls-ffi's
+/// `Castable` with its ownership kinds).
 pub(crate) trait Castable {
     /// The Rust object a pointer to `Self` really points to.
     type Rust;
+    /// The header's thread-safety promise for this handle type: [`Shared`] (the only kind so
+    /// far; a handle usable by one thread at a time would add a kind requiring only `Send`).
+    type Threads;
+}
+
+/// The promise "every function but `_free` may be called on the same handle from any number of
+/// threads at once", with nothing tying a handle to the thread that made it: the object is
+/// shared between threads (`Sync`) and may be freed on another thread than its creator's
+/// (`Send`). Every helper taking a `Shared` handle requires `Rust: Send + Sync`.
+pub(crate) enum Shared {}
+
+/// Compile-time check that a handle type keeps its header's promise: `const _: () =
+/// assert_shared_handle::<vibra_x>();` beside the handle's `Castable` impl fails to compile
+/// unless its object is `Send + Sync`.
+pub(crate) const fn assert_shared_handle<C>()
+where
+    C: Castable<Threads = Shared>,
+    C::Rust: Send + Sync,
+{
 }
 
 /// Hands a new object to C.
-pub(crate) fn into_handle<C: Castable>(value: C::Rust) -> *mut C {
+pub(crate) fn into_handle<C>(value: C::Rust) -> *mut C
+where
+    C: Castable<Threads = Shared>,
+    C::Rust: Send + Sync,
+{
     Box::into_raw(Box::new(value)).cast()
 }
 
-/// The object behind a handle.
+/// The object behind a handle, shared: any number of threads may hold it at once.
 ///
 /// # Safety
 /// `p` is NULL or came from [`into_handle`] and has not been freed.
-pub(crate) unsafe fn try_handle<'a, C: Castable>(
-    p: *const C,
-    name: &str,
-) -> Result<&'a C::Rust, Failure> {
+pub(crate) unsafe fn try_handle<'a, C>(p: *const C, name: &str) -> Result<&'a C::Rust, Failure>
+where
+    C: Castable<Threads = Shared>,
+    C::Rust: Send + Sync,
+{
     // SAFETY: handles are only made by `into_handle`, so a non-NULL `p` points to a live
-    // `C::Rust`; shared access only, as every handle's state is safe to share between threads.
+    // `C::Rust`; shared access only, which other threads may have at the same time: `Sync`,
+    // required above.
     unsafe { try_ref(p.cast::<C::Rust>(), name) }
 }
 
@@ -169,10 +203,15 @@ pub(crate) unsafe fn try_handle<'a, C: Castable>(
 ///
 /// # Safety
 /// `p` is NULL or came from [`into_handle`] and is not used again.
-pub(crate) unsafe fn free_handle<C: Castable>(p: *mut C) {
+pub(crate) unsafe fn free_handle<C>(p: *mut C)
+where
+    C: Castable<Threads = Shared>,
+    C::Rust: Send + Sync,
+{
     if !p.is_null() {
         // SAFETY: the caller promises `p` came from `into_handle` (a `Box<C::Rust>`) and is
-        // given up here.
+        // given up here; dropping it on this thread, which may not be its creator's, needs
+        // `Send`, required above.
         drop(unsafe { Box::from_raw(p.cast::<C::Rust>()) });
     }
 }

@@ -3,8 +3,9 @@
 //! The numbers are ABI: they are explicit, never reused and never renumbered. A code arriving
 //! from C is a plain integer converted with [`Status::from_code`], which fails for unknown
 //! numbers, so no invalid value is ever held in a Rust enum.
-
-use std::ffi::c_char;
+//!
+//! A leaf module (the boundary reports failures with these codes); the C function that gives a
+//! code's text, `vibra_status_str`, is in `status_text`.
 
 /// The result of every fallible libvibra function: `VIBRA_OK` (0) or one of the `VIBRA_*`
 /// error codes below. A plain `uint32_t` in C, so any value may be passed to
@@ -73,7 +74,7 @@ impl Status {
     }
 
     /// Static, NUL-terminated text for the code.
-    fn text(self) -> &'static str {
+    pub(crate) fn text(self) -> &'static str {
         match self {
             Status::Ok => "VIBRA_OK: success\0",
             Status::NullPointer => "VIBRA_NULL_POINTER: a required pointer argument was NULL\0",
@@ -88,33 +89,4 @@ impl Status {
             Status::Panic => "VIBRA_PANIC: a bug inside libvibra was caught (please report it)\0",
         }
     }
-}
-
-const UNKNOWN_STATUS: &str = "unknown vibra_status code\0";
-
-/// Static text for a status code: its name and what it means.
-///
-/// Any integer may be passed; a number that is not a `vibra_status` gives
-/// "unknown vibra_status code". The string is static and NUL-terminated: never free it.
-///
-/// Thread safety: may be called from any number of threads at once.
-#[cfg_attr(
-    doc,
-    doc = r#"
-```
-use std::ffi::CStr;
-use vibra::{vibra_status_str, VIBRA_BUFFER_TOO_SMALL};
-let text = unsafe { CStr::from_ptr(vibra_status_str(VIBRA_BUFFER_TOO_SMALL)) };
-assert!(text.to_str().unwrap().starts_with("VIBRA_BUFFER_TOO_SMALL"));
-```
-"#
-)]
-#[unsafe(no_mangle)]
-pub extern "C" fn vibra_status_str(status: vibra_status) -> *const c_char {
-    ffi_boundary!(or Status::Panic.text().as_ptr().cast(); {
-        Status::from_code(status)
-            .map_or(UNKNOWN_STATUS, Status::text)
-            .as_ptr()
-            .cast()
-    })
 }

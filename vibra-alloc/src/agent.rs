@@ -13,9 +13,10 @@ use crate::allocate::{damp, split_units};
 use crate::error::{Error, Result, check_all_non_negative, check_len, check_non_negative};
 use crate::estimate::{Alpha, DemandEstimator};
 use crate::failover::{FailoverLedger, VmPhase};
+use crate::ids::VmId;
 use crate::kind::ResourceKind;
 use crate::plan::Plan;
-use crate::units::{VmId, units_sum};
+use crate::units::units_sum;
 
 /// How much of its saved allocation a replacement VM gets back when it starts (the rest
 /// comes back when its warm-up is over).

@@ -8,42 +8,13 @@
 //! VMM: forwarding an accepted change to Xen is the integration's job.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
 use parking_lot::RwLock;
 
 use crate::error::{Error, Result, check_non_negative};
+use crate::ids::{CustomerId, HostId, VmId};
 use crate::kind::ResourceKind;
 use crate::plan::Plan;
-use crate::units::VmId;
-
-/// A customer (the owner of a VM cluster and of its resource pool).
-///
-/// ```
-/// assert_eq!(vibra_alloc::CustomerId(4).to_string(), "customer4");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CustomerId(pub u32);
-
-impl fmt::Display for CustomerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "customer{}", self.0)
-    }
-}
-
-/// A physical host.
-///
-/// ```
-/// assert_eq!(vibra_alloc::HostId(1).to_string(), "host1");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct HostId(pub u32);
-
-impl fmt::Display for HostId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "host{}", self.0)
-    }
-}
 
 /// Units per resource kind (a bound, a capacity or an allocation).
 pub type Amounts = BTreeMap<ResourceKind, u64>;

@@ -3,9 +3,8 @@
 //! Every fallible function of the crate returns [`Error`] and, when it does, has changed
 //! nothing: no output slice, estimator, ledger, agent or directory is touched on the error path.
 
-use crate::directory::{CustomerId, HostId};
+use crate::ids::{CustomerId, HostId, VmId};
 use crate::kind::ResourceKind;
-use crate::units::VmId;
 
 /// What was wrong with an input, and with which value.
 ///

@@ -16,7 +16,8 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result, check_all_non_negative, check_len, check_vm_count};
-use crate::units::{VmId, units_sum};
+use crate::ids::VmId;
+use crate::units::units_sum;
 
 /// The VMs that take over `failed`'s sub-namespaces (and so its allocation): the first
 /// `replication` available VMs after it in cyclic order, or all other available VMs if fewer

@@ -13,6 +13,7 @@
 //! | [`Agent`] | `agent` | the clock-free state machine running the dissertation's loop |
 //! | [`FailoverLedger`], [`failover_compensation`] | `failover` | crediting a failed VM's share to its successors (ch. 4) |
 //! | [`VmDirectory`], [`InMemoryDirectory`] | `directory` | bounds, capacities and the VM-to-host map (section 3.4.2) |
+//! | [`VmId`], [`CustomerId`], [`HostId`] | `ids` | the identifiers every other module names things by |
 //!
 //! Allocations are whole **units** of a size the caller picks per kind (see [`units_sum`] and
 //! the `units` module docs), so a split always sums to the pool exactly. The plain-`f64`
@@ -39,6 +40,7 @@ mod directory;
 mod error;
 mod estimate;
 mod failover;
+mod ids;
 mod kind;
 mod plan;
 mod units;
@@ -46,15 +48,15 @@ mod units;
 pub use agent::{Agent, Boot, KindConfig, KindPlan};
 pub use allocate::{allocate_proportional, damp, split_units, split_units_into};
 pub use directory::{
-    Amounts, CustomerId, CustomerRecord, HostId, HostRecord, InMemoryDirectory, Usage, VmDirectory,
-    VmRecord,
+    Amounts, CustomerRecord, HostRecord, InMemoryDirectory, Usage, VmDirectory, VmRecord,
 };
 pub use error::{Error, Result};
 pub use estimate::{Alpha, DemandEstimator, ema};
 pub use failover::{FailoverLedger, VmPhase, compensate_units, failover_compensation, takeover};
+pub use ids::{CustomerId, HostId, VmId};
 pub use kind::ResourceKind;
 pub use plan::{Change, ChangeF64, Plan, allocation_plan, allocation_plan_vec};
-pub use units::{VmId, units_sum};
+pub use units::units_sum;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

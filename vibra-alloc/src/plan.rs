@@ -10,7 +10,8 @@
 //! within the pool whenever both ends are.
 
 use crate::error::{Error, Result, check_all_non_negative, check_len, check_vm_count};
-use crate::units::{VmId, units_sum};
+use crate::ids::VmId;
+use crate::units::units_sum;
 
 /// One step of a plan in whole units: set `vm`'s allocation from `from` to `to`.
 ///

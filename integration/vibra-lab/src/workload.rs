@@ -45,11 +45,6 @@ use rand_distr::{Distribution, LogNormal, Zipf};
 
 use crate::LabError;
 
-/// The World Cup URL list, as [`wc98::urls`] reads it: a re-export, not a second reader, kept
-/// only while `ffi/benches/pick.rs` still calls it by this name (that benchmark is moving to
-/// dev-depend on `wc98` directly; delete this line then).
-pub use wc98::urls as world_cup_urls;
-
 /// One of the very hot objects of the modelled clip.
 ///
 /// ```

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{UrlList, Wc98Error, urls};
+use crate::Wc98Error;
 
 /// The environment variable naming the shared data directory (the one holding `wc98/`).
 ///
@@ -15,7 +15,7 @@ use crate::{UrlList, Wc98Error, urls};
 /// ```
 pub const DATA_DIR_ENV: &str = "VIBRA_DATA_DIR";
 
-/// The environment variable that turns [`urls_or_skip`]'s skip into a failure (CI sets it to 1).
+/// The environment variable that turns [`crate::urls_or_skip`]'s skip into a failure (CI sets it to 1).
 ///
 /// ```
 /// assert_eq!(wc98::REQUIRE_DATA_ENV, "VIBRA_REQUIRE_DATA");
@@ -80,36 +80,4 @@ pub(crate) fn locate(explicit: Option<&Path>) -> Result<Option<Located>, Wc98Err
 /// ```
 pub fn data_dir(explicit: Option<&Path>) -> Result<Option<PathBuf>, Wc98Error> {
     Ok(locate(explicit)?.map(|l| l.dir))
-}
-
-/// The World Cup URL list for a test that needs it: `Some` when it is there; otherwise prints
-/// `SKIPPED <test>: ...` to standard error and returns `None` (the test then returns and
-/// passes), unless `VIBRA_REQUIRE_DATA=1`, when it panics instead: CI sets that variable, so a
-/// missing data file can never make a CI test pass without checking anything.
-///
-/// # Panics
-/// When the data is missing and `VIBRA_REQUIRE_DATA=1`, or when it is there but unreadable or
-/// malformed (always a failure).
-///
-/// ```
-/// if let Some(list) = wc98::urls_or_skip("doc example") {
-///     assert!(!list.urls.is_empty());
-/// }
-/// ```
-pub fn urls_or_skip(test: &str) -> Option<UrlList> {
-    match urls(None) {
-        Ok(Some(list)) => Some(list),
-        Ok(None) => {
-            let why = format!(
-                "no World Cup URL list (set {DATA_DIR_ENV}, or put the shared data at {})",
-                default_data_dir().display()
-            );
-            if std::env::var_os(REQUIRE_DATA_ENV).is_some_and(|v| v == "1") {
-                panic!("{test}: {why}, and {REQUIRE_DATA_ENV}=1 forbids skipping");
-            }
-            eprintln!("SKIPPED {test}: {why}");
-            None
-        }
-        Err(e) => panic!("{test}: {e}"),
-    }
 }

@@ -7,7 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Wc98Error, location::locate};
+use crate::Wc98Error;
+use crate::location::{DATA_DIR_ENV, REQUIRE_DATA_ENV, default_data_dir, locate};
 
 /// The URL list's file inside the data directory.
 ///
@@ -86,7 +87,7 @@ pub struct UrlList {
 /// **The one call** for the World Cup URLs: `file` when given, else `wc98/object_mappings.sort`
 /// in the data directory ([`crate::data_dir`]'s rule: `$VIBRA_DATA_DIR`, else `../shared/data`
 /// beside the workspace root). `Ok(None)` when no file or variable was given and the default
-/// has no list: callers then use generated URLs, or skip loudly ([`crate::urls_or_skip`]).
+/// has no list: callers then use generated URLs, or skip loudly ([`urls_or_skip`]).
 ///
 /// # Errors
 /// As [`read_urls`]; and [`Wc98Error::NotADirectory`] or [`Wc98Error::Io`] when
@@ -118,6 +119,38 @@ pub fn urls(file: Option<&Path>) -> Result<Option<UrlList>, Wc98Error> {
     Ok(Some(UrlList { path, urls }))
 }
 
+/// The World Cup URL list for a test that needs it: `Some` when it is there; otherwise prints
+/// `SKIPPED <test>: ...` to standard error and returns `None` (the test then returns and
+/// passes), unless `VIBRA_REQUIRE_DATA=1`, when it panics instead: CI sets that variable, so a
+/// missing data file can never make a CI test pass without checking anything.
+///
+/// # Panics
+/// When the data is missing and `VIBRA_REQUIRE_DATA=1`, or when it is there but unreadable or
+/// malformed (always a failure).
+///
+/// ```
+/// if let Some(list) = wc98::urls_or_skip("doc example") {
+///     assert!(!list.urls.is_empty());
+/// }
+/// ```
+pub fn urls_or_skip(test: &str) -> Option<UrlList> {
+    match urls(None) {
+        Ok(Some(list)) => Some(list),
+        Ok(None) => {
+            let why = format!(
+                "no World Cup URL list (set {DATA_DIR_ENV}, or put the shared data at {})",
+                default_data_dir().display()
+            );
+            if std::env::var_os(REQUIRE_DATA_ENV).is_some_and(|v| v == "1") {
+                panic!("{test}: {why}, and {REQUIRE_DATA_ENV}=1 forbids skipping");
+            }
+            eprintln!("SKIPPED {test}: {why}");
+            None
+        }
+        Err(e) => panic!("{test}: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,7 +177,7 @@ mod tests {
 
     #[test]
     fn the_real_list_reads_as_89_997_urls_keeping_every_carriage_return() {
-        let Some(list) = crate::urls_or_skip("wc98 real list") else {
+        let Some(list) = urls_or_skip("wc98 real list") else {
             return;
         };
         let urls = list.urls;

@@ -3,61 +3,59 @@
 //!
 //! Three loops over the same request-targets and the same load counts:
 //! - `rust`: `vibra_hash::Dispatcher::pick`, what a Rust proxy calls;
-//! - `c`: a C function (`benches/c/pick_loop.c`, compiled by `build.rs` against `vibra.h`) calling
-//!   `vibra_dispatcher_pick`, what an nginx module does;
+//! - `c`: a C function (`ffi/bench/c/pick_loop.c`, compiled by this package's `build.rs` against
+//!   `vibra.h`) calling `vibra_dispatcher_pick`, what an nginx module does;
 //! - `c_abi_from_rust`: the exported function called from Rust, to show the boundary alone.
 //!
-//! Targets: the first 4,096 URLs of the 1998 World Cup site (vibra-lab's loader:
-//! `$VIBRA_WC98_URLS`, then `../shared/data/wc98`), or synthetic ones when neither is there.
+//! Targets: the first 4,096 URLs of the 1998 World Cup site (`wc98::urls`: the list in
+//! `$VIBRA_DATA_DIR`, else in `../shared/data` beside the workspace), or synthetic ones when the
+//! data is absent; the benchmark prints which.
 //!
-//! Run: `cargo bench -p vibra-ffi --bench pick`. Each iteration is one pass over all targets;
-//! divide by 4,096 for the cost of one decision.
+//! Run: `cargo bench -p vibra-ffi-bench --bench pick`. Each iteration is one pass over all
+//! targets; divide by 4,096 for the cost of one decision.
 //!
 //! On a shared machine, criterion's rows (run one after the other) drift with the load. So the
 //! benchmark first prints a paired measurement: the three loops interleaved pass by pass, many
 //! times, with the minimum pass time of each (interference only ever adds time) and the median.
 
-use std::ffi::{c_char, c_void};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vibra::{VIBRA_HASH_CHARSUM, VIBRA_HASH_FAST, VIBRA_OK, vibra_hash};
-
-unsafe extern "C" {
-    /// The C loop of `benches/c/pick_loop.c` (`d` is a `const vibra_dispatcher *`; declared
-    /// as `c_void` because the Rust marker type is deliberately not `repr(C)`).
-    fn bench_c_pick_loop(
-        d: *const c_void,
-        targets: *const *const c_char,
-        lens: *const usize,
-        n: usize,
-        loads: *const u32,
-        n_loads: usize,
-    ) -> u64;
-}
+use vibra_ffi_bench::{CTargets, c_pick_loop, synthetic_targets};
 
 const SERVERS: u32 = 16;
 const REPLICATION: u32 = 2;
 const TARGETS: usize = 4096;
 
-/// The first URLs of the real World Cup list (vibra-lab's loader: `$VIBRA_WC98_URLS`, then
-/// `../shared/data/wc98/`), or generated ones of the same shapes when the data is absent.
+/// The first URLs of the real World Cup list (`wc98::urls`), or generated ones of the same
+/// shapes when the data is absent. A data directory that is named but wrong is an error, never a
+/// silent switch to generated targets.
 fn targets() -> Vec<Vec<u8>> {
-    if let Ok(Some(corpus)) = vibra_lab::workload::world_cup_urls(None) {
-        if corpus.urls.len() >= TARGETS {
-            return corpus.urls.into_iter().take(TARGETS).collect();
+    match wc98::urls(None) {
+        Ok(Some(list)) if list.urls.len() >= TARGETS => {
+            println!(
+                "targets: the first {TARGETS} URLs of {}",
+                list.path.display()
+            );
+            list.urls.into_iter().take(TARGETS).collect()
         }
+        Ok(short_or_none) => {
+            let why = short_or_none.map_or_else(
+                || format!("no World Cup URL list (set {})", wc98::DATA_DIR_ENV),
+                |l| format!("{} holds fewer than {TARGETS} URLs", l.path.display()),
+            );
+            println!("targets: {TARGETS} synthetic ones: {why}");
+            synthetic_targets(TARGETS)
+        }
+        Err(e) => panic!("the World Cup URL list: {e}"),
     }
-    (0..TARGETS)
-        .map(|i| format!("/english/images/team_{}/photo_{i}.jpg?v={}", i % 32, i % 7).into_bytes())
-        .collect()
 }
 
 fn pick(c: &mut Criterion) {
     let targets = targets();
-    let pointers: Vec<*const c_char> = targets.iter().map(|t| t.as_ptr().cast()).collect();
-    let lens: Vec<usize> = targets.iter().map(Vec::len).collect();
+    let c_targets = CTargets::new(&targets);
     let loads: Vec<u32> = (0..SERVERS).map(|s| (s * 7 + 3) % 5).collect();
     let mut group = c.benchmark_group("pick");
     group.throughput(Throughput::Elements(TARGETS as u64));
@@ -73,17 +71,8 @@ fn pick(c: &mut Criterion) {
             .iter()
             .map(|t| u64::from(rust.pick(t, &loads).unwrap()))
             .sum();
-        // SAFETY: the arrays hold TARGETS entries each; `d` is live.
-        let c_sum = unsafe {
-            bench_c_pick_loop(
-                d.cast_const().cast(),
-                pointers.as_ptr(),
-                lens.as_ptr(),
-                TARGETS,
-                loads.as_ptr(),
-                loads.len(),
-            )
-        };
+        // SAFETY: `d` is live until freed below.
+        let c_sum = unsafe { c_pick_loop(d, &c_targets, &loads) };
         assert_eq!(c_sum, rust_sum, "C and Rust make the same decisions");
 
         let rust_pass = || {
@@ -96,16 +85,7 @@ fn pick(c: &mut Criterion) {
             sum
         };
         // SAFETY: as for `c_sum` above.
-        let c_pass = || unsafe {
-            bench_c_pick_loop(
-                black_box(d.cast_const().cast()),
-                pointers.as_ptr(),
-                lens.as_ptr(),
-                TARGETS,
-                black_box(loads.as_ptr()),
-                loads.len(),
-            )
-        };
+        let c_pass = || unsafe { c_pick_loop(black_box(d), &c_targets, black_box(&loads)) };
         let abi_pass = || {
             let mut sum = 0u64;
             for t in black_box(&targets) {

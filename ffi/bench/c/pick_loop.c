@@ -1,7 +1,7 @@
 /*
- * The C side of the pick benchmark (ffi/benches/pick.rs): a C program's dispatch loop, calling
- * vibra_dispatcher_pick through the public header exactly as an nginx module would. The Rust
- * side runs the same loop over the same data against vibra-hash directly.
+ * The C side of the pick benchmark (ffi/bench/benches/pick.rs): a C program's dispatch loop,
+ * calling vibra_dispatcher_pick through the public header exactly as an nginx module would. The
+ * Rust side runs the same loop over the same data against vibra-hash directly.
  */
 #include <vibra.h>
 
