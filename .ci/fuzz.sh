@@ -16,8 +16,9 @@ run_step() { step="$1"; printf '\n----- fuzz: %s -----\n' "$1"; }
 sanitizer_report() { grep -E '^(==[0-9]+==)?ERROR: (AddressSanitizer|LeakSanitizer)|^SUMMARY: (AddressSanitizer|LeakSanitizer)' "$1"; }
 
 run_step "system packages (C and C++ compilers for libFuzzer)"
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends gcc g++ libc6-dev >/dev/null
+# (Waiting for the package lock, should another job hold it.)
+apt-get -o DPkg::Lock::Timeout=600 update -qq
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends gcc g++ libc6-dev >/dev/null
 
 run_step "cargo-fuzz"
 if ! command -v cargo-fuzz >/dev/null || ! cargo fuzz --version | grep '0\.13\.' >/dev/null; then
