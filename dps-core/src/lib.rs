@@ -13,7 +13,9 @@
 //! - [`upstream`]: upstream inference from wake-up events, with expiry and traffic filters.
 //! - [`bank`]: pluggable banker routines. [`crm`]: bottlenecks, migration choice, repacking,
 //!   migration cost.
-//! - [`sim`]: a deterministic cluster simulator (fluid or Xen-credit-like node scheduler).
+//!
+//! The deterministic cluster simulator that reproduces the chapter's figures is the separate,
+//! unpublished crate `dps-sim` (`integration/dps-sim`), so this library links nothing it needs.
 //!
 //! ```
 //! let s = dps_core::offer(0.5, 0.1, dps_core::default_withhold(3), 3).unwrap();
@@ -27,7 +29,6 @@ pub mod error;
 pub mod formula;
 pub mod ledger;
 pub mod model;
-pub mod sim;
 pub mod upstream;
 
 pub use bank::{BankRound, BankerPolicy, CappedBanker, SpecBanker};

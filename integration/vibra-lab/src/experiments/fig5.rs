@@ -1,12 +1,12 @@
 //! Figures 5.7-5.10 (dissertation section 5.5.4 and 5.5.6): DPS share exchange against static
-//! shares, on dps-core's deterministic simulator. Every run is made twice, with the fluid
+//! shares, on dps-sim's deterministic simulator. Every run is made twice, with the fluid
 //! (generalised processor sharing) node scheduler and with the Xen-credit-like one; the
 //! dissertation's own simulator used Xen 3's credit scheduler. Besides the dissertation's
-//! strategies, each figure also shows the "beyond the dissertation" policies of dps-core:
+//! strategies, each figure also shows the "beyond the dissertation" policies of dps-sim:
 //! `guarded` (bank with capacity-capped grants and a floor of half of W/N per VM) and
-//! `critical` (a bank that only feeds VMs others wait on). See `dps-core/README.md`.
+//! `critical` (a bank that only feeds VMs others wait on). See `integration/dps-sim/README.md`.
 
-use dps_core::sim::{
+use dps_sim::{
     Banker, MigrationSettings, Safeguards, SchedulerMode, SimConfig, SimReport, Strategy, Topology,
     simulate_many, workloads,
 };
@@ -576,7 +576,7 @@ impl Experiment for Fig59 {
                         ctx.seed,
                         ctx.seed + seeds - 1
                     ),
-                    "dps = the dissertation's bank (SPEC eq. 5.2, plain); guarded and critical are dps-core's policies beyond the dissertation".to_string(),
+                    "dps = the dissertation's bank (SPEC eq. 5.2, plain); guarded and critical are dps-sim's policies beyond the dissertation".to_string(),
                 ]
             },
             |report, mode_name, v, res| {

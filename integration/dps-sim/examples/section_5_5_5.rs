@@ -4,11 +4,9 @@
 //! manager for a few migration cooldowns, and prints the response times, the migrations and
 //! how many of them took a VM straight back to the host it had just left.
 //!
-//! `cargo run --release -p dps-core --example section_5_5_5 [ITERATIONS]`
+//! `cargo run --release -p dps-sim --example section_5_5_5 [ITERATIONS]`
 
-use dps_core::sim::{
-    Banker, MigrationSettings, SimConfig, SimReport, Strategy, simulate, workloads,
-};
+use dps_sim::{Banker, MigrationSettings, SimConfig, SimReport, Strategy, simulate, workloads};
 
 fn config(iterations: u32, migration: Option<MigrationSettings>) -> SimConfig {
     let bank = Strategy::Bank {

@@ -1,16 +1,16 @@
 //! What a simulation runs: hosts, programs, the exchange strategy and its safeguards, the
 //! node-level scheduler model, migrations.
 
-use crate::bank::{BankerPolicy, CappedBanker, SpecBanker};
-use crate::crm::{Destination, MigrationCost};
-use crate::error::DpsError;
-use crate::model::{HostId, HostSpec};
-use crate::sim::topology::Topology;
+use crate::topology::Topology;
+use dps_core::DpsError;
+use dps_core::bank::{BankerPolicy, CappedBanker, SpecBanker};
+use dps_core::crm::{Destination, MigrationCost};
+use dps_core::model::{HostId, HostSpec};
 
 /// One VM of a simulated program.
 ///
 /// ```
-/// let v = dps_core::sim::VmSpec { host: dps_core::HostId(0), demand: 0.05 };
+/// let v = dps_sim::VmSpec { host: dps_core::HostId(0), demand: 0.05 };
 /// assert_eq!(v.demand, 0.05);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,7 +24,7 @@ pub struct VmSpec {
 /// A BSP program: N VMs, a topology, a number of iterations and its total W.
 ///
 /// ```
-/// use dps_core::sim::{ProgramSpec, Topology, VmSpec};
+/// use dps_sim::{ProgramSpec, Topology, VmSpec};
 /// let p = ProgramSpec { topology: Topology::Linear, iterations: 10, total_share: 0.4,
 ///     vms: (0..4).map(|i| VmSpec { host: dps_core::HostId(i), demand: 1.0 / (i + 1) as f64 }).collect() };
 /// assert_eq!(p.vms.len(), 4);
@@ -44,7 +44,7 @@ pub struct ProgramSpec {
 /// The node-level CPU scheduler model.
 ///
 /// ```
-/// assert_eq!(dps_core::sim::SchedulerMode::default(), dps_core::sim::SchedulerMode::Fluid);
+/// assert_eq!(dps_sim::SchedulerMode::default(), dps_sim::SchedulerMode::Fluid);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SchedulerMode {
@@ -60,7 +60,7 @@ pub enum SchedulerMode {
 /// Which banker routine a bank-assisted program uses.
 ///
 /// ```
-/// assert_ne!(dps_core::sim::Banker::Spec, dps_core::sim::Banker::Capped);
+/// assert_ne!(dps_sim::Banker::Spec, dps_sim::Banker::Capped);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Banker {
@@ -83,7 +83,7 @@ impl Banker {
 /// The share-exchange strategy of every program in the run.
 ///
 /// ```
-/// let s = dps_core::sim::Strategy::Bank { every: 1, banker: dps_core::sim::Banker::Spec };
+/// let s = dps_sim::Strategy::Bank { every: 1, banker: dps_sim::Banker::Spec };
 /// assert!(s.is_dps());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -117,7 +117,7 @@ impl Strategy {
     /// [`CappedBanker`]; pair it with [`Safeguards::guarded`].
     ///
     /// ```
-    /// assert_eq!(dps_core::sim::Strategy::guarded().name(), "bank");
+    /// assert_eq!(dps_sim::Strategy::guarded().name(), "bank");
     /// ```
     pub fn guarded() -> Self {
         Strategy::Bank {
@@ -129,7 +129,7 @@ impl Strategy {
     /// Whether shares move at all.
     ///
     /// ```
-    /// assert!(!dps_core::sim::Strategy::Static.is_dps());
+    /// assert!(!dps_sim::Strategy::Static.is_dps());
     /// ```
     pub fn is_dps(&self) -> bool {
         !matches!(self, Strategy::Static)
@@ -138,7 +138,7 @@ impl Strategy {
     /// A short name for reports.
     ///
     /// ```
-    /// assert_eq!(dps_core::sim::Strategy::Static.name(), "static");
+    /// assert_eq!(dps_sim::Strategy::Static.name(), "static");
     /// ```
     pub fn name(&self) -> &'static str {
         match self {
@@ -153,7 +153,7 @@ impl Strategy {
 /// Safeguards of "beyond the dissertation" (SPEC 6 allows policies to add them).
 ///
 /// ```
-/// let g = dps_core::sim::Safeguards::default();
+/// let g = dps_sim::Safeguards::default();
 /// assert_eq!(g.min_share_fraction, 0.0);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -171,7 +171,7 @@ impl Safeguards {
     /// period without use (a period shorter than an iteration) never starves it.
     ///
     /// ```
-    /// assert_eq!(dps_core::sim::Safeguards::guarded().min_share_fraction, 0.5);
+    /// assert_eq!(dps_sim::Safeguards::guarded().min_share_fraction, 0.5);
     /// ```
     pub fn guarded() -> Self {
         Self {
@@ -184,7 +184,7 @@ impl Safeguards {
 /// Cluster resource manager settings for runs with migration.
 ///
 /// ```
-/// let m = dps_core::sim::MigrationSettings::default();
+/// let m = dps_sim::MigrationSettings::default();
 /// assert!(m.live);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -214,11 +214,11 @@ impl MigrationSettings {
     /// The default [`MigrationSettings::cooldown_s`]: 60 s. A live migration of a 128 MB VM
     /// over Fast Ethernet takes 13.6 s, so a VM then spends at most about a fifth of its time
     /// moving, and both hosts get twelve 5 s exchange periods to settle before the CRM judges
-    /// the VM again. In section 5.5.5's run (`cargo run --release -p dps-core --example
+    /// the VM again. In section 5.5.5's run (`cargo run --release -p dps-sim --example
     /// section_5_5_5`) it turns 29 migrations, 9 of them straight back, into 15 and none.
     ///
     /// ```
-    /// use dps_core::sim::MigrationSettings;
+    /// use dps_sim::MigrationSettings;
     /// assert_eq!(MigrationSettings::DEFAULT_COOLDOWN_S, 60.0);
     /// assert_eq!(MigrationSettings::default().cooldown_s, MigrationSettings::DEFAULT_COOLDOWN_S);
     /// ```
@@ -229,7 +229,7 @@ impl MigrationSettings {
     /// and moving VMs then only adds load elsewhere.
     ///
     /// ```
-    /// assert!(dps_core::sim::MigrationSettings::on_rejection().full > 1.0);
+    /// assert!(dps_sim::MigrationSettings::on_rejection().full > 1.0);
     /// ```
     pub fn on_rejection() -> Self {
         Self {
@@ -257,7 +257,7 @@ impl Default for MigrationSettings {
 /// A whole simulation.
 ///
 /// ```
-/// use dps_core::sim::*;
+/// use dps_sim::*;
 /// use dps_core::{HostId, HostSpec};
 /// let cfg = SimConfig::new(
 ///     vec![HostSpec::new(1.0, 0.0).unwrap(); 2],
@@ -300,7 +300,7 @@ impl SimConfig {
     /// A configuration with defaults: T = 5 s, fluid, no migration, TTL 2T, no jitter.
     ///
     /// ```
-    /// let c = dps_core::sim::SimConfig::new(vec![], vec![], dps_core::sim::Strategy::Static);
+    /// let c = dps_sim::SimConfig::new(vec![], vec![], dps_sim::Strategy::Static);
     /// assert_eq!(c.period_s, 5.0);
     /// ```
     pub fn new(hosts: Vec<HostSpec>, programs: Vec<ProgramSpec>, strategy: Strategy) -> Self {

@@ -1,6 +1,6 @@
 //! The "must hold" shapes, on small fast configurations (fluid model).
 
-use dps_core::sim::{
+use dps_sim::{
     Banker, MigrationSettings, Safeguards, SimConfig, SimReport, Strategy, Topology, simulate,
     workloads,
 };
@@ -117,7 +117,7 @@ fn credit_mode_agrees_with_fluid_on_fig5_7_within_5_percent() {
         let mut cfg = workloads::linear_patterns(0.1, 6, 0.5, Topology::Linear, s).unwrap();
         cfg.period_s = 2.5;
         let fluid = run(&cfg).makespan_s;
-        cfg.mode = dps_core::sim::SchedulerMode::Credit;
+        cfg.mode = dps_sim::SchedulerMode::Credit;
         let credit = run(&cfg).makespan_s;
         assert!(
             (credit - fluid).abs() <= 0.05 * fluid,
@@ -150,7 +150,7 @@ fn every_topology_completes_every_iteration() {
 /// Section 5.5.5's set-up (`workloads::migration_bottleneck`): both VM1s share host 0, which
 /// becomes the bottleneck.
 fn section_5_5_5(iterations: u32, migration: Option<MigrationSettings>) -> SimReport {
-    run(&dps_core::sim::workloads::migration_bottleneck(iterations, BANK, migration).unwrap())
+    run(&dps_sim::workloads::migration_bottleneck(iterations, BANK, migration).unwrap())
 }
 
 #[test]
@@ -220,8 +220,8 @@ fn a_vm_is_not_migrated_again_within_the_cooldown() {
 
 #[test]
 fn a_faster_host_does_the_same_work_sooner_by_its_exchange_rate() {
-    use dps_core::sim::{ProgramSpec, VmSpec};
     use dps_core::{HostId, HostSpec};
+    use dps_sim::{ProgramSpec, VmSpec};
     let prog = ProgramSpec {
         topology: Topology::Linear,
         iterations: 4,

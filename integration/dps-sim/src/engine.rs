@@ -5,17 +5,17 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::bank::BankRound;
-use crate::crm::{HostLoad, VmLoad, bottlenecks, choose_migration};
-use crate::error::DpsError;
-use crate::formula::{excess, offer, shortage};
-use crate::ledger::{Party, ProgramLayout, ShareLedger};
-use crate::model::{HostId, ProgramId, VmId};
-use crate::sim::config::{SimConfig, Strategy};
-use crate::sim::gps::gps_rates;
-use crate::sim::report::{MigrationEvent, ProgramResult, ShareSample, SimReport};
-use crate::sim::topology::Topology;
-use crate::upstream::{UpstreamTracker, WakeUp};
+use crate::config::{SimConfig, Strategy};
+use crate::gps::gps_rates;
+use crate::report::{MigrationEvent, ProgramResult, ShareSample, SimReport};
+use crate::topology::Topology;
+use dps_core::DpsError;
+use dps_core::bank::BankRound;
+use dps_core::crm::{HostLoad, VmLoad, bottlenecks, choose_migration};
+use dps_core::formula::{excess, offer, shortage};
+use dps_core::ledger::{Party, ProgramLayout, ShareLedger};
+use dps_core::model::{HostId, ProgramId, VmId};
+use dps_core::upstream::{UpstreamTracker, WakeUp};
 
 /// The smallest scheduling weight, as a share: Xen's weight 1 when 0.1 share is weight 256.
 pub(crate) const MIN_WEIGHT_SHARE: f64 = 1.0 / 2560.0;
@@ -93,7 +93,7 @@ pub(crate) struct Engine<'c> {
     pub timer_kinds: Vec<Timer>,
     pub migrating: Vec<bool>,
     /// Per VM: the earliest time the CRM may pick it again (its last migration's end plus
-    /// [`crate::sim::MigrationSettings::cooldown_s`]).
+    /// [`crate::MigrationSettings::cooldown_s`]).
     pub cooldown_until: Vec<f64>,
     pub report: SimReport,
     pub total_iterations: u64,
@@ -444,7 +444,7 @@ impl<'c> Engine<'c> {
                 self.exchange_bank(&util, every, banker.policy(), false, t)?;
             }
             Strategy::CriticalPath { every } => {
-                self.exchange_bank(&util, every, &crate::bank::CappedBanker, true, t)?;
+                self.exchange_bank(&util, every, &dps_core::bank::CappedBanker, true, t)?;
             }
         }
         for (h, &b) in before.iter().enumerate() {
@@ -498,7 +498,7 @@ impl<'c> Engine<'c> {
                 continue;
             }
             let w = self.ledger.shares()[vm];
-            let wh = withhold.unwrap_or_else(|| crate::formula::default_withhold(p));
+            let wh = withhold.unwrap_or_else(|| dps_core::formula::default_withhold(p));
             // The floor: excess is computed against max(u, floor) so the VM keeps at least it.
             let u = util[vm].max(self.floor(vm));
             let s = offer(w, u, wh, p)?;
@@ -517,7 +517,7 @@ impl<'c> Engine<'c> {
         &mut self,
         util: &[f64],
         every: u32,
-        banker: &dyn crate::bank::BankerPolicy,
+        banker: &dyn dps_core::bank::BankerPolicy,
         critical: bool,
         t: f64,
     ) -> Result<(), DpsError> {
