@@ -33,8 +33,8 @@ pub mod upstream;
 
 pub use bank::{BankRound, BankerPolicy, CappedBanker, SpecBanker};
 pub use crm::{
-    Destination, HostLoad, Migration, MigrationCost, MigrationTime, VmLoad, bottlenecks,
-    choose_migration, repack,
+    Destination, HostDemand, HostLoad, Migration, MigrationCost, MigrationTime, VmLoad, balance,
+    bottlenecks, choose_migration, repack,
 };
 pub use error::DpsError;
 pub use formula::{bank_redistribute, default_withhold, excess, offer, shortage};

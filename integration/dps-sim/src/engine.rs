@@ -5,13 +5,15 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::config::{SimConfig, Strategy};
+use crate::config::{Balancing, MigrationSettings, SimConfig, Strategy};
 use crate::gps::gps_rates;
 use crate::report::{MigrationEvent, ProgramResult, ShareSample, SimReport};
 use crate::topology::Topology;
 use dps_core::DpsError;
 use dps_core::bank::BankRound;
-use dps_core::crm::{HostLoad, VmLoad, bottlenecks, choose_migration};
+use dps_core::crm::{
+    HostDemand, HostLoad, Migration, VmLoad, balance, bottlenecks, choose_migration,
+};
 use dps_core::formula::{excess, offer, shortage};
 use dps_core::ledger::{Party, ProgramLayout, ShareLedger};
 use dps_core::model::{HostId, ProgramId, VmId};
@@ -19,6 +21,13 @@ use dps_core::upstream::{UpstreamTracker, WakeUp};
 
 /// The smallest scheduling weight, as a share: Xen's weight 1 when 0.1 share is weight 256.
 pub(crate) const MIN_WEIGHT_SHARE: f64 = 1.0 / 2560.0;
+
+/// A host with less idle CPU than this fraction of its capacity had none to give.
+pub(crate) const IDLE_EPS: f64 = 0.01;
+
+/// A VM that used at least this fraction of its share used all of it (the credit model's
+/// 10 ms accounting leaves a little noise).
+pub(crate) const FULL_USE: f64 = 0.98;
 
 /// Work below this (reference CPU-seconds) counts as done: absorbs float error.
 pub(crate) const WORK_EPS: f64 = 1e-9;
@@ -92,6 +101,8 @@ pub(crate) struct Engine<'c> {
     pub timers: BinaryHeap<Reverse<(OrdF64, u64, usize)>>,
     pub timer_kinds: Vec<Timer>,
     pub migrating: Vec<bool>,
+    /// Per VM: where its current (or last) migration goes.
+    pub move_target: Vec<u32>,
     /// Per VM: the earliest time the CRM may pick it again (its last migration's end plus
     /// [`crate::MigrationSettings::cooldown_s`]).
     pub cooldown_until: Vec<f64>,
@@ -212,6 +223,7 @@ impl<'c> Engine<'c> {
             timers: BinaryHeap::new(),
             timer_kinds: Vec::new(),
             migrating: vec![false; nvm],
+            move_target: vec![0; nvm],
             cooldown_until: vec![f64::NEG_INFINITY; nvm],
             report: SimReport::default(),
             total_iterations: 0,
@@ -612,6 +624,62 @@ impl<'c> Engine<'c> {
         let Some(m) = self.cfg.migration else {
             return Ok(());
         };
+        let chosen = match m.balancing {
+            Balancing::Utilization => self.utilization_moves(&m, util, host_used, t)?,
+            Balancing::DemandAware => self.demand_aware_moves(&m, util, host_used, t)?,
+        };
+        let time = m.time()?;
+        let cooldown = match m.balancing {
+            Balancing::Utilization => m.cooldown_s,
+            Balancing::DemandAware => m.cooldown_periods * self.cfg.period_s,
+        };
+        for mig in chosen {
+            let vm = mig.vm.0 as usize;
+            self.migrating[vm] = true;
+            self.move_target[vm] = mig.to.0;
+            self.cooldown_until[vm] = t + time.total_s + cooldown;
+            self.report.migration_log.push(MigrationEvent {
+                t,
+                vm: mig.vm.0,
+                from: mig.from.0,
+                to: mig.to.0,
+            });
+            self.push_timer(
+                t + time.total_s - time.downtime_s,
+                Timer::Stop(vm as u32, mig.to.0),
+            );
+            self.push_timer(t + time.total_s, Timer::Resume(vm as u32));
+            self.report.migrations += 1;
+        }
+        Ok(())
+    }
+
+    /// VMs the CRM may pick now: running, not migrating, past their cooldown, not done.
+    fn movable(&self, vm: usize, t: f64) -> bool {
+        self.running(vm)
+            && !self.migrating[vm]
+            && t >= self.cooldown_until[vm]
+            && self.vms[vm].done < self.progs[self.vms[vm].prog as usize].iterations
+    }
+
+    fn vm_load(&self, vm: usize, util: &[f64]) -> VmLoad {
+        VmLoad {
+            vm: VmId(vm as u32),
+            host: HostId(self.vms[vm].host),
+            used: util[vm],
+            share: self.ledger.shares()[vm],
+        }
+    }
+
+    /// Section 5.2.2 as written: [`bottlenecks`] by rejection or utilisation threshold, then
+    /// [`choose_migration`] for each, at most `max_per_period`.
+    fn utilization_moves(
+        &self,
+        m: &MigrationSettings,
+        util: &[f64],
+        host_used: &[f64],
+        t: f64,
+    ) -> Result<Vec<Migration>, DpsError> {
         let hosts: Vec<HostLoad> = (0..self.hosts.len())
             .map(|h| {
                 let id = HostId(h as u32);
@@ -625,49 +693,90 @@ impl<'c> Engine<'c> {
             })
             .collect::<Result<_, DpsError>>()?;
         let vms: Vec<VmLoad> = (0..self.vms.len())
-            .filter(|&vm| {
-                self.running(vm)
-                    && !self.migrating[vm]
-                    && t >= self.cooldown_until[vm]
-                    && self.vms[vm].done < self.progs[self.vms[vm].prog as usize].iterations
-            })
-            .map(|vm| VmLoad {
-                vm: VmId(vm as u32),
-                host: HostId(self.vms[vm].host),
-                used: util[vm],
-                share: self.ledger.shares()[vm],
-            })
+            .filter(|&vm| self.movable(vm, t))
+            .map(|vm| self.vm_load(vm, util))
             .collect();
-        let mut started = 0;
+        let mut out = Vec::new();
         for b in bottlenecks(&hosts, m.full) {
-            if started >= m.max_per_period {
+            if out.len() >= m.max_per_period {
                 break;
             }
             if let Some(mig) = choose_migration(b, &hosts, &vms, m.rule, m.full)? {
-                let time = if m.live {
-                    m.cost.live(m.memory_mb, m.dirty_mb_s)?
-                } else {
-                    m.cost.stop_and_copy(m.memory_mb)?
-                };
-                let vm = mig.vm.0 as usize;
-                self.migrating[vm] = true;
-                self.cooldown_until[vm] = t + time.total_s + m.cooldown_s;
-                self.report.migration_log.push(MigrationEvent {
-                    t,
-                    vm: mig.vm.0,
-                    from: mig.from.0,
-                    to: mig.to.0,
-                });
-                self.push_timer(
-                    t + time.total_s - time.downtime_s,
-                    Timer::Stop(vm as u32, mig.to.0),
-                );
-                self.push_timer(t + time.total_s, Timer::Resume(vm as u32));
-                self.report.migrations += 1;
-                started += 1;
+                out.push(mig);
             }
         }
-        Ok(())
+        Ok(out)
+    }
+
+    /// [`dps_core::balance`] over the hosts with no migration in flight.
+    fn demand_aware_moves(
+        &self,
+        m: &MigrationSettings,
+        util: &[f64],
+        host_used: &[f64],
+        t: f64,
+    ) -> Result<Vec<Migration>, DpsError> {
+        let mut in_flight = vec![false; self.hosts.len()];
+        for (vm, &moving) in self.migrating.iter().enumerate() {
+            if moving {
+                in_flight[self.vms[vm].host as usize] = true;
+                in_flight[self.move_target[vm] as usize] = true;
+            }
+        }
+        let unmet = self.unmet_shortage(util, host_used)?;
+        let hosts: Vec<HostDemand> = (0..self.hosts.len())
+            .filter(|&h| !in_flight[h])
+            .map(|h| HostDemand {
+                host: HostId(h as u32),
+                capacity: self.cfg.hosts[h].capacity_shares(),
+                used: host_used[h],
+                unmet: unmet[h],
+            })
+            .collect();
+        let vms: Vec<VmLoad> = (0..self.vms.len())
+            .filter(|&vm| self.movable(vm, t) && !in_flight[self.vms[vm].host as usize])
+            .map(|vm| self.vm_load(vm, util))
+            .collect();
+        balance(&hosts, &vms, m.max_per_period)
+    }
+
+    /// Per host: unmet shortage in the last period (section 5.2.2's signal to the CRM). It had
+    /// no idle CPU (less than [`IDLE_EPS`] of capacity: with idle CPU, every runnable VM got
+    /// all it asked for) and either a grant to one of its VMs was rejected, or it was fully
+    /// booked and one of its running VMs used at least
+    /// [`FULL_USE`] of what its share guarantees (its share, scaled by capacity / booking when
+    /// a migration left the host booked above capacity): that VM wanted more than the host
+    /// could give.
+    pub(crate) fn unmet_shortage(
+        &self,
+        util: &[f64],
+        host_used: &[f64],
+    ) -> Result<Vec<bool>, DpsError> {
+        let shares = self.ledger.shares();
+        (0..self.hosts.len())
+            .map(|h| {
+                let id = HostId(h as u32);
+                let cap = self.cfg.hosts[h].capacity_shares();
+                // With idle CPU every runnable VM got all it asked for.
+                let no_idle = host_used[h] >= cap * (1.0 - IDLE_EPS);
+                if !no_idle {
+                    return Ok(false);
+                }
+                if self.ledger.rejections(id)? > 0 {
+                    return Ok(true);
+                }
+                let booked = self.ledger.booked(id)?;
+                let full = self.ledger.unbooked(id)? <= 1e-9;
+                // What a VM's share guarantees it: all of it, or its proportional part of
+                // the capacity when a migration left the host booked above capacity.
+                let scale = if booked > cap { cap / booked } else { 1.0 };
+                let wants_more = self.hosts[h].vms.iter().any(|&vm| {
+                    let vm = vm as usize;
+                    self.running(vm) && util[vm] >= FULL_USE * shares[vm] * scale
+                });
+                Ok(full && wants_more)
+            })
+            .collect()
     }
 
     fn push_timer(&mut self, at: f64, kind: Timer) {

@@ -20,7 +20,8 @@ mod topology;
 pub mod workloads;
 
 pub use config::{
-    Banker, MigrationSettings, ProgramSpec, Safeguards, SchedulerMode, SimConfig, Strategy, VmSpec,
+    Balancing, Banker, MigrationSettings, ProgramSpec, Safeguards, SchedulerMode, SimConfig,
+    Strategy, VmSpec,
 };
 pub use report::{MigrationEvent, ProgramResult, ShareSample, SimReport};
 pub use topology::Topology;

@@ -1,8 +1,8 @@
 //! The "must hold" shapes, on small fast configurations (fluid model).
 
 use dps_sim::{
-    Banker, MigrationSettings, Safeguards, SimConfig, SimReport, Strategy, Topology, simulate,
-    workloads,
+    Banker, MigrationSettings, Safeguards, SchedulerMode, SimConfig, SimReport, Strategy, Topology,
+    simulate, workloads,
 };
 
 fn run(cfg: &SimConfig) -> SimReport {
@@ -88,6 +88,77 @@ fn fig5_9_guarded_makespan_within_3_percent_of_static_or_better() {
     for n in [4, 8, 10, 12, 17] {
         let (g, s) = guarded_vs_static(n, 0.1, false);
         assert!(g <= 1.03 * s, "N = {n}: guarded {g} vs static {s}");
+    }
+}
+
+#[test]
+fn fig5_9_recommended_policy_never_below_0_97_of_static_on_mean_or_makespan() {
+    for mode in [SchedulerMode::Fluid, SchedulerMode::Credit] {
+        for n in [1u32, 4, 6, 8, 10, 12, 17] {
+            let cfg = |s| {
+                let mut c =
+                    workloads::overbooked(16, n, 0.1, 0.01, 0.1, 30, 19_980_630, s).unwrap();
+                c.mode = mode;
+                c
+            };
+            let stat = run(&cfg(Strategy::Static));
+            let mut g = cfg(Strategy::guarded());
+            g.safeguards = Safeguards::shared_cluster();
+            let dps = run(&g);
+            let (m, k) = (
+                stat.mean_response_s / dps.mean_response_s,
+                stat.makespan_s / dps.makespan_s,
+            );
+            assert!(m >= 0.97 && k >= 0.97, "{mode:?} N = {n}: {m:.3} / {k:.3}");
+        }
+    }
+}
+
+/// Fig. 5.10 at N programs, averaged over the four seeds vibra-lab uses: (static, recommended
+/// policy) mean response and makespan.
+fn fig5_10(n: u32, mode: SchedulerMode) -> ((f64, f64), (f64, f64)) {
+    let (mut st, mut dp) = ((0.0, 0.0), (0.0, 0.0));
+    for seed in 19_980_630..19_980_634 {
+        let cfg = |s| {
+            let mut c =
+                workloads::overbooked(16, n, 1.0 / f64::from(n), 0.01, 0.1, 1000, seed, s).unwrap();
+            c.mode = mode;
+            c
+        };
+        let stat = run(&cfg(Strategy::Static));
+        let mut d = cfg(Strategy::guarded());
+        d.safeguards = Safeguards::shared_cluster();
+        d.migration = Some(MigrationSettings::demand_aware());
+        let dps = run(&d);
+        assert!(dps.migrations > 0, "N = {n}: the CRM never moved a VM");
+        st = (
+            st.0 + stat.mean_response_s / 4.0,
+            st.1 + stat.makespan_s / 4.0,
+        );
+        dp = (
+            dp.0 + dps.mean_response_s / 4.0,
+            dp.1 + dps.makespan_s / 4.0,
+        );
+    }
+    (st, dp)
+}
+
+#[test]
+fn fig5_10_dps_with_the_demand_aware_crm_makespan_at_most_0_85_of_static_at_n_3() {
+    for mode in [SchedulerMode::Fluid, SchedulerMode::Credit] {
+        let (st, dp) = fig5_10(3, mode);
+        assert!(
+            dp.1 <= 0.85 * st.1,
+            "{mode:?}: makespan {} vs static {}",
+            dp.1,
+            st.1
+        );
+        assert!(
+            dp.0 <= 0.85 * st.0,
+            "{mode:?}: mean {} vs static {}",
+            dp.0,
+            st.0
+        );
     }
 }
 
@@ -254,12 +325,16 @@ fn a_faster_host_does_the_same_work_sooner_by_its_exchange_rate() {
 }
 
 #[test]
-fn fig5_9_static_makespan_meets_the_host_work_bound() {
-    // Why figs. 5.9/5.10 cannot gain on makespan: static shares already keep the busiest host
-    // busy all the time, so the makespan equals max over hosts of (work on it) / capacity.
-    for n in [4u32, 10, 17] {
-        let cfg =
+fn fig5_9_static_makespan_meets_the_host_work_bound_in_both_scheduler_models() {
+    // Why fig. 5.9 cannot gain on makespan: static shares already keep the busiest host busy
+    // all the time, so the makespan equals max over hosts of (work on it) / capacity.
+    for (n, mode) in [4u32, 10, 17]
+        .into_iter()
+        .flat_map(|n| [(n, SchedulerMode::Fluid), (n, SchedulerMode::Credit)])
+    {
+        let mut cfg =
             workloads::overbooked(16, n, 0.1, 0.01, 0.1, 40, 19_980_630, Strategy::Static).unwrap();
+        cfg.mode = mode;
         let mut work = [0.0f64; 16];
         for p in &cfg.programs {
             for v in &p.vms {
@@ -268,10 +343,13 @@ fn fig5_9_static_makespan_meets_the_host_work_bound() {
         }
         let bound = work.iter().copied().fold(0.0, f64::max);
         let r = run(&cfg);
-        assert!(r.makespan_s >= bound - 1e-6, "N = {n}: below the bound?");
+        assert!(
+            r.makespan_s >= bound - 1e-3,
+            "N = {n} {mode:?}: below the bound?"
+        );
         assert!(
             r.makespan_s <= 1.005 * bound,
-            "N = {n}: static {} vs bound {bound}",
+            "N = {n} {mode:?}: static {} vs bound {bound}",
             r.makespan_s
         );
     }
