@@ -469,6 +469,7 @@ impl<'c> Engine<'c> {
         if self.cfg.trace_shares {
             self.trace();
         }
+        self.check_conservation()?;
         if self.cfg.migration.is_some() {
             self.plan_migrations(&util, &host_used, t)?;
         }
@@ -791,6 +792,17 @@ impl<'c> Engine<'c> {
             .map_or(f64::INFINITY, |Reverse((t, _, _))| t.0)
     }
 
+    /// Records the worst conservation error of any program now (SPEC 6's invariant).
+    pub(crate) fn check_conservation(&mut self) -> Result<(), DpsError> {
+        for p in 0..self.progs.len() {
+            let e = self.ledger.conservation_error(ProgramId(p as u32))?.abs();
+            if e > self.report.max_conservation_error {
+                self.report.max_conservation_error = e;
+            }
+        }
+        Ok(())
+    }
+
     /// Applies the earliest timer; returns the hosts whose entity set changed.
     pub fn fire_timer(&mut self) -> Result<Vec<usize>, DpsError> {
         let Some(Reverse((_, _, k))) = self.timers.pop() else {
@@ -804,11 +816,13 @@ impl<'c> Engine<'c> {
                 self.vms[vm as usize].host = to;
                 self.vms[vm as usize].paused = true;
                 self.ledger.move_vm(VmId(vm), HostId(to))?;
+                self.check_conservation()?;
                 Ok(vec![from, to as usize])
             }
             Timer::Resume(vm) => {
                 self.vms[vm as usize].paused = false;
                 self.migrating[vm as usize] = false;
+                self.check_conservation()?;
                 Ok(vec![self.vms[vm as usize].host as usize])
             }
         }

@@ -79,4 +79,7 @@ pub struct SimReport {
     pub exchanges: u32,
     /// CPU-seconds the background (`eatcpu`) loads received.
     pub background_cpu_s: f64,
+    /// The largest |shares + bank + in flight - W| over every program, checked after every
+    /// exchange and every migration step (stop, resume): must stay at rounding level.
+    pub max_conservation_error: f64,
 }

@@ -2,8 +2,30 @@
 //! bad configuration is a typed error.
 
 use dps_core::DpsError;
-use dps_sim::{Banker, SimConfig, Strategy as Exchange, simulate, workloads};
+use dps_sim::{Banker, MigrationSettings, SimConfig, Strategy as Exchange, simulate, workloads};
 use proptest::prelude::*;
+
+proptest! {
+    // Whole simulations with migrations: fewer cases than the cheap properties.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn conservation_holds_at_every_step_including_during_migration(
+        n in 2u32..5, seed in 0u64..1000, free in any::<bool>(), credit in any::<bool>(),
+    ) {
+        let mut cfg = workloads::overbooked(8, n, 1.0 / f64::from(n), 0.01, 0.1, 60, seed, Exchange::guarded()).unwrap();
+        cfg.safeguards = dps_sim::Safeguards::shared_cluster();
+        let m = MigrationSettings::demand_aware();
+        cfg.migration = Some(if free { m.free() } else { MigrationSettings { memory_mb: 8.0, ..m } });
+        if credit {
+            cfg.mode = dps_sim::SchedulerMode::Credit;
+        }
+        let a = simulate(&cfg, &mut |_| {}).unwrap();
+        prop_assert!(a.max_conservation_error <= 1e-9, "{}", a.max_conservation_error);
+        prop_assert_eq!(a.capacity_violations, 0);
+        // Determinism for a fixed seed, migrations included.
+        prop_assert_eq!(&a, &simulate(&cfg, &mut |_| {}).unwrap());
+    }
+}
 
 proptest! {
     #[test]
@@ -48,7 +70,7 @@ fn bad_config_is_a_typed_error() {
     );
     cfg.programs[0].total_share = 0.1;
     for bad in [-1.0, f64::NAN, f64::INFINITY] {
-        cfg.migration = Some(dps_sim::MigrationSettings {
+        cfg.migration = Some(MigrationSettings {
             cooldown_s: bad,
             ..Default::default()
         });
