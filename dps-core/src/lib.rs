@@ -39,7 +39,7 @@ pub use crm::{
 pub use error::DpsError;
 pub use formula::{bank_redistribute, default_withhold, excess, offer, shortage};
 pub use ledger::{
-    MAX_LEDGER_TOTAL, Message, Outcome, Party, ProgramLayout, ShareLedger, TransferId,
+    Acceptance, MAX_LEDGER_TOTAL, Message, Outcome, Party, ProgramLayout, ShareLedger, TransferId,
 };
 pub use model::{HostId, HostSpec, ProgramId, VmId};
 pub use upstream::{INFRASTRUCTURE_PORTS, TrafficFilter, UpstreamTracker, WakeUp};

@@ -46,14 +46,18 @@ fn party(k: u8) -> Party {
 
 proptest! {
     #[test]
-    fn conservation_holds_under_loss_duplication_reordering_and_rejections(
+    fn conservation_holds_under_loss_duplication_reordering_and_rejections_whole_or_partial(
         caps in proptest::collection::vec(0.3f64..1.5, 3),
         ops in proptest::collection::vec(op(), 1..120),
+        partial in any::<bool>(),
     ) {
         let hosts: Vec<HostSpec> = caps.iter().map(|&c| HostSpec::new(c, 0.0).unwrap()).collect();
         let p0 = ProgramLayout::new(0.8, vec![HostId(0), HostId(1), HostId(2), HostId(0)]).unwrap();
         let p1 = ProgramLayout::new(1.2, vec![HostId(1), HostId(2), HostId(0), HostId(1)]).unwrap();
         let mut l = ShareLedger::new(hosts, &[p0, p1]).unwrap();
+        if partial {
+            l.set_acceptance(Acceptance::UpToRoom);
+        }
         let start: Vec<f64> = (0..3).map(|h| l.booked(HostId(h)).unwrap()).collect();
         let mut net: Vec<Message> = Vec::new();
         for op in ops {

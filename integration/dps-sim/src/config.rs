@@ -5,6 +5,7 @@ use crate::topology::Topology;
 use dps_core::DpsError;
 use dps_core::bank::{BankerPolicy, CappedBanker, SpecBanker};
 use dps_core::crm::{Destination, MigrationCost, MigrationTime};
+use dps_core::ledger::Acceptance;
 use dps_core::model::{HostId, HostSpec};
 
 /// One VM of a simulated program.
@@ -164,6 +165,9 @@ pub struct Safeguards {
     /// keeps not only its guaranteed CPU but its whole proportional slice of the host, so DPS
     /// cannot take free CPU from other programs.
     pub host_neutral: bool,
+    /// How receivers answer a transfer their host cannot book in full: reject it whole
+    /// (section 5.2.2, the default) or take what fits ([`Acceptance::UpToRoom`]).
+    pub acceptance: Acceptance,
 }
 
 impl Safeguards {
@@ -177,6 +181,7 @@ impl Safeguards {
         Self {
             min_share_fraction: 0.5,
             host_neutral: false,
+            acceptance: Acceptance::Whole,
         }
     }
 
@@ -197,6 +202,7 @@ impl Safeguards {
         Self {
             min_share_fraction: 0.75,
             host_neutral: true,
+            acceptance: Acceptance::Whole,
         }
     }
 }

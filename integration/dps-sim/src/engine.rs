@@ -146,6 +146,7 @@ impl<'c> Engine<'c> {
             .map(|p| ProgramLayout::new(p.total_share, p.vms.iter().map(|v| v.host).collect()))
             .collect::<Result<_, _>>()?;
         let mut ledger = ShareLedger::new(cfg.hosts.clone(), &layouts)?;
+        ledger.set_acceptance(cfg.safeguards.acceptance);
         if cfg.safeguards.host_neutral {
             for h in 0..cfg.hosts.len() {
                 let id = HostId(h as u32);
