@@ -354,3 +354,19 @@ fn fig5_9_static_makespan_meets_the_host_work_bound_in_both_scheduler_models() {
         );
     }
 }
+
+#[test]
+fn plain_bank_starves_when_an_iteration_lasts_longer_than_the_period_and_the_floor_prevents_it() {
+    // Node 1's iteration at 0.1 share lasts 2.4 periods: a VM that waited a whole period on
+    // its neighbours used nothing, deposits nearly its whole share, and crawls next time.
+    let cfg = |s, g| {
+        let mut c = workloads::linear_patterns(0.1, 10, 2.0, Topology::Linear, s).unwrap();
+        c.safeguards = g;
+        run(&c).makespan_s
+    };
+    let stat = cfg(Strategy::Static, Safeguards::default());
+    let bank = cfg(BANK, Safeguards::default());
+    let guarded = cfg(Strategy::guarded(), Safeguards::guarded());
+    assert!(bank > 1.1 * stat, "plain bank {bank} vs static {stat}");
+    assert!(guarded < 0.8 * stat, "guarded {guarded} vs static {stat}");
+}
