@@ -268,6 +268,10 @@ pub struct MigrationSettings {
     /// 0.2 s stopped); `Some(MigrationTime { total_s: 0.0, downtime_s: 0.0 })` is the free
     /// migration of an upper-bound run ([`MigrationSettings::free`]).
     pub fixed_time: Option<MigrationTime>,
+    /// [`Balancing::DemandAware`]'s hysteresis: a move must narrow the two hosts'
+    /// utilisation gap by more than this fraction of capacity (default
+    /// [`MigrationSettings::DEFAULT_MIN_GAIN`]).
+    pub min_gain: f64,
 }
 
 impl MigrationSettings {
@@ -306,6 +310,15 @@ impl MigrationSettings {
     /// assert_eq!(dps_sim::MigrationSettings::DEFAULT_COOLDOWN_PERIODS, 10.0);
     /// ```
     pub const DEFAULT_COOLDOWN_PERIODS: f64 = 10.0;
+
+    /// The default [`MigrationSettings::min_gain`]: 10% of capacity. In fig. 5.10 at N = 3 (1000
+    /// iterations, four seeds) 0.05 gave 32-64 migrations per run and 0.1 gave 20-38, with the
+    /// same speed-ups within 0.02.
+    ///
+    /// ```
+    /// assert_eq!(dps_sim::MigrationSettings::DEFAULT_MIN_GAIN, 0.1);
+    /// ```
+    pub const DEFAULT_MIN_GAIN: f64 = 0.1;
 
     /// The recommended CRM where migration is allowed: [`Balancing::DemandAware`], live
     /// migration at section 5.5.3's measured cost, as many moves per period as there are
@@ -368,6 +381,7 @@ impl Default for MigrationSettings {
             balancing: Balancing::Utilization,
             cooldown_periods: Self::DEFAULT_COOLDOWN_PERIODS,
             fixed_time: None,
+            min_gain: Self::DEFAULT_MIN_GAIN,
         }
     }
 }
@@ -481,6 +495,12 @@ impl SimConfig {
                 return Err(DpsError::InvalidParameter {
                     name: "cooldown_s",
                     value: m.cooldown_s,
+                });
+            }
+            if !(m.min_gain.is_finite() && m.min_gain >= 0.0) {
+                return Err(DpsError::InvalidParameter {
+                    name: "min_gain",
+                    value: m.min_gain,
                 });
             }
             if !(m.cooldown_periods.is_finite() && m.cooldown_periods >= 0.0) {

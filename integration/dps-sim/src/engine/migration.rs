@@ -126,7 +126,7 @@ impl Engine<'_> {
             .filter(|&vm| self.movable(vm, t) && !in_flight[self.vms[vm].host as usize])
             .map(|vm| self.vm_load(vm, util))
             .collect();
-        balance(&hosts, &vms, m.max_per_period)
+        balance(&hosts, &vms, m.max_per_period, m.min_gain)
     }
 
     /// Per host: unmet shortage in the last period (section 5.2.2's signal to the CRM). It had
