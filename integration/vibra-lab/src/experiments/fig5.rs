@@ -298,7 +298,7 @@ fn long_iterations(ctx: &RunContext, report: &mut Report) -> Result<(), LabError
                 r[0].makespan_s / r[1].makespan_s,
                 r[0].makespan_s / r[2].makespan_s
             ),
-            "- (not run; our analysis predicts the plain bank starves)",
+            "- (not in the dissertation)",
         ));
     }
     Ok(())
