@@ -847,7 +847,7 @@ impl Experiment for Fig510 {
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
         let fig = ClusterFigure {
             name: self.name(),
-            instances: ctx.scale(vec![1, 2, 3, 4, 8], (1..=17).collect()),
+            instances: ctx.scale(vec![1, 2, 3], (1..=17).collect()),
             share_of: |n| 1.0 / f64::from(n),
             migrate: true,
             quick: (2, FIG510_ITERATIONS),
