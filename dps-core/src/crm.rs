@@ -593,8 +593,8 @@ mod tests {
 
     #[test]
     fn balance_moves_only_when_the_gap_narrows_and_once_per_host() {
-        // Gap 0.1: moving 0.3 would widen it (0.7 vs 1.2 ... above capacity anyway) or
-        // overshoot (0.7 / 0.2 + ...); a 0.04 VM narrows it.
+        // Gap 0.1: the 0.3 VM would put host 1 at 1.2 (above capacity); the 0.04 VM narrows
+        // the gap to 0.02.
         let hosts = [host(0, 1.0, true), host(1, 0.9, false)];
         let m = balance(&hosts, &[vm(0, 0, 0.3), vm(1, 0, 0.04)], 4, 0.0).unwrap();
         assert_eq!(m.len(), 1);
