@@ -365,3 +365,278 @@ impl MigrationCost {
         })
     }
 }
+
+/// What the demand-aware CRM ([`balance`]) sees of a host after an exchange period: its
+/// capacity, the CPU it measured in use, and whether it has *unmet shortage*.
+///
+/// ```
+/// let h = dps_core::HostDemand { host: dps_core::HostId(0), capacity: 1.0, used: 1.0, unmet: true };
+/// assert_eq!(h.idle(), 0.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HostDemand {
+    /// The host.
+    pub host: HostId,
+    /// Its capacity in shares.
+    pub capacity: f64,
+    /// CPU it used last period, in shares (VMs and background).
+    pub used: f64,
+    /// It has unmet shortage (section 5.2.2): a grant to one of its VMs was rejected, or a VM
+    /// used its whole share while the host was fully booked and had no idle CPU left to give,
+    /// so that VM "notifies the CRM and seeks migration".
+    pub unmet: bool,
+}
+
+impl HostDemand {
+    /// Measured idle capacity, capacity - used (never negative).
+    ///
+    /// ```
+    /// let h = dps_core::HostDemand { host: dps_core::HostId(0), capacity: 2.0, used: 0.5, unmet: false };
+    /// assert_eq!(h.idle(), 1.5);
+    /// ```
+    pub fn idle(&self) -> f64 {
+        (self.capacity - self.used).max(0.0)
+    }
+}
+
+/// The demand-aware balancing CRM (beyond section 5.2.2's utilisation rule, for "to balance
+/// workload" in sections 5.5.5 and 5.5.6): at most `max` migrations, each from a host with
+/// unmet shortage (most used first) to the host with the most measured idle capacity, moving
+/// the VM whose measured use best evens the two hosts' utilisation. When no single VM narrows
+/// the gap (VMs are coarse next to it), the pair of VMs, one from each host, whose difference
+/// best evens it swaps hosts (two migrations); when neither works with that destination, the
+/// next most idle host is tried. A move must strictly
+/// narrow the gap between the two hosts and may never push the destination's measured demand
+/// above its capacity (bookings are full everywhere in a fully booked cluster, so it judges
+/// by measured use, not by bookings). Each host is the source or destination of at most one
+/// move per call, and later moves see the earlier ones' projected effect. `vms` lists only
+/// the VMs the caller allows to move (not migrating, not in their cooldown). A move (or swap)
+/// must narrow the gap between the two hosts' utilisation by more than `min_gain` (a fraction
+/// of capacity): in a busy BSP cluster some host is always the bottleneck, so without this
+/// hysteresis the CRM keeps trading VMs for gains that measurement noise erases.
+///
+/// Errors: a VM on a host missing from `hosts`; `min_gain` negative or not finite.
+///
+/// ```
+/// use dps_core::*;
+/// let hosts = [
+///     HostDemand { host: HostId(0), capacity: 1.0, used: 1.0, unmet: true },
+///     HostDemand { host: HostId(1), capacity: 1.0, used: 0.4, unmet: false },
+/// ];
+/// let vms = [
+///     VmLoad { vm: VmId(0), host: HostId(0), used: 0.6, share: 0.5 },
+///     VmLoad { vm: VmId(1), host: HostId(0), used: 0.25, share: 0.25 },
+///     VmLoad { vm: VmId(2), host: HostId(0), used: 0.15, share: 0.25 },
+/// ];
+/// // the gap is 0.6: moving 0.25 leaves 0.75 / 0.65, the most even of the three
+/// let m = balance(&hosts, &vms, 4, 0.05).unwrap();
+/// assert_eq!(m, vec![Migration { vm: VmId(1), from: HostId(0), to: HostId(1) }]);
+/// ```
+pub fn balance(
+    hosts: &[HostDemand],
+    vms: &[VmLoad],
+    max: usize,
+    min_gain: f64,
+) -> Result<Vec<Migration>, DpsError> {
+    if !(min_gain.is_finite() && min_gain >= 0.0) {
+        return Err(DpsError::InvalidParameter {
+            name: "min_gain",
+            value: min_gain,
+        });
+    }
+    let index = |h: HostId| hosts.iter().position(|x| x.host == h);
+    for v in vms {
+        if index(v.host).is_none() {
+            return Err(DpsError::UnknownHost(v.host.0));
+        }
+    }
+    let mut used: Vec<f64> = hosts.iter().map(|h| h.used).collect();
+    let mut busy = vec![false; hosts.len()];
+    let mut sources: Vec<usize> = (0..hosts.len()).filter(|&i| hosts[i].unmet).collect();
+    sources.sort_by(|&a, &b| {
+        (used[b] / hosts[b].capacity)
+            .total_cmp(&(used[a] / hosts[a].capacity))
+            .then(hosts[a].host.cmp(&hosts[b].host))
+    });
+    let mut out = Vec::new();
+    for b in sources {
+        if out.len() >= max {
+            break;
+        }
+        if busy[b] {
+            continue;
+        }
+        // Destinations by measured idle capacity, most first: the first that some VM evens.
+        let mut dests: Vec<usize> = (0..hosts.len())
+            .filter(|&i| i != b && !busy[i] && !hosts[i].unmet)
+            .filter(|&i| hosts[i].capacity - used[i] > 0.0)
+            .collect();
+        dests.sort_by(|&x, &y| {
+            (hosts[y].capacity - used[y])
+                .total_cmp(&(hosts[x].capacity - used[x]))
+                .then(hosts[x].host.cmp(&hosts[y].host))
+        });
+        for d in dests {
+            let (cb, cd) = (hosts[b].capacity, hosts[d].capacity);
+            let gap = used[b] / cb - used[d] / cd;
+            if gap <= 0.0 {
+                break;
+            }
+            // A move must narrow the utilisation gap by more than this.
+            let gain = min_gain.max(1e-12);
+            // Moving x evens the utilisation when (U_b - x) / C_b = (U_d + x) / C_d.
+            let target = (used[b] * cd - used[d] * cb) / (cb + cd);
+            let after = |x: f64| ((used[b] - x) / cb - (used[d] + x) / cd).abs();
+            let best = vms
+                .iter()
+                .filter(|v| v.host == hosts[b].host && v.used > 0.0)
+                .filter(|v| used[d] + v.used <= cd + 1e-12 && after(v.used) < gap - gain)
+                .min_by(|x, y| {
+                    (x.used - target)
+                        .abs()
+                        .total_cmp(&(y.used - target).abs())
+                        .then(x.vm.cmp(&y.vm))
+                });
+            if let Some(v) = best {
+                used[b] -= v.used;
+                used[d] += v.used;
+                busy[b] = true;
+                busy[d] = true;
+                out.push(Migration {
+                    vm: v.vm,
+                    from: hosts[b].host,
+                    to: hosts[d].host,
+                });
+                break;
+            }
+            // No single VM evens the pair (VMs are coarse next to the gap): swap the pair of
+            // VMs whose difference in measured use best evens it.
+            if out.len() + 2 > max {
+                continue;
+            }
+            let mut swap: Option<(&VmLoad, &VmLoad, f64)> = None;
+            for a in vms.iter().filter(|v| v.host == hosts[b].host) {
+                for c in vms.iter().filter(|v| v.host == hosts[d].host) {
+                    let x = a.used - c.used;
+                    if x <= 0.0 || used[d] + x > cd + 1e-12 || after(x) >= gap - gain {
+                        continue;
+                    }
+                    let miss = (x - target).abs();
+                    if swap.is_none_or(|(sa, sc, m)| {
+                        miss < m || (miss == m && (a.vm, c.vm) < (sa.vm, sc.vm))
+                    }) {
+                        swap = Some((a, c, miss));
+                    }
+                }
+            }
+            if let Some((a, c, _)) = swap {
+                used[b] -= a.used - c.used;
+                used[d] += a.used - c.used;
+                busy[b] = true;
+                busy[d] = true;
+                out.push(Migration {
+                    vm: a.vm,
+                    from: hosts[b].host,
+                    to: hosts[d].host,
+                });
+                out.push(Migration {
+                    vm: c.vm,
+                    from: hosts[d].host,
+                    to: hosts[b].host,
+                });
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(h: u32, used: f64, unmet: bool) -> HostDemand {
+        HostDemand {
+            host: HostId(h),
+            capacity: 1.0,
+            used,
+            unmet,
+        }
+    }
+
+    fn vm(v: u32, h: u32, used: f64) -> VmLoad {
+        VmLoad {
+            vm: VmId(v),
+            host: HostId(h),
+            used,
+            share: 0.25,
+        }
+    }
+
+    #[test]
+    fn balance_never_pushes_the_destination_above_capacity() {
+        // Only a 0.5 VM could move, and 0.6 + 0.5 > 1: nothing moves.
+        let hosts = [host(0, 1.0, true), host(1, 0.6, false)];
+        assert!(
+            balance(&hosts, &[vm(0, 0, 0.5)], 4, 0.0)
+                .unwrap()
+                .is_empty()
+        );
+        // Without unmet shortage there is no source at all.
+        let hosts = [host(0, 1.0, false), host(1, 0.0, false)];
+        assert!(
+            balance(&hosts, &[vm(0, 0, 0.5)], 4, 0.0)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn balance_moves_only_when_the_gap_narrows_and_once_per_host() {
+        // Gap 0.1: the 0.3 VM would put host 1 at 1.2 (above capacity); the 0.04 VM narrows
+        // the gap to 0.02.
+        let hosts = [host(0, 1.0, true), host(1, 0.9, false)];
+        let m = balance(&hosts, &[vm(0, 0, 0.3), vm(1, 0, 0.04)], 4, 0.0).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].vm, VmId(1));
+        // Two sources, one destination: the destination takes one move per round.
+        let hosts = [host(0, 1.0, true), host(1, 1.0, true), host(2, 0.2, false)];
+        let m = balance(&hosts, &[vm(0, 0, 0.4), vm(1, 1, 0.4)], 4, 0.0).unwrap();
+        assert_eq!(m.len(), 1);
+        // A negative hysteresis is a typed error.
+        assert!(balance(&hosts, &[], 1, -0.1).is_err());
+        // A host missing from `hosts` is a typed error.
+        assert_eq!(
+            balance(&hosts, &[vm(0, 9, 0.1)], 1, 0.0),
+            Err(DpsError::UnknownHost(9))
+        );
+    }
+
+    #[test]
+    fn balance_swaps_when_every_single_vm_is_too_coarse() {
+        // Moving either 0.5 VM would put host 1 at 1.3; swapping one for a 0.4 VM evens the
+        // two hosts at 0.9.
+        let hosts = [host(0, 1.0, true), host(1, 0.8, false)];
+        let vms = [vm(0, 0, 0.5), vm(1, 0, 0.5), vm(2, 1, 0.4), vm(3, 1, 0.4)];
+        let m = balance(&hosts, &vms, 4, 0.1).unwrap();
+        assert_eq!(
+            m,
+            vec![
+                Migration {
+                    vm: VmId(0),
+                    from: HostId(0),
+                    to: HostId(1)
+                },
+                Migration {
+                    vm: VmId(2),
+                    from: HostId(1),
+                    to: HostId(0)
+                },
+            ]
+        );
+        // Room for one move only: a swap needs two.
+        assert!(balance(&hosts, &vms, 1, 0.1).unwrap().is_empty());
+        // A gain below the hysteresis is not worth two migrations.
+        assert!(balance(&hosts, &vms, 4, 0.25).unwrap().is_empty());
+    }
+}

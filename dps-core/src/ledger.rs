@@ -73,6 +73,41 @@ pub enum Message {
         /// The transfer.
         id: TransferId,
     },
+    /// The receiver took `accepted` (its host's room) and the rest goes back to the sender:
+    /// the reply of a receiver under [`Acceptance::UpToRoom`].
+    AcceptPart {
+        /// The transfer.
+        id: TransferId,
+        /// What the receiver took, > 0 and below the offered amount.
+        accepted: f64,
+    },
+}
+
+/// How a receiver answers an offer its host cannot book in full. Section 5.2.2's receiver
+/// rejects it whole ([`Acceptance::Whole`], the default); [`Acceptance::UpToRoom`] takes what
+/// fits and sends the rest back in a [`Message::AcceptPart`]. The simulator and a networked
+/// share-exchange daemon use this one type (and [`Message`]) for the option and its replies.
+///
+/// ```
+/// use dps_core::*;
+/// let p = ProgramLayout::new(1.0, vec![HostId(0), HostId(1)]).unwrap();
+/// let hosts = vec![HostSpec::new(1.0, 0.0).unwrap().with_background(0.4).unwrap(); 2];
+/// let mut l = ShareLedger::new(hosts, &[p]).unwrap();
+/// assert_eq!(l.acceptance(), Acceptance::Whole);
+/// l.set_acceptance(Acceptance::UpToRoom);
+/// // host 1 has room for 0.1 of the 0.3 offered: 0.1 moves, 0.2 comes back
+/// assert_eq!(l.transfer(Party::Vm(VmId(0)), Party::Vm(VmId(1)), 0.3).unwrap(), Outcome::PartiallyAccepted);
+/// assert!((l.share(VmId(1)).unwrap() - 0.6).abs() < 1e-12);
+/// assert!((l.share(VmId(0)).unwrap() - 0.4).abs() < 1e-12);
+/// assert_eq!(l.conservation_error(ProgramId(0)).unwrap(), 0.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acceptance {
+    /// Accept all of an offer or reject it (section 5.2.2).
+    #[default]
+    Whole,
+    /// Accept up to the host's room; reject only when there is none.
+    UpToRoom,
 }
 
 impl Message {
@@ -84,7 +119,10 @@ impl Message {
     /// ```
     pub fn id(&self) -> TransferId {
         match *self {
-            Message::Offer { id, .. } | Message::Accept { id } | Message::Reject { id } => id,
+            Message::Offer { id, .. }
+            | Message::Accept { id }
+            | Message::Reject { id }
+            | Message::AcceptPart { id, .. } => id,
         }
     }
 }
@@ -100,6 +138,8 @@ pub enum Outcome {
     Accepted,
     /// The share stays with (returns to) the sender.
     Rejected,
+    /// Part moved, the rest returns to the sender ([`Acceptance::UpToRoom`]).
+    PartiallyAccepted,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +149,9 @@ struct Transfer {
     amount: f64,
     program: u32,
     decided: Option<Outcome>,
+    /// What the receiver took of a partially accepted transfer (`amount` is then the rest,
+    /// still in flight back to the sender).
+    accepted: f64,
     open: bool,
     /// The sender's host, whose booking keeps the amount reserved until the receiver accepts
     /// (a rejected amount comes back to a host that never gave its room away).
@@ -226,6 +269,7 @@ pub struct ShareLedger {
     programs: Vec<ProgramBook>,
     transfers: HashMap<u64, Transfer>,
     next_id: u64,
+    acceptance: Acceptance,
 }
 
 impl ShareLedger {
@@ -283,6 +327,7 @@ impl ShareLedger {
             programs: books,
             transfers: HashMap::new(),
             next_id: 0,
+            acceptance: Acceptance::Whole,
         })
     }
 
@@ -595,6 +640,7 @@ impl ShareLedger {
                 amount,
                 program: pf,
                 decided: None,
+                accepted: 0.0,
                 open: true,
                 reserved_on,
             },
@@ -635,6 +681,9 @@ impl ShareLedger {
                     None => {
                         let o = if self.has_room(to, amount, reserved_on) {
                             Outcome::Accepted
+                        } else if let Some(x) = self.partial_room(to, amount, reserved_on) {
+                            self.accept_part(id.0, to, x, program);
+                            Outcome::PartiallyAccepted
                         } else {
                             Outcome::Rejected
                         };
@@ -648,7 +697,7 @@ impl ShareLedger {
                             {
                                 self.booked[h as usize] -= amount;
                             }
-                        } else if let Party::Vm(vm) = to {
+                        } else if let (Outcome::Rejected, Party::Vm(vm)) = (o, to) {
                             self.rejections[self.vm_host[vm.0 as usize] as usize] += 1;
                         }
                         if let Some(t) = self.transfers.get_mut(&id.0) {
@@ -660,6 +709,10 @@ impl ShareLedger {
                 Ok(Some(match outcome {
                     Outcome::Accepted => Message::Accept { id },
                     Outcome::Rejected => Message::Reject { id },
+                    Outcome::PartiallyAccepted => Message::AcceptPart {
+                        id,
+                        accepted: self.transfers[&id.0].accepted,
+                    },
                 }))
             }
             Message::Accept { .. } => {
@@ -668,8 +721,13 @@ impl ShareLedger {
                 }
                 Ok(None)
             }
-            Message::Reject { .. } => {
-                if open && decided == Some(Outcome::Rejected) {
+            Message::Reject { .. } | Message::AcceptPart { .. } => {
+                let expected = if matches!(msg, Message::Reject { .. }) {
+                    Outcome::Rejected
+                } else {
+                    Outcome::PartiallyAccepted
+                };
+                if open && decided == Some(expected) {
                     let from = self.transfers[&id.0].from;
                     // The refund lands on the room reserved for it.
                     if let Some(h) = self
@@ -729,6 +787,7 @@ impl ShareLedger {
         let reply = self.deliver(offer)?;
         let outcome = match reply {
             Some(Message::Accept { .. }) => Outcome::Accepted,
+            Some(Message::AcceptPart { .. }) => Outcome::PartiallyAccepted,
             _ => Outcome::Rejected,
         };
         if let Some(r) = reply {
@@ -811,6 +870,68 @@ impl ShareLedger {
         }
     }
 
+    /// How offers that do not fit are answered from now on (see [`Acceptance`]).
+    ///
+    /// ```
+    /// # use dps_core::*;
+    /// let p = ProgramLayout::new(1.0, vec![HostId(0)]).unwrap();
+    /// let mut l = ShareLedger::new(vec![HostSpec::new(1.0, 0.0).unwrap()], &[p]).unwrap();
+    /// l.set_acceptance(Acceptance::UpToRoom);
+    /// assert_eq!(l.acceptance(), Acceptance::UpToRoom);
+    /// ```
+    pub fn set_acceptance(&mut self, acceptance: Acceptance) {
+        self.acceptance = acceptance;
+    }
+
+    /// How offers that do not fit are answered.
+    ///
+    /// ```
+    /// # use dps_core::*;
+    /// let p = ProgramLayout::new(1.0, vec![HostId(0)]).unwrap();
+    /// let l = ShareLedger::new(vec![HostSpec::new(1.0, 0.0).unwrap()], &[p]).unwrap();
+    /// assert_eq!(l.acceptance(), Acceptance::Whole);
+    /// ```
+    pub fn acceptance(&self) -> Acceptance {
+        self.acceptance
+    }
+
+    /// Under [`Acceptance::UpToRoom`], the part of an offer that does not fit whole which
+    /// the receiver's host can still book (None: reject).
+    fn partial_room(&self, to: Party, amount: f64, reserved_on: Option<u32>) -> Option<f64> {
+        let Party::Vm(vm) = to else {
+            return None;
+        };
+        if self.acceptance != Acceptance::UpToRoom {
+            return None;
+        }
+        let h = self.vm_host[vm.0 as usize] as usize;
+        let released = if reserved_on == Some(h as u32) {
+            amount
+        } else {
+            0.0
+        };
+        let room = self.limit[h] - self.booked[h] + released;
+        (room > EPS).then(|| room.min(amount))
+    }
+
+    /// The receiver takes `x` of transfer `id`: its share grows, `x` leaves the flight and
+    /// the sender's reservation, and the rest stays in flight back to the sender. The host
+    /// still counts a rejection (it could not take everything: a bottleneck signal).
+    fn accept_part(&mut self, id: u64, to: Party, x: f64, program: u32) {
+        self.adjust(to, x);
+        self.programs[program as usize].in_flight -= x;
+        if let Some(t) = self.transfers.get_mut(&id) {
+            if let Some(h) = t.reserved_on {
+                self.booked[h as usize] -= x;
+            }
+            t.amount -= x;
+            t.accepted = x;
+        }
+        if let Party::Vm(vm) = to {
+            self.rejections[self.vm_host[vm.0 as usize] as usize] += 1;
+        }
+    }
+
     /// Room for `amount` on the receiver's host; a reservation on that same host is released
     /// by the acceptance, so it counts as room.
     fn has_room(&self, to: Party, amount: f64, reserved_on: Option<u32>) -> bool {
@@ -858,7 +979,7 @@ impl Transfer {
     fn in_flight(&self) -> bool {
         match self.decided {
             None => true,
-            Some(Outcome::Rejected) => self.open,
+            Some(Outcome::Rejected | Outcome::PartiallyAccepted) => self.open,
             Some(Outcome::Accepted) => false,
         }
     }

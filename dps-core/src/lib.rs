@@ -13,7 +13,9 @@
 //! - [`upstream`]: upstream inference from wake-up events, with expiry and traffic filters.
 //! - [`bank`]: pluggable banker routines. [`crm`]: bottlenecks, migration choice, repacking,
 //!   migration cost.
-//! - [`sim`]: a deterministic cluster simulator (fluid or Xen-credit-like node scheduler).
+//!
+//! The deterministic cluster simulator that reproduces the chapter's figures is the separate,
+//! unpublished crate `dps-sim` (`integration/dps-sim`), so this library links nothing it needs.
 //!
 //! ```
 //! let s = dps_core::offer(0.5, 0.1, dps_core::default_withhold(3), 3).unwrap();
@@ -27,18 +29,17 @@ pub mod error;
 pub mod formula;
 pub mod ledger;
 pub mod model;
-pub mod sim;
 pub mod upstream;
 
 pub use bank::{BankRound, BankerPolicy, CappedBanker, SpecBanker};
 pub use crm::{
-    Destination, HostLoad, Migration, MigrationCost, MigrationTime, VmLoad, bottlenecks,
-    choose_migration, repack,
+    Destination, HostDemand, HostLoad, Migration, MigrationCost, MigrationTime, VmLoad, balance,
+    bottlenecks, choose_migration, repack,
 };
 pub use error::DpsError;
 pub use formula::{bank_redistribute, default_withhold, excess, offer, shortage};
 pub use ledger::{
-    MAX_LEDGER_TOTAL, Message, Outcome, Party, ProgramLayout, ShareLedger, TransferId,
+    Acceptance, MAX_LEDGER_TOTAL, Message, Outcome, Party, ProgramLayout, ShareLedger, TransferId,
 };
 pub use model::{HostId, HostSpec, ProgramId, VmId};
 pub use upstream::{INFRASTRUCTURE_PORTS, TrafficFilter, UpstreamTracker, WakeUp};

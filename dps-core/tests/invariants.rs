@@ -1,7 +1,6 @@
 //! Property tests of SPEC section 6 and the ledger protocol, named after the invariant each
 //! checks.
 
-use dps_core::sim::{Banker, SimConfig, Strategy as Exchange, simulate, workloads};
 use dps_core::*;
 use proptest::prelude::*;
 
@@ -47,14 +46,18 @@ fn party(k: u8) -> Party {
 
 proptest! {
     #[test]
-    fn conservation_holds_under_loss_duplication_reordering_and_rejections(
+    fn conservation_holds_under_loss_duplication_reordering_and_rejections_whole_or_partial(
         caps in proptest::collection::vec(0.3f64..1.5, 3),
         ops in proptest::collection::vec(op(), 1..120),
+        partial in any::<bool>(),
     ) {
         let hosts: Vec<HostSpec> = caps.iter().map(|&c| HostSpec::new(c, 0.0).unwrap()).collect();
         let p0 = ProgramLayout::new(0.8, vec![HostId(0), HostId(1), HostId(2), HostId(0)]).unwrap();
         let p1 = ProgramLayout::new(1.2, vec![HostId(1), HostId(2), HostId(0), HostId(1)]).unwrap();
         let mut l = ShareLedger::new(hosts, &[p0, p1]).unwrap();
+        if partial {
+            l.set_acceptance(Acceptance::UpToRoom);
+        }
         let start: Vec<f64> = (0..3).map(|h| l.booked(HostId(h)).unwrap()).collect();
         let mut net: Vec<Message> = Vec::new();
         for op in ops {
@@ -199,64 +202,13 @@ proptest! {
         prop_assert!(ProgramLayout::new(non_positive, vec![HostId(0)]).is_err());
         prop_assert!(HostSpec::new(non_positive, 0.0).is_err());
     }
-
-    #[test]
-    fn simulated_hosts_are_never_booked_above_capacity_by_a_transfer(
-        n in 1u32..8, seed in 0u64..1000, which in 0usize..4,
-    ) {
-        let strategy = [
-            Exchange::FullyDistributed { withhold: None },
-            Exchange::Bank { every: 1, banker: Banker::Spec },
-            Exchange::Bank { every: 2, banker: Banker::Capped },
-            Exchange::CriticalPath { every: 1 },
-        ][which];
-        let share = [0.1, 0.25, 1.0 / f64::from(n), 0.2][which];
-        let cfg: SimConfig = workloads::overbooked(4, n, share, 0.01, 0.1, 12, seed, strategy).unwrap();
-        let r = simulate(&cfg, &mut |_| {}).unwrap();
-        prop_assert_eq!(r.capacity_violations, 0);
-        prop_assert_eq!(r.vm_iterations, u64::from(4 * n * 12));
-    }
 }
 
 #[test]
-fn unknown_vm_and_bad_config_are_typed_errors() {
+fn an_unknown_vm_is_a_typed_error() {
     let p = ProgramLayout::new(0.8, vec![HostId(0)]).unwrap();
     let l = ShareLedger::new(vec![HostSpec::new(1.0, 0.0).unwrap()], &[p]).unwrap();
     assert_eq!(l.share(VmId(3)), Err(DpsError::UnknownVm(3)));
-    let mut cfg = workloads::overbooked(2, 1, 0.1, 0.01, 0.1, 2, 0, Exchange::Static).unwrap();
-    cfg.period_s = 0.0;
-    assert!(matches!(
-        simulate(&cfg, &mut |_| {}),
-        Err(DpsError::InvalidParameter { .. })
-    ));
-    cfg.period_s = 1.0;
-    cfg.strategy = Exchange::FullyDistributed {
-        withhold: Some(1.5),
-    };
-    assert_eq!(
-        simulate(&cfg, &mut |_| {}),
-        Err(DpsError::InvalidWithhold(1.5))
-    );
-    cfg.strategy = Exchange::Static;
-    cfg.programs[0].total_share = -1.0;
-    assert_eq!(
-        simulate(&cfg, &mut |_| {}),
-        Err(DpsError::InvalidTotal(-1.0))
-    );
-    cfg.programs[0].total_share = 0.1;
-    for bad in [-1.0, f64::NAN, f64::INFINITY] {
-        cfg.migration = Some(dps_core::sim::MigrationSettings {
-            cooldown_s: bad,
-            ..Default::default()
-        });
-        assert!(matches!(
-            simulate(&cfg, &mut |_| {}),
-            Err(DpsError::InvalidParameter {
-                name: "cooldown_s",
-                ..
-            })
-        ));
-    }
 }
 
 #[test]

@@ -291,16 +291,18 @@ fn reproduce_fig5_7_quick_json_rows_have_the_spec_fields_and_one_row_per_key() {
     ));
     assert_eq!(v["experiment"], "fig5.7");
     let rows = v["rows"].as_array().unwrap();
-    // SPEC section 10's fields, plus the two dimensions this experiment adds: a row is keyed
-    // by (topology, scheduler, share), not by share alone.
+    // SPEC section 10's fields, plus the dimensions this experiment adds: a row is keyed by
+    // (topology, scheduler, iterations, share), not by share alone.
     let mut keys = std::collections::HashSet::new();
     for r in rows {
-        for f in ["share", "static_s", "distributed_s", "bank_s"] {
+        for f in ["share", "static_s", "distributed_s", "bank_s", "dps_s"] {
             assert!(r[f].as_f64().is_some_and(f64::is_finite), "{f}: {r}");
         }
+        assert!(r["policy"].is_string(), "{r}");
         let key = (
             r["topology"].as_str().unwrap().to_string(),
             r["scheduler"].as_str().unwrap().to_string(),
+            r["iterations"].as_u64().unwrap(),
             r["share"].to_string(),
         );
         assert!(keys.insert(key), "duplicate row {r}");
@@ -310,6 +312,7 @@ fn reproduce_fig5_7_quick_json_rows_have_the_spec_fields_and_one_row_per_key() {
             .find(|r| {
                 r["topology"] == topology
                     && r["scheduler"] == scheduler
+                    && r["iterations"] == 10
                     && r["share"].as_f64() == Some(share)
             })
             .unwrap_or_else(|| panic!("no {topology}/{scheduler}/{share} row"))[f]

@@ -6,9 +6,9 @@
 //! equal priority round-robin with 30 ms slices. Credits are clamped to one period's worth, as
 //! Xen does for entities that do not use theirs.
 
-use crate::error::DpsError;
-use crate::sim::engine::{Engine, WORK_EPS};
-use crate::sim::report::SimReport;
+use crate::engine::{Engine, WORK_EPS};
+use crate::report::SimReport;
+use dps_core::DpsError;
 
 const STEP: f64 = 0.001;
 const TICK_STEPS: u64 = 10;

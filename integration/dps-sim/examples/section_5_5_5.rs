@@ -1,14 +1,13 @@
 //! Section 5.5.5 (workload redistribution): two aligned 4-VM `patterns` programs (linear,
 //! load 1/i, 2 CPUs each, 100 iterations, plain bank) on four fully booked hosts, so both VM1s
 //! share host 0, the bottleneck. Runs it without migration and with the cluster resource
-//! manager for a few migration cooldowns, and prints the response times, the migrations and
-//! how many of them took a VM straight back to the host it had just left.
+//! manager for a few migration cooldowns (section 5.2.2's utilisation rule) and with the
+//! demand-aware CRM, and prints the response times, the migrations and how many of them took
+//! a VM straight back to the host it had just left.
 //!
-//! `cargo run --release -p dps-core --example section_5_5_5 [ITERATIONS]`
+//! `cargo run --release -p dps-sim --example section_5_5_5 [ITERATIONS]`
 
-use dps_core::sim::{
-    Banker, MigrationSettings, SimConfig, SimReport, Strategy, simulate, workloads,
-};
+use dps_sim::{Banker, MigrationSettings, SimConfig, SimReport, Strategy, simulate, workloads};
 
 fn config(iterations: u32, migration: Option<MigrationSettings>) -> SimConfig {
     let bank = Strategy::Bank {
@@ -67,5 +66,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let r = simulate(&config(iterations, Some(m)), &mut |_| {})?;
         show(&format!("migration, cooldown {cooldown} s"), &r);
     }
+    let r = simulate(
+        &config(iterations, Some(MigrationSettings::demand_aware())),
+        &mut |_| {},
+    )?;
+    show("demand-aware CRM", &r);
     Ok(())
 }

@@ -3,11 +3,11 @@
 //! strategy argument the static and the bank-assisted runs (the comparison an operator wants)
 //! go to both cores at once through `simulate_many`. Prints wall time and VM-iterations/s.
 //!
-//! `cargo run --release -p dps-core --example scale [HOSTS VMS_PER_HOST ITERATIONS [static|bank]]`
+//! `cargo run --release -p dps-sim --example scale [HOSTS VMS_PER_HOST ITERATIONS [static|bank]]`
 
 use std::time::Instant;
 
-use dps_core::sim::{Banker, SimConfig, Strategy, simulate, simulate_many, workloads};
+use dps_sim::{Banker, SimConfig, Strategy, simulate, simulate_many, workloads};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let raw: Vec<String> = std::env::args().skip(1).collect();

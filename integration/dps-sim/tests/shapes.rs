@@ -1,8 +1,8 @@
 //! The "must hold" shapes, on small fast configurations (fluid model).
 
-use dps_core::sim::{
-    Banker, MigrationSettings, Safeguards, SimConfig, SimReport, Strategy, Topology, simulate,
-    workloads,
+use dps_sim::{
+    Banker, MigrationSettings, Safeguards, SchedulerMode, SimConfig, SimReport, Strategy, Topology,
+    simulate, workloads,
 };
 
 fn run(cfg: &SimConfig) -> SimReport {
@@ -92,6 +92,77 @@ fn fig5_9_guarded_makespan_within_3_percent_of_static_or_better() {
 }
 
 #[test]
+fn fig5_9_recommended_policy_never_below_0_97_of_static_on_mean_or_makespan() {
+    for mode in [SchedulerMode::Fluid, SchedulerMode::Credit] {
+        for n in [1u32, 4, 6, 8, 10, 12, 17] {
+            let cfg = |s| {
+                let mut c =
+                    workloads::overbooked(16, n, 0.1, 0.01, 0.1, 30, 19_980_630, s).unwrap();
+                c.mode = mode;
+                c
+            };
+            let stat = run(&cfg(Strategy::Static));
+            let mut g = cfg(Strategy::guarded());
+            g.safeguards = Safeguards::shared_cluster();
+            let dps = run(&g);
+            let (m, k) = (
+                stat.mean_response_s / dps.mean_response_s,
+                stat.makespan_s / dps.makespan_s,
+            );
+            assert!(m >= 0.97 && k >= 0.97, "{mode:?} N = {n}: {m:.3} / {k:.3}");
+        }
+    }
+}
+
+/// Fig. 5.10 at N programs, averaged over the four seeds vibra-lab uses: (static, recommended
+/// policy) mean response and makespan.
+fn fig5_10(n: u32, mode: SchedulerMode) -> ((f64, f64), (f64, f64)) {
+    let (mut st, mut dp) = ((0.0, 0.0), (0.0, 0.0));
+    for seed in 19_980_630..19_980_634 {
+        let cfg = |s| {
+            let mut c =
+                workloads::overbooked(16, n, 1.0 / f64::from(n), 0.01, 0.1, 1000, seed, s).unwrap();
+            c.mode = mode;
+            c
+        };
+        let stat = run(&cfg(Strategy::Static));
+        let mut d = cfg(Strategy::guarded());
+        d.safeguards = Safeguards::shared_cluster();
+        d.migration = Some(MigrationSettings::demand_aware());
+        let dps = run(&d);
+        assert!(dps.migrations > 0, "N = {n}: the CRM never moved a VM");
+        st = (
+            st.0 + stat.mean_response_s / 4.0,
+            st.1 + stat.makespan_s / 4.0,
+        );
+        dp = (
+            dp.0 + dps.mean_response_s / 4.0,
+            dp.1 + dps.makespan_s / 4.0,
+        );
+    }
+    (st, dp)
+}
+
+#[test]
+fn fig5_10_dps_with_the_demand_aware_crm_makespan_at_most_0_85_of_static_at_n_3() {
+    for mode in [SchedulerMode::Fluid, SchedulerMode::Credit] {
+        let (st, dp) = fig5_10(3, mode);
+        assert!(
+            dp.1 <= 0.85 * st.1,
+            "{mode:?}: makespan {} vs static {}",
+            dp.1,
+            st.1
+        );
+        assert!(
+            dp.0 <= 0.85 * st.0,
+            "{mode:?}: mean {} vs static {}",
+            dp.0,
+            st.0
+        );
+    }
+}
+
+#[test]
 fn fig5_10_guarded_makespan_within_3_percent_of_static_or_better() {
     for n in [2, 3, 4, 8, 12] {
         let (g, s) = guarded_vs_static(n, 1.0 / f64::from(n), true);
@@ -117,7 +188,7 @@ fn credit_mode_agrees_with_fluid_on_fig5_7_within_5_percent() {
         let mut cfg = workloads::linear_patterns(0.1, 6, 0.5, Topology::Linear, s).unwrap();
         cfg.period_s = 2.5;
         let fluid = run(&cfg).makespan_s;
-        cfg.mode = dps_core::sim::SchedulerMode::Credit;
+        cfg.mode = dps_sim::SchedulerMode::Credit;
         let credit = run(&cfg).makespan_s;
         assert!(
             (credit - fluid).abs() <= 0.05 * fluid,
@@ -150,7 +221,7 @@ fn every_topology_completes_every_iteration() {
 /// Section 5.5.5's set-up (`workloads::migration_bottleneck`): both VM1s share host 0, which
 /// becomes the bottleneck.
 fn section_5_5_5(iterations: u32, migration: Option<MigrationSettings>) -> SimReport {
-    run(&dps_core::sim::workloads::migration_bottleneck(iterations, BANK, migration).unwrap())
+    run(&dps_sim::workloads::migration_bottleneck(iterations, BANK, migration).unwrap())
 }
 
 #[test]
@@ -220,8 +291,8 @@ fn a_vm_is_not_migrated_again_within_the_cooldown() {
 
 #[test]
 fn a_faster_host_does_the_same_work_sooner_by_its_exchange_rate() {
-    use dps_core::sim::{ProgramSpec, VmSpec};
     use dps_core::{HostId, HostSpec};
+    use dps_sim::{ProgramSpec, VmSpec};
     let prog = ProgramSpec {
         topology: Topology::Linear,
         iterations: 4,
@@ -254,12 +325,16 @@ fn a_faster_host_does_the_same_work_sooner_by_its_exchange_rate() {
 }
 
 #[test]
-fn fig5_9_static_makespan_meets_the_host_work_bound() {
-    // Why figs. 5.9/5.10 cannot gain on makespan: static shares already keep the busiest host
-    // busy all the time, so the makespan equals max over hosts of (work on it) / capacity.
-    for n in [4u32, 10, 17] {
-        let cfg =
+fn fig5_9_static_makespan_meets_the_host_work_bound_in_both_scheduler_models() {
+    // Why fig. 5.9 cannot gain on makespan: static shares already keep the busiest host busy
+    // all the time, so the makespan equals max over hosts of (work on it) / capacity.
+    for (n, mode) in [4u32, 10, 17]
+        .into_iter()
+        .flat_map(|n| [(n, SchedulerMode::Fluid), (n, SchedulerMode::Credit)])
+    {
+        let mut cfg =
             workloads::overbooked(16, n, 0.1, 0.01, 0.1, 40, 19_980_630, Strategy::Static).unwrap();
+        cfg.mode = mode;
         let mut work = [0.0f64; 16];
         for p in &cfg.programs {
             for v in &p.vms {
@@ -268,11 +343,30 @@ fn fig5_9_static_makespan_meets_the_host_work_bound() {
         }
         let bound = work.iter().copied().fold(0.0, f64::max);
         let r = run(&cfg);
-        assert!(r.makespan_s >= bound - 1e-6, "N = {n}: below the bound?");
+        assert!(
+            r.makespan_s >= bound - 1e-3,
+            "N = {n} {mode:?}: below the bound?"
+        );
         assert!(
             r.makespan_s <= 1.005 * bound,
-            "N = {n}: static {} vs bound {bound}",
+            "N = {n} {mode:?}: static {} vs bound {bound}",
             r.makespan_s
         );
     }
+}
+
+#[test]
+fn plain_bank_starves_when_an_iteration_lasts_longer_than_the_period_and_the_floor_prevents_it() {
+    // Node 1's iteration at 0.1 share lasts 2.4 periods: a VM that waited a whole period on
+    // its neighbours used nothing, deposits nearly its whole share, and crawls next time.
+    let cfg = |s, g| {
+        let mut c = workloads::linear_patterns(0.1, 10, 2.0, Topology::Linear, s).unwrap();
+        c.safeguards = g;
+        run(&c).makespan_s
+    };
+    let stat = cfg(Strategy::Static, Safeguards::default());
+    let bank = cfg(BANK, Safeguards::default());
+    let guarded = cfg(Strategy::guarded(), Safeguards::guarded());
+    assert!(bank > 1.1 * stat, "plain bank {bank} vs static {stat}");
+    assert!(guarded < 0.8 * stat, "guarded {guarded} vs static {stat}");
 }

@@ -5,18 +5,18 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::DpsError;
-use crate::model::{HostId, HostSpec};
-use crate::sim::config::{ProgramSpec, SimConfig, Strategy, VmSpec};
-use crate::sim::topology::Topology;
+use crate::config::{ProgramSpec, SimConfig, Strategy, VmSpec};
+use crate::topology::Topology;
+use dps_core::DpsError;
+use dps_core::model::{HostId, HostSpec};
 
 /// Fig. 5.7/5.8: 4 hosts (1 CPU each) with `eatcpu` booking 0.5 of each, one 4-VM `patterns`
 /// program, VM i on host i with demand `unit`/i per iteration, `share` per VM, exchange every
 /// 5 s.
 ///
 /// ```
-/// use dps_core::sim::{simulate, workloads, Strategy};
-/// let cfg = workloads::linear_patterns(0.1, 10, 1.0, dps_core::sim::Topology::Linear, Strategy::Static).unwrap();
+/// use dps_sim::{simulate, workloads, Strategy};
+/// let cfg = workloads::linear_patterns(0.1, 10, 1.0, dps_sim::Topology::Linear, Strategy::Static).unwrap();
 /// assert_eq!(cfg.programs[0].vms.len(), 4);
 /// ```
 pub fn linear_patterns(
@@ -48,14 +48,14 @@ pub fn linear_patterns(
 /// `migration` is set on the returned configuration as given.
 ///
 /// ```
-/// use dps_core::sim::{workloads, Strategy};
+/// use dps_sim::{workloads, Strategy};
 /// let cfg = workloads::migration_bottleneck(10, Strategy::Static, None).unwrap();
 /// assert_eq!((cfg.hosts.len(), cfg.programs.len()), (4, 2));
 /// ```
 pub fn migration_bottleneck(
     iterations: u32,
     strategy: Strategy,
-    migration: Option<crate::sim::MigrationSettings>,
+    migration: Option<crate::MigrationSettings>,
 ) -> Result<SimConfig, DpsError> {
     let programs = (0..2)
         .map(|_| ProgramSpec {
@@ -80,7 +80,7 @@ pub fn migration_bottleneck(
 /// all-to-all (BSP barrier) dependencies.
 ///
 /// ```
-/// use dps_core::sim::{workloads, Strategy};
+/// use dps_sim::{workloads, Strategy};
 /// let cfg = workloads::overbooked(16, 3, 0.1, 0.01, 0.1, 20, 7, Strategy::Static).unwrap();
 /// assert_eq!(cfg.programs.len(), 3);
 /// ```
@@ -127,7 +127,7 @@ pub fn overbooked(
 /// hosts), share 1/`vms_per_host` each, demand U(10 ms, 100 ms), 2-D torus programs.
 ///
 /// ```
-/// use dps_core::sim::{workloads, Strategy};
+/// use dps_sim::{workloads, Strategy};
 /// let cfg = workloads::large_cluster(100, 10, 16, 5, 1, Strategy::Static).unwrap();
 /// assert_eq!(cfg.programs.iter().map(|p| p.vms.len()).sum::<usize>(), 1000);
 /// ```

@@ -1,8 +1,8 @@
 //! Simulator throughput in VM-iterations per second (the README reports these).
-//! `cargo bench -p dps-core --bench simulator`
+//! `cargo bench -p dps-sim --bench simulator`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use dps_core::sim::{Banker, SchedulerMode, Strategy, simulate, workloads};
+use dps_sim::{Banker, SchedulerMode, Strategy, simulate, workloads};
 
 fn fluid(c: &mut Criterion) {
     let mut g = c.benchmark_group("simulator");

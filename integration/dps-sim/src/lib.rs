@@ -1,9 +1,15 @@
-//! The cluster simulator (sections 5.5.4-5.5.6): hosts running a work-conserving
+//! # dps-sim
+//!
+//! The cluster simulator of DPS (sections 5.5.4-5.5.6): hosts running a work-conserving
 //! proportional-share CPU scheduler (a fluid model, or one faithful to Xen's credit
 //! scheduler), BSP programs over topologies with per-VM per-iteration demand that DPS never
-//! sees, a background `eatcpu` load, share exchange through the real [`crate::ShareLedger`]
+//! sees, a background `eatcpu` load, share exchange through the real [`dps_core::ShareLedger`]
 //! and upstream tracker, and migrations chosen by the cluster resource manager.
 //! Deterministic: the same configuration (and seed) gives the same report.
+//!
+//! The library half of DPS (formulas, ledger, bank, CRM) is `dps-core`, which `libvibra` links;
+//! this crate is the experiment bench around it and is not published.
+#![forbid(unsafe_code)]
 
 mod config;
 mod credit;
@@ -14,19 +20,20 @@ mod topology;
 pub mod workloads;
 
 pub use config::{
-    Banker, MigrationSettings, ProgramSpec, Safeguards, SchedulerMode, SimConfig, Strategy, VmSpec,
+    Balancing, Banker, MigrationSettings, ProgramSpec, Safeguards, SchedulerMode, SimConfig,
+    Strategy, VmSpec,
 };
 pub use report::{MigrationEvent, ProgramResult, ShareSample, SimReport};
 pub use topology::Topology;
 
-use crate::error::DpsError;
+use dps_core::DpsError;
 
 /// Runs a simulation to the end. `progress` is called with the fraction of VM-iterations done
 /// (at most about 100 times, and with 1.0 at the end): draw a progress bar with it.
 /// Errors: an invalid configuration, or a run that does not finish by `max_time_s`.
 ///
 /// ```
-/// use dps_core::sim::*;
+/// use dps_sim::*;
 /// use dps_core::{HostId, HostSpec};
 /// let host = HostSpec::new(1.0, 0.0).unwrap().with_background(0.5).unwrap();
 /// let prog = ProgramSpec { topology: Topology::Linear, iterations: 10, total_share: 0.4,
@@ -48,7 +55,7 @@ pub fn simulate(cfg: &SimConfig, progress: &mut dyn FnMut(f64)) -> Result<SimRep
 /// as deterministic as [`simulate`]: the thread count changes nothing but the wall time.
 ///
 /// ```
-/// use dps_core::sim::*;
+/// use dps_sim::*;
 /// let cfgs: Vec<SimConfig> = [Strategy::Static, Strategy::guarded()]
 ///     .into_iter()
 ///     .map(|s| workloads::overbooked(4, 2, 0.1, 0.01, 0.1, 5, 1, s).unwrap())

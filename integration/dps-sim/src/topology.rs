@@ -1,12 +1,12 @@
 //! Program topologies (the `patterns` program of section 5.5.1 generates the same set): who
 //! sends each VM the messages it needs before its next BSP iteration.
 
-use crate::error::DpsError;
+use dps_core::DpsError;
 
 /// A communication topology over N VMs.
 ///
 /// ```
-/// use dps_core::sim::Topology;
+/// use dps_sim::Topology;
 /// assert_eq!(Topology::Linear.neighbours(0, 4).unwrap(), vec![1]);
 /// assert_eq!(Topology::Ring.neighbours(0, 4).unwrap(), vec![1, 3]);
 /// ```
@@ -39,7 +39,7 @@ impl Topology {
     /// that does not fit `n`.
     ///
     /// ```
-    /// use dps_core::sim::Topology;
+    /// use dps_sim::Topology;
     /// assert_eq!(Topology::Hypercube.neighbours(5, 8).unwrap(), vec![1, 4, 7]);
     /// assert!(Topology::Hypercube.neighbours(0, 6).is_err());
     /// assert_eq!(Topology::Tree.neighbours(1, 7).unwrap(), vec![0, 3, 4]);
@@ -106,7 +106,7 @@ impl Topology {
     /// Checks that the topology fits `n` VMs.
     ///
     /// ```
-    /// use dps_core::sim::Topology;
+    /// use dps_sim::Topology;
     /// assert!(Topology::Mesh2d { cols: 3 }.validate(6).is_ok());
     /// assert!(Topology::Mesh2d { cols: 4 }.validate(6).is_err());
     /// ```

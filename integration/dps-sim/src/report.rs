@@ -3,7 +3,7 @@
 /// One program's outcome.
 ///
 /// ```
-/// assert_eq!(dps_core::sim::ProgramResult { response_s: 2.0 }.response_s, 2.0);
+/// assert_eq!(dps_sim::ProgramResult { response_s: 2.0 }.response_s, 2.0);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ProgramResult {
@@ -14,7 +14,7 @@ pub struct ProgramResult {
 /// One VM's share after an exchange cycle (cycle 0 is the start).
 ///
 /// ```
-/// let s = dps_core::sim::ShareSample { t: 0.0, cycle: 0, program: 0, vm: 1, share: 0.2 };
+/// let s = dps_sim::ShareSample { t: 0.0, cycle: 0, program: 0, vm: 1, share: 0.2 };
 /// assert_eq!(s.vm, 1);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,7 +34,7 @@ pub struct ShareSample {
 /// One migration the cluster resource manager started.
 ///
 /// ```
-/// let m = dps_core::sim::MigrationEvent { t: 12.0, vm: 3, from: 0, to: 2 };
+/// let m = dps_sim::MigrationEvent { t: 12.0, vm: 3, from: 0, to: 2 };
 /// assert_ne!(m.from, m.to);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,10 +49,10 @@ pub struct MigrationEvent {
     pub to: u32,
 }
 
-/// The result of [`crate::sim::simulate`].
+/// The result of [`crate::simulate`].
 ///
 /// ```
-/// let r = dps_core::sim::SimReport::default();
+/// let r = dps_sim::SimReport::default();
 /// assert_eq!(r.migrations, 0);
 /// ```
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -79,4 +79,7 @@ pub struct SimReport {
     pub exchanges: u32,
     /// CPU-seconds the background (`eatcpu`) loads received.
     pub background_cpu_s: f64,
+    /// The largest |shares + bank + in flight - W| over every program, checked after every
+    /// exchange and every migration step (stop, resume): must stay at rounding level.
+    pub max_conservation_error: f64,
 }
