@@ -140,37 +140,49 @@ impl Leader {
                 }
             }
         }
+        // The compensation is its own granted version, written before any re-division, so
+        // the takers' hosts apply it even if the re-division's write loses a race.
+        if !report.failed.is_empty() {
+            report.wrote |= self.publish(dir)?;
+        }
         report.plans.extend(self.agent.tick(now)?);
+        report.wrote |= self.publish(dir)?;
+        Ok(report)
+    }
+}
+
+impl Leader {
+    /// Writes the agent's allocation to `granted/` (one CAS per kind). A lost race adopts the
+    /// directory's record. Returns whether anything was written.
+    fn publish(&mut self, dir: &Directory) -> Result<bool> {
+        let mut wrote = false;
         for k in &self.customer.kinds {
             let want = self.allocation(k)?;
-            for _ in 0..CAS_TRIES {
-                let cur = dir.read(Record::Granted, &self.customer.name, &k.kind)?;
-                if cur.value == want {
-                    break;
-                }
-                if dir.write(
-                    Record::Granted,
-                    &self.customer.name,
-                    &k.kind,
-                    k.pool,
-                    cur.revision,
-                    &want,
-                )? {
-                    report.wrote = true;
-                    break;
-                }
-                // Another writer won: adopt what it wrote, so the next step plans from it.
-                let cur = dir.read(Record::Granted, &self.customer.name, &k.kind)?;
-                let adopted: Vec<u64> = self
-                    .vms
-                    .iter()
-                    .map(|v| cur.value.get(v).copied().unwrap_or(0))
-                    .collect();
-                self.agent.set_allocation(&k.kind, &adopted)?;
-                break;
+            let cur = dir.read(Record::Granted, &self.customer.name, &k.kind)?;
+            if cur.value == want {
+                continue;
             }
+            if dir.write(
+                Record::Granted,
+                &self.customer.name,
+                &k.kind,
+                k.pool,
+                cur.revision,
+                &want,
+            )? {
+                wrote = true;
+                continue;
+            }
+            // Another writer won: adopt what it wrote, so the next step plans from it.
+            let cur = dir.read(Record::Granted, &self.customer.name, &k.kind)?;
+            let adopted: Vec<u64> = self
+                .vms
+                .iter()
+                .map(|v| cur.value.get(v).copied().unwrap_or(0))
+                .collect();
+            self.agent.set_allocation(&k.kind, &adopted)?;
         }
-        Ok(report)
+        Ok(wrote)
     }
 }
 
