@@ -37,6 +37,7 @@ pub struct Leader {
     customer: CustomerConfig,
     vms: Vec<String>,
     agent: Agent,
+    dry_run: bool,
 }
 
 impl Leader {
@@ -83,7 +84,13 @@ impl Leader {
             customer: customer.clone(),
             vms,
             agent,
+            dry_run: false,
         })
+    }
+
+    /// Dry run: plans are computed but never written to `granted/`.
+    pub fn set_dry_run(&mut self, dry_run: bool) {
+        self.dry_run = dry_run;
     }
 
     /// The customer's name.
@@ -156,6 +163,9 @@ impl Leader {
     /// directory's record. Returns whether anything was written.
     fn publish(&mut self, dir: &Directory) -> Result<bool> {
         let mut wrote = false;
+        if self.dry_run {
+            return Ok(false);
+        }
         for k in &self.customer.kinds {
             let want = self.allocation(k)?;
             let cur = dir.read(Record::Granted, &self.customer.name, &k.kind)?;

@@ -60,6 +60,7 @@ pub struct Daemon<H: Vms> {
     kinds: BTreeMap<(String, ResourceKind), HostKind>,
     last_usage: BTreeMap<String, (Instant, VmUsage)>,
     failed: BTreeSet<String>,
+    seen_hosts: BTreeSet<String>,
     children: Vec<Child>,
     metrics: Arc<Metrics>,
     start: Instant,
@@ -80,6 +81,7 @@ impl<H: Vms> Daemon<H> {
             kinds: BTreeMap::new(),
             last_usage: BTreeMap::new(),
             failed: BTreeSet::new(),
+            seen_hosts: BTreeSet::new(),
             children: Vec::new(),
             metrics: Arc::new(Metrics::default()),
             start: Instant::now(),
@@ -207,6 +209,7 @@ impl<H: Vms> Daemon<H> {
             self.observe()?;
             self.metrics.add("vibrad_periods_total", &[], 1.0);
         }
+        self.fence_lost_hosts()?;
         let now = self.start.elapsed();
         let customers = self.cfg.customers.clone();
         for c in &customers {
@@ -221,7 +224,8 @@ impl<H: Vms> Daemon<H> {
                     .iter()
                     .map(|v| v.name.clone())
                     .collect();
-                let l = Leader::new(c, vms, &self.cfg.agent, &self.dir)?;
+                let mut l = Leader::new(c, vms, &self.cfg.agent, &self.dir)?;
+                l.set_dry_run(self.dry_run);
                 tracing::info!(customer = c.name, "leading");
                 self.leaders.insert(c.name.clone(), l);
             }
@@ -315,6 +319,37 @@ impl<H: Vms> Daemon<H> {
                     );
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A host seen alive whose lease has expired: its VMs count as failed and their `applied/`
+    /// entries drop to 0, so the next R VMs take their shares (SPEC 4). A lapsed lease is not
+    /// proof that the VMs stopped: this is only safe once the host is fenced (its VMs killed),
+    /// which the operator guarantees (README, "Fencing").
+    fn fence_lost_hosts(&mut self) -> Result<()> {
+        let live = self.dir.live_hosts()?;
+        let lost: Vec<String> = self
+            .seen_hosts
+            .difference(&live)
+            .filter(|h| **h != self.cfg.host)
+            .cloned()
+            .collect();
+        self.seen_hosts.extend(live);
+        for h in lost {
+            tracing::warn!(
+                host = h,
+                "host lease expired: its VMs count as failed (the host must be fenced)"
+            );
+            for v in self.cfg.vms.iter().filter(|v| v.host == h) {
+                self.dir.mark_failed(&v.customer, &v.name)?;
+                if let Some(c) = self.cfg.customers.iter().find(|c| c.name == v.customer) {
+                    for k in &c.kinds {
+                        self.dir.release(&c.name, &k.kind, k.pool, &v.name)?;
+                    }
+                }
+            }
+            self.seen_hosts.remove(&h);
         }
         Ok(())
     }

@@ -303,6 +303,22 @@ impl Directory {
         )
     }
 
+    /// Sets a VM's `applied/` entry to 0 (its host is fenced: the VM holds nothing any more),
+    /// as a compare-and-swap retried on conflict.
+    pub fn release(&self, customer: &str, kind: &ResourceKind, bound: u64, vm: &str) -> Result<()> {
+        loop {
+            let cur = self.read(Record::Applied, customer, kind)?;
+            if cur.value.get(vm).is_none_or(|&u| u == 0) {
+                return Ok(());
+            }
+            let mut next = cur.value.clone();
+            next.insert(vm.to_string(), 0);
+            if self.write(Record::Applied, customer, kind, bound, cur.revision, &next)? {
+                return Ok(());
+            }
+        }
+    }
+
     /// Tries to become (or stay) the leader of `customer`: the one host that runs its
     /// allocator. The key lives under the host's lease, so a dead leader's place frees up.
     pub fn try_lead(&self, customer: &str, host: &str, lease: Option<i64>) -> Result<bool> {

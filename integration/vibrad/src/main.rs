@@ -59,6 +59,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let Some(path) = cli.config else {
         eprintln!("vibrad: --config FILE is required (or: vibrad check-config FILE)");
