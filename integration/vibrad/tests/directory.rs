@@ -249,8 +249,8 @@ fn agent_follows_demand_compensates_and_survives_controller_errors() {
                 sent[1] += 5_000;
                 sent[2] += 200_000;
                 sent[3] += 5_000;
-                for i in 1..4 {
-                    view.egress.lock().insert(format!("v{i}"), sent[i]);
+                for (i, s) in sent.iter().enumerate().skip(1) {
+                    view.egress.lock().insert(format!("v{i}"), *s);
                 }
                 std::thread::sleep(Duration::from_millis(310));
                 d.step(true).unwrap();

@@ -225,7 +225,7 @@ fn three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm() {
     wait_for("VM 3's grant applied", Duration::from_secs(3), || {
         let g = granted(&dir);
         let a = applied(&dir);
-        g.get(&v3).is_some() && g.get(&v3) == a.get(&v3)
+        g.contains_key(&v3) && g.get(&v3) == a.get(&v3)
     });
     let g3 = granted(&dir)[&v3] * 1000;
     let r0 = rx_bytes(&v3);
