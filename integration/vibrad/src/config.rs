@@ -127,6 +127,11 @@ pub struct VmConfig {
 }
 
 /// The whole configuration.
+///
+/// ```
+/// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL).unwrap();
+/// assert_eq!((c.host.as_str(), c.hosts.len(), c.customers.len()), ("h1", 1, 1));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// This host's name.
@@ -150,6 +155,10 @@ pub struct Config {
 }
 
 /// A small valid configuration (one host, one customer, two VMs), for examples and tests.
+///
+/// ```
+/// assert!(vibrad::config::Config::parse(vibrad::config::MINIMAL).is_ok());
+/// ```
 pub const MINIMAL: &str = r#"host = "h1"
 [[customer]]
 name = "acme"

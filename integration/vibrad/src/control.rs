@@ -19,6 +19,10 @@ use crate::error::{Error, Result};
 const CAS_TRIES: usize = 5;
 
 /// What a leader step did.
+///
+/// ```
+/// assert!(vibrad::control::LeaderReport::default().plans.is_empty());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LeaderReport {
     /// The plans (compensation and re-division), per kind.
@@ -32,6 +36,17 @@ pub struct LeaderReport {
 
 /// One customer's allocator: vibra-alloc's [`Agent`] over the customer's VMs (configuration
 /// order is SPEC 4's cyclic order), writing its allocation to `granted/<c>/<kind>`.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use vibrad::{config::Config, directory::Directory, kv::MemKv, control::Leader};
+/// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+/// let dir = Directory::new(Arc::new(MemKv::new()), "/d");
+/// let vms: Vec<String> = cfg.vms.iter().map(|v| v.name.clone()).collect();
+/// let mut leader = Leader::new(&cfg.customers[0], vms, &cfg.agent, &dir).unwrap();
+/// let r = leader.step(&dir, Default::default(), None, &Default::default()).unwrap();
+/// assert!(r.wrote); // the first step publishes the even split
+/// ```
 #[derive(Debug)]
 pub struct Leader {
     customer: CustomerConfig,
@@ -44,6 +59,16 @@ impl Leader {
     /// A leader for `customer` whose VMs are `vms`. Its starting allocation is the directory's
     /// granted record when there is one (a leader taking over keeps what was granted), else
     /// the even split. Errors: directory content that does not fit (names the key).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::{config::Config, directory::Directory, kv::MemKv, control::Leader};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let dir = Directory::new(Arc::new(MemKv::new()), "/d");
+    /// let vms: Vec<String> = cfg.vms.iter().map(|v| v.name.clone()).collect();
+    /// let mut leader = Leader::new(&cfg.customers[0], vms, &cfg.agent, &dir).unwrap();
+    /// assert_eq!(leader.customer(), "acme");
+    /// ```
     pub fn new(
         customer: &CustomerConfig,
         vms: Vec<String>,
@@ -89,23 +114,65 @@ impl Leader {
     }
 
     /// Dry run: plans are computed but never written to `granted/`.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::{config::Config, directory::Directory, kv::MemKv, control::Leader};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let dir = Directory::new(Arc::new(MemKv::new()), "/d");
+    /// let vms: Vec<String> = cfg.vms.iter().map(|v| v.name.clone()).collect();
+    /// let mut leader = Leader::new(&cfg.customers[0], vms, &cfg.agent, &dir).unwrap();
+    /// leader.set_dry_run(true);
+    /// assert!(!leader.step(&dir, Default::default(), None, &Default::default()).unwrap().wrote);
+    /// ```
     pub fn set_dry_run(&mut self, dry_run: bool) {
         self.dry_run = dry_run;
     }
 
     /// The customer's name.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::{config::Config, directory::Directory, kv::MemKv, control::Leader};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let dir = Directory::new(Arc::new(MemKv::new()), "/d");
+    /// let vms: Vec<String> = cfg.vms.iter().map(|v| v.name.clone()).collect();
+    /// let mut leader = Leader::new(&cfg.customers[0], vms, &cfg.agent, &dir).unwrap();
+    /// assert_eq!(leader.customer(), "acme");
+    /// ```
     #[must_use]
     pub fn customer(&self) -> &str {
         &self.customer.name
     }
 
     /// The allocation of a kind by VM name.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::{config::Config, directory::Directory, kv::MemKv, control::Leader};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let dir = Directory::new(Arc::new(MemKv::new()), "/d");
+    /// let vms: Vec<String> = cfg.vms.iter().map(|v| v.name.clone()).collect();
+    /// let mut leader = Leader::new(&cfg.customers[0], vms, &cfg.agent, &dir).unwrap();
+    /// let a = leader.allocation(&cfg.customers[0].kinds[0]).unwrap();
+    /// assert_eq!(a["acme-1"] + a["acme-2"], 10_000);
+    /// ```
     pub fn allocation(&self, spec: &KindSpec) -> Result<Units> {
         let a = self.agent.allocation(&spec.kind)?;
         Ok(self.vms.iter().cloned().zip(a.iter().copied()).collect())
     }
 
     /// The demand estimates of a kind by VM name.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::{config::Config, directory::Directory, kv::MemKv, control::Leader};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let dir = Directory::new(Arc::new(MemKv::new()), "/d");
+    /// let vms: Vec<String> = cfg.vms.iter().map(|v| v.name.clone()).collect();
+    /// let mut leader = Leader::new(&cfg.customers[0], vms, &cfg.agent, &dir).unwrap();
+    /// assert_eq!(leader.demand(&cfg.customers[0].kinds[0]).unwrap()["acme-1"], 0.0);
+    /// ```
     pub fn demand(&self, spec: &KindSpec) -> Result<BTreeMap<String, f64>> {
         let d = self.agent.demand(&spec.kind)?;
         Ok(self.vms.iter().cloned().zip(d.iter().copied()).collect())
@@ -116,6 +183,19 @@ impl Leader {
     /// the estimator (SPEC 5); the agent re-divides the kinds that are due; the result is
     /// written to `granted/` as one compare-and-swap per kind. A lost race re-reads the
     /// directory's record into the agent and reports `wrote = false`.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::{config::Config, directory::Directory, kv::MemKv, control::Leader};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let dir = Directory::new(Arc::new(MemKv::new()), "/d");
+    /// let vms: Vec<String> = cfg.vms.iter().map(|v| v.name.clone()).collect();
+    /// let mut leader = Leader::new(&cfg.customers[0], vms, &cfg.agent, &dir).unwrap();
+    /// let usage = [("acme-1".to_string(), [("bandwidth".to_string(), 3.0)].into()),
+    ///              ("acme-2".to_string(), [("bandwidth".to_string(), 1.0)].into())].into();
+    /// leader.step(&dir, Default::default(), Some(&usage), &Default::default()).unwrap();
+    /// assert_eq!(leader.allocation(&cfg.customers[0].kinds[0]).unwrap()["acme-1"], 7_500);
+    /// ```
     pub fn step(
         &mut self,
         dir: &Directory,
@@ -197,6 +277,10 @@ impl Leader {
 }
 
 /// What one host applied for one customer and kind in one step.
+///
+/// ```
+/// assert_eq!(vibrad::control::ApplyStep::default().written, 0);
+/// ```
 #[derive(Debug, Default)]
 pub struct ApplyStep {
     /// Settings written to the kernel (decreases and increases).
@@ -209,6 +293,10 @@ pub struct ApplyStep {
 
 /// One host's side of one customer's kind: what its kernel holds for each of its VMs, as last
 /// written by this host. `None`: never written (the VM is unlimited until its first grant).
+///
+/// ```
+/// assert!(vibrad::control::HostKind::default().kernel.is_empty());
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct HostKind {
     /// Kernel value per VM, in units.
@@ -223,6 +311,22 @@ impl HostKind {
     /// increases that fit under the bound given what other hosts still hold, (3) the reserved
     /// increases are written. A failed VM's record drops to 0. A controller error on one VM
     /// is reported and leaves the others going; the VM is retried at the next step.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use vibrad::{config::Config, directory::Directory, kv::MemKv, control::HostKind};
+    /// use vibra_host::{LinuxHost, VmSpec};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let dir = Directory::new(Arc::new(MemKv::new()), "/d");
+    /// let mut host = LinuxHost::new("vibrad-doc")?;
+    /// let mine: Vec<(String, String)> = cfg.vms.iter().map(|v| (v.name.clone(), v.name.clone())).collect();
+    /// for (v, _) in &mine { host.create_vm(&VmSpec::new(v)?)?; }
+    /// let alive = mine.iter().map(|(v, _)| (v.clone(), true)).collect();
+    /// let mut hk = HostKind::default();
+    /// let r = hk.step(&dir, "acme", &cfg.customers[0].kinds[0], &mine, &alive, &mut host, false).unwrap();
+    /// assert!(r.errors.is_empty());
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
     #[allow(clippy::too_many_arguments)]
     pub fn step<H>(
         &mut self,

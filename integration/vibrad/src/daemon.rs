@@ -18,8 +18,23 @@ use crate::kv::{EtcdKv, Kv, MemKv, timed};
 use crate::metrics::Metrics;
 
 /// A host controller vibrad can run on: names VMs by string and tells whether a VM still runs.
+///
+/// ```no_run
+/// use vibrad::daemon::Vms;
+/// let host = vibra_host::LinuxHost::new("vibrad-doc-vms")?;
+/// assert!(host.running("not-created").is_err());
+/// # Ok::<(), vibra_host::Error>(())
+/// ```
 pub trait Vms: HostController<VmId = String> {
     /// Whether the VM runs (Linux: its cgroup holds a process and its namespace exists).
+    ///
+    /// ```no_run
+    /// use vibrad::daemon::Vms;
+    /// let mut host = vibra_host::LinuxHost::new("vibrad-doc-run")?;
+    /// let vm = host.create_vm(&vibra_host::VmSpec::new("doc-run")?)?;
+    /// assert!(!host.running(&vm).unwrap()); // no process yet
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
     fn running(&self, vm: &str) -> Result<bool>;
 }
 
@@ -30,6 +45,11 @@ impl Vms for LinuxHost {
 }
 
 /// Flags the signal handlers set and the loop polls between periods.
+///
+/// ```
+/// let s = vibrad::daemon::Signals::default();
+/// assert!(!s.stop.load(std::sync::atomic::Ordering::SeqCst));
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct Signals {
     /// SIGTERM/SIGINT: stop after the current period.
@@ -39,6 +59,11 @@ pub struct Signals {
 }
 
 /// The store a configuration asks for.
+///
+/// ```
+/// let cfg = vibrad::config::Config::parse(vibrad::config::MINIMAL).unwrap();
+/// assert_eq!(vibrad::daemon::open_directory(&cfg).prefix(), "/vibra");
+/// ```
 pub fn open_directory(cfg: &Config) -> Directory {
     let kv: Arc<dyn Kv> = match &cfg.directory {
         DirectoryConfig::Memory => Arc::new(MemKv::new()),
@@ -50,6 +75,16 @@ pub fn open_directory(cfg: &Config) -> Directory {
 }
 
 /// One host's agent.
+///
+/// ```no_run
+/// use vibrad::{config::Config, daemon::*};
+/// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+/// let (host, children) = linux_host(&cfg)?;
+/// let mut d = Daemon::new(cfg.clone(), host, open_directory(&cfg), false)?;
+/// for c in children { d.adopt_child(c); }
+/// d.step(true)?;
+/// # Ok::<(), vibrad::Error>(())
+/// ```
 pub struct Daemon<H: Vms> {
     cfg: Config,
     config_path: Option<std::path::PathBuf>,
@@ -70,6 +105,16 @@ pub struct Daemon<H: Vms> {
 impl<H: Vms> Daemon<H> {
     /// A daemon for `cfg` on `host` (whose VMs, this host's VMs of the configuration, must
     /// exist), with `dir` as directory. Publishes the configuration and registers the host.
+    ///
+    /// ```no_run
+    /// use vibrad::{config::Config, daemon::*};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let (host, children) = linux_host(&cfg)?;
+    /// let mut d = Daemon::new(cfg.clone(), host, open_directory(&cfg), false)?;
+    /// for c in children { d.adopt_child(c); }
+    /// d.step(true)?;
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
     pub fn new(cfg: Config, host: H, dir: Directory, dry_run: bool) -> Result<Self> {
         let mut d = Daemon {
             cfg,
@@ -102,22 +147,62 @@ impl<H: Vms> Daemon<H> {
     }
 
     /// The metrics registry.
+    ///
+    /// ```no_run
+    /// use vibrad::{config::Config, daemon::*};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let (host, children) = linux_host(&cfg)?;
+    /// let mut d = Daemon::new(cfg.clone(), host, open_directory(&cfg), false)?;
+    /// for c in children { d.adopt_child(c); }
+    /// d.step(true)?;
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
     #[must_use]
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
     /// The host controller.
+    ///
+    /// ```no_run
+    /// use vibrad::{config::Config, daemon::*};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let (host, children) = linux_host(&cfg)?;
+    /// let mut d = Daemon::new(cfg.clone(), host, open_directory(&cfg), false)?;
+    /// for c in children { d.adopt_child(c); }
+    /// d.step(true)?;
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
     pub fn host_mut(&mut self) -> &mut H {
         &mut self.host
     }
 
     /// Remembers the file to re-read on SIGHUP.
+    ///
+    /// ```no_run
+    /// use vibrad::{config::Config, daemon::*};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let (host, children) = linux_host(&cfg)?;
+    /// let mut d = Daemon::new(cfg.clone(), host, open_directory(&cfg), false)?;
+    /// for c in children { d.adopt_child(c); }
+    /// d.step(true)?;
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
     pub fn set_config_path(&mut self, p: std::path::PathBuf) {
         self.config_path = Some(p);
     }
 
     /// Keeps a process started inside a VM, to reap it.
+    ///
+    /// ```no_run
+    /// use vibrad::{config::Config, daemon::*};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let (host, children) = linux_host(&cfg)?;
+    /// let mut d = Daemon::new(cfg.clone(), host, open_directory(&cfg), false)?;
+    /// for c in children { d.adopt_child(c); }
+    /// d.step(true)?;
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
     pub fn adopt_child(&mut self, c: Child) {
         self.children.push(c);
     }
@@ -188,6 +273,16 @@ impl<H: Vms> Daemon<H> {
 
     /// One step: keep the lease; when `observe` (once per period) read and publish usage and
     /// liveness; lead the customers this host leads; apply the grants for this host's VMs.
+    ///
+    /// ```no_run
+    /// use vibrad::{config::Config, daemon::*};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let (host, children) = linux_host(&cfg)?;
+    /// let mut d = Daemon::new(cfg.clone(), host, open_directory(&cfg), false)?;
+    /// for c in children { d.adopt_child(c); }
+    /// d.step(true)?;
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
     pub fn step(&mut self, observe: bool) -> Result<()> {
         if let Some(lease) = self.lease {
             let (r, lat) = timed(|| self.dir.kv().keep_alive(lease));
@@ -398,6 +493,16 @@ impl<H: Vms> Daemon<H> {
     /// a step whenever the directory changes (a watch), so grants and compensations of other
     /// hosts are applied without waiting for the next period. A stop request is honoured
     /// between steps, never inside one.
+    ///
+    /// ```no_run
+    /// use vibrad::{config::Config, daemon::*};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let (host, children) = linux_host(&cfg)?;
+    /// let mut d = Daemon::new(cfg.clone(), host, open_directory(&cfg), false)?;
+    /// for c in children { d.adopt_child(c); }
+    /// d.step(true)?;
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
     pub fn run(&mut self, signals: &Signals) -> Result<()> {
         let period = self.cfg.agent.period;
         let mut next = Instant::now();
@@ -433,6 +538,16 @@ impl<H: Vms> Daemon<H> {
     }
 
     /// The applied record of a customer's kind (tests and tools).
+    ///
+    /// ```no_run
+    /// use vibrad::{config::Config, daemon::*};
+    /// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// let (host, children) = linux_host(&cfg)?;
+    /// let mut d = Daemon::new(cfg.clone(), host, open_directory(&cfg), false)?;
+    /// for c in children { d.adopt_child(c); }
+    /// d.step(true)?;
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
     pub fn applied(&self, customer: &str, kind: &ResourceKind) -> Result<crate::directory::Units> {
         Ok(self.dir.read(Record::Applied, customer, kind)?.value)
     }
@@ -448,6 +563,16 @@ impl<H: Vms> Drop for Daemon<H> {
 }
 
 /// Creates this host's VMs on a Linux host and starts their commands inside them.
+///
+/// ```no_run
+/// use vibrad::{config::Config, daemon::*};
+/// let cfg = Config::parse(vibrad::config::MINIMAL).unwrap();
+/// let (host, children) = linux_host(&cfg)?;
+/// let mut d = Daemon::new(cfg.clone(), host, open_directory(&cfg), false)?;
+/// for c in children { d.adopt_child(c); }
+/// d.step(true)?;
+/// # Ok::<(), vibrad::Error>(())
+/// ```
 pub fn linux_host(cfg: &Config) -> Result<(LinuxHost, Vec<Child>)> {
     let mut host = LinuxHost::new(&cfg.cgroup_parent)?;
     let mut children = Vec::new();

@@ -47,6 +47,11 @@ impl Record {
 }
 
 /// A record read with the mod revision to compare against when writing it back (0: absent).
+///
+/// ```
+/// let v = vibrad::directory::Versioned { value: 1, revision: 0 };
+/// assert_eq!(v.revision, 0);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Versioned<T> {
     /// The value (empty when absent).
@@ -56,6 +61,11 @@ pub struct Versioned<T> {
 }
 
 /// A customer's record (`customers/<c>`), published from the configuration.
+///
+/// ```
+/// let r: vibrad::directory::CustomerRecord = serde_json::from_str(r#"{"replication":1,"bounds":{},"vms":[]}"#).unwrap();
+/// assert_eq!(r.replication, 1);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerRecord {
@@ -68,6 +78,11 @@ pub struct CustomerRecord {
 }
 
 /// A VM's record (`vms/<vm>`).
+///
+/// ```
+/// let r: Result<vibrad::directory::VmRecord, _> = serde_json::from_str(r#"{"customer":"c","host":"h","x":1}"#);
+/// assert!(r.is_err()); // unknown fields are bad directory content
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VmRecord {
@@ -142,18 +157,36 @@ impl Directory {
     }
 
     /// The store.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// assert!(dir.kv().get("/d/none").unwrap().is_none());
+    /// ```
     #[must_use]
     pub fn kv(&self) -> &Arc<dyn Kv> {
         &self.kv
     }
 
     /// `hosts/<h>`: present while the host's lease lives.
+    ///
+    /// ```
+    /// # let dir = vibrad::directory::Directory::new(std::sync::Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// assert_eq!(dir.key_host("h"), "/d/hosts/h");
+    /// ```
     #[must_use]
     pub fn key_host(&self, host: &str) -> String {
         format!("{}/hosts/{host}", self.prefix)
     }
 
     /// `granted/<c>/<kind>` or `applied/<c>/<kind>`.
+    ///
+    /// ```
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(std::sync::Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// assert_eq!(dir.key_alloc(Record::Applied, "c", &vibra_alloc::ResourceKind::Memory), "/d/applied/c/memory");
+    /// ```
     #[must_use]
     pub fn key_alloc(&self, which: Record, customer: &str, kind: &ResourceKind) -> String {
         format!("{}/{}/{customer}/{kind}", self.prefix, which.name())
@@ -161,6 +194,15 @@ impl Directory {
 
     /// Publishes the configuration's customers and VMs (`customers/<c>`, `vms/<vm>`). Every
     /// host publishes the same records from the same configuration; the last write wins.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// let cfg = vibrad::config::Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// dir.publish(&cfg).unwrap();
+    /// assert!(dir.kv().get("/d/vms/acme-1").unwrap().is_some());
+    /// ```
     pub fn publish(&self, cfg: &Config) -> Result<()> {
         for c in &cfg.customers {
             let rec = CustomerRecord {
@@ -189,6 +231,14 @@ impl Directory {
     }
 
     /// Registers `host` under a new lease of `ttl`; returns the lease.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// dir.register_host("h1", std::time::Duration::from_secs(10)).unwrap();
+    /// assert!(dir.live_hosts().unwrap().contains("h1"));
+    /// ```
     pub fn register_host(&self, host: &str, ttl: Duration) -> Result<i64> {
         let lease = self.kv.grant_lease(ttl)?;
         self.kv.put(&self.key_host(host), "{}", Some(lease))?;
@@ -196,6 +246,13 @@ impl Directory {
     }
 
     /// The hosts whose lease is alive.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// assert!(dir.live_hosts().unwrap().is_empty());
+    /// ```
     pub fn live_hosts(&self) -> Result<BTreeSet<String>> {
         let (kvs, _) = self.kv.get_prefix(&format!("{}/hosts/", self.prefix))?;
         Ok(kvs
@@ -205,6 +262,14 @@ impl Directory {
     }
 
     /// Publishes a VM's measured usage (units per kind) under the host's lease.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// dir.report_usage("c", "vm1", &[("bandwidth".to_string(), 5.0)].into(), None).unwrap();
+    /// assert_eq!(dir.usage("c").unwrap()["vm1"]["bandwidth"], 5.0);
+    /// ```
     pub fn report_usage(
         &self,
         customer: &str,
@@ -222,6 +287,14 @@ impl Directory {
     }
 
     /// Every VM's last usage report for a customer.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// dir.kv().put("/d/usage/c/vm1", "{\"bandwidth\": -1}", None).unwrap();
+    /// assert!(dir.usage("c").unwrap_err().to_string().contains("/d/usage/c/vm1"));
+    /// ```
     pub fn usage(&self, customer: &str) -> Result<BTreeMap<String, BTreeMap<String, f64>>> {
         let (kvs, _) = self
             .kv
@@ -241,6 +314,14 @@ impl Directory {
     }
 
     /// Records that a VM failed (its host saw it stop).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// dir.mark_failed("c", "vm1").unwrap();
+    /// assert!(dir.failed("c").unwrap().contains("vm1"));
+    /// ```
     pub fn mark_failed(&self, customer: &str, vm: &str) -> Result<()> {
         let key = format!("{}/failed/{customer}/{vm}", self.prefix);
         self.kv.put(&key, "{}", None)?;
@@ -248,6 +329,13 @@ impl Directory {
     }
 
     /// The failed VMs of a customer.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// assert!(dir.failed("c").unwrap().is_empty());
+    /// ```
     pub fn failed(&self, customer: &str) -> Result<BTreeSet<String>> {
         let (kvs, _) = self
             .kv
@@ -259,6 +347,14 @@ impl Directory {
     }
 
     /// Reads an allocation record (empty with revision 0 when absent).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// let r = dir.read(Record::Granted, "c", &vibra_alloc::ResourceKind::Cpu).unwrap();
+    /// assert!(r.value.is_empty() && r.revision == 0);
+    /// ```
     pub fn read(
         &self,
         which: Record,
@@ -281,6 +377,16 @@ impl Directory {
     /// Writes an allocation record if it still has mod revision `expected` (one transaction).
     /// Refuses ([`Error::OverBound`], nothing written) a map whose sum exceeds `bound`.
     /// Returns whether it wrote (false: someone else wrote first; re-read and retry).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// let k = vibra_alloc::ResourceKind::Memory;
+    /// let m: Units = [("a".to_string(), 3)].into();
+    /// assert!(dir.write(Record::Applied, "c", &k, 3, 0, &m).unwrap());
+    /// assert!(!dir.write(Record::Applied, "c", &k, 3, 0, &m).unwrap()); // stale revision
+    /// ```
     pub fn write(
         &self,
         which: Record,
@@ -305,6 +411,16 @@ impl Directory {
 
     /// Sets a VM's `applied/` entry to 0 (its host is fenced: the VM holds nothing any more),
     /// as a compare-and-swap retried on conflict.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// let k = vibra_alloc::ResourceKind::Memory;
+    /// dir.write(Record::Applied, "c", &k, 9, 0, &[("a".to_string(), 3)].into()).unwrap();
+    /// dir.release("c", &k, 9, "a").unwrap();
+    /// assert_eq!(dir.read(Record::Applied, "c", &k).unwrap().value["a"], 0);
+    /// ```
     pub fn release(&self, customer: &str, kind: &ResourceKind, bound: u64, vm: &str) -> Result<()> {
         loop {
             let cur = self.read(Record::Applied, customer, kind)?;
@@ -321,6 +437,14 @@ impl Directory {
 
     /// Tries to become (or stay) the leader of `customer`: the one host that runs its
     /// allocator. The key lives under the host's lease, so a dead leader's place frees up.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// assert!(dir.try_lead("c", "h1", None).unwrap());
+    /// assert!(!dir.try_lead("c", "h2", None).unwrap());
+    /// ```
     pub fn try_lead(&self, customer: &str, host: &str, lease: Option<i64>) -> Result<bool> {
         let key = format!("{}/leader/{customer}", self.prefix);
         match self.kv.get(&key)? {
@@ -330,16 +454,40 @@ impl Directory {
     }
 
     /// Blocks until a key under the prefix changes after revision `after`, or `timeout`.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// let rev = dir.revision().unwrap();
+    /// assert!(!dir.wait(rev, std::time::Duration::from_millis(10)).unwrap());
+    /// ```
     pub fn wait(&self, after: i64, timeout: Duration) -> Result<bool> {
         self.kv.wait(&format!("{}/", self.prefix), after, timeout)
     }
 
     /// The store's revision now.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// assert_eq!(dir.revision().unwrap(), 0);
+    /// ```
     pub fn revision(&self) -> Result<i64> {
         Ok(self.kv.get_prefix(&format!("{}/hosts/", self.prefix))?.1)
     }
 
     /// Every value an allocation record has held (tests check bounds at every step).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibrad::directory::*;
+    /// # let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// let k = vibra_alloc::ResourceKind::Memory;
+    /// dir.write(Record::Applied, "c", &k, 9, 0, &[("a".to_string(), 3)].into()).unwrap();
+    /// assert_eq!(dir.history(Record::Applied, "c", &k).unwrap().len(), 1);
+    /// ```
     pub fn history(
         &self,
         which: Record,

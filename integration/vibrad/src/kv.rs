@@ -30,27 +30,106 @@ pub struct Entry {
 /// A store with revisions, single-key compare-and-swap, leases and prefix watches.
 pub trait Kv: Send + Sync {
     /// The key's entry, if present.
+    ///
+    /// ```
+    /// use vibrad::kv::{Kv, MemKv};
+    /// let kv = MemKv::new();
+    /// kv.put("/a", "1", None).unwrap();
+    /// assert_eq!(kv.get("/a").unwrap().unwrap().value, "1");
+    /// ```
     fn get(&self, key: &str) -> Result<Option<Entry>>;
     /// Every key under `prefix`, in key order, and the store revision of the read.
+    ///
+    /// ```
+    /// use vibrad::kv::{Kv, MemKv};
+    /// let kv = MemKv::new();
+    /// kv.put("/p/a", "1", None).unwrap();
+    /// kv.put("/q", "2", None).unwrap();
+    /// let (keys, rev) = kv.get_prefix("/p/").unwrap();
+    /// assert_eq!((keys.len(), rev), (1, 2));
+    /// ```
     fn get_prefix(&self, prefix: &str) -> Result<(Vec<(String, Entry)>, i64)>;
     /// Writes `value` unconditionally (attached to `lease` if given); returns the new revision.
+    ///
+    /// ```
+    /// use vibrad::kv::{Kv, MemKv};
+    /// let kv = MemKv::new();
+    /// assert_eq!(kv.put("/a", "1", None).unwrap(), 1);
+    /// ```
     fn put(&self, key: &str, value: &str, lease: Option<i64>) -> Result<i64>;
     /// One transaction: writes `value` only if the key's mod revision is `expected` (0: the key
     /// must be absent). Returns whether it wrote.
+    ///
+    /// ```
+    /// use vibrad::kv::{Kv, MemKv};
+    /// let kv = MemKv::new();
+    /// let r = kv.put("/a", "1", None).unwrap();
+    /// assert!(kv.cas("/a", r, "2", None).unwrap());
+    /// assert!(!kv.cas("/a", r, "3", None).unwrap());
+    /// ```
     fn cas(&self, key: &str, expected: i64, value: &str, lease: Option<i64>) -> Result<bool>;
     /// Deletes a key (absent is fine).
+    ///
+    /// ```
+    /// use vibrad::kv::{Kv, MemKv};
+    /// let kv = MemKv::new();
+    /// kv.put("/a", "1", None).unwrap();
+    /// kv.delete("/a").unwrap();
+    /// assert!(kv.get("/a").unwrap().is_none());
+    /// ```
     fn delete(&self, key: &str) -> Result<()>;
     /// Grants a lease of `ttl`; keys attached to it vanish when it is not kept alive.
+    ///
+    /// ```
+    /// use vibrad::kv::{Kv, MemKv};
+    /// let kv = MemKv::new();
+    /// let l = kv.grant_lease(std::time::Duration::from_secs(5)).unwrap();
+    /// kv.put("/a", "1", Some(l)).unwrap();
+    /// kv.revoke(l).unwrap();
+    /// assert!(kv.get("/a").unwrap().is_none());
+    /// ```
     fn grant_lease(&self, ttl: Duration) -> Result<i64>;
     /// Renews a lease; an expired lease is [`Error::LeaseExpired`].
+    ///
+    /// ```
+    /// use vibrad::kv::{Kv, MemKv};
+    /// let kv = MemKv::new();
+    /// let l = kv.grant_lease(std::time::Duration::from_secs(5)).unwrap();
+    /// kv.keep_alive(l).unwrap();
+    /// assert!(kv.keep_alive(l + 1).is_err());
+    /// ```
     fn keep_alive(&self, lease: i64) -> Result<()>;
     /// Revokes a lease (its keys vanish at once).
+    ///
+    /// ```
+    /// use vibrad::kv::{Kv, MemKv};
+    /// let kv = MemKv::new();
+    /// let l = kv.grant_lease(std::time::Duration::from_secs(5)).unwrap();
+    /// kv.revoke(l).unwrap();
+    /// assert!(kv.keep_alive(l).is_err());
+    /// ```
     fn revoke(&self, lease: i64) -> Result<()>;
     /// Blocks until a key under `prefix` changes after revision `after`, or `timeout` passes.
     /// Returns whether something changed.
+    ///
+    /// ```
+    /// use vibrad::kv::{Kv, MemKv};
+    /// let kv = MemKv::new();
+    /// let r = kv.put("/w/a", "1", None).unwrap();
+    /// assert!(kv.wait("/w/", r - 1, std::time::Duration::ZERO).unwrap());
+    /// assert!(!kv.wait("/w/", r, std::time::Duration::from_millis(10)).unwrap());
+    /// ```
     fn wait(&self, prefix: &str, after: i64, timeout: Duration) -> Result<bool>;
     /// Every value `key` has held, oldest first (deletions omitted): the tests check a bound
     /// at every step of a key's history.
+    ///
+    /// ```
+    /// use vibrad::kv::{Kv, MemKv};
+    /// let kv = MemKv::new();
+    /// kv.put("/a", "1", None).unwrap();
+    /// kv.put("/a", "2", None).unwrap();
+    /// assert_eq!(kv.history("/a").unwrap(), vec!["1", "2"]);
+    /// ```
     fn history(&self, key: &str) -> Result<Vec<String>>;
 }
 

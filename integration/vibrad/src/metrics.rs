@@ -80,11 +80,24 @@ fn labels(l: &[(&str, &str)]) -> String {
 
 impl Metrics {
     /// Sets a value.
+    ///
+    /// ```
+    /// let m = vibrad::metrics::Metrics::default();
+    /// m.set("vibrad_demand_units", &[("vm", "a")], 2.5);
+    /// assert_eq!(m.get("vibrad_demand_units", &[("vm", "a")]), Some(2.5));
+    /// ```
     pub fn set(&self, name: &str, l: &[(&str, &str)], v: f64) {
         self.values.lock().insert((name.to_string(), labels(l)), v);
     }
 
     /// Adds to a counter.
+    ///
+    /// ```
+    /// let m = vibrad::metrics::Metrics::default();
+    /// m.add("vibrad_periods_total", &[], 1.0);
+    /// m.add("vibrad_periods_total", &[], 1.0);
+    /// assert_eq!(m.get("vibrad_periods_total", &[]), Some(2.0));
+    /// ```
     pub fn add(&self, name: &str, l: &[(&str, &str)], v: f64) {
         *self
             .values
@@ -94,6 +107,10 @@ impl Metrics {
     }
 
     /// A value (tests).
+    ///
+    /// ```
+    /// assert_eq!(vibrad::metrics::Metrics::default().get("x", &[]), None);
+    /// ```
     #[must_use]
     pub fn get(&self, name: &str, l: &[(&str, &str)]) -> Option<f64> {
         self.values
@@ -103,6 +120,12 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
+    ///
+    /// ```
+    /// let m = vibrad::metrics::Metrics::default();
+    /// m.set("vibrad_allocation_units", &[("vm", "a\"b")], 1.0);
+    /// assert!(m.render().contains(r#"vibrad_allocation_units{vm="a\"b"} 1"#));
+    /// ```
     #[must_use]
     pub fn render(&self) -> String {
         let values = self.values.lock();
@@ -120,6 +143,18 @@ impl Metrics {
 
     /// Serves the registry on `addr` from a background thread (every path answers with the
     /// metrics). Returns the bound address (port 0 picks one).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// let m = std::sync::Arc::new(vibrad::metrics::Metrics::default());
+    /// m.set("vibrad_periods_total", &[], 7.0);
+    /// let addr = m.serve("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let mut c = std::net::TcpStream::connect(addr).unwrap();
+    /// c.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    /// let mut body = String::new();
+    /// c.read_to_string(&mut body).unwrap();
+    /// assert!(body.starts_with("HTTP/1.1 200 OK") && body.contains("vibrad_periods_total 7"));
+    /// ```
     pub fn serve(self: &Arc<Self>, addr: SocketAddr) -> crate::Result<SocketAddr> {
         let listener = TcpListener::bind(addr).map_err(|source| crate::Error::Io {
             what: format!("metrics listen on {addr}"),
