@@ -187,3 +187,113 @@ impl vibrad::daemon::Vms for FakeHost {
         Ok(!self.dead.lock().contains(vm))
     }
 }
+
+/// An etcd cluster of `n` members on this machine (ports and data dirs named after this
+/// process), whose members can be stopped and started again; everything removed on drop.
+pub struct Cluster {
+    members: Vec<(String, std::path::PathBuf, String, String, Option<Child>)>,
+    initial: String,
+    token: String,
+}
+
+impl Cluster {
+    pub fn start(test: &str, n: usize) -> Option<Cluster> {
+        if Command::new("etcd").arg("--version").output().is_err() {
+            skip(test, "no etcd binary (apt-get install etcd-server)");
+            return None;
+        }
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let pid = std::process::id();
+        let mut members = Vec::new();
+        for i in 0..n {
+            // Ports apart from Etcd::start's (which uses base + 0..8 per process).
+            let port = 20000 + ((pid * 8 + 4000 + (k * 8 + i as u32) * 2) % 40000) as u16;
+            let dir = std::env::temp_dir().join(format!("vibrad-etcd-{pid}-c{k}-{i}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            members.push((
+                format!("c{pid}x{k}m{i}"),
+                dir,
+                format!("http://127.0.0.1:{port}"),
+                format!("http://127.0.0.1:{}", port + 1),
+                None,
+            ));
+        }
+        let initial = members
+            .iter()
+            .map(|(name, _, _, peer, _)| format!("{name}={peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster {
+            members,
+            initial,
+            token: format!("c{pid}x{k}"),
+        };
+        for i in 0..n {
+            c.start_member(i);
+        }
+        let kv = c.kv();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while kv.put("/ready", "1", None).is_err() {
+            assert!(Instant::now() < deadline, "etcd cluster did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(c)
+    }
+
+    pub fn start_member(&mut self, i: usize) {
+        let initial = self.initial.clone();
+        let token = self.token.clone();
+        let (name, dir, client, peer, child) = &mut self.members[i];
+        let c = Command::new("etcd")
+            .args(["--name", name.as_str(), "--data-dir"])
+            .arg(&*dir)
+            .args([
+                "--listen-client-urls",
+                client.as_str(),
+                "--advertise-client-urls",
+                client.as_str(),
+            ])
+            .args([
+                "--listen-peer-urls",
+                peer.as_str(),
+                "--initial-advertise-peer-urls",
+                peer.as_str(),
+            ])
+            .args([
+                "--initial-cluster",
+                &initial,
+                "--initial-cluster-token",
+                token.as_str(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn etcd member");
+        *child = Some(c);
+    }
+
+    /// Stops member `i` (SIGKILL: a crash).
+    pub fn kill_member(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].4.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.2.clone()).collect()
+    }
+
+    pub fn kv(&self) -> EtcdKv {
+        EtcdKv::new(self.urls(), Duration::from_secs(2))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill_member(i);
+            let _ = std::fs::remove_dir_all(&self.members[i].1);
+        }
+    }
+}
