@@ -13,7 +13,7 @@ step "apt packages (etcd-server for the directory, iproute2 for ip/tc)"
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends etcd-server iproute2 >/dev/null
 # Debian's postinst may start a system etcd on 2379; the tests start their own on other ports.
-etcd --version | head -1
+etcd --version
 [ "$(id -u)" = 0 ] || { echo "vibrad stage needs root" >&2; exit 1; }
 
 step "check-config on the example configuration"
