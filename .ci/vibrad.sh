@@ -9,9 +9,9 @@ CURRENT=setup
 trap 'echo "vibrad stage FAILED at step: $CURRENT" >&2' ERR
 step() { CURRENT="$*"; printf -- '--- vibrad: %s\n' "$*"; }
 
-step "apt packages (etcd-server for the directory, iproute2 for ip/tc)"
+step "apt packages (etcd-server for the directory, iproute2 for ip/tc, util-linux for nsenter/unshare)"
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends etcd-server iproute2 >/dev/null
+apt-get install -y -qq --no-install-recommends etcd-server iproute2 util-linux >/dev/null
 # Debian's postinst may start a system etcd on 2379; the tests start their own on other ports.
 etcd --version
 [ "$(id -u)" = 0 ] || { echo "vibrad stage needs root" >&2; exit 1; }

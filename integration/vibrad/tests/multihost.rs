@@ -1,5 +1,5 @@
-//! Three `vibrad` processes on one machine (distinct host names on loopback, not separate
-//! network namespaces per host), each with two VMs as cgroups + network namespaces through
+//! Three `vibrad` processes on one machine, each in its own network namespace joined to the
+//! root namespace (where etcd listens) by a veth, each with two VMs as cgroups + network namespaces through
 //! vibra-host's Linux backend, sending real UDP traffic, against one real etcd started here.
 //! Needs root, `ip` and `etcd`: skips loudly without them (CI forbids the skip).
 //!
@@ -24,6 +24,25 @@ use common::{Etcd, skip};
 const TEST: &str = "three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm";
 const POOL: u64 = 3_000_000; // bytes/s for the customer
 const PERIOD: f64 = 1.0;
+
+/// Run by `sh -c` inside the host's network namespace and a new mount namespace: a sysfs of
+/// this network namespace on /sys, the cgroup mounts kept, then vibrad (`$0`) with the rest.
+const ENTER_HOST: &str = "d=$(mktemp -d) && mount --rbind /sys/fs/cgroup \"$d\" && \
+    mount -t sysfs sysfs /sys && mount --move \"$d\" /sys/fs/cgroup && rmdir \"$d\" && \
+    exec \"$0\" \"$@\"";
+
+/// The processes of a VM, from its cgroup (its namespace is only visible to its host's
+/// mount namespace).
+fn vm_pids(pid: u32, host: &str, vm: &str) -> Vec<String> {
+    let dir = format!("/sys/fs/cgroup/memory/vibrad-t{pid}-{host}/{vm}/cgroup.procs");
+    let unified = format!("/sys/fs/cgroup/vibrad-t{pid}-{host}/{vm}/cgroup.procs");
+    std::fs::read_to_string(&dir)
+        .or_else(|_| std::fs::read_to_string(&unified))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
 
 /// vibra-host's traffic source, built beside this test (`cargo test --workspace` builds it;
 /// `.ci/vibrad.sh` builds it first). Not built from here: a nested cargo would wait forever
@@ -64,10 +83,13 @@ fn metrics_port(pid: u32) -> u16 {
     20000 + ((pid * 8 + 6) % 40000) as u16
 }
 
-fn config(host: &str, pid: u32, url: &str, load: &Path) -> String {
+fn config(host: &str, pid: u32, url: &str, load: &Path, metrics_ip: std::net::Ipv4Addr) -> String {
     let net = 100 + pid % 100;
     let metrics = if host == "h1" {
-        format!("[metrics]\nlisten = \"127.0.0.1:{}\"\n", metrics_port(pid))
+        format!(
+            "[metrics]\nlisten = \"{metrics_ip}:{}\"\n",
+            metrics_port(pid)
+        )
     } else {
         String::new()
     };
@@ -125,11 +147,79 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duratio
     t.elapsed()
 }
 
-fn rx_bytes(vm: &str) -> u64 {
-    std::fs::read_to_string(format!("/sys/class/net/{vm}h/statistics/rx_bytes"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
+/// The host end's received bytes of a VM's link, read inside its host's namespace.
+fn rx_bytes(host_ns: &str, vm: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", host_ns, "cat"])
+        .arg(format!("/sys/class/net/{vm}h/statistics/rx_bytes"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
         .unwrap_or(0)
+}
+
+/// One network namespace per host, joined to the root namespace by a veth
+/// (root end 10.252.x.(4k+1), host end 10.252.x.(4k+2)); removed on drop.
+struct HostNets {
+    names: Vec<String>,
+    roots: Vec<std::net::Ipv4Addr>,
+    inners: Vec<std::net::Ipv4Addr>,
+}
+
+impl HostNets {
+    fn new(pid: u32, n: u32) -> HostNets {
+        let third = (pid % 250) as u8;
+        let mut nets = HostNets {
+            names: Vec::new(),
+            roots: Vec::new(),
+            inners: Vec::new(),
+        };
+        for k in 0..n {
+            let ns = format!("mh{pid}h{}", k + 1);
+            let root_if = format!("mh{}r{}", pid % 100_000, k + 1);
+            let root = std::net::Ipv4Addr::new(10, 252, third, (4 * k + 1) as u8);
+            let inner = std::net::Ipv4Addr::new(10, 252, third, (4 * k + 2) as u8);
+            nets.names.push(ns.clone());
+            let run = |args: &[&str]| {
+                let st = Command::new("ip").args(args).status().unwrap();
+                assert!(st.success(), "ip {args:?}");
+            };
+            run(&["netns", "add", &ns]);
+            run(&[
+                "link", "add", &root_if, "type", "veth", "peer", "name", "up0", "netns", &ns,
+            ]);
+            run(&["addr", "add", &format!("{root}/30"), "dev", &root_if]);
+            run(&["link", "set", &root_if, "up"]);
+            run(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{inner}/30"),
+                "dev",
+                "up0",
+            ]);
+            run(&["-n", &ns, "link", "set", "up0", "up"]);
+            run(&["-n", &ns, "link", "set", "lo", "up"]);
+            nets.roots.push(root);
+            nets.inners.push(inner);
+        }
+        nets
+    }
+}
+
+impl Drop for HostNets {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its end of the veth, and so the pair.
+        for ns in &self.names {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 #[test]
@@ -149,23 +239,41 @@ fn three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm() {
         );
         return;
     };
-    let Some(etcd) = Etcd::start(TEST) else {
+    let pid = std::process::id();
+    let nets = HostNets::new(pid, 3);
+    let Some(etcd) = Etcd::start_on(TEST, &nets.roots) else {
         return;
     };
-    let pid = std::process::id();
+    let port = etcd.url.rsplit(':').next().unwrap().to_string();
     let tmp = std::env::temp_dir().join(format!("vibrad-mh-{pid}"));
     std::fs::create_dir_all(&tmp).unwrap();
     let mut daemons = Daemons {
         children: Vec::new(),
         dir: tmp.clone(),
     };
-    let started = Instant::now();
-    for h in ["h1", "h2", "h3"] {
+    for (k, h) in ["h1", "h2", "h3"].into_iter().enumerate() {
         let file = tmp.join(format!("{h}.toml"));
-        std::fs::write(&file, config(h, pid, &etcd.url, &load)).unwrap();
+        // Each host reaches etcd over its own veth, at the root end's address.
+        let url = format!("http://{}:{port}", nets.roots[k]);
+        std::fs::write(&file, config(h, pid, &url, &load, nets.inners[k])).unwrap();
         let log = std::fs::File::create(tmp.join(format!("{h}.log"))).unwrap();
         daemons.children.push(
-            Command::new(env!("CARGO_BIN_EXE_vibrad"))
+            // vibrad joins its host's network namespace (nsenter) in a mount namespace of its
+            // own where /sys is the namespace's sysfs (so the host ends of its VMs' links are
+            // visible) with the cgroup hierarchies moved over it (`ip netns exec` would remount
+            // /sys and lose them). Every step execs: the child's pid is vibrad's (signals).
+            Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{}", nets.names[k]))
+                .args([
+                    "unshare",
+                    "-m",
+                    "--propagation",
+                    "slave",
+                    "sh",
+                    "-c",
+                    ENTER_HOST,
+                ])
+                .arg(env!("CARGO_BIN_EXE_vibrad"))
                 .arg("--config")
                 .arg(&file)
                 .env("RUST_LOG", "info")
@@ -185,6 +293,13 @@ fn three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm() {
         }
     };
     let guard = scopeguard(|| show_logs(&tmp));
+    let mut vm_started = Vec::new();
+    for (host, i) in [("h1", 0), ("h2", 3)] {
+        wait_for("a VM's command started", Duration::from_secs(15), || {
+            !vm_pids(pid, host, &vm(pid, i)).is_empty()
+        });
+        vm_started.push(Instant::now());
+    }
     wait_for("three hosts registered", Duration::from_secs(15), || {
         dir.live_hosts().map(|h| h.len() == 3).unwrap_or(false)
     });
@@ -201,8 +316,10 @@ fn three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm() {
     );
     eprintln!("VM 0 led the grant {t:?} after registration");
     // Phase 2: at ~10 s after start, demand moves from VM 0 to VM 3.
-    let shift = Duration::from_secs(10);
-    std::thread::sleep(shift.saturating_sub(started.elapsed()));
+    // Each VM's command switches 10 s after it started; VMs 0 and 3 started when their
+    // cgroups first held a process (seen below, right after the daemons were spawned).
+    let shift_at = vm_started.iter().max().copied().unwrap() + Duration::from_secs(10);
+    std::thread::sleep(shift_at.saturating_duration_since(Instant::now()));
     let limit = Duration::from_secs_f64(2.0 * PERIOD + 1.0);
     let took = wait_for("grant follows the shift within two periods", limit, || {
         let g = granted(&dir);
@@ -216,9 +333,9 @@ fn three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm() {
         g.contains_key(&v3) && g.get(&v3) == a.get(&v3)
     });
     let g3 = granted(&dir)[&v3] * 1000;
-    let r0 = rx_bytes(&v3);
+    let r0 = rx_bytes(&nets.names[1], &v3);
     std::thread::sleep(Duration::from_secs(1));
-    let rate = (rx_bytes(&v3) - r0) as f64;
+    let rate = (rx_bytes(&nets.names[1], &v3) - r0) as f64;
     let g3_now = granted(&dir)[&v3] * 1000;
     eprintln!("VM 3: granted {g3} -> {g3_now} B/s, measured {rate:.0} B/s at the host end");
     assert!(
@@ -231,17 +348,12 @@ fn three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm() {
     );
     // Phase 3: kill VM 4's processes; its share goes to VMs 5 and 0 within one period.
     let before = granted(&dir);
-    let pids = Command::new("ip")
-        .args(["netns", "pids", &v4])
-        .output()
-        .unwrap();
-    let pids = String::from_utf8_lossy(&pids.stdout).to_string();
-    assert!(!pids.trim().is_empty(), "VM 4 runs nothing?");
+    let pids = vm_pids(pid, "h3", &v4);
+    assert!(!pids.is_empty(), "VM 4 runs nothing?");
     let killed = Instant::now();
-    for p in pids.split_whitespace() {
+    for p in &pids {
         let _ = Command::new("kill").args(["-KILL", p]).status();
     }
-    // Its processes may re-parent; also empty the cgroup by killing what `ip netns pids` sees.
     let limit = Duration::from_secs_f64(PERIOD + 1.0);
     let took = wait_for("VM 4's share compensated within one period", limit, || {
         granted(&dir).get(&v4) == Some(&0)
@@ -293,7 +405,7 @@ fn three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm() {
     let mut body = String::new();
     {
         use std::io::{Read, Write};
-        let mut c = std::net::TcpStream::connect(("127.0.0.1", metrics_port(pid))).unwrap();
+        let mut c = std::net::TcpStream::connect((nets.inners[0], metrics_port(pid))).unwrap();
         c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
         c.read_to_string(&mut body).unwrap();
@@ -337,11 +449,7 @@ fn three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm() {
     h2.wait().unwrap();
     let killed = Instant::now();
     for v in [&v2, &v3] {
-        let pids = Command::new("ip")
-            .args(["netns", "pids", v])
-            .output()
-            .unwrap();
-        for p in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+        for p in &vm_pids(pid, "h2", v) {
             let _ = Command::new("kill").args(["-KILL", p]).status();
         }
     }
@@ -389,10 +497,17 @@ fn three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm() {
         }
     }
     drop(h2_leftovers);
-    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    let ns = String::from_utf8_lossy(&ns.stdout);
-    assert!(!ns.contains(&format!("m{pid}v")), "namespaces left: {ns}");
-    assert!(!Path::new(&format!("/sys/fs/cgroup/memory/vibrad-t{pid}-h1")).exists());
+    // Their VMs' cgroups are gone (the VMs' namespaces lived in the daemons' own mount
+    // namespaces, which ended with them; the hosts' namespaces go with `nets`).
+    for h in ["h1", "h3"] {
+        let left: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .map(|d| d.path().join(format!("vibrad-t{pid}-{h}")))
+            .filter(|p| p.exists())
+            .collect();
+        assert!(left.is_empty(), "cgroups left: {left:?}");
+    }
     std::mem::forget(guard);
 }
 

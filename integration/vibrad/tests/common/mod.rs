@@ -31,6 +31,12 @@ static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0)
 
 impl Etcd {
     pub fn start(test: &str) -> Option<Etcd> {
+        Etcd::start_on(test, &[])
+    }
+
+    /// Also listens for clients on `extra` addresses (the same port), e.g. the root ends of
+    /// veths to other network namespaces.
+    pub fn start_on(test: &str, extra: &[std::net::Ipv4Addr]) -> Option<Etcd> {
         if Command::new("etcd").arg("--version").output().is_err() {
             skip(test, "no etcd binary (apt-get install etcd-server)");
             return None;
@@ -43,12 +49,14 @@ impl Etcd {
         let client = format!("http://127.0.0.1:{port}");
         let peer = format!("http://127.0.0.1:{}", port + 1);
         let name = format!("t{pid}x{n}");
+        let mut listen = vec![client.clone()];
+        listen.extend(extra.iter().map(|ip| format!("http://{ip}:{port}")));
         let child = Command::new("etcd")
             .args(["--name", &name, "--data-dir"])
             .arg(&dir)
             .args([
                 "--listen-client-urls",
-                &client,
+                &listen.join(","),
                 "--advertise-client-urls",
                 &client,
             ])
