@@ -537,6 +537,7 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
         root.t,
         &[
             "host",
+            "roles",
             "agent",
             "directory",
             "metrics",
@@ -546,6 +547,33 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
         ],
     );
     let host = root.req_str(ctx, "host");
+    // Roles: `agent` (the default and, for now, the only one); `dps` is reserved for the DPS
+    // issue's role, which will share this runtime.
+    if let Some(roles) = root.str_array(ctx, "roles") {
+        let span = root.get("roles").map_or(0..0, Spanned::span);
+        for r in &roles {
+            match r.as_str() {
+                "agent" => {}
+                "dps" => ctx.err(
+                    &span,
+                    "roles",
+                    "\"dps\" is reserved for the DPS role, not implemented yet",
+                ),
+                other => ctx.err(
+                    &span,
+                    "roles",
+                    format!("unknown role {other:?} (known: \"agent\")"),
+                ),
+            }
+        }
+        if !roles.iter().any(|r| r == "agent") {
+            ctx.err(
+                &span,
+                "roles",
+                "no role to run (\"agent\" is the only one so far)",
+            );
+        }
+    }
 
     // [agent]
     let mut period = Duration::from_secs(3);
@@ -921,6 +949,17 @@ host = "h1"
             errs.iter().any(|e| e.key == "customer[0].replication"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn roles_are_checked() {
+        assert!(Config::parse(&format!("roles = [\"agent\"]\n{MINIMAL}")).is_ok());
+        let errs = Config::parse(&format!("roles = [\"dps\"]\n{MINIMAL}")).unwrap_err();
+        assert!(
+            errs.iter().all(|e| e.key == "roles" && e.line == 1),
+            "{errs:?}"
+        );
+        assert_eq!(errs.len(), 2, "reserved, and no role to run: {errs:?}");
     }
 
     #[test]
