@@ -49,6 +49,9 @@ pub struct AgentConfig {
     pub period: Duration,
     /// EMA factor (`alpha`, default 0.9, SPEC section 5).
     pub alpha: Alpha,
+    /// How long a replacement VM runs on its boot share before it gets the rest of its saved
+    /// allocation back (`warmup_s`, default 0: at once; vibra-alloc's warm-up, 4.3.1).
+    pub warmup: Duration,
 }
 
 /// Where the directory lives.
@@ -578,8 +581,20 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
     // [agent]
     let mut period = Duration::from_secs(3);
     let mut alpha = Alpha::DISSERTATION;
+    let mut warmup = Duration::ZERO;
     if let Some(a) = root.sub(ctx, "agent") {
-        ctx.keys("agent", a.t, &["period_s", "alpha"]);
+        ctx.keys("agent", a.t, &["period_s", "alpha", "warmup_s"]);
+        if let Some(w) = a.opt_f64(ctx, "warmup_s") {
+            if w.is_finite() && (0.0..=86_400.0).contains(&w) {
+                warmup = Duration::from_secs_f64(w);
+            } else {
+                ctx.err(
+                    &a.get("warmup_s").map_or(a.span.clone(), Spanned::span),
+                    "agent.warmup_s",
+                    format!("must be in [0, 86400] seconds, found {w}"),
+                );
+            }
+        }
         if let Some(p) = a.opt_f64(ctx, "period_s") {
             if p.is_finite() && p > 0.0 && p <= 3600.0 {
                 period = Duration::from_secs_f64(p);
@@ -872,7 +887,11 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
     }
     Some(Config {
         host: host?,
-        agent: AgentConfig { period, alpha },
+        agent: AgentConfig {
+            period,
+            alpha,
+            warmup,
+        },
         directory,
         prefix,
         metrics,

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use vibra_alloc::{Agent, Change, KindConfig, KindPlan, Plan, VmId, VmPhase};
+use vibra_alloc::{Agent, Change, KindConfig, KindPlan, Plan, ResourceKind, VmId, VmPhase};
 use vibra_host::{ApplyAllocationPlan, HostController};
 
 use crate::config::{AgentConfig, CustomerConfig, KindSpec};
@@ -29,6 +29,8 @@ pub struct LeaderReport {
     pub plans: Vec<KindPlan>,
     /// VMs newly treated as failed.
     pub failed: Vec<String>,
+    /// Failed VMs started again (replacements).
+    pub replaced: Vec<String>,
     /// Whether the granted record was written (false: nothing changed, or another writer won
     /// the race and this leader re-read the directory's allocation).
     pub wrote: bool,
@@ -78,7 +80,14 @@ impl Leader {
         let ids: Vec<VmId> = (0..vms.len() as u32).map(VmId).collect();
         let mut kinds = Vec::new();
         for k in &customer.kinds {
-            let mut kc = KindConfig::new(k.kind.clone(), k.pool, agent_cfg.period);
+            // vibra-alloc's per-kind defaults (bandwidth boots with the floor, memory and CPU
+            // with everything), then this configuration's period, alpha and floor.
+            let mut kc = match k.kind {
+                ResourceKind::Bandwidth => KindConfig::bandwidth(k.pool),
+                ResourceKind::Memory => KindConfig::memory(k.pool),
+                _ => KindConfig::new(k.kind.clone(), k.pool, agent_cfg.period),
+            };
+            kc.period = agent_cfg.period;
             kc.alpha = agent_cfg.alpha;
             kc.floor = k.floor;
             let granted = dir.read(Record::Granted, &customer.name, &k.kind)?;
@@ -104,7 +113,7 @@ impl Leader {
             }
             kinds.push(kc);
         }
-        let agent = Agent::new(&ids, customer.replication, Duration::ZERO, kinds)?;
+        let agent = Agent::new(&ids, customer.replication, agent_cfg.warmup, kinds)?;
         Ok(Leader {
             customer: customer.clone(),
             vms,
@@ -218,6 +227,17 @@ impl Leader {
                 }
             }
         }
+        // A failed VM no longer marked failed was started again by its host: a replacement
+        // gets its boot share back (vibra-alloc's `replacement_started`).
+        for (i, vm) in self.vms.iter().enumerate() {
+            let id = VmId(i as u32);
+            if !failed.contains(vm) && self.agent.phase(id)? == VmPhase::Failed {
+                report
+                    .plans
+                    .extend(self.agent.replacement_started(id, now)?);
+                report.replaced.push(vm.clone());
+            }
+        }
         if let Some(usage) = usage {
             for k in &self.customer.kinds {
                 for (i, vm) in self.vms.iter().enumerate() {
@@ -229,7 +249,7 @@ impl Leader {
         }
         // The compensation is its own granted version, written before any re-division, so
         // the takers' hosts apply it even if the re-division's write loses a race.
-        if !report.failed.is_empty() {
+        if !report.failed.is_empty() || !report.replaced.is_empty() {
             report.wrote |= self.publish(dir)?;
         }
         report.plans.extend(self.agent.tick(now)?);

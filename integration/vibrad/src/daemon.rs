@@ -133,6 +133,11 @@ impl<H: Vms> Daemon<H> {
             dry_run,
         };
         d.dir.publish(&d.cfg)?;
+        // This host's VMs are running now (created at start): any failure marker is from an
+        // earlier life, and clearing it makes the leader count them as replacements.
+        for (vm, customer) in d.my_vms() {
+            d.dir.clear_failed(&customer, &vm)?;
+        }
         d.register()?;
         Ok(d)
     }
@@ -342,6 +347,9 @@ impl<H: Vms> Daemon<H> {
             let report = r?;
             for vm in &report.failed {
                 tracing::info!(customer = c.name, vm, "compensated (SPEC 4)");
+            }
+            for vm in &report.replaced {
+                tracing::info!(customer = c.name, vm, "replacement started");
             }
             for p in &report.plans {
                 let kind = p.kind.to_string();

@@ -328,6 +328,19 @@ impl Directory {
         Ok(())
     }
 
+    /// Clears a VM's failure marker: its host started it again (a replacement).
+    ///
+    /// ```
+    /// # let dir = vibrad::directory::Directory::new(std::sync::Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// dir.mark_failed("c", "vm1").unwrap();
+    /// dir.clear_failed("c", "vm1").unwrap();
+    /// assert!(dir.failed("c").unwrap().is_empty());
+    /// ```
+    pub fn clear_failed(&self, customer: &str, vm: &str) -> Result<()> {
+        self.kv
+            .delete(&format!("{}/failed/{customer}/{vm}", self.prefix))
+    }
+
     /// The failed VMs of a customer.
     ///
     /// ```

@@ -305,3 +305,58 @@ fn bad_directory_content_names_the_key_and_applies_nothing() {
         },
     );
 }
+
+/// A host that restarts its failed VM: the leader (on another host) counts it as a replacement
+/// and gives it its boot share back (the bandwidth floor, vibra-alloc's `Boot::Floor`), and
+/// the next re-division gives it a share by demand again.
+#[test]
+fn a_restarted_vm_comes_back_as_a_replacement() {
+    each_store("a_restarted_vm_comes_back_as_a_replacement", |kv| {
+        let prefix = format!("/rep{}x{}", std::process::id(), rand::random::<u32>());
+        let mut src = format!(
+            "host = \"A\"\n[agent]\nperiod_s = 0.3\nalpha = 0.0\nwarmup_s = 60\n[directory]\nprefix = \"{prefix}\"\n\
+             [[customer]]\nname = \"acme\"\nreplication = 2\n[customer.bandwidth]\n\
+             pool_bytes_per_s = 600_000\nfloor_bytes_per_s = 10_000\nunit_bytes_per_s = 1000\n"
+        );
+        for i in 0..6 {
+            let h = if i < 3 { "A" } else { "B" };
+            src += &format!("[[vm]]\nname = \"v{i}\"\ncustomer = \"acme\"\nhost = \"{h}\"\n");
+        }
+        let cfg_a = Config::parse(&src).unwrap();
+        let cfg_b = Config::parse(&src.replacen("host = \"A\"", "host = \"B\"", 1)).unwrap();
+        let fake = |vms: std::ops::Range<u32>| FakeHost {
+            vms: vms.map(|i| format!("v{i}")).collect(),
+            ..FakeHost::default()
+        };
+        let dir = Directory::new(kv, &prefix);
+        let (fa, fb) = (fake(0..3), fake(3..6));
+        let mut a = vibrad::daemon::Daemon::new(cfg_a, fa, dir.clone(), false).unwrap();
+        let fb_view = fb.clone();
+        let mut b = vibrad::daemon::Daemon::new(cfg_b.clone(), fb, dir.clone(), false).unwrap();
+        a.step(true).unwrap(); // A leads
+        b.step(true).unwrap();
+        let g = dir.read(Record::Granted, "acme", &BW).unwrap().value;
+        assert_eq!(g["v4"], 100);
+        // VM 4 on host B dies: compensated by the leader on A.
+        fb_view.dead.lock().insert("v4".into());
+        b.step(true).unwrap();
+        a.step(false).unwrap();
+        assert_eq!(
+            dir.read(Record::Granted, "acme", &BW).unwrap().value["v4"],
+            0
+        );
+        assert!(dir.failed("acme").unwrap().contains("v4"));
+        // Host B restarts (its VMs are created anew): the marker is cleared, the leader starts
+        // VM 4 as a replacement with the floor, before any re-division is due.
+        drop(b);
+        let mut b = vibrad::daemon::Daemon::new(cfg_b, fake(3..6), dir.clone(), false).unwrap();
+        assert!(dir.failed("acme").unwrap().is_empty());
+        a.step(false).unwrap();
+        b.step(false).unwrap();
+        let g = dir.read(Record::Granted, "acme", &BW).unwrap().value;
+        assert_eq!(g["v4"], 10, "boot share = the floor: {g:?}");
+        assert_eq!(g.values().sum::<u64>(), 600);
+        let ap = dir.read(Record::Applied, "acme", &BW).unwrap().value;
+        assert_eq!(ap["v4"], 10, "applied on the restarted host");
+    });
+}
