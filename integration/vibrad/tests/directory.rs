@@ -360,3 +360,46 @@ fn a_restarted_vm_comes_back_as_a_replacement() {
         assert_eq!(ap["v4"], 10, "applied on the restarted host");
     });
 }
+
+/// `--dry-run`: the plans are computed (and printed), but nothing that allocates is written:
+/// no kernel setting, no `granted/`, no `applied/` record.
+#[test]
+fn dry_run_writes_no_allocation() {
+    each_store("dry_run_writes_no_allocation", |kv| {
+        let prefix = format!("/dry{}x{}", std::process::id(), rand::random::<u32>());
+        let cfg = daemon_config(&prefix);
+        let fake = FakeHost {
+            vms: (0..4).map(|i| format!("v{i}")).collect(),
+            ..FakeHost::default()
+        };
+        let view = fake.clone();
+        let dir = Directory::new(kv, &prefix);
+        let mut d = vibrad::daemon::Daemon::new(cfg, fake, dir.clone(), true).unwrap();
+        for round in 0..3u64 {
+            // Uneven demand, so the re-division has a plan to (not) apply.
+            for i in 0..4u64 {
+                view.egress
+                    .lock()
+                    .insert(format!("v{i}"), round * (i + 1) * 50_000);
+            }
+            d.step(true).unwrap();
+            std::thread::sleep(Duration::from_millis(310));
+        }
+        assert_eq!(*view.writes.lock(), 0);
+        for which in [Record::Granted, Record::Applied] {
+            assert_eq!(
+                dir.read(which, "acme", &BW).unwrap().revision,
+                0,
+                "{which:?} written"
+            );
+        }
+        let plans = d
+            .metrics()
+            .get(
+                "vibrad_plan_changes_total",
+                &[("customer", "acme"), ("kind", "bandwidth")],
+            )
+            .unwrap_or(0.0);
+        assert!(plans > 0.0, "the plans were computed");
+    });
+}
