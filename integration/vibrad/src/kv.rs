@@ -573,7 +573,7 @@ impl Kv for EtcdKv {
     }
 }
 
-/// Cheap round trip used by the metrics: how long one read of `key` takes.
+/// Runs one directory operation and returns its result with its duration (the latency metric).
 pub(crate) fn timed<T>(f: impl FnOnce() -> Result<T>) -> (Result<T>, Duration) {
     let t = Instant::now();
     let r = f();
