@@ -757,3 +757,29 @@ fn dropping_the_host_removes_cgroups_namespaces_links_and_processes() {
         );
     }
 }
+
+#[test]
+fn is_running_follows_procs_and_ns() {
+    let Some(mut host) = host_or_skip("is_running_follows_procs_and_ns") else {
+        return;
+    };
+    let vm = host.create_vm(&VmSpec::new(&name("run")).unwrap()).unwrap();
+    assert!(!host.is_running(&vm).unwrap(), "no process attached yet");
+    let mut child = Reaped(Command::new("sleep").arg("60").spawn().unwrap());
+    host.attach(&vm, child.0.id()).unwrap();
+    assert!(host.is_running(&vm).unwrap());
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    assert!(!host.is_running(&vm).unwrap(), "the cgroup is empty again");
+    // A process, but the namespace is gone: failed too.
+    let again = Reaped(Command::new("sleep").arg("60").spawn().unwrap());
+    host.attach(&vm, again.0.id()).unwrap();
+    assert!(host.is_running(&vm).unwrap());
+    let del = Command::new("ip")
+        .args(["netns", "del", &vm])
+        .status()
+        .unwrap();
+    assert!(del.success());
+    assert!(!host.is_running(&vm).unwrap(), "namespace gone");
+    assert!(host.is_running("never-created").is_err());
+}

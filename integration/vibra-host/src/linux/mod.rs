@@ -359,6 +359,37 @@ impl LinuxHost {
         Ok(&self.vm(vm, Operation::ReadUsage)?.host_if)
     }
 
+    /// Whether the VM still runs: its cgroups hold at least one process and its network
+    /// namespace still exists (`/run/netns/<name>`). A VM for which this is `false` has failed
+    /// (vibrad compensates for it, SPEC section 4). Errors only when a cgroup file exists but
+    /// cannot be read.
+    ///
+    /// ```no_run
+    /// # use vibra_host::{LinuxHost, VmSpec};
+    /// let mut host = LinuxHost::new("vibra-running")?;
+    /// let vm = host.create_vm(&VmSpec::new("running-1")?)?;
+    /// assert!(!host.is_running(&vm)?); // no process attached yet
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
+    pub fn is_running(&self, vm: &str) -> Result<bool, Error> {
+        let op = Operation::ReadUsage;
+        let v = self.vm(vm, op)?;
+        if !Path::new("/run/netns").join(vm).exists() {
+            return Ok(false);
+        }
+        let procs_path = v.memory_dir.join("cgroup.procs");
+        match std::fs::read_to_string(&procs_path) {
+            Ok(p) => Ok(p.split_whitespace().next().is_some()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(Error::Io {
+                vm: vm.to_string(),
+                op,
+                path: procs_path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
     /// Kills every process in the VM, then removes its cgroups, namespace and link.
     ///
     /// ```no_run

@@ -1,0 +1,992 @@
+//! vibrad's TOML configuration: parsed with toml's spanned tree so that one pass reports every
+//! error (unknown keys included), each with its key path and line. serde's derive would stop at
+//! the first error; `check-config` must list them all.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+use vibra_alloc::{Alpha, ResourceKind};
+use vibra_host::{LinkAddrs, UnitSize, VmSpec};
+
+/// One configuration error: the key it is about, its line (1-based) and what is wrong.
+///
+/// ```
+/// let errs = vibrad::config::Config::parse("bogus = 1\n").unwrap_err();
+/// assert_eq!(errs[0].key, "bogus");
+/// assert_eq!(errs[0].line, 1);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Line in the file, 1-based.
+    pub line: usize,
+    /// Dotted key path, with array indexes (`customer[0].bandwidth.pool_bytes_per_s`).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}: {}", self.line, self.key, self.message)
+    }
+}
+
+/// The `[agent]` role's settings.
+///
+/// ```
+/// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL).unwrap();
+/// assert_eq!(c.agent.period.as_secs(), 3);
+/// assert_eq!(c.agent.alpha.get(), 0.9);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentConfig {
+    /// Re-division period (`period_s`, default 3 s as in the dissertation's section 3.5.3).
+    pub period: Duration,
+    /// EMA factor (`alpha`, default 0.9, SPEC section 5).
+    pub alpha: Alpha,
+    /// How long a replacement VM runs on its boot share before it gets the rest of its saved
+    /// allocation back (`warmup_s`, default 0: at once; vibra-alloc's warm-up, 4.3.1).
+    pub warmup: Duration,
+}
+
+/// Where the directory lives.
+///
+/// ```
+/// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL).unwrap();
+/// assert_eq!(c.directory, vibrad::config::DirectoryConfig::Memory);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DirectoryConfig {
+    /// In this process (one host, the default).
+    Memory,
+    /// On etcd.
+    Etcd {
+        /// Client URLs (`http://host:port`).
+        endpoints: Vec<String>,
+        /// The host lease's TTL.
+        lease_ttl: Duration,
+    },
+}
+
+/// One resource kind of a customer: its pool and floor in units, and what a unit is.
+///
+/// ```
+/// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL).unwrap();
+/// assert_eq!(c.customers[0].kinds[0].pool, 10_000);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct KindSpec {
+    /// The kind.
+    pub kind: ResourceKind,
+    /// The host-side size of one unit.
+    pub unit: UnitSize,
+    /// The customer's bound, in units.
+    pub pool: u64,
+    /// The least a live VM gets, in units (at least 1: no host setting means "nothing").
+    pub floor: u64,
+    /// The unit's size as configured (bytes/s, bytes, or units per CPU share).
+    pub unit_size: u64,
+}
+
+/// A customer: its VMs' replication factor R and its pools.
+///
+/// ```
+/// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL).unwrap();
+/// assert_eq!(c.customers[0].name, "acme");
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomerConfig {
+    /// Its name.
+    pub name: String,
+    /// SPEC section 4's R.
+    pub replication: u32,
+    /// One entry per configured kind.
+    pub kinds: Vec<KindSpec>,
+}
+
+/// A VM: its customer, its host and optionally the command run inside it and its link.
+///
+/// ```
+/// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL).unwrap();
+/// assert_eq!(c.vms[1].host, "h1");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmConfig {
+    /// Its name (a Linux cgroup/netns name).
+    pub name: String,
+    /// Its customer.
+    pub customer: String,
+    /// Its host.
+    pub host: String,
+    /// Started inside the VM (its network namespace and cgroups) by its host; empty: none.
+    pub command: Vec<String>,
+    /// Its veth link's addresses.
+    pub link: Option<LinkAddrs>,
+}
+
+/// The whole configuration.
+///
+/// ```
+/// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL).unwrap();
+/// assert_eq!((c.host.as_str(), c.hosts.len(), c.customers.len()), ("h1", 1, 1));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// This host's name.
+    pub host: String,
+    /// The agent role.
+    pub agent: AgentConfig,
+    /// The directory.
+    pub directory: DirectoryConfig,
+    /// Key prefix in the directory (default `/vibra`).
+    pub prefix: String,
+    /// The Prometheus endpoint's address, if any.
+    pub metrics: Option<SocketAddr>,
+    /// The parent cgroup of this host's VMs.
+    pub cgroup_parent: String,
+    /// Every host.
+    pub hosts: Vec<String>,
+    /// Every customer.
+    pub customers: Vec<CustomerConfig>,
+    /// Every VM, in the order that defines each customer's VM order (SPEC 4's cyclic order).
+    pub vms: Vec<VmConfig>,
+}
+
+/// A small valid configuration (one host, one customer, two VMs), for examples and tests.
+///
+/// ```
+/// assert!(vibrad::config::Config::parse(vibrad::config::MINIMAL).is_ok());
+/// ```
+pub const MINIMAL: &str = r#"host = "h1"
+[[customer]]
+name = "acme"
+[customer.bandwidth]
+pool_bytes_per_s = 10_000_000
+[[vm]]
+name = "acme-1"
+customer = "acme"
+host = "h1"
+[[vm]]
+name = "acme-2"
+customer = "acme"
+host = "h1"
+"#;
+
+struct Ctx<'s> {
+    src: &'s str,
+    errors: Vec<ConfigError>,
+}
+
+type Val<'i> = Spanned<DeValue<'i>>;
+
+impl Ctx<'_> {
+    fn line(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.src.len());
+        self.src[..end].bytes().filter(|&b| b == b'\n').count() + 1
+    }
+
+    fn err(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
+        let line = self.line(span);
+        self.errors.push(ConfigError {
+            line,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Reports every key of `t` not in `allowed`.
+    fn keys(&mut self, path: &str, t: &DeTable<'_>, allowed: &[&str]) {
+        for k in t.keys() {
+            if !allowed.contains(&k.get_ref().as_ref()) {
+                let key = join(path, k.get_ref());
+                self.err(
+                    &k.span(),
+                    &key,
+                    format!("unknown key (allowed here: {})", allowed.join(", ")),
+                );
+            }
+        }
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+struct Table<'a, 'i> {
+    path: String,
+    span: Range<usize>,
+    t: &'a DeTable<'i>,
+}
+
+impl<'a, 'i> Table<'a, 'i> {
+    fn get(&self, key: &str) -> Option<&'a Val<'i>> {
+        self.t.get(key)
+    }
+
+    fn required(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<&'a Val<'i>> {
+        let v = self.get(key);
+        if v.is_none() {
+            ctx.err(&self.span, &join(&self.path, key), "missing required key");
+        }
+        v
+    }
+
+    fn str_of(&self, ctx: &mut Ctx<'_>, key: &str, v: &Val<'_>) -> Option<String> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            other => {
+                ctx.err(
+                    &v.span(),
+                    &join(&self.path, key),
+                    format!("expected a string, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn req_str(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<String> {
+        let v = self.required(ctx, key)?;
+        self.str_of(ctx, key, v)
+    }
+
+    fn opt_str(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<String> {
+        let v = self.get(key)?;
+        self.str_of(ctx, key, v)
+    }
+
+    /// A non-negative integer.
+    fn opt_u64(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<u64> {
+        let v = self.get(key)?;
+        match v.get_ref() {
+            DeValue::Integer(i) => match u64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    ctx.err(
+                        &v.span(),
+                        &join(&self.path, key),
+                        format!("expected a non-negative integer below 2^64, found {i}"),
+                    );
+                    None
+                }
+            },
+            other => {
+                ctx.err(
+                    &v.span(),
+                    &join(&self.path, key),
+                    format!("expected an integer, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A number (integer or float).
+    fn opt_f64(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<f64> {
+        let v = self.get(key)?;
+        let parsed = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|n| n as f64),
+            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+            _ => None,
+        };
+        if parsed.is_none() {
+            ctx.err(
+                &v.span(),
+                &join(&self.path, key),
+                format!("expected a number, found {}", v.get_ref().type_str()),
+            );
+        }
+        parsed
+    }
+
+    fn sub(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Table<'a, 'i>> {
+        let v = self.get(key)?;
+        table_of(ctx, &join(&self.path, key), v)
+    }
+
+    /// An array of tables (`[[key]]`).
+    fn tables(&self, ctx: &mut Ctx<'_>, key: &str) -> Vec<Table<'a, 'i>> {
+        let Some(v) = self.get(key) else {
+            return Vec::new();
+        };
+        match v.get_ref() {
+            DeValue::Array(a) => a
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    table_of(ctx, &format!("{}[{i}]", join(&self.path, key)), item)
+                })
+                .collect(),
+            other => {
+                ctx.err(
+                    &v.span(),
+                    &join(&self.path, key),
+                    format!(
+                        "expected an array of tables ([[{key}]]), found {}",
+                        other.type_str()
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn str_array(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Vec<String>> {
+        let v = self.get(key)?;
+        let DeValue::Array(a) = v.get_ref() else {
+            ctx.err(
+                &v.span(),
+                &join(&self.path, key),
+                format!(
+                    "expected an array of strings, found {}",
+                    v.get_ref().type_str()
+                ),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, item) in a.iter().enumerate() {
+            match item.get_ref() {
+                DeValue::String(s) => out.push(s.to_string()),
+                other => ctx.err(
+                    &item.span(),
+                    &format!("{}[{i}]", join(&self.path, key)),
+                    format!("expected a string, found {}", other.type_str()),
+                ),
+            }
+        }
+        Some(out)
+    }
+}
+
+fn table_of<'a, 'i>(ctx: &mut Ctx<'_>, path: &str, v: &'a Val<'i>) -> Option<Table<'a, 'i>> {
+    match v.get_ref() {
+        DeValue::Table(t) => Some(Table {
+            path: path.to_string(),
+            span: v.span(),
+            t,
+        }),
+        other => {
+            ctx.err(
+                &v.span(),
+                path,
+                format!("expected a table, found {}", other.type_str()),
+            );
+            None
+        }
+    }
+}
+
+/// How each kind's keys are named and turned into units.
+struct KindKeys {
+    table: &'static str,
+    pool: &'static str,
+    floor: &'static str,
+    unit: &'static str,
+    default_unit: u64,
+}
+
+const KINDS: [KindKeys; 3] = [
+    KindKeys {
+        table: "bandwidth",
+        pool: "pool_bytes_per_s",
+        floor: "floor_bytes_per_s",
+        unit: "unit_bytes_per_s",
+        default_unit: 1000,
+    },
+    KindKeys {
+        table: "memory",
+        pool: "pool_bytes",
+        floor: "floor_bytes",
+        unit: "unit_bytes",
+        default_unit: 4096,
+    },
+    KindKeys {
+        table: "cpu",
+        pool: "pool_units",
+        floor: "floor_units",
+        unit: "units_per_share",
+        default_unit: 10_000,
+    },
+];
+
+fn kind_spec(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, k: &KindKeys) -> Option<KindSpec> {
+    ctx.keys(&t.path, t.t, &[k.pool, k.floor, k.unit]);
+    let pool = t.required(ctx, k.pool).and(t.opt_u64(ctx, k.pool));
+    let unit = t.opt_u64(ctx, k.unit).unwrap_or(k.default_unit);
+    let floor = t.opt_u64(ctx, k.floor);
+    let unit_key = join(&t.path, k.unit);
+    let unit_span = t.get(k.unit).map_or(t.span.clone(), Spanned::span);
+    if unit == 0 {
+        ctx.err(&unit_span, &unit_key, "must be positive");
+        return None;
+    }
+    let (kind, size) = match k.table {
+        "bandwidth" => (
+            ResourceKind::Bandwidth,
+            UnitSize::bandwidth_bytes_per_sec(unit as f64),
+        ),
+        "memory" => (ResourceKind::Memory, UnitSize::memory_bytes(unit)),
+        _ => (ResourceKind::Cpu, UnitSize::cpu_units_per_share(unit)),
+    };
+    let size = match size {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.err(&unit_span, &unit_key, e.to_string());
+            return None;
+        }
+    };
+    let pool = pool?;
+    // The CPU kind counts in units already; the others are converted to whole units.
+    let to_units = |v: u64| if k.table == "cpu" { v } else { v / unit };
+    let pool_units = to_units(pool);
+    let floor_units = floor.map_or(1, to_units);
+    if floor_units == 0 {
+        let span = t.get(k.floor).map_or(t.span.clone(), Spanned::span);
+        ctx.err(
+            &span,
+            &join(&t.path, k.floor),
+            format!("must be at least one unit ({unit}): a VM cannot be given nothing"),
+        );
+        return None;
+    }
+    if pool_units == 0 {
+        let span = t.get(k.pool).map_or(t.span.clone(), Spanned::span);
+        ctx.err(&span, &join(&t.path, k.pool), "must be at least one unit");
+        return None;
+    }
+    Some(KindSpec {
+        kind,
+        unit: size,
+        pool: pool_units,
+        floor: floor_units,
+        unit_size: unit,
+    })
+}
+
+impl Config {
+    /// Parses and checks a configuration. Errors: every problem found, in file order.
+    ///
+    /// ```
+    /// let errs = vibrad::config::Config::parse("host = 1\n[agent]\nalpha = 2\n").unwrap_err();
+    /// let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
+    /// assert!(keys.contains(&"host") && keys.contains(&"agent.alpha"));
+    /// ```
+    pub fn parse(src: &str) -> Result<Config, Vec<ConfigError>> {
+        let mut ctx = Ctx {
+            src,
+            errors: Vec::new(),
+        };
+        let (root, parse_errors) = DeTable::parse_recoverable(src);
+        for e in &parse_errors {
+            let span = e.span().unwrap_or(0..0);
+            ctx.err(&span, "(syntax)", e.message().to_string());
+        }
+        let root_span = root.span();
+        let root = Table {
+            path: String::new(),
+            span: root_span,
+            t: root.get_ref(),
+        };
+        let cfg = build(&mut ctx, &root);
+        let mut errors = ctx.errors;
+        errors.sort_by_key(|e| e.line);
+        match cfg {
+            Some(c) if errors.is_empty() => Ok(c),
+            _ => Err(errors),
+        }
+    }
+
+    /// Reads and parses a file.
+    ///
+    /// ```
+    /// assert!(vibrad::config::Config::load(std::path::Path::new("/nonexistent.toml")).is_err());
+    /// ```
+    pub fn load(path: &std::path::Path) -> crate::Result<Config> {
+        let src = std::fs::read_to_string(path).map_err(|source| crate::Error::ReadConfig {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&src).map_err(crate::Error::Config)
+    }
+
+    /// The VMs of `customer`, in configuration order.
+    ///
+    /// ```
+    /// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL).unwrap();
+    /// assert_eq!(c.vms_of("acme").len(), 2);
+    /// ```
+    #[must_use]
+    pub fn vms_of(&self, customer: &str) -> Vec<&VmConfig> {
+        self.vms.iter().filter(|v| v.customer == customer).collect()
+    }
+}
+
+fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
+    ctx.keys(
+        "",
+        root.t,
+        &[
+            "host",
+            "roles",
+            "agent",
+            "directory",
+            "metrics",
+            "linux",
+            "customer",
+            "vm",
+        ],
+    );
+    let host = root.req_str(ctx, "host");
+    // Roles: `agent` (the default and, for now, the only one); `dps` is reserved for the DPS
+    // issue's role, which will share this runtime.
+    if let Some(roles) = root.str_array(ctx, "roles") {
+        let span = root.get("roles").map_or(0..0, Spanned::span);
+        for r in &roles {
+            match r.as_str() {
+                "agent" => {}
+                "dps" => ctx.err(
+                    &span,
+                    "roles",
+                    "\"dps\" is reserved for the DPS role, not implemented yet",
+                ),
+                other => ctx.err(
+                    &span,
+                    "roles",
+                    format!("unknown role {other:?} (known: \"agent\")"),
+                ),
+            }
+        }
+        if !roles.iter().any(|r| r == "agent") {
+            ctx.err(
+                &span,
+                "roles",
+                "no role to run (\"agent\" is the only one so far)",
+            );
+        }
+    }
+
+    // [agent]
+    let mut period = Duration::from_secs(3);
+    let mut alpha = Alpha::DISSERTATION;
+    let mut warmup = Duration::ZERO;
+    if let Some(a) = root.sub(ctx, "agent") {
+        ctx.keys("agent", a.t, &["period_s", "alpha", "warmup_s"]);
+        if let Some(w) = a.opt_f64(ctx, "warmup_s") {
+            if w.is_finite() && (0.0..=86_400.0).contains(&w) {
+                warmup = Duration::from_secs_f64(w);
+            } else {
+                ctx.err(
+                    &a.get("warmup_s").map_or(a.span.clone(), Spanned::span),
+                    "agent.warmup_s",
+                    format!("must be in [0, 86400] seconds, found {w}"),
+                );
+            }
+        }
+        if let Some(p) = a.opt_f64(ctx, "period_s") {
+            if p.is_finite() && p > 0.0 && p <= 3600.0 {
+                period = Duration::from_secs_f64(p);
+            } else {
+                ctx.err(
+                    &a.get("period_s").map_or(a.span.clone(), Spanned::span),
+                    "agent.period_s",
+                    format!("must be in (0, 3600] seconds, found {p}"),
+                );
+            }
+        }
+        if let Some(x) = a.opt_f64(ctx, "alpha") {
+            match Alpha::new(x) {
+                Ok(v) => alpha = v,
+                Err(e) => ctx.err(
+                    &a.get("alpha").map_or(a.span.clone(), Spanned::span),
+                    "agent.alpha",
+                    format!("{e} (must be in [0, 1])"),
+                ),
+            }
+        }
+    }
+
+    // [directory]
+    let mut directory = DirectoryConfig::Memory;
+    let mut prefix = "/vibra".to_string();
+    if let Some(d) = root.sub(ctx, "directory") {
+        ctx.keys(
+            "directory",
+            d.t,
+            &["backend", "endpoints", "lease_ttl_s", "prefix"],
+        );
+        let backend = d.opt_str(ctx, "backend").unwrap_or_else(|| "memory".into());
+        let endpoints = d.str_array(ctx, "endpoints").unwrap_or_default();
+        let ttl = d.opt_u64(ctx, "lease_ttl_s").unwrap_or(10);
+        if let Some(p) = d.opt_str(ctx, "prefix") {
+            if p.starts_with('/') && !p.ends_with('/') && p.len() > 1 {
+                prefix = p;
+            } else {
+                ctx.err(
+                    &d.get("prefix").map_or(d.span.clone(), Spanned::span),
+                    "directory.prefix",
+                    "must start with '/' and not end with it",
+                );
+            }
+        }
+        let bspan = d.get("backend").map_or(d.span.clone(), Spanned::span);
+        match backend.as_str() {
+            "memory" => {}
+            "etcd" => {
+                if endpoints.is_empty() {
+                    ctx.err(
+                        &d.span,
+                        "directory.endpoints",
+                        "the etcd backend needs at least one endpoint",
+                    );
+                }
+                for (i, e) in endpoints.iter().enumerate() {
+                    if !e.starts_with("http://") {
+                        ctx.err(
+                            &d.get("endpoints").map_or(d.span.clone(), Spanned::span),
+                            &format!("directory.endpoints[{i}]"),
+                            format!("{e:?}: expected http://host:port"),
+                        );
+                    }
+                }
+                if !(2..=3600).contains(&ttl) {
+                    ctx.err(
+                        &d.get("lease_ttl_s").map_or(d.span.clone(), Spanned::span),
+                        "directory.lease_ttl_s",
+                        "must be 2 to 3600 seconds",
+                    );
+                }
+                directory = DirectoryConfig::Etcd {
+                    endpoints,
+                    lease_ttl: Duration::from_secs(ttl),
+                };
+            }
+            other => ctx.err(
+                &bspan,
+                "directory.backend",
+                format!("{other:?}: expected \"memory\" or \"etcd\""),
+            ),
+        }
+    }
+
+    // [metrics]
+    let mut metrics = None;
+    if let Some(m) = root.sub(ctx, "metrics") {
+        ctx.keys("metrics", m.t, &["listen"]);
+        if let Some(l) = m.opt_str(ctx, "listen") {
+            match l.parse::<SocketAddr>() {
+                Ok(a) => metrics = Some(a),
+                Err(e) => ctx.err(
+                    &m.get("listen").map_or(m.span.clone(), Spanned::span),
+                    "metrics.listen",
+                    format!("{l:?}: {e} (expected ip:port)"),
+                ),
+            }
+        }
+    }
+
+    // [linux]
+    let mut cgroup_parent = "vibrad".to_string();
+    if let Some(l) = root.sub(ctx, "linux") {
+        ctx.keys("linux", l.t, &["cgroup_parent"]);
+        if let Some(p) = l.opt_str(ctx, "cgroup_parent") {
+            cgroup_parent = p;
+        }
+    }
+
+    // [[host]] is not a key: hosts are named by the VMs and `host`; gather them.
+    let mut customers = Vec::new();
+    let mut cnames = BTreeSet::new();
+    for c in root.tables(ctx, "customer") {
+        ctx.keys(
+            &c.path,
+            c.t,
+            &["name", "replication", "bandwidth", "memory", "cpu"],
+        );
+        let name = c.req_str(ctx, "name");
+        let replication = c.opt_u64(ctx, "replication").unwrap_or(1);
+        let mut kinds = Vec::new();
+        for k in &KINDS {
+            if let Some(t) = c.sub(ctx, k.table)
+                && let Some(spec) = kind_spec(ctx, &t, k)
+            {
+                kinds.push(spec);
+            }
+        }
+        if !KINDS.iter().any(|k| c.get(k.table).is_some()) {
+            ctx.err(
+                &c.span,
+                &c.path,
+                "a customer needs at least one of [bandwidth], [memory], [cpu]",
+            );
+        }
+        if let Some(name) = name {
+            if !cnames.insert(name.clone()) {
+                ctx.err(
+                    &c.get("name").map_or(c.span.clone(), Spanned::span),
+                    &join(&c.path, "name"),
+                    format!("customer {name:?} is defined twice"),
+                );
+            }
+            let replication = match u32::try_from(replication) {
+                Ok(r) if r >= 1 => r,
+                _ => {
+                    ctx.err(
+                        &c.get("replication").map_or(c.span.clone(), Spanned::span),
+                        &join(&c.path, "replication"),
+                        "must be at least 1",
+                    );
+                    1
+                }
+            };
+            customers.push((
+                c.span.clone(),
+                c.path.clone(),
+                CustomerConfig {
+                    name,
+                    replication,
+                    kinds,
+                },
+            ));
+        }
+    }
+
+    let mut vms = Vec::new();
+    let mut vnames = BTreeSet::new();
+    let mut hosts = BTreeSet::new();
+    for v in root.tables(ctx, "vm") {
+        ctx.keys(
+            &v.path,
+            v.t,
+            &[
+                "name",
+                "customer",
+                "host",
+                "command",
+                "host_ip",
+                "vm_ip",
+                "prefix_len",
+            ],
+        );
+        let name = v.req_str(ctx, "name");
+        let customer = v.req_str(ctx, "customer");
+        let vhost = v.req_str(ctx, "host");
+        let command = v.str_array(ctx, "command").unwrap_or_default();
+        let span = |k: &str| v.get(k).map_or(v.span.clone(), Spanned::span);
+        let ip = |ctx: &mut Ctx<'_>, k: &str| -> Option<Ipv4Addr> {
+            let s = v.opt_str(ctx, k)?;
+            match s.parse() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    ctx.err(&span(k), &join(&v.path, k), format!("{s:?}: {e}"));
+                    None
+                }
+            }
+        };
+        let host_ip = ip(ctx, "host_ip");
+        let vm_ip = ip(ctx, "vm_ip");
+        let prefix_len = v.opt_u64(ctx, "prefix_len").unwrap_or(30);
+        let link = match (host_ip, vm_ip) {
+            (Some(h), Some(m)) => match u8::try_from(prefix_len)
+                .ok()
+                .and_then(|p| LinkAddrs::new(h, m, p))
+            {
+                Some(l) => Some(l),
+                None => {
+                    ctx.err(&span("prefix_len"), &join(&v.path, "prefix_len"), "host_ip, vm_ip and prefix_len do not make a valid link (distinct addresses in one subnet, prefix 1-30)");
+                    None
+                }
+            },
+            (None, None) => None,
+            _ => {
+                ctx.err(&v.span, &v.path, "host_ip and vm_ip go together");
+                None
+            }
+        };
+        let (Some(name), Some(customer), Some(vhost)) = (name, customer, vhost) else {
+            continue;
+        };
+        if let Err(e) = VmSpec::new(&name) {
+            ctx.err(&span("name"), &join(&v.path, "name"), e.to_string());
+        }
+        if !vnames.insert(name.clone()) {
+            ctx.err(
+                &span("name"),
+                &join(&v.path, "name"),
+                format!("VM {name:?} is defined twice"),
+            );
+        }
+        if !cnames.contains(&customer) {
+            ctx.err(
+                &span("customer"),
+                &join(&v.path, "customer"),
+                format!("no customer named {customer:?}"),
+            );
+        }
+        hosts.insert(vhost.clone());
+        vms.push(VmConfig {
+            name,
+            customer,
+            host: vhost,
+            command,
+            link,
+        });
+    }
+
+    let mut out_customers = Vec::new();
+    for (span, path, c) in customers {
+        let n = vms.iter().filter(|v| v.customer == c.name).count();
+        if n == 0 {
+            ctx.err(&span, &path, format!("customer {:?} has no VM", c.name));
+            continue;
+        }
+        if c.replication as usize > n {
+            ctx.err(
+                &span,
+                &join(&path, "replication"),
+                format!("R = {} but the customer has {n} VMs", c.replication),
+            );
+        }
+        for k in &c.kinds {
+            if u128::from(k.floor) * n as u128 > u128::from(k.pool) {
+                ctx.err(
+                    &span,
+                    &format!("{path}.{}", k.kind),
+                    format!(
+                        "{n} VMs x floor {} units exceed the pool of {} units",
+                        k.floor, k.pool
+                    ),
+                );
+            }
+        }
+        out_customers.push(c);
+    }
+    if let Some(h) = &host
+        && !hosts.contains(h)
+    {
+        ctx.err(
+            &root.get("host").map_or(0..0, Spanned::span),
+            "host",
+            format!(
+                "no VM is on host {h:?} (hosts named by VMs: {})",
+                hosts.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
+    Some(Config {
+        host: host?,
+        agent: AgentConfig {
+            period,
+            alpha,
+            warmup,
+        },
+        directory,
+        prefix,
+        metrics,
+        cgroup_parent,
+        hosts: hosts.into_iter().collect(),
+        customers: out_customers,
+        vms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_parses_with_defaults() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.agent.period, Duration::from_secs(3));
+        assert_eq!(c.customers[0].kinds[0].floor, 1);
+        assert_eq!(c.customers[0].replication, 1);
+        assert_eq!(c.prefix, "/vibra");
+    }
+
+    #[test]
+    fn every_error_is_reported_with_key_and_line() {
+        let src = r#"host = "h1"
+colour = "blue"
+[agent]
+period_s = -1
+alpha = 1.5
+speed = 3
+[[customer]]
+name = "acme"
+replication = 5
+[customer.bandwidth]
+pool_bytes_per_s = "lots"
+[[vm]]
+name = "a vm"
+customer = "nobody"
+host = "h1"
+"#;
+        let errs = Config::parse(src).unwrap_err();
+        let got: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
+        for want in [
+            (2, "colour"),
+            (4, "agent.period_s"),
+            (5, "agent.alpha"),
+            (6, "agent.speed"),
+            (11, "customer[0].bandwidth.pool_bytes_per_s"),
+            (13, "vm[0].name"),
+            (14, "vm[0].customer"),
+        ] {
+            assert!(got.contains(&want), "missing {want:?} in {got:?}");
+        }
+    }
+
+    #[test]
+    fn floors_over_the_pool_and_r_over_n_are_errors() {
+        let src = MINIMAL
+            .replace(
+                "pool_bytes_per_s = 10_000_000",
+                "pool_bytes_per_s = 10_000\nfloor_bytes_per_s = 6_000",
+            )
+            .replace(
+                "name = \"acme\"\n[customer",
+                "name = \"acme\"\nreplication = 3\n[customer",
+            );
+        let errs = Config::parse(&src).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.key == "customer[0].bandwidth"),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.key == "customer[0].replication"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn roles_are_checked() {
+        assert!(Config::parse(&format!("roles = [\"agent\"]\n{MINIMAL}")).is_ok());
+        let errs = Config::parse(&format!("roles = [\"dps\"]\n{MINIMAL}")).unwrap_err();
+        assert!(
+            errs.iter().all(|e| e.key == "roles" && e.line == 1),
+            "{errs:?}"
+        );
+        assert_eq!(errs.len(), 2, "reserved, and no role to run: {errs:?}");
+    }
+
+    #[test]
+    fn syntax_errors_have_lines() {
+        let errs = Config::parse("host = \"h1\"\n[agent\n").unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.line == 2 && e.key == "(syntax)"),
+            "{errs:?}"
+        );
+    }
+}

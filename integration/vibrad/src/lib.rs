@@ -1,0 +1,20 @@
+//! vibrad: the per-host daemon that runs Vibra's allocation loop (vibra-alloc over
+//! vibra-host), with its VM directory in memory (one host) or on etcd (many hosts).
+//!
+//! The period's logic ([`control`]) is separate from the kernel and process I/O ([`daemon`]),
+//! so it is tested without root against any [`vibra_host::HostController`].
+//!
+//! ```
+//! let cfg = vibrad::config::Config::parse(vibrad::config::MINIMAL).unwrap();
+//! assert_eq!(cfg.vms.len(), 2);
+//! ```
+
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod directory;
+mod error;
+pub mod kv;
+pub mod metrics;
+
+pub use error::{Error, Result};
