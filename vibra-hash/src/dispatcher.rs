@@ -9,7 +9,7 @@
 use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::cyclic::{CyclicScan, check_replication, words_for};
+use crate::cyclic::{BitWords, CyclicScan, GivenWords, check_replication, words_for};
 use crate::hash::Modulus;
 use crate::key::extract_key;
 use crate::{Error, HashKind};
@@ -196,7 +196,46 @@ impl Dispatcher {
         let scan = self.scan(ns)?;
         let mut peek = scan.clone();
         match peek.next() {
-            Some(_) => Ok(Subset { scan }),
+            Some(_) => Ok(Subset {
+                scan: Scan::Shared(scan),
+            }),
+            None => Err(Error::NoServerAvailable),
+        }
+    }
+
+    /// [`subset`](Dispatcher::subset) under the caller's view of which servers are up (`up`,
+    /// as [`Availability::words`](crate::Availability::words): bit `s % 64` of word `s / 64`,
+    /// `ceil(N / 64)` words, bits at or past N ignored) instead of the dispatcher's own.
+    ///
+    /// # Errors
+    /// As [`subset`](Dispatcher::subset), plus [`Error::MaskLength`] if `up` does not have
+    /// `ceil(N / 64)` words.
+    ///
+    /// ```
+    /// use vibra_hash::{Availability, Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(5, 3, HashKind::Fast)?;
+    /// let up = Availability::from_flags(&[false, true, true, true, true])?;
+    /// assert_eq!(d.subset_with(4, up.words())?.collect::<Vec<_>>(), vec![4, 1, 2]);
+    /// // The dispatcher's own view is unchanged.
+    /// assert_eq!(d.subset(4)?.collect::<Vec<_>>(), vec![4, 0, 1]);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn subset_with<'a>(&'a self, ns: u32, up: &'a [u64]) -> Result<Subset<'a>, Error> {
+        let words = GivenWords::new(up, self.servers.get())?;
+        let servers = self.servers.get();
+        if ns >= servers {
+            return Err(Error::NamespaceOutOfRange {
+                namespace: ns,
+                servers,
+            });
+        }
+        let scan = CyclicScan::new(words, servers, ns, servers, self.replication);
+        let mut peek = scan.clone();
+        match peek.next() {
+            Some(_) => Ok(Subset {
+                scan: Scan::Given(scan),
+            }),
             None => Err(Error::NoServerAvailable),
         }
     }
@@ -342,7 +381,43 @@ impl Dispatcher {
                 servers: self.servers.get(),
             });
         }
-        self.least_loaded_member(self.namespace_of(target), loads, |&l| l)
+        self.least_loaded_member(&*self.available, self.namespace_of(target), loads, |&l| l)
+    }
+
+    /// [`pick`](Dispatcher::pick) under the caller's view of which servers are up, as `loads`
+    /// is already the caller's: `up` is a bitset (bit `s % 64` of word `s / 64` set = server
+    /// `s` up, `ceil(N / 64)` words, bits at or past N ignored; see
+    /// [`Availability`](crate::Availability)). The dispatcher's own availability is not read,
+    /// so a front end with its own health state (nginx peers, HAProxy servers) never writes
+    /// shared dispatcher state per request. Picks exactly what [`pick`](Dispatcher::pick)
+    /// picks after [`set_available`](Dispatcher::set_available) to the same state.
+    ///
+    /// # Errors
+    /// As [`pick`](Dispatcher::pick), plus [`Error::MaskLength`] if `up` does not have
+    /// `ceil(N / 64)` words.
+    ///
+    /// ```
+    /// use vibra_hash::{Availability, Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
+    /// let mut up = Availability::all_up(4)?;
+    /// assert_eq!(d.pick_with(b"/", &[0, 0, 0, 0], up.words())?, 3);
+    /// up.set(3, false)?; // the caller's view: server 3 is down, so "/" -> {0, 1}
+    /// assert_eq!(d.pick_with(b"/", &[5, 0, 0, 0], up.words())?, 1);
+    /// assert_eq!(d.pick_with(b"/", &[0; 4], &[0b0111])?, 0); // raw words work too
+    /// assert!(d.pick_with(b"/", &[0; 4], &[0]).is_err()); // nobody up
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn pick_with(&self, target: &[u8], loads: &[u32], up: &[u64]) -> Result<u32, Error> {
+        if loads.len() != self.servers.get() as usize {
+            return Err(Error::SliceLength {
+                len: loads.len(),
+                servers: self.servers.get(),
+            });
+        }
+        let words = GivenWords::new(up, self.servers.get())?;
+        self.least_loaded_member(words, self.namespace_of(target), loads, |&l| l)
     }
 
     /// Stateless selection with a load bound, in the spirit of HAProxy's `hash-balance-factor`:
@@ -469,9 +544,12 @@ impl Dispatcher {
     /// ```
     #[inline(always)]
     pub fn acquire_server(&self, target: &[u8]) -> Result<u32, Error> {
-        let server = self.least_loaded_member(self.namespace_of(target), &self.active, |a| {
-            a.load(Ordering::Relaxed)
-        })?;
+        let server = self.least_loaded_member(
+            &*self.available,
+            self.namespace_of(target),
+            &self.active,
+            |a| a.load(Ordering::Relaxed),
+        )?;
         // A compare-exchange loop rather than fetch_add, so that the count never wraps from
         // u32::MAX to 0: a full server refuses atomically with the increment, and a refusal
         // counts nothing. Uncontended it succeeds on the first exchange.
@@ -534,8 +612,9 @@ impl Dispatcher {
     /// The least-loaded member of `subset(ns)` for `ns < N` (SPEC tie-breaking); `slots` has
     /// one entry per server (`N` of them) and `load` reads an entry.
     #[inline(always)]
-    fn least_loaded_member<T>(
+    fn least_loaded_member<W: BitWords, T>(
         &self,
+        words: W,
         ns: u32,
         slots: &[T],
         load: impl Fn(&T) -> u32,
@@ -549,7 +628,7 @@ impl Dispatcher {
         if servers <= 32 {
             // One bitset word, doubled (bits N..2N repeat bits 0..N, and 2N <= 64) so that the R
             // bits from ns wrap past N - 1 to 0 without a branch; the member indices likewise.
-            let word = self.available[0].load(Ordering::Relaxed);
+            let word = words.word(0);
             let doubled = word | word << servers;
             let members = u64::MAX >> (64 - r);
             if (doubled >> ns) & members == members {
@@ -575,7 +654,7 @@ impl Dispatcher {
         } else if offset + r <= 64 && ns + r <= servers {
             // Not wrapping, inside one bitset word.
             let members = u64::MAX >> (64 - r);
-            let word = self.available[(ns / 64) as usize].load(Ordering::Relaxed);
+            let word = words.word((ns / 64) as usize);
             if (word >> offset) & members == members {
                 if let Some(at) = slots
                     .get(ns as usize..(ns + r) as usize)
@@ -589,7 +668,7 @@ impl Dispatcher {
             let tail = servers - ns; // 1..=64
             let head = r - tail; // 1..=ns
             let members = (u64::MAX >> (64 - tail)) << ns | ((1u64 << head) - 1);
-            let word = self.available[0].load(Ordering::Relaxed);
+            let word = words.word(0);
             if word & members == members {
                 if let (Some(end), Some(start)) = (
                     slots.get(ns as usize..servers as usize),
@@ -601,12 +680,18 @@ impl Dispatcher {
                 }
             }
         }
-        least_loaded(self.scan(ns)?, |s| load(&slots[s as usize]))
+        least_loaded(self.scan_in(words, ns)?, |s| load(&slots[s as usize]))
     }
 
     /// The raw cyclic scan of `subset(ns)`.
     #[inline]
-    fn scan(&self, ns: u32) -> Result<CyclicScan<'_, [AtomicU64]>, Error> {
+    fn scan(&self, ns: u32) -> Result<CyclicScan<&'_ [AtomicU64]>, Error> {
+        self.scan_in(&*self.available, ns)
+    }
+
+    /// The raw cyclic scan of `subset(ns)` over the availability `words`.
+    #[inline]
+    fn scan_in<W: BitWords>(&self, words: W, ns: u32) -> Result<CyclicScan<W>, Error> {
         let servers = self.servers.get();
         if ns >= servers {
             return Err(Error::NamespaceOutOfRange {
@@ -615,7 +700,7 @@ impl Dispatcher {
             });
         }
         Ok(CyclicScan::new(
-            &*self.available,
+            words,
             servers,
             ns,
             servers,
@@ -676,7 +761,14 @@ pub(crate) fn least_loaded(
 /// ```
 #[derive(Debug, Clone)]
 pub struct Subset<'a> {
-    scan: CyclicScan<'a, [AtomicU64]>,
+    scan: Scan<'a>,
+}
+
+/// The availability a [`Subset`] walks: the dispatcher's own, or a caller's.
+#[derive(Debug, Clone)]
+enum Scan<'a> {
+    Shared(CyclicScan<&'a [AtomicU64]>),
+    Given(CyclicScan<GivenWords<'a>>),
 }
 
 impl Iterator for Subset<'_> {
@@ -684,7 +776,10 @@ impl Iterator for Subset<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<u32> {
-        self.scan.next()
+        match &mut self.scan {
+            Scan::Shared(scan) => scan.next(),
+            Scan::Given(scan) => scan.next(),
+        }
     }
 }
 
@@ -895,7 +990,7 @@ mod tests {
                     let loads: Vec<u32> = (0..n).map(|_| (next() % 4) as u32).collect();
                     for ns in 0..n {
                         let want = least_loaded(d.scan(ns).unwrap(), |s| loads[s as usize]);
-                        let got = d.least_loaded_member(ns, &loads, |&l| l);
+                        let got = d.least_loaded_member(&*d.available, ns, &loads, |&l| l);
                         assert_eq!(got, want, "n={n} r={r} ns={ns} trial={trial}");
                     }
                 }

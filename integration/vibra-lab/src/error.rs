@@ -75,6 +75,9 @@ pub enum LabError {
     /// vibra-hash refused a request (bad N, R, server index, every server down, ...).
     #[error(transparent)]
     Hash(#[from] vibra_hash::Error),
+    /// A baseline policy or a metric refused its input (vibra-baselines).
+    #[error(transparent)]
+    Baselines(#[from] vibra_baselines::Error),
     /// dps-core refused a configuration or a simulation did not finish.
     #[error(transparent)]
     Dps(#[from] dps_core::DpsError),
