@@ -57,6 +57,8 @@ pub struct Dispatcher {
     available: Box<[AtomicU64]>,
     /// Active connections per server, for the built-in tracker.
     active: Box<[AtomicU32]>,
+    /// The sum of `active`, for [`acquire_bounded`](Dispatcher::acquire_bounded).
+    total: AtomicU64,
 }
 
 impl Dispatcher {
@@ -111,6 +113,7 @@ impl Dispatcher {
             modulus: Modulus::new(n),
             available,
             active,
+            total: AtomicU64::new(0),
         })
     }
 
@@ -422,12 +425,15 @@ impl Dispatcher {
 
     /// Stateless selection with a load bound, in the spirit of HAProxy's `hash-balance-factor`:
     /// a server is eligible while its load is below `ceil(ceil((total + 1) * f / 100) / alive)`
-    /// (HAProxy's slot rule with equal weights, `total` = sum of `loads`, `alive` = available
-    /// servers). The least-loaded eligible member of the subset wins (ties to the earlier
-    /// position); when every member is over the bound, the next available servers in cyclic
-    /// order are tried and the first eligible one wins. Some server is always eligible, since
-    /// `f >= 100`. Costs O(N) for the sum, so prefer [`pick`](Dispatcher::pick) on large
-    /// clusters unless hot spots matter.
+    /// (HAProxy's slot rule with equal weights, `alive` = available servers), and always at
+    /// load 0. `total` is the sum of `loads`, which the caller keeps beside them (an nginx or
+    /// HAProxy module updates it with each count), so a decision never sums N loads. The
+    /// least-loaded eligible member of the subset wins (ties to the earlier position); when
+    /// every member is over the bound, the next available servers in cyclic order are tried and
+    /// the first eligible one wins (O(N) at worst, only then). Some server is always eligible
+    /// when `total` is the sum, since `f >= 100`; if none is (a wrong `total`), the primary
+    /// keeps the request. The common case costs about one [`pick`](Dispatcher::pick): the
+    /// bound is tested with multiplications only (`(total + 1) * f > 100 * load * alive`).
     ///
     /// # Errors
     /// As [`pick`](Dispatcher::pick).
@@ -438,61 +444,163 @@ impl Dispatcher {
     /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
     /// let f = BalanceFactor::new(125)?;
     /// // Balanced: the subset decides as usual.
-    /// assert_eq!(d.pick_bounded(b"/", &[1, 1, 1, 1], f)?, 3);
+    /// assert_eq!(d.pick_bounded(b"/", &[1, 1, 1, 1], 4, f)?, 3);
     /// // Both members are far above the mean: the request spills to server 1.
-    /// assert_eq!(d.pick_bounded(b"/", &[9, 0, 0, 9], f)?, 1);
+    /// assert_eq!(d.pick_bounded(b"/", &[9, 0, 0, 9], 18, f)?, 1);
     /// # Ok::<(), vibra_hash::Error>(())
     /// ```
+    #[inline(always)]
     pub fn pick_bounded(
         &self,
         target: &[u8],
         loads: &[u32],
+        total: u64,
         factor: BalanceFactor,
     ) -> Result<u32, Error> {
-        if loads.len() != self.servers.get() as usize {
-            return Err(Error::SliceLength {
+        self.check_loads(loads)?;
+        self.bounded_member(
+            &*self.available,
+            self.namespace_of(target),
+            loads,
+            |&l| l,
+            total,
+            factor,
+        )
+    }
+
+    /// [`pick_bounded`](Dispatcher::pick_bounded) under the caller's view of which servers
+    /// are up (`up` as for [`pick_with`](Dispatcher::pick_with)); `alive` in the bound is the
+    /// number of servers up in `up`.
+    ///
+    /// # Errors
+    /// As [`pick_with`](Dispatcher::pick_with).
+    ///
+    /// ```
+    /// use vibra_hash::{BalanceFactor, Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
+    /// let f = BalanceFactor::new(125)?;
+    /// // Server 3 down in the caller's view: "/" -> {0, 1}; 0 is over the bound, 1 is not.
+    /// assert_eq!(d.pick_bounded_with(b"/", &[9, 0, 0, 0], 9, f, &[0b0111])?, 1);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn pick_bounded_with(
+        &self,
+        target: &[u8],
+        loads: &[u32],
+        total: u64,
+        factor: BalanceFactor,
+        up: &[u64],
+    ) -> Result<u32, Error> {
+        self.check_loads(loads)?;
+        let words = GivenWords::new(up, self.servers.get())?;
+        self.bounded_member(
+            words,
+            self.namespace_of(target),
+            loads,
+            |&l| l,
+            total,
+            factor,
+        )
+    }
+
+    /// The built-in tracker with a load bound: picks like
+    /// [`pick_bounded`](Dispatcher::pick_bounded) over the dispatcher's own counters and the
+    /// total it keeps beside them, then counts the connection like
+    /// [`acquire`](Dispatcher::acquire).
+    ///
+    /// # Errors
+    /// As [`acquire`](Dispatcher::acquire).
+    ///
+    /// ```
+    /// use vibra_hash::{BalanceFactor, Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
+    /// let f = BalanceFactor::new(100)?;
+    /// let a = d.acquire_bounded(b"/", f)?;
+    /// let b = d.acquire_bounded(b"/", f)?;
+    /// let c = d.acquire_bounded(b"/", f)?; // 3 and 0 are at the mean: spill to 1
+    /// assert_eq!((a.server(), b.server(), c.server()), (3, 0, 1));
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn acquire_bounded(
+        &self,
+        target: &[u8],
+        factor: BalanceFactor,
+    ) -> Result<Lease<'_>, Error> {
+        let server = self.bounded_member(
+            &*self.available,
+            self.namespace_of(target),
+            &self.active,
+            |a| a.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+            factor,
+        )?;
+        self.count(server)?;
+        Ok(Lease {
+            dispatcher: self,
+            server,
+        })
+    }
+
+    /// `loads.len() == N`.
+    #[inline(always)]
+    fn check_loads(&self, loads: &[u32]) -> Result<(), Error> {
+        if loads.len() == self.servers.get() as usize {
+            Ok(())
+        } else {
+            Err(Error::SliceLength {
                 len: loads.len(),
                 servers: self.servers.get(),
-            });
+            })
         }
-        let ns = self.namespace_of(target);
-        let mut walk = CyclicScan::new(
-            &*self.available,
-            self.servers.get(),
-            ns,
-            self.servers.get(),
-            self.servers.get(),
-        );
-        let alive = u64::from(self.available_count());
-        if alive == 0 {
-            return Err(Error::NoServerAvailable);
-        }
-        // total < 2^20 * 2^32 = 2^52 (MAX_SERVERS loads of at most u32::MAX), but times a factor
-        // of up to 10^5 it passes 2^64: the product is taken in u128. The bound itself is below
-        // (2^52 + 1) * 1000 < 2^63, so it fits back into u64 exactly (the fallback cannot happen).
-        let total: u64 = loads.iter().map(|&l| u64::from(l)).sum();
+    }
+
+    /// The bounded choice for `ns < N` over `words` (see
+    /// [`pick_bounded`](Dispatcher::pick_bounded)).
+    #[inline(always)]
+    fn bounded_member<W: BitWords, T>(
+        &self,
+        words: W,
+        ns: u32,
+        slots: &[T],
+        load: impl Fn(&T) -> u32 + Copy,
+        total: u64,
+        factor: BalanceFactor,
+    ) -> Result<u32, Error> {
+        let alive: u32 = (0..self.available.len())
+            .map(|i| words.word(i).count_ones())
+            .sum();
+        // load < ceil(ceil(W / 100) / alive) with W = (total + 1) * f, for an integer load,
+        // is W > 100 * load * alive; HAProxy's max(1, ...) adds load 0. Both sides fit u128
+        // (W < 2^81, 100 * load * alive < 2^59): no division, no overflow.
         let weighted = (u128::from(total) + 1) * u128::from(factor.percent());
-        let slots = u64::try_from(weighted.div_ceil(100))
-            .unwrap_or(u64::MAX)
-            .div_ceil(alive)
-            .max(1);
-        let eligible = |s: u32| u64::from(loads[s as usize]) < slots;
-        let subset = walk.by_ref().take(self.replication as usize);
-        let mut first = None;
-        let mut best: Option<u32> = None;
-        for s in subset {
-            first.get_or_insert(s);
-            if eligible(s) && best.is_none_or(|b| loads[s as usize] < loads[b as usize]) {
-                best = Some(s);
+        let per_server = 100 * u128::from(alive);
+        let eligible = |l: u32| l == 0 || weighted > per_server * u128::from(l);
+        let best = self.least_loaded_member(words, ns, slots, load)?;
+        if let Some(slot) = slots.get(best as usize) {
+            if eligible(load(slot)) {
+                return Ok(best);
             }
         }
-        let first = first.ok_or(Error::NoServerAvailable)?;
-        if let Some(b) = best {
-            return Ok(b);
+        // The least-loaded member is over the bound, so every member is: spill in cyclic
+        // order past the subset. A concurrent availability change could leave nobody
+        // eligible; then the primary keeps the request.
+        let servers = self.servers.get();
+        let mut walk = CyclicScan::new(words, servers, ns, servers, servers);
+        let first = walk.next().ok_or(Error::NoServerAvailable)?;
+        for _ in 1..self.replication {
+            walk.next();
         }
-        // Every member is over the bound: spill in cyclic order. A concurrent availability
-        // change could leave nobody eligible; then the primary keeps the request.
-        Ok(walk.find(|&s| eligible(s)).unwrap_or(first))
+        Ok(walk
+            .find(|&s| {
+                slots
+                    .get(s as usize)
+                    .is_some_and(|slot| eligible(load(slot)))
+            })
+            .unwrap_or(first))
     }
 
     /// Built-in tracker: picks like [`pick`](Dispatcher::pick) using the dispatcher's own
@@ -550,13 +658,23 @@ impl Dispatcher {
             &self.active,
             |a| a.load(Ordering::Relaxed),
         )?;
+        self.count(server)?;
+        Ok(server)
+    }
+
+    /// Counts one more active connection on `server` (`< N`) and in the total.
+    #[inline(always)]
+    fn count(&self, server: u32) -> Result<(), Error> {
         // A compare-exchange loop rather than fetch_add, so that the count never wraps from
         // u32::MAX to 0: a full server refuses atomically with the increment, and a refusal
         // counts nothing. Uncontended it succeeds on the first exchange.
         self.active[server as usize]
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
-            .map(|_| server)
-            .map_err(|_| Error::ActiveCountFull { server })
+            .map_err(|_| Error::ActiveCountFull { server })?;
+        // The total is at most N * u32::MAX < 2^52: it never wraps. Relaxed, like the
+        // counters: a concurrent reader sees it either before or after this connection.
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Ends one active connection on `server` (the explicit path for C callers, and for a
@@ -577,8 +695,9 @@ impl Dispatcher {
         self.check_server(server)?;
         self.active[server as usize]
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .map(drop)
-            .map_err(|_| Error::NotAcquired { server })
+            .map_err(|_| Error::NotAcquired { server })?;
+        self.total.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The built-in tracker's active-connection count of `server`.
@@ -890,7 +1009,9 @@ impl Dispatcher {
     /// Sets the tracker's count of `server` directly: the only way to reach `u32::MAX` active
     /// connections in a test.
     fn set_active(&self, server: u32, n: u32) {
-        self.active[server as usize].store(n, Ordering::Relaxed);
+        let old = self.active[server as usize].swap(n, Ordering::Relaxed);
+        self.total.fetch_add(u64::from(n), Ordering::Relaxed);
+        self.total.fetch_sub(u64::from(old), Ordering::Relaxed);
     }
 }
 

@@ -20,7 +20,8 @@ proptest! {
         }
         let loads = &loads_seed[..n as usize];
         let factor = BalanceFactor::new(f).unwrap();
-        let got = d.pick_bounded(&target, loads, factor);
+        let sum: u64 = loads.iter().map(|&l| u64::from(l)).sum();
+        let got = d.pick_bounded(&target, loads, sum, factor);
         let alive = d.available_count() as u64;
         if alive == 0 {
             prop_assert_eq!(got, Err(Error::NoServerAvailable));
@@ -81,7 +82,12 @@ fn bounded_pick_with_extreme_loads_and_factor_does_not_overflow() {
     let factor = BalanceFactor::new(100_000).unwrap();
     for target in [&b"/"[..], b"/images/logo.gif", b"/english/index.html?x=1"] {
         assert_eq!(
-            d.pick_bounded(target, &loads, factor),
+            d.pick_bounded(
+                target,
+                &loads,
+                loads.iter().map(|&l| u64::from(l)).sum(),
+                factor
+            ),
             d.pick(target, &loads),
             "{:?}",
             String::from_utf8_lossy(target)
@@ -136,9 +142,69 @@ proptest! {
         for (s, &u) in up.iter().enumerate() {
             d.set_available(s as u32, u).unwrap();
         }
-        let got = d.pick_bounded(&target, &loads, BalanceFactor::new(f).unwrap());
+        let sum: u64 = loads.iter().map(|&l| u64::from(l)).sum();
+        let got = d.pick_bounded(&target, &loads, sum, BalanceFactor::new(f).unwrap());
         let want = bounded_reference(&up, r, d.namespace(&target), &loads, f)
             .ok_or(Error::NoServerAvailable);
         prop_assert_eq!(got, want);
+    }
+}
+
+proptest! {
+    /// The caller's availability per call decides exactly as the dispatcher's own; any total,
+    /// even one that is not the sum, never panics and picks an available server.
+    #[test]
+    fn bounded_pick_with_the_callers_availability_equals_the_dispatchers(
+        n in 1u32..140, r_seed in any::<u32>(), f in 100u32..400,
+        loads_seed in proptest::collection::vec(0u32..30, 140),
+        down in proptest::collection::vec(proptest::bool::weighted(0.3), 140),
+        wrong_total in any::<u64>(),
+        target in proptest::collection::vec(any::<u8>(), 0..40)
+    ) {
+        let r = 1 + r_seed % n;
+        let d = Dispatcher::new(n, r, HashKind::Fast).unwrap();
+        let fresh = Dispatcher::new(n, r, HashKind::Fast).unwrap();
+        let mut words = vec![0u64; n.div_ceil(64) as usize];
+        for s in 0..n {
+            let up = !down[s as usize];
+            d.set_available(s, up).unwrap();
+            words[(s / 64) as usize] |= u64::from(up) << (s % 64);
+        }
+        let loads = &loads_seed[..n as usize];
+        let factor = BalanceFactor::new(f).unwrap();
+        for total in [loads.iter().map(|&l| u64::from(l)).sum(), wrong_total] {
+            let own = d.pick_bounded(&target, loads, total, factor);
+            prop_assert_eq!(fresh.pick_bounded_with(&target, loads, total, factor, &words), own.clone());
+            if let Ok(s) = own {
+                prop_assert!(d.is_available(s).unwrap());
+            }
+        }
+    }
+
+    /// The built-in tracker's bounded acquire decides as `pick_bounded` over its own counts and
+    /// their sum, and its total returns to zero once every lease is dropped.
+    #[test]
+    fn bounded_acquire_equals_bounded_pick_over_the_trackers_counts(
+        n in 1u32..20, r_seed in any::<u32>(), f in 100u32..200,
+        targets in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..12), 1..60)
+    ) {
+        let r = 1 + r_seed % n;
+        let d = Dispatcher::new(n, r, HashKind::Fast).unwrap();
+        let factor = BalanceFactor::new(f).unwrap();
+        let mut leases = Vec::new();
+        for target in &targets {
+            let loads: Vec<u32> = (0..n).map(|s| d.active(s).unwrap()).collect();
+            let total = loads.iter().map(|&l| u64::from(l)).sum();
+            let want = d.pick_bounded(target, &loads, total, factor).unwrap();
+            let lease = d.acquire_bounded(target, factor).unwrap();
+            prop_assert_eq!(lease.server(), want);
+            leases.push(lease);
+        }
+        drop(leases);
+        prop_assert!((0..n).all(|s| d.active(s) == Ok(0)));
+        let zero = vec![0u32; n as usize];
+        // With every count back at 0, the bounded acquire is the plain pick again.
+        let lease = d.acquire_bounded(&targets[0], factor).unwrap();
+        prop_assert_eq!(lease.server(), d.pick(&targets[0], &zero).unwrap());
     }
 }

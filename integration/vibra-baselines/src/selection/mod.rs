@@ -242,7 +242,12 @@ impl Selection for BoundedLoad {
 
     #[inline]
     fn select(&mut self, target: &[u8], loads: &[u32], _now: Duration) -> Result<u32, Error> {
-        Ok(self.dispatcher.pick_bounded(target, loads, self.factor)?)
+        // A policy gets only the loads, so it sums them; a front end keeps the total beside
+        // its counts and passes it (what `Dispatcher::pick_bounded` asks for).
+        let total = loads.iter().map(|&l| u64::from(l)).sum();
+        Ok(self
+            .dispatcher
+            .pick_bounded(target, loads, total, self.factor)?)
     }
 
     fn set_available(&mut self, server: u32, available: bool) -> Result<(), Error> {
