@@ -745,12 +745,18 @@ impl Dispatcher {
         // and one mask test replace the general scan, and the members' loads are read as one or
         // two contiguous slices (one bounds check each).
         if servers <= 32 {
-            // One bitset word, doubled (bits N..2N repeat bits 0..N, and 2N <= 64) so that the R
-            // bits from ns wrap past N - 1 to 0 without a branch; the member indices likewise.
             let word = words.word(0);
-            let doubled = word | word << servers;
-            let members = u64::MAX >> (64 - r);
-            if (doubled >> ns) & members == members {
+            if word == u64::MAX >> (64 - servers) {
+                // Every server up (the common case): the members are the R positions from ns,
+                // wrapping with a conditional move. R = 2, the dissertation's setting, without
+                // the loop: two loads and a conditional move.
+                if r == 2 {
+                    let next = if ns + 1 == servers { 0 } else { ns + 1 };
+                    if let (Some(a), Some(b)) = (slots.get(ns as usize), slots.get(next as usize)) {
+                        // Strict '<': ties stay with the earlier subset position (SPEC 3).
+                        return Ok(if load(b) < load(a) { next } else { ns });
+                    }
+                }
                 if let Some(first) = slots.get(ns as usize) {
                     let mut best = ns;
                     let mut best_load = load(first);
@@ -761,13 +767,46 @@ impl Dispatcher {
                             break;
                         };
                         let l = load(slot);
-                        // Strict '<': ties stay with the earlier subset position (SPEC 3).
                         if l < best_load {
                             best = s;
                             best_load = l;
                         }
                     }
                     return Ok(best);
+                }
+            } else {
+                // Some server down. The word doubled (bits N..2N repeat bits 0..N, 2N <= 64):
+                // bit k of `ahead` says whether position ns + k of the cyclic order (k < N) is
+                // up, wrapping past N - 1 to 0 without a branch. The members are its first R
+                // set bits, taken with trailing_zeros and "clear lowest bit": no general scan,
+                // and the same instructions whichever servers are down.
+                let doubled = word | word << servers;
+                let mut ahead = (doubled >> ns) & (u64::MAX >> (64 - servers));
+                let position = |ahead: u64| {
+                    let s = ns + ahead.trailing_zeros();
+                    if s >= servers { s - servers } else { s }
+                };
+                if ahead != 0 {
+                    let mut best = position(ahead);
+                    if let Some(first) = slots.get(best as usize) {
+                        let mut best_load = load(first);
+                        for _ in 1..r {
+                            ahead &= ahead - 1;
+                            if ahead == 0 {
+                                break;
+                            }
+                            let s = position(ahead);
+                            let Some(slot) = slots.get(s as usize) else {
+                                break;
+                            };
+                            let l = load(slot);
+                            if l < best_load {
+                                best = s;
+                                best_load = l;
+                            }
+                        }
+                        return Ok(best);
+                    }
                 }
             }
         } else if offset + r <= 64 && ns + r <= servers {
