@@ -273,6 +273,7 @@ fn contestants<'a>(
 ) -> Vec<(&'static str, Pass<'a>)> {
     let total: u64 = LOADS.iter().map(|&l| u64::from(l)).sum();
     let factor = BalanceFactor::new(125).unwrap();
+    let wide = BalanceFactor::new(200).unwrap();
     vec![
         (
             "floor",
@@ -303,7 +304,15 @@ fn contestants<'a>(
             }),
         ),
         (
-            "pick_bounded (caller's total)",
+            "pick_bounded, common case (factor 200%: a member under the bound)",
+            Box::new(move |u: &Corpus| {
+                u.iter()
+                    .map(|t| u64::from(d.pick_bounded(black_box(t), &LOADS, total, wide).unwrap()))
+                    .sum()
+            }),
+        ),
+        (
+            "pick_bounded, factor 125% (19% of sub-namespaces spill)",
             Box::new(move |u: &Corpus| {
                 u.iter()
                     .map(|t| {

@@ -7,7 +7,7 @@
 //!     target/release/examples/decision_count fast 16
 //! ```
 //!
-//! Arguments: a mode (`key`, `fast`, `fast-dep`, `charsum`, `md5`, `acquire`) and the server
+//! Arguments: a mode (`key`, `fast`, `fast-dep`, `charsum`, `md5`, `bounded`, `acquire`) and the server
 //! count (default 16; R = 2). Each mode makes one pass: one decision per URL. The corpus is
 //! the World Cup URL list, read by `wc98::urls` (data directory from `VIBRA_DATA_DIR`, else the
 //! default beside the repository). Only `run` is counted (with the
@@ -50,6 +50,17 @@ fn run(mode: &str, d: &Dispatcher, urls: &[Vec<u8>], loads: &[u32]) -> u64 {
                 if i >= urls.len() {
                     i -= urls.len();
                 }
+            }
+        }
+        "bounded" => {
+            // A factor high enough that some member is always under the bound (the common case).
+            let factor = vibra_hash::BalanceFactor::new(1000).unwrap_or_else(|_| unreachable!());
+            let total = loads.iter().map(|&l| u64::from(l)).sum();
+            for u in urls {
+                sum += u64::from(
+                    d.pick_bounded(black_box(u), loads, total, factor)
+                        .unwrap_or(0),
+                );
             }
         }
         "acquire" => {

@@ -59,6 +59,8 @@ pub struct Dispatcher {
     active: Box<[AtomicU32]>,
     /// The sum of `active`, for [`acquire_bounded`](Dispatcher::acquire_bounded).
     total: AtomicU64,
+    /// For N <= 64, the availability word with every server up (bits 0..N set).
+    all_up: u64,
 }
 
 impl Dispatcher {
@@ -114,6 +116,7 @@ impl Dispatcher {
             available,
             active,
             total: AtomicU64::new(0),
+            all_up: u64::MAX >> (64 - servers.min(64)),
         })
     }
 
@@ -570,24 +573,50 @@ impl Dispatcher {
         total: u64,
         factor: BalanceFactor,
     ) -> Result<u32, Error> {
-        let alive: u32 = (0..self.available.len())
-            .map(|i| words.word(i).count_ones())
-            .sum();
-        // load < ceil(ceil(W / 100) / alive) with W = (total + 1) * f, for an integer load,
-        // is W > 100 * load * alive; HAProxy's max(1, ...) adds load 0. Both sides fit u128
-        // (W < 2^81, 100 * load * alive < 2^59): no division, no overflow.
-        let weighted = (u128::from(total) + 1) * u128::from(factor.percent());
-        let per_server = 100 * u128::from(alive);
-        let eligible = |l: u32| l == 0 || weighted > per_server * u128::from(l);
-        let best = self.least_loaded_member(words, ns, slots, load)?;
-        if let Some(slot) = slots.get(best as usize) {
-            if eligible(load(slot)) {
-                return Ok(best);
+        let alive = if self.available.len() == 1 {
+            // Every server up is the common case: no population count (baseline x86-64 has no
+            // POPCNT instruction, and the portable one is about 15 instructions).
+            let word = words.word(0);
+            if word == self.all_up {
+                self.servers.get()
+            } else {
+                word.count_ones()
             }
+        } else {
+            (0..self.available.len())
+                .map(|i| words.word(i).count_ones())
+                .sum()
+        };
+        // load < max(1, ceil(ceil(W / 100) / alive)) with W = (total + 1) * f, for an integer
+        // load, is W > 100 * load * alive (load 0 always passes: W >= 100). W < 2^81 is one
+        // widening multiplication and an add in u128; the right side is below 2^59 (load <
+        // 2^32, alive <= 2^20): no division, no overflow.
+        let percent = u128::from(factor.percent());
+        let weighted = u128::from(total) * percent + percent;
+        let per_server = 100 * u64::from(alive);
+        let eligible = |l: u32| weighted > u128::from(per_server * u64::from(l));
+        let (best, best_load) = self.least_loaded_member_load(words, ns, slots, load)?;
+        if eligible(best_load) {
+            return Ok(best);
         }
-        // The least-loaded member is over the bound, so every member is: spill in cyclic
-        // order past the subset. A concurrent availability change could leave nobody
-        // eligible; then the primary keeps the request.
+        // The least-loaded member is over the bound, so every member is: spill (out of line,
+        // so that the common case stays a tight loop).
+        self.spill(words, ns, slots, load, eligible)
+    }
+
+    /// The spill walk of [`bounded_member`](Self::bounded_member): the first eligible
+    /// server in cyclic order past the subset of `ns`. A concurrent availability change could
+    /// leave nobody eligible; then the primary keeps the request.
+    #[cold]
+    #[inline(never)]
+    fn spill<W: BitWords, T>(
+        &self,
+        words: W,
+        ns: u32,
+        slots: &[T],
+        load: impl Fn(&T) -> u32,
+        eligible: impl Fn(u32) -> bool,
+    ) -> Result<u32, Error> {
         let servers = self.servers.get();
         let mut walk = CyclicScan::new(words, servers, ns, servers, servers);
         let first = walk.next().ok_or(Error::NoServerAvailable)?;
@@ -738,6 +767,19 @@ impl Dispatcher {
         slots: &[T],
         load: impl Fn(&T) -> u32,
     ) -> Result<u32, Error> {
+        self.least_loaded_member_load(words, ns, slots, load)
+            .map(|(server, _)| server)
+    }
+
+    /// [`least_loaded_member`](Self::least_loaded_member) with the winner's load.
+    #[inline(always)]
+    fn least_loaded_member_load<W: BitWords, T>(
+        &self,
+        words: W,
+        ns: u32,
+        slots: &[T],
+        load: impl Fn(&T) -> u32,
+    ) -> Result<(u32, u32), Error> {
         let r = self.replication;
         let servers = self.servers.get();
         let offset = ns % 64;
@@ -746,7 +788,7 @@ impl Dispatcher {
         // two contiguous slices (one bounds check each).
         if servers <= 32 {
             let word = words.word(0);
-            if word == u64::MAX >> (64 - servers) {
+            if word == self.all_up {
                 // Every server up (the common case): the members are the R positions from ns,
                 // wrapping with a conditional move. R = 2, the dissertation's setting, without
                 // the loop: two loads and a conditional move.
@@ -754,7 +796,8 @@ impl Dispatcher {
                     let next = if ns + 1 == servers { 0 } else { ns + 1 };
                     if let (Some(a), Some(b)) = (slots.get(ns as usize), slots.get(next as usize)) {
                         // Strict '<': ties stay with the earlier subset position (SPEC 3).
-                        return Ok(if load(b) < load(a) { next } else { ns });
+                        let (la, lb) = (load(a), load(b));
+                        return Ok(if lb < la { (next, lb) } else { (ns, la) });
                     }
                 }
                 if let Some(first) = slots.get(ns as usize) {
@@ -772,7 +815,7 @@ impl Dispatcher {
                             best_load = l;
                         }
                     }
-                    return Ok(best);
+                    return Ok((best, best_load));
                 }
             } else {
                 // Some server down. The word doubled (bits N..2N repeat bits 0..N, 2N <= 64):
@@ -788,6 +831,16 @@ impl Dispatcher {
                 };
                 if ahead != 0 {
                     let mut best = position(ahead);
+                    let rest = ahead & (ahead - 1);
+                    if r == 2 && rest != 0 {
+                        let next = position(rest);
+                        if let (Some(a), Some(b)) =
+                            (slots.get(best as usize), slots.get(next as usize))
+                        {
+                            let (la, lb) = (load(a), load(b));
+                            return Ok(if lb < la { (next, lb) } else { (best, la) });
+                        }
+                    }
                     if let Some(first) = slots.get(best as usize) {
                         let mut best_load = load(first);
                         for _ in 1..r {
@@ -805,7 +858,7 @@ impl Dispatcher {
                                 best_load = l;
                             }
                         }
-                        return Ok(best);
+                        return Ok((best, best_load));
                     }
                 }
             }
@@ -814,11 +867,11 @@ impl Dispatcher {
             let members = u64::MAX >> (64 - r);
             let word = words.word((ns / 64) as usize);
             if (word >> offset) & members == members {
-                if let Some(at) = slots
+                if let Some((at, l)) = slots
                     .get(ns as usize..(ns + r) as usize)
                     .and_then(|m| first_minimum(m.iter(), &load))
                 {
-                    return Ok(ns + at);
+                    return Ok((ns + at, l));
                 }
             }
         } else if servers <= 64 && ns + r > servers {
@@ -832,13 +885,14 @@ impl Dispatcher {
                     slots.get(ns as usize..servers as usize),
                     slots.get(..head as usize),
                 ) {
-                    if let Some(at) = first_minimum(end.iter().chain(start), &load) {
-                        return Ok(if at < tail { ns + at } else { at - tail });
+                    if let Some((at, l)) = first_minimum(end.iter().chain(start), &load) {
+                        return Ok((if at < tail { ns + at } else { at - tail }, l));
                     }
                 }
             }
         }
-        least_loaded(self.scan_in(words, ns)?, |s| load(&slots[s as usize]))
+        let best = least_loaded(self.scan_in(words, ns)?, |s| load(&slots[s as usize]))?;
+        Ok((best, load(&slots[best as usize])))
     }
 
     /// The raw cyclic scan of `subset(ns)`.
@@ -867,13 +921,13 @@ impl Dispatcher {
     }
 }
 
-/// The position of the first entry with the smallest load (SPEC tie-breaking: strict `<`), or
-/// `None` for no entry.
+/// The position of the first entry with the smallest load (SPEC tie-breaking: strict `<`) and
+/// that load, or `None` for no entry.
 #[inline(always)]
 fn first_minimum<'a, T: 'a>(
     mut slots: impl Iterator<Item = &'a T>,
     load: impl Fn(&T) -> u32,
-) -> Option<u32> {
+) -> Option<(u32, u32)> {
     let mut best_load = load(slots.next()?);
     let mut best = 0;
     for (i, slot) in slots.enumerate() {
@@ -883,7 +937,7 @@ fn first_minimum<'a, T: 'a>(
             best_load = l;
         }
     }
-    Some(best)
+    Some((best, best_load))
 }
 
 /// The first server with the smallest load, or `NoServerAvailable` for an empty scan.
