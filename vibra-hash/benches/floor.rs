@@ -270,7 +270,6 @@ fn contestants<'a>(
     maglev: &'a Maglev,
     anchor: &'a Anchor,
     up: &'a Availability,
-    list: &'a [&'a [u8]],
 ) -> Vec<(&'static str, Pass<'a>)> {
     let total: u64 = LOADS.iter().map(|&l| u64::from(l)).sum();
     let factor = BalanceFactor::new(125).unwrap();
@@ -320,34 +319,6 @@ fn contestants<'a>(
                         u64::from(d.pick_bounded(black_box(t), &LOADS, total, factor).unwrap())
                     })
                     .sum()
-            }),
-        ),
-        (
-            "pick, bursts of 16 (a loop of pick)",
-            Box::new(move |_: &Corpus| {
-                let mut sum = 0u64;
-                for burst in list.chunks(16) {
-                    // black_box on the burst, as for pick_many: the same opacity per burst.
-                    for t in black_box(burst) {
-                        sum += u64::from(d.pick(t, &LOADS).unwrap());
-                    }
-                }
-                sum
-            }),
-        ),
-        (
-            "pick_many, bursts of 16",
-            Box::new(move |_: &Corpus| {
-                let mut sum = 0u64;
-                let mut out = [0u32; 16];
-                for burst in list.chunks(16) {
-                    d.pick_many(black_box(burst), &LOADS, &mut out).unwrap();
-                    sum += out[..burst.len()]
-                        .iter()
-                        .map(|&s| u64::from(s))
-                        .sum::<u64>();
-                }
-                sum
             }),
         ),
         (
@@ -417,8 +388,7 @@ fn main() {
         .unwrap_or(31)
         .max(21);
     let load_before = uptime();
-    let targets: Vec<&[u8]> = urls.iter().collect();
-    let mut c = contestants(&d, &down, &floor, &maglev, &anchor, &up, &targets);
+    let mut c = contestants(&d, &down, &floor, &maglev, &anchor, &up);
     let names: Vec<&str> = c.iter().map(|(n, _)| *n).collect();
     let mut times = vec![Vec::with_capacity(rounds); c.len()];
     for (_, f) in c.iter_mut() {

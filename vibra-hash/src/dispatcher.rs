@@ -426,43 +426,6 @@ impl Dispatcher {
         self.least_loaded_member(words, self.namespace_of(target), loads, |&l| l)
     }
 
-    /// EXPERIMENT (issue 11 item 5): a burst of decisions with one availability snapshot.
-    #[doc(hidden)]
-    pub fn pick_many(
-        &self,
-        targets: &[&[u8]],
-        loads: &[u32],
-        out: &mut [u32],
-    ) -> Result<(), Error> {
-        self.check_loads(loads)?;
-        if out.len() < targets.len() {
-            return Err(Error::BufferTooSmall {
-                needed: targets.len(),
-                cap: out.len(),
-            });
-        }
-        if self.available.len() == 1 {
-            let snapshot = [self.available[0].load(Ordering::Relaxed)];
-            let words: &[u64] = &snapshot;
-            if snapshot[0] == 0 {
-                return Err(Error::NoServerAvailable);
-            }
-            for (t, o) in targets.iter().zip(out.iter_mut()) {
-                *o = self.least_loaded_member(words, self.namespace_of(t), loads, |&l| l)?;
-            }
-        } else {
-            for (t, o) in targets.iter().zip(out.iter_mut()) {
-                *o = self.least_loaded_member(
-                    &*self.available,
-                    self.namespace_of(t),
-                    loads,
-                    |&l| l,
-                )?;
-            }
-        }
-        Ok(())
-    }
-
     /// Stateless selection with a load bound, in the spirit of HAProxy's `hash-balance-factor`:
     /// a server is eligible while its load is below `ceil(ceil((total + 1) * f / 100) / alive)`
     /// (HAProxy's slot rule with equal weights, `alive` = available servers), and always at
