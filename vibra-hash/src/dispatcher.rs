@@ -573,35 +573,30 @@ impl Dispatcher {
         total: u64,
         factor: BalanceFactor,
     ) -> Result<u32, Error> {
-        let alive = if self.available.len() == 1 {
-            // Every server up is the common case: no population count (baseline x86-64 has no
-            // POPCNT instruction, and the portable one is about 15 instructions).
-            let word = words.word(0);
-            if word == self.all_up {
-                self.servers.get()
-            } else {
-                word.count_ones()
-            }
-        } else {
-            (0..self.available.len())
-                .map(|i| words.word(i).count_ones())
-                .sum()
-        };
         // load < max(1, ceil(ceil(W / 100) / alive)) with W = (total + 1) * f, for an integer
         // load, is W > 100 * load * alive (load 0 always passes: W >= 100). W < 2^81 is one
         // widening multiplication and an add in u128; the right side is below 2^59 (load <
         // 2^32, alive <= 2^20): no division, no overflow.
         let percent = u128::from(factor.percent());
         let weighted = u128::from(total) * percent + percent;
-        let per_server = 100 * u64::from(alive);
-        let eligible = |l: u32| weighted > u128::from(per_server * u64::from(l));
-        let (best, best_load) = self.least_loaded_member_load(words, ns, slots, load)?;
-        if eligible(best_load) {
+        let eligible =
+            |l: u32, alive: u32| weighted > u128::from(100 * u64::from(alive) * u64::from(l));
+        let (best, best_load, all_up) = self.least_loaded_member_load(words, ns, slots, load)?;
+        // Every server up is the common case: no population count (baseline x86-64 has no
+        // POPCNT instruction, and the portable one is about 15 instructions).
+        let alive = if all_up {
+            self.servers.get()
+        } else {
+            (0..self.available.len())
+                .map(|i| words.word(i).count_ones())
+                .sum()
+        };
+        if eligible(best_load, alive) {
             return Ok(best);
         }
         // The least-loaded member is over the bound, so every member is: spill (out of line,
         // so that the common case stays a tight loop).
-        self.spill(words, ns, slots, load, eligible)
+        self.spill(words, ns, slots, load, |l| eligible(l, alive))
     }
 
     /// The spill walk of [`bounded_member`](Self::bounded_member): the first eligible
@@ -768,10 +763,11 @@ impl Dispatcher {
         load: impl Fn(&T) -> u32,
     ) -> Result<u32, Error> {
         self.least_loaded_member_load(words, ns, slots, load)
-            .map(|(server, _)| server)
+            .map(|(server, _, _)| server)
     }
 
-    /// [`least_loaded_member`](Self::least_loaded_member) with the winner's load.
+    /// [`least_loaded_member`](Self::least_loaded_member) with the winner's load, and whether
+    /// every server was seen up (`false` when unknown).
     #[inline(always)]
     fn least_loaded_member_load<W: BitWords, T>(
         &self,
@@ -779,7 +775,7 @@ impl Dispatcher {
         ns: u32,
         slots: &[T],
         load: impl Fn(&T) -> u32,
-    ) -> Result<(u32, u32), Error> {
+    ) -> Result<(u32, u32, bool), Error> {
         let r = self.replication;
         let servers = self.servers.get();
         let offset = ns % 64;
@@ -797,7 +793,11 @@ impl Dispatcher {
                     if let (Some(a), Some(b)) = (slots.get(ns as usize), slots.get(next as usize)) {
                         // Strict '<': ties stay with the earlier subset position (SPEC 3).
                         let (la, lb) = (load(a), load(b));
-                        return Ok(if lb < la { (next, lb) } else { (ns, la) });
+                        return Ok(if lb < la {
+                            (next, lb, true)
+                        } else {
+                            (ns, la, true)
+                        });
                     }
                 }
                 if let Some(first) = slots.get(ns as usize) {
@@ -815,7 +815,7 @@ impl Dispatcher {
                             best_load = l;
                         }
                     }
-                    return Ok((best, best_load));
+                    return Ok((best, best_load, true));
                 }
             } else {
                 // Some server down. The word doubled (bits N..2N repeat bits 0..N, 2N <= 64):
@@ -838,7 +838,11 @@ impl Dispatcher {
                             (slots.get(best as usize), slots.get(next as usize))
                         {
                             let (la, lb) = (load(a), load(b));
-                            return Ok(if lb < la { (next, lb) } else { (best, la) });
+                            return Ok(if lb < la {
+                                (next, lb, false)
+                            } else {
+                                (best, la, false)
+                            });
                         }
                     }
                     if let Some(first) = slots.get(best as usize) {
@@ -858,7 +862,7 @@ impl Dispatcher {
                                 best_load = l;
                             }
                         }
-                        return Ok((best, best_load));
+                        return Ok((best, best_load, false));
                     }
                 }
             }
@@ -871,7 +875,7 @@ impl Dispatcher {
                     .get(ns as usize..(ns + r) as usize)
                     .and_then(|m| first_minimum(m.iter(), &load))
                 {
-                    return Ok((ns + at, l));
+                    return Ok((ns + at, l, false));
                 }
             }
         } else if servers <= 64 && ns + r > servers {
@@ -886,13 +890,13 @@ impl Dispatcher {
                     slots.get(..head as usize),
                 ) {
                     if let Some((at, l)) = first_minimum(end.iter().chain(start), &load) {
-                        return Ok((if at < tail { ns + at } else { at - tail }, l));
+                        return Ok((if at < tail { ns + at } else { at - tail }, l, false));
                     }
                 }
             }
         }
         let best = least_loaded(self.scan_in(words, ns)?, |s| load(&slots[s as usize]))?;
-        Ok((best, load(&slots[best as usize])))
+        Ok((best, load(&slots[best as usize]), false))
     }
 
     /// The raw cyclic scan of `subset(ns)`.
