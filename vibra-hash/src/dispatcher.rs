@@ -824,7 +824,7 @@ impl Dispatcher {
                 // set bits, taken with trailing_zeros and "clear lowest bit": no general scan,
                 // and the same instructions whichever servers are down.
                 let doubled = word | word << servers;
-                let mut ahead = (doubled >> ns) & (u64::MAX >> (64 - servers));
+                let mut ahead = (doubled >> ns) & self.all_up;
                 let position = |ahead: u64| {
                     let s = ns + ahead.trailing_zeros();
                     if s >= servers { s - servers } else { s }
