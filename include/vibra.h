@@ -80,7 +80,7 @@
  *
  * Functions: `vibra_dispatcher_new`, `vibra_dispatcher_free`, `vibra_dispatcher_namespace`,
  * `vibra_dispatcher_subset`, `vibra_dispatcher_set_available`, `vibra_dispatcher_pick`,
- * `vibra_dispatcher_acquire`, `vibra_dispatcher_release`.
+ * `vibra_dispatcher_pick_with`, `vibra_dispatcher_acquire`, `vibra_dispatcher_release`.
  *
  * Lifecycle:
  * 1. `vibra_dispatcher_new` creates it with every server available and no connections.
@@ -88,7 +88,9 @@
  *    in shared memory seen by several processes), or `vibra_dispatcher_acquire` and, when the
  *    connection ends, `vibra_dispatcher_release` with the built-in counters.
  * 3. `vibra_dispatcher_set_available` marks servers down and up as health checks decide;
- *    only the sub-namespaces of a failed server move, and they move back when it returns.
+ *    only the sub-namespaces of a failed server move, and they move back when it returns. A
+ *    caller with its own health state passes it per request to `vibra_dispatcher_pick_with`
+ *    instead.
  * 4. `vibra_dispatcher_free` destroys it, once no other thread uses it.
  *
  * Thread safety: every function but `vibra_dispatcher_free` may be called on the same
@@ -397,6 +399,38 @@ vibra_status vibra_dispatcher_pick(const struct vibra_dispatcher *d,
                                    const uint32_t *loads,
                                    size_t n_loads,
                                    uint32_t *server);
+
+/**
+ * Stateless selection under the caller's view of which servers are up: as
+ * `vibra_dispatcher_pick`, but availability comes from `up`, not from the dispatcher (whose
+ * own availability is neither read nor changed). `up` is a bitset of `n_up` words: bit
+ * `s % 64` of `up[s / 64]` set means server `s` is up; `n_up` must be `ceil(N / 64)`, and bits
+ * at or past N are ignored. A front end with its own health state (nginx peers, HAProxy
+ * servers) passes it per request instead of calling `vibra_dispatcher_set_available`, so it
+ * never writes shared dispatcher state per request. The choice is exactly what
+ * `vibra_dispatcher_pick` chooses after `vibra_dispatcher_set_available` to the same state.
+ *
+ * Errors: `VIBRA_NULL_POINTER` if `d` or `server` is NULL, or `target`/`loads`/`up` is NULL
+ * with a non-zero length; `VIBRA_INVALID_ARGUMENT` if `n_loads != N` or `n_up != ceil(N / 64)`;
+ * `VIBRA_NO_SERVER_AVAILABLE` if no server is up in `up`.
+ *
+ * Thread safety: may be called from any number of threads at once, also on the same
+ * dispatcher. Never allocates, never blocks, writes nothing but `*server`.
+ *
+ * # Safety
+ *
+ * `d` is NULL or a live dispatcher; `target` is NULL or points to `len` readable bytes;
+ * `loads` is NULL or points to `n_loads` readable values; `up` is NULL or points to `n_up`
+ * readable words; `server` is NULL or writable.
+ */
+vibra_status vibra_dispatcher_pick_with(const struct vibra_dispatcher *d,
+                                        const char *target,
+                                        size_t len,
+                                        const uint32_t *loads,
+                                        size_t n_loads,
+                                        const uint64_t *up,
+                                        size_t n_up,
+                                        uint32_t *server);
 
 /**
  * Selection with the built-in counters: picks like `vibra_dispatcher_pick` using the

@@ -20,16 +20,27 @@
  *   the round-robin peers' own fields, which the "zone" directive places in
  *   shared memory; the module therefore requires "zone" so that every
  *   worker process sees the same counts.  The choice is made with the
- *   stateless vibra_dispatcher_pick() under the peers' write lock, so two
- *   workers never decide on the same stale counts.
+ *   stateless vibra_dispatcher_pick_with() under the peers' write lock (where
+ *   nginx's own least_conn holds it), so two workers never decide on the
+ *   same stale counts.
  * - A peer is unavailable for a request when it is marked "down", has
  *   failed max_fails times within fail_timeout, is at max_conns, or was
- *   already tried by this request (a retry after proxy_next_upstream).  The
- *   worker's dispatcher is told with vibra_dispatcher_set_available(), so
- *   the subset skips it (SPEC section 3, the failure-skip rule) and only the
- *   URLs whose subset held that peer move.  Failures are recorded by
- *   nginx's round-robin free function, exactly as for nginx's own
- *   balancers (max_fails/fail_timeout semantics).
+ *   already tried by this request (a retry after proxy_next_upstream), or
+ *   is missing from the peer list.  That view is passed per request as an
+ *   availability bitset (vibra_dispatcher_pick_with): the module never
+ *   writes the dispatcher, so the subset skips unavailable peers (SPEC
+ *   section 3, the failure-skip rule) and only the URLs whose subset held
+ *   such a peer move.  Failures are recorded by nginx's round-robin free
+ *   function, exactly as for nginx's own balancers (max_fails/fail_timeout
+ *   semantics).
+ * - Little work under the lock: the sub-namespace and its R positions are
+ *   computed before taking it (the worker's dispatcher always has every
+ *   server up, so its subset is the R positions from the sub-namespace).
+ *   Under the lock only those R peers' state is read; when all R are
+ *   available, they are exactly the subset under the true availability
+ *   whatever the other peers' state, so the choice is made with every other
+ *   bit set and no other peer read.  Only when a member is unavailable are
+ *   all N peers read, as nginx's least_conn always does.
  */
 
 
@@ -51,11 +62,14 @@ typedef struct {
     vibra_hash                          hash;
 
     /* set at init_upstream, one copy per worker process after fork */
-    vibra_dispatcher                   *dispatcher;
-    ngx_uint_t                          number;
-    uint32_t                           *loads;      /* scratch, N entries */
-    u_char                             *available;  /* what the dispatcher was told */
-    u_char                             *want;       /* scratch, N entries */
+    vibra_dispatcher                   *dispatcher;  /* never written after init */
+    ngx_uint_t                          number;      /* N at configuration time */
+    ngx_uint_t                          words;       /* ceil(N / 64) */
+    uint32_t                           *loads;       /* scratch, N entries, zeroed */
+    uint64_t                           *up;          /* scratch, words, zeroed */
+    uint64_t                           *all_up;      /* bits 0..N-1 set */
+    uint32_t                           *members;     /* scratch, R entries, zeroed */
+    ngx_http_upstream_rr_peer_t       **member_peer; /* scratch, R entries, NULL */
 } ngx_http_upstream_vibra_srv_conf_t;
 
 
@@ -147,6 +161,7 @@ static ngx_int_t
 ngx_http_upstream_init_vibra(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 {
     u_char                              errbuf[256];
+    ngx_uint_t                          i;
     vibra_status                        rc;
     ngx_pool_cleanup_t                 *cln;
     ngx_http_upstream_rr_peer_t        *peer;
@@ -224,16 +239,24 @@ ngx_http_upstream_init_vibra(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     cln->data = vcf;
 
     vcf->number = peers->number;
+    vcf->words = (vcf->number + 63) / 64;
 
+    /* every scratch array starts initialised (ngx_pcalloc zeroes) */
     vcf->loads = ngx_pcalloc(cf->pool, vcf->number * sizeof(uint32_t));
-    vcf->available = ngx_palloc(cf->pool, vcf->number);
-    vcf->want = ngx_palloc(cf->pool, vcf->number);
-    if (vcf->loads == NULL || vcf->available == NULL || vcf->want == NULL) {
+    vcf->up = ngx_pcalloc(cf->pool, vcf->words * sizeof(uint64_t));
+    vcf->all_up = ngx_pcalloc(cf->pool, vcf->words * sizeof(uint64_t));
+    vcf->members = ngx_pcalloc(cf->pool, vcf->replication * sizeof(uint32_t));
+    vcf->member_peer = ngx_pcalloc(cf->pool, vcf->replication
+                                   * sizeof(ngx_http_upstream_rr_peer_t *));
+    if (vcf->loads == NULL || vcf->up == NULL || vcf->all_up == NULL
+        || vcf->members == NULL || vcf->member_peer == NULL)
+    {
         return NGX_ERROR;
     }
 
-    /* a new dispatcher has every server available */
-    ngx_memset(vcf->available, 1, vcf->number);
+    for (i = 0; i < vcf->number; i++) {
+        vcf->all_up[i / 64] |= (uint64_t) 1 << (i % 64);
+    }
 
     us->peer.init = ngx_http_upstream_init_vibra_peer;
 
@@ -286,42 +309,31 @@ ngx_http_upstream_init_vibra_peer(ngx_http_request_t *r,
 }
 
 
-/*
- * Tell the worker's dispatcher which peers it may use for this request.
- * Peers becoming available are set first, so the dispatcher never passes
- * through a state with fewer available servers than the final one (the
- * caller guarantees the final state has at least one).
- */
-static ngx_int_t
-ngx_http_upstream_vibra_sync(ngx_peer_connection_t *pc,
-    ngx_http_upstream_vibra_srv_conf_t *vcf, const u_char *want)
+/* Whether peer number i may take this request (see the design notes above). */
+static ngx_inline ngx_uint_t
+ngx_http_upstream_vibra_usable(ngx_http_upstream_vibra_peer_data_t *vp,
+    ngx_http_upstream_rr_peer_t *peer, ngx_uint_t i, time_t now)
 {
-    u_char        errbuf[256];
-    ngx_uint_t    pass, i;
-    vibra_status  rc;
+    ngx_uint_t  n;
+    uintptr_t   m;
 
-    for (pass = 0; pass < 2; pass++) {
-        for (i = 0; i < vcf->number; i++) {
+    n = i / (8 * sizeof(uintptr_t));
+    m = (uintptr_t) 1 << i % (8 * sizeof(uintptr_t));
 
-            if (vcf->available[i] == want[i] || want[i] != (pass == 0)) {
-                continue;
-            }
+    return !((vp->rrp.tried[n] & m)
+             || peer->down
+             || (peer->max_fails
+                 && peer->fails >= peer->max_fails
+                 && now - peer->checked <= peer->fail_timeout)
+             || (peer->max_conns
+                 && peer->conns >= peer->max_conns));
+}
 
-            rc = vibra_dispatcher_set_available(vcf->dispatcher, (uint32_t) i,
-                                                want[i] ? true : false);
-            if (rc != VIBRA_OK) {
-                ngx_log_error(NGX_LOG_ERR, pc->log, 0,
-                              "vibra_dispatcher_set_available(%ui) failed: %s",
-                              i, ngx_http_upstream_vibra_error(errbuf,
-                                                   sizeof(errbuf), rc));
-                return NGX_ERROR;
-            }
 
-            vcf->available[i] = want[i];
-        }
-    }
-
-    return NGX_OK;
+static ngx_inline uint32_t
+ngx_http_upstream_vibra_load(ngx_http_upstream_rr_peer_t *peer)
+{
+    return peer->conns > UINT32_MAX ? UINT32_MAX : (uint32_t) peer->conns;
 }
 
 
@@ -330,16 +342,18 @@ ngx_http_upstream_get_vibra_peer(ngx_peer_connection_t *pc, void *data)
 {
     ngx_http_upstream_vibra_peer_data_t  *vp = data;
 
-    u_char                              *want, errbuf[256];
-    time_t                               now;
-    uint32_t                             server;
-    uintptr_t                            m;
-    ngx_int_t                            rc;
-    ngx_uint_t                           i, n, alive;
-    vibra_status                         vrc;
-    ngx_http_upstream_rr_peer_t         *peer;
-    ngx_http_upstream_rr_peers_t        *peers;
-    ngx_http_upstream_vibra_srv_conf_t  *vcf;
+    u_char                              errbuf[256];
+    size_t                              r;
+    time_t                              now;
+    uint32_t                            ns, server;
+    uintptr_t                           m;
+    ngx_int_t                           rc;
+    ngx_uint_t                          i, k, n, found, alive, fast;
+    vibra_status                        vrc;
+    const uint64_t                     *up;
+    ngx_http_upstream_rr_peer_t        *peer;
+    ngx_http_upstream_rr_peers_t       *peers;
+    ngx_http_upstream_vibra_srv_conf_t *vcf;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->log, 0,
                    "get vibra peer, try: %ui", pc->tries);
@@ -355,52 +369,109 @@ ngx_http_upstream_get_vibra_peer(ngx_peer_connection_t *pc, void *data)
     peers = vp->rrp.peers;
     now = ngx_time();
 
-    want = vcf->want;
+    /*
+     * Outside the lock: the sub-namespace and its R positions.  The worker's
+     * dispatcher is never told of failures, so its subset is always the R
+     * positions from the sub-namespace.
+     */
+    vrc = vibra_dispatcher_namespace(vcf->dispatcher,
+                                     (const char *) vp->key.data, vp->key.len,
+                                     &ns);
+    if (vrc == VIBRA_OK) {
+        vrc = vibra_dispatcher_subset(vcf->dispatcher, ns, vcf->members,
+                                      vcf->replication, &r);
+    }
+
+    if (vrc != VIBRA_OK || r != vcf->replication) {
+        ngx_log_error(NGX_LOG_ERR, pc->log, 0,
+                      "vibra_dispatcher_subset() failed: %s",
+                      vrc != VIBRA_OK
+                      ? ngx_http_upstream_vibra_error(errbuf, sizeof(errbuf),
+                                                      vrc)
+                      : (u_char *) "short subset");
+        return NGX_ERROR;
+    }
 
     ngx_http_upstream_rr_peers_wlock(peers);
 
-    alive = 0;
+    /*
+     * Find the R members' peers, following the list only up to the last of
+     * them (NULL-safe: a list shorter than at configuration time leaves the
+     * missing members NULL, and they count as unavailable).
+     */
+    for (k = 0; k < r; k++) {
+        vcf->member_peer[k] = NULL;
+    }
+
+    found = 0;
 
     for (peer = peers->peer, i = 0;
-         peer && i < vcf->number;
+         peer && i < vcf->number && found < r;
          peer = peer->next, i++)
     {
-        n = i / (8 * sizeof(uintptr_t));
-        m = (uintptr_t) 1 << i % (8 * sizeof(uintptr_t));
+        k = (i + vcf->number - ns) % vcf->number;
 
-        vcf->loads[i] = peer->conns > UINT32_MAX ? UINT32_MAX
-                                                 : (uint32_t) peer->conns;
-
-        want[i] = !((vp->rrp.tried[n] & m)
-                    || peer->down
-                    || (peer->max_fails
-                        && peer->fails >= peer->max_fails
-                        && now - peer->checked <= peer->fail_timeout)
-                    || (peer->max_conns
-                        && peer->conns >= peer->max_conns));
-
-        alive += want[i];
+        if (k < r) {
+            vcf->member_peer[k] = peer;
+            found++;
+        }
     }
 
-    if (alive == 0) {
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, pc->log, 0,
-                       "get vibra peer, no peer available");
-        rc = NGX_BUSY;
-        goto done;
+    /* common case: every member is available; read only their state */
+    fast = (found == r);
+
+    for (k = 0; fast && k < r; k++) {
+        peer = vcf->member_peer[k];
+
+        if (!ngx_http_upstream_vibra_usable(vp, peer, vcf->members[k], now)) {
+            fast = 0;
+            break;
+        }
+
+        vcf->loads[vcf->members[k]] = ngx_http_upstream_vibra_load(peer);
     }
 
-    if (ngx_http_upstream_vibra_sync(pc, vcf, want) != NGX_OK) {
-        rc = NGX_ERROR;
-        goto done;
+    if (fast) {
+        /* every member up: the subset is these R whatever the others' state */
+        up = vcf->all_up;
+
+    } else {
+        /* a member is unavailable: read every peer, as least_conn does */
+        alive = 0;
+        ngx_memzero(vcf->up, vcf->words * sizeof(uint64_t));
+
+        for (peer = peers->peer, i = 0;
+             peer && i < vcf->number;
+             peer = peer->next, i++)
+        {
+            vcf->loads[i] = ngx_http_upstream_vibra_load(peer);
+
+            if (ngx_http_upstream_vibra_usable(vp, peer, i, now)) {
+                vcf->up[i / 64] |= (uint64_t) 1 << (i % 64);
+                alive++;
+            }
+        }
+
+        if (alive == 0) {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                           "get vibra peer, no peer available");
+            rc = NGX_BUSY;
+            goto done;
+        }
+
+        up = vcf->up;
     }
 
-    vrc = vibra_dispatcher_pick(vcf->dispatcher,
-                                (const char *) vp->key.data, vp->key.len,
-                                vcf->loads, vcf->number, &server);
+    vrc = vibra_dispatcher_pick_with(vcf->dispatcher,
+                                     (const char *) vp->key.data, vp->key.len,
+                                     vcf->loads, vcf->number,
+                                     up, vcf->words, &server);
 
-    if (vrc != VIBRA_OK || server >= vcf->number || !want[server]) {
+    if (vrc != VIBRA_OK || server >= vcf->number
+        || !(up[server / 64] >> (server % 64) & 1))
+    {
         ngx_log_error(NGX_LOG_ERR, pc->log, 0,
-                      "vibra_dispatcher_pick() failed: %s",
+                      "vibra_dispatcher_pick_with() failed: %s",
                       vrc != VIBRA_OK
                       ? ngx_http_upstream_vibra_error(errbuf, sizeof(errbuf),
                                                       vrc)
@@ -409,10 +480,28 @@ ngx_http_upstream_get_vibra_peer(ngx_peer_connection_t *pc, void *data)
         goto done;
     }
 
-    peer = peers->peer;
+    /* the chosen peer: a member on the fast path, else walk (NULL-safe) */
+    peer = NULL;
 
-    for (i = 0; i < server; i++) {
-        peer = peer->next;
+    if (fast) {
+        k = (server + vcf->number - ns) % vcf->number;
+        peer = k < r ? vcf->member_peer[k] : NULL;
+
+    } else {
+        for (peer = peers->peer, i = 0;
+             peer && i < server;
+             peer = peer->next, i++)
+        {
+            /* void */
+        }
+    }
+
+    if (peer == NULL) {
+        ngx_log_error(NGX_LOG_ERR, pc->log, 0,
+                      "vibra: server %uD is missing from the peer list",
+                      server);
+        rc = NGX_ERROR;
+        goto done;
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->log, 0,
@@ -465,8 +554,10 @@ ngx_http_upstream_vibra_create_conf(ngx_conf_t *cf)
      *     conf->key = { 0 };
      *     conf->dispatcher = NULL;
      *     conf->loads = NULL;
-     *     conf->available = NULL;
-     *     conf->want = NULL;
+     *     conf->up = NULL;
+     *     conf->all_up = NULL;
+     *     conf->members = NULL;
+     *     conf->member_peer = NULL;
      */
 
     conf->replication = NGX_CONF_UNSET_UINT;

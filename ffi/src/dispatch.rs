@@ -34,7 +34,7 @@ pub const VIBRA_HASH_FAST: vibra_hash = 3;
 ///
 /// Functions: `vibra_dispatcher_new`, `vibra_dispatcher_free`, `vibra_dispatcher_namespace`,
 /// `vibra_dispatcher_subset`, `vibra_dispatcher_set_available`, `vibra_dispatcher_pick`,
-/// `vibra_dispatcher_acquire`, `vibra_dispatcher_release`.
+/// `vibra_dispatcher_pick_with`, `vibra_dispatcher_acquire`, `vibra_dispatcher_release`.
 ///
 /// Lifecycle:
 /// 1. `vibra_dispatcher_new` creates it with every server available and no connections.
@@ -42,7 +42,9 @@ pub const VIBRA_HASH_FAST: vibra_hash = 3;
 ///    in shared memory seen by several processes), or `vibra_dispatcher_acquire` and, when the
 ///    connection ends, `vibra_dispatcher_release` with the built-in counters.
 /// 3. `vibra_dispatcher_set_available` marks servers down and up as health checks decide;
-///    only the sub-namespaces of a failed server move, and they move back when it returns.
+///    only the sub-namespaces of a failed server move, and they move back when it returns. A
+///    caller with its own health state passes it per request to `vibra_dispatcher_pick_with`
+///    instead.
 /// 4. `vibra_dispatcher_free` destroys it, once no other thread uses it.
 ///
 /// Thread safety: every function but `vibra_dispatcher_free` may be called on the same
@@ -349,6 +351,75 @@ pub unsafe extern "C" fn vibra_dispatcher_pick(
         let loads = unsafe { try_slice(loads, n_loads, "loads") }?;
         let server = unsafe { try_out(server, "server") }?;
         server.write(d.pick(target, loads)?);
+        Ok(())
+    })
+}
+
+/// Stateless selection under the caller's view of which servers are up: as
+/// `vibra_dispatcher_pick`, but availability comes from `up`, not from the dispatcher (whose
+/// own availability is neither read nor changed). `up` is a bitset of `n_up` words: bit
+/// `s % 64` of `up[s / 64]` set means server `s` is up; `n_up` must be `ceil(N / 64)`, and bits
+/// at or past N are ignored. A front end with its own health state (nginx peers, HAProxy
+/// servers) passes it per request instead of calling `vibra_dispatcher_set_available`, so it
+/// never writes shared dispatcher state per request. The choice is exactly what
+/// `vibra_dispatcher_pick` chooses after `vibra_dispatcher_set_available` to the same state.
+///
+/// Errors: `VIBRA_NULL_POINTER` if `d` or `server` is NULL, or `target`/`loads`/`up` is NULL
+/// with a non-zero length; `VIBRA_INVALID_ARGUMENT` if `n_loads != N` or `n_up != ceil(N / 64)`;
+/// `VIBRA_NO_SERVER_AVAILABLE` if no server is up in `up`.
+///
+/// Thread safety: may be called from any number of threads at once, also on the same
+/// dispatcher. Never allocates, never blocks, writes nothing but `*server`.
+///
+/// # Safety
+///
+/// `d` is NULL or a live dispatcher; `target` is NULL or points to `len` readable bytes;
+/// `loads` is NULL or points to `n_loads` readable values; `up` is NULL or points to `n_up`
+/// readable words; `server` is NULL or writable.
+#[cfg_attr(
+    doc,
+    doc = r#"
+```
+use vibra::*;
+let mut d = std::ptr::null_mut();
+let mut server = u32::MAX;
+let loads = [0u32, 0, 0, 0];
+unsafe {
+    // charsum: "/" is 47, 47 mod 4 = 3, so the subset is {3, 0} with every server up
+    assert_eq!(vibra_dispatcher_new(4, 2, VIBRA_HASH_CHARSUM, &mut d), VIBRA_OK);
+    let up = [0b0111u64]; // server 3 is down in the caller's view: the subset is {0, 1}
+    assert_eq!(
+        vibra_dispatcher_pick_with(d, "/".as_ptr().cast(), 1, loads.as_ptr(), 4, up.as_ptr(), 1, &mut server),
+        VIBRA_OK
+    );
+    assert_eq!(server, 0);
+    // the dispatcher's own view is unchanged
+    assert_eq!(vibra_dispatcher_pick(d, "/".as_ptr().cast(), 1, loads.as_ptr(), 4, &mut server), VIBRA_OK);
+    assert_eq!(server, 3);
+    vibra_dispatcher_free(d);
+}
+```
+"#
+)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vibra_dispatcher_pick_with(
+    d: *const vibra_dispatcher,
+    target: *const c_char,
+    len: usize,
+    loads: *const u32,
+    n_loads: usize,
+    up: *const u64,
+    n_up: usize,
+    server: *mut u32,
+) -> vibra_status {
+    ffi_boundary!({
+        // SAFETY (all five): the caller's promises above.
+        let d = unsafe { try_handle(d, "d") }?;
+        let target = unsafe { try_bytes(target, len, "target") }?;
+        let loads = unsafe { try_slice(loads, n_loads, "loads") }?;
+        let up = unsafe { try_slice(up, n_up, "up") }?;
+        let server = unsafe { try_out(server, "server") }?;
+        server.write(d.pick_with(target, loads, up)?);
         Ok(())
     })
 }

@@ -7,40 +7,28 @@
 //!     target/release/examples/decision_count fast 16
 //! ```
 //!
-//! Arguments: a mode (`key`, `fast`, `fast-dep`, `charsum`, `md5`, `acquire`) and the server
+//! Arguments: a mode (`key`, `fast`, `fast-dep`, `charsum`, `md5`, `bounded`, `acquire`) and the server
 //! count (default 16; R = 2). Each mode makes one pass: one decision per URL. The corpus is
-//! `$VIBRA_WC98_URLS`, else `../shared/data/wc98/object_mappings.sort` from the repository root,
-//! else `/work/shared/data/wc98/object_mappings.sort`. Only `run` is counted (with the
+//! the World Cup URL list, read by `wc98::urls` (data directory from `VIBRA_DATA_DIR`, else the
+//! default beside the repository). Only `run` is counted (with the
 //! `--toggle-collect` above), so reading the corpus is not: divide its instruction count by the
 //! printed number of URLs.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use vibra_hash::{Dispatcher, HashKind, dispatch_key};
 
+/// The World Cup URLs through the workspace's one reader (every byte of each URL, nothing
+/// trimmed); `None` when the data is not there.
 fn corpus() -> Option<Vec<Vec<u8>>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let path = std::env::var_os("VIBRA_WC98_URLS")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([
-            root.join("../shared/data/wc98/object_mappings.sort"),
-            PathBuf::from("/work/shared/data/wc98/object_mappings.sort"),
-        ])
-        .find(|p| p.is_file())?;
-    let text = std::fs::read(path).ok()?;
-    Some(
-        text.split(|&b| b == b'\n')
-            .filter_map(|line| {
-                let line = line.trim_ascii();
-                let at = line.iter().position(|b| b.is_ascii_whitespace())?;
-                Some(line[at..].trim_ascii().to_vec())
-            })
-            .filter(|u| !u.is_empty())
-            .collect(),
-    )
+    match wc98::urls(None) {
+        Ok(list) => list.map(|l| l.urls),
+        Err(e) => {
+            eprintln!("World Cup URL list: {e}");
+            None
+        }
+    }
 }
 
 /// The counted work: one pass over `urls` in `mode`.
@@ -62,6 +50,17 @@ fn run(mode: &str, d: &Dispatcher, urls: &[Vec<u8>], loads: &[u32]) -> u64 {
                 if i >= urls.len() {
                     i -= urls.len();
                 }
+            }
+        }
+        "bounded" => {
+            // A factor high enough that some member is always under the bound (the common case).
+            let factor = vibra_hash::BalanceFactor::new(1000).unwrap_or_else(|_| unreachable!());
+            let total = loads.iter().map(|&l| u64::from(l)).sum();
+            for u in urls {
+                sum += u64::from(
+                    d.pick_bounded(black_box(u), loads, total, factor)
+                        .unwrap_or(0),
+                );
             }
         }
         "acquire" => {
@@ -90,7 +89,7 @@ fn main() -> ExitCode {
         _ => HashKind::Fast,
     };
     let Some(urls) = corpus() else {
-        eprintln!("no World Cup URL list found (set VIBRA_WC98_URLS)");
+        eprintln!("no World Cup URL list found (set VIBRA_DATA_DIR)");
         return ExitCode::FAILURE;
     };
     let d = match Dispatcher::new(servers, 2, hash) {

@@ -14,19 +14,19 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::Error;
 
 /// A read-only view of an availability bitset.
-pub(crate) trait BitWords {
+pub(crate) trait BitWords: Copy {
     /// Word `index` of the bitset.
     fn word(&self, index: usize) -> u64;
 }
 
-impl BitWords for [u64] {
+impl BitWords for &[u64] {
     #[inline]
     fn word(&self, index: usize) -> u64 {
         self[index]
     }
 }
 
-impl BitWords for [AtomicU64] {
+impl BitWords for &[AtomicU64] {
     #[inline]
     fn word(&self, index: usize) -> u64 {
         // Relaxed is enough: availability guards no other memory, and each word is one atomic
@@ -44,8 +44,8 @@ pub(crate) const fn words_for(servers: u32) -> usize {
 /// The available servers among `span` positions from `start` in cyclic order, at most `take`
 /// of them, in that order. Allocation-free; each bitset word is loaded once per visit.
 #[derive(Debug)]
-pub(crate) struct CyclicScan<'a, W: BitWords + ?Sized> {
-    words: &'a W,
+pub(crate) struct CyclicScan<W: BitWords> {
+    words: W,
     servers: u32,
     next: u32,
     left: u32,
@@ -54,17 +54,16 @@ pub(crate) struct CyclicScan<'a, W: BitWords + ?Sized> {
     cached: u64,
 }
 
-// By hand: a derive would require `W: Clone`, but only the reference is copied.
-impl<W: BitWords + ?Sized> Clone for CyclicScan<'_, W> {
+impl<W: BitWords> Clone for CyclicScan<W> {
     fn clone(&self) -> Self {
         CyclicScan { ..*self }
     }
 }
 
-impl<'a, W: BitWords + ?Sized> CyclicScan<'a, W> {
+impl<W: BitWords> CyclicScan<W> {
     /// `start < servers`, `span <= servers`; `words` covers `servers` bits.
     #[inline]
-    pub(crate) fn new(words: &'a W, servers: u32, start: u32, span: u32, take: u32) -> Self {
+    pub(crate) fn new(words: W, servers: u32, start: u32, span: u32, take: u32) -> Self {
         debug_assert!(start < servers && span <= servers);
         CyclicScan {
             words,
@@ -78,7 +77,7 @@ impl<'a, W: BitWords + ?Sized> CyclicScan<'a, W> {
     }
 }
 
-impl<W: BitWords + ?Sized> Iterator for CyclicScan<'_, W> {
+impl<W: BitWords> Iterator for CyclicScan<W> {
     type Item = u32;
 
     #[inline]
@@ -123,45 +122,162 @@ impl<W: BitWords + ?Sized> Iterator for CyclicScan<'_, W> {
     }
 }
 
-/// A plain (single-owner) availability bitset for the baselines and [`takeover_servers`].
+/// A caller-supplied availability bitset (bit `s % 64` of word `s / 64` set = server `s` up),
+/// read with the bits at or past N cleared, so that callers may leave garbage there.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GivenWords<'a> {
+    words: &'a [u64],
+    /// Mask of the valid bits of the last word.
+    last_mask: u64,
+}
+
+impl<'a> GivenWords<'a> {
+    /// `words.len() == words_for(servers)`, else [`Error::MaskLength`].
+    #[inline]
+    pub(crate) fn new(words: &'a [u64], servers: u32) -> Result<Self, Error> {
+        let want = words_for(servers);
+        if words.len() != want {
+            return Err(Error::MaskLength {
+                len: words.len(),
+                words: want,
+                servers,
+            });
+        }
+        let tail = servers % 64;
+        Ok(GivenWords {
+            words,
+            last_mask: if tail == 0 {
+                u64::MAX
+            } else {
+                (1u64 << tail) - 1
+            },
+        })
+    }
+}
+
+impl BitWords for GivenWords<'_> {
+    #[inline(always)]
+    fn word(&self, index: usize) -> u64 {
+        let w = self.words[index];
+        if index + 1 == self.words.len() {
+            w & self.last_mask
+        } else {
+            w
+        }
+    }
+}
+
+/// A caller's view of which servers are up, one bit per server: what
+/// [`Dispatcher::pick_with`](crate::Dispatcher::pick_with) and the other `_with` lookups take
+/// (as [`words`](Availability::words)), so that a front end with its own health state never
+/// rewrites the dispatcher's shared state per request.
+///
+/// ```
+/// use vibra_hash::Availability;
+///
+/// let mut up = Availability::all_up(70)?;
+/// up.set(3, false)?;
+/// assert_eq!(up.count(), 69);
+/// assert!(!up.is_up(3) && up.is_up(69) && !up.is_up(70));
+/// assert_eq!(up.words().len(), 2);
+/// assert_eq!(up.iter().take(4).collect::<Vec<_>>(), vec![0, 1, 2, 4]);
+/// # Ok::<(), vibra_hash::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Availability {
+pub struct Availability {
     words: Vec<u64>,
     servers: u32,
 }
 
 impl Availability {
-    /// `servers` servers, all available. `servers >= 1`.
-    pub(crate) fn all_up(servers: u32) -> Self {
+    /// `servers` servers, all up.
+    ///
+    /// # Errors
+    /// [`Error::InvalidServerCount`] unless `1 <= servers <= Dispatcher::MAX_SERVERS`.
+    ///
+    /// ```
+    /// # use vibra_hash::Availability;
+    /// assert_eq!(Availability::all_up(5)?.count(), 5);
+    /// assert!(Availability::all_up(0).is_err());
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn all_up(servers: u32) -> Result<Self, Error> {
+        check_server_count(servers as usize)?;
         let mut up = Availability {
-            words: vec![0; words_for(servers)],
+            words: vec![u64::MAX; words_for(servers)],
             servers,
         };
-        for s in 0..servers {
-            up.set(s, true);
-        }
-        up
+        up.clear_tail();
+        Ok(up)
     }
 
-    /// One flag per server; at most `u32::MAX` entries.
-    pub(crate) fn from_flags(flags: &[bool]) -> Self {
+    /// One flag per server (`true` = up).
+    ///
+    /// # Errors
+    /// [`Error::InvalidServerCount`] unless `1 <= flags.len() <= Dispatcher::MAX_SERVERS`.
+    ///
+    /// ```
+    /// # use vibra_hash::Availability;
+    /// let up = Availability::from_flags(&[true, false, true])?;
+    /// assert_eq!(up.iter().collect::<Vec<_>>(), vec![0, 2]);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn from_flags(flags: &[bool]) -> Result<Self, Error> {
+        check_server_count(flags.len())?;
+        Ok(Self::from_flags_unchecked(flags))
+    }
+
+    /// [`from_flags`](Self::from_flags) for `1 <= flags.len() <= u32::MAX`.
+    pub(crate) fn from_flags_unchecked(flags: &[bool]) -> Self {
         let servers = flags.len() as u32;
-        let mut up = Availability {
-            words: vec![0; words_for(servers)],
-            servers,
-        };
-        for (s, &f) in flags.iter().enumerate() {
-            up.set(s as u32, f);
+        let mut words = vec![0u64; words_for(servers)];
+        for (s, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
+            words[s / 64] |= 1 << (s % 64);
         }
-        up
+        Availability { words, servers }
     }
 
-    pub(crate) fn servers(&self) -> u32 {
+    fn clear_tail(&mut self) {
+        let tail = self.servers % 64;
+        if tail != 0 {
+            if let Some(last) = self.words.last_mut() {
+                *last &= (1u64 << tail) - 1;
+            }
+        }
+    }
+
+    /// The server count N.
+    ///
+    /// ```
+    /// # use vibra_hash::Availability;
+    /// assert_eq!(Availability::all_up(9)?.servers(), 9);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn servers(&self) -> u32 {
         self.servers
     }
 
-    /// `server < servers`.
-    pub(crate) fn set(&mut self, server: u32, available: bool) {
+    /// Marks `server` up or down.
+    ///
+    /// # Errors
+    /// [`Error::ServerOutOfRange`] if `server >= N` (nothing changes).
+    ///
+    /// ```
+    /// # use vibra_hash::Availability;
+    /// let mut up = Availability::all_up(2)?;
+    /// up.set(1, false)?;
+    /// assert!(!up.is_up(1));
+    /// assert!(up.set(2, false).is_err());
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn set(&mut self, server: u32, available: bool) -> Result<(), Error> {
+        if server >= self.servers {
+            return Err(Error::ServerOutOfRange {
+                server,
+                servers: self.servers,
+            });
+        }
         let bit = 1u64 << (server % 64);
         let word = &mut self.words[(server / 64) as usize];
         if available {
@@ -169,39 +285,110 @@ impl Availability {
         } else {
             *word &= !bit;
         }
-    }
-
-    /// Checked [`set`](Self::set).
-    pub(crate) fn try_set(&mut self, server: u32, available: bool) -> Result<(), Error> {
-        if server >= self.servers {
-            return Err(Error::ServerOutOfRange {
-                server,
-                servers: self.servers,
-            });
-        }
-        self.set(server, available);
         Ok(())
     }
 
-    /// `server < servers`.
-    pub(crate) fn is_up(&self, server: u32) -> bool {
-        self.words[(server / 64) as usize] >> (server % 64) & 1 == 1
+    /// Whether `server` is up (`false` for `server >= N`).
+    ///
+    /// ```
+    /// # use vibra_hash::Availability;
+    /// let up = Availability::all_up(2)?;
+    /// assert!(up.is_up(1) && !up.is_up(2));
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn is_up(&self, server: u32) -> bool {
+        server < self.servers && self.words[(server / 64) as usize] >> (server % 64) & 1 == 1
     }
 
-    pub(crate) fn count(&self) -> u32 {
+    /// The number of servers up.
+    ///
+    /// ```
+    /// # use vibra_hash::Availability;
+    /// assert_eq!(Availability::from_flags(&[false, true])?.count(), 1);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn count(&self) -> u32 {
         self.words.iter().map(|w| w.count_ones()).sum()
+    }
+
+    /// The bitset itself: bit `s % 64` of word `s / 64` set = server `s` up, `ceil(N / 64)`
+    /// words, bits at or past N clear. This is the `up` argument of the dispatcher's `_with`
+    /// lookups and of libvibra's `vibra_dispatcher_pick_with`.
+    ///
+    /// ```
+    /// # use vibra_hash::Availability;
+    /// let up = Availability::from_flags(&[true, false, true])?;
+    /// assert_eq!(up.words(), &[0b101]);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
+    /// Every server up, in ascending order.
+    ///
+    /// ```
+    /// # use vibra_hash::Availability;
+    /// let up = Availability::from_flags(&[false, true, true])?;
+    /// assert_eq!(up.iter().collect::<Vec<_>>(), vec![1, 2]);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn iter(&self) -> Servers<'_> {
+        Servers {
+            scan: self.scan(0, self.servers, self.servers),
+        }
+    }
+
+    /// Every server up in cyclic order from `start`: `start, start + 1, ..., N - 1, 0, ...,
+    /// start - 1` (nothing for `start >= N`). A round-robin's next server is the first.
+    ///
+    /// ```
+    /// # use vibra_hash::Availability;
+    /// let up = Availability::from_flags(&[true, false, true, true])?;
+    /// assert_eq!(up.iter_from(1).collect::<Vec<_>>(), vec![2, 3, 0]);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn iter_from(&self, start: u32) -> Servers<'_> {
+        let span = if start < self.servers {
+            self.servers
+        } else {
+            0
+        };
+        Servers {
+            scan: self.scan(start.min(self.servers - 1), span, span),
+        }
     }
 
     /// See [`CyclicScan`]; `start < servers`, `span <= servers`.
     #[inline]
-    pub(crate) fn scan(&self, start: u32, span: u32, take: u32) -> CyclicScan<'_, [u64]> {
+    pub(crate) fn scan(&self, start: u32, span: u32, take: u32) -> CyclicScan<&'_ [u64]> {
         CyclicScan::new(self.words.as_slice(), self.servers, start, span, take)
     }
+}
 
-    /// Every available server in ascending order.
+/// The servers up in an [`Availability`], ascending: returned by [`Availability::iter`].
+///
+/// ```
+/// # use vibra_hash::Availability;
+/// let up = Availability::all_up(3)?;
+/// assert_eq!(up.iter().sum::<u32>(), 3);
+/// # Ok::<(), vibra_hash::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Servers<'a> {
+    scan: CyclicScan<&'a [u64]>,
+}
+
+impl Iterator for Servers<'_> {
+    type Item = u32;
+
     #[inline]
-    pub(crate) fn iter(&self) -> CyclicScan<'_, [u64]> {
-        self.scan(0, self.servers, self.servers)
+    fn next(&mut self) -> Option<u32> {
+        self.scan.next()
     }
 }
 
@@ -213,6 +400,18 @@ pub(crate) fn server_count(len: usize) -> Result<u32, Error> {
         .ok_or(Error::InvalidServerCount {
             servers: len,
             max: u32::MAX as usize,
+        })
+}
+
+/// `1 <= servers <= Dispatcher::MAX_SERVERS`, as a `u32`.
+pub(crate) fn check_server_count(servers: usize) -> Result<u32, Error> {
+    let max = crate::Dispatcher::MAX_SERVERS;
+    u32::try_from(servers)
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or(Error::InvalidServerCount {
+            servers,
+            max: max as usize,
         })
 }
 
@@ -264,7 +463,7 @@ pub fn takeover_servers(
         });
     }
     check_replication(replication, servers)?;
-    let up = Availability::from_flags(available);
+    let up = Availability::from_flags_unchecked(available);
     let start = if failed + 1 == servers { 0 } else { failed + 1 };
     let chosen: Vec<u32> = up.scan(start, servers - 1, replication).collect();
     if chosen.is_empty() {

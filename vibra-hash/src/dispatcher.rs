@@ -9,7 +9,7 @@
 use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::cyclic::{CyclicScan, check_replication, words_for};
+use crate::cyclic::{BitWords, CyclicScan, GivenWords, check_replication, words_for};
 use crate::hash::Modulus;
 use crate::key::extract_key;
 use crate::{Error, HashKind};
@@ -57,6 +57,10 @@ pub struct Dispatcher {
     available: Box<[AtomicU64]>,
     /// Active connections per server, for the built-in tracker.
     active: Box<[AtomicU32]>,
+    /// The sum of `active`, for [`acquire_bounded`](Dispatcher::acquire_bounded).
+    total: AtomicU64,
+    /// For N <= 64, the availability word with every server up (bits 0..N set).
+    all_up: u64,
 }
 
 impl Dispatcher {
@@ -111,6 +115,8 @@ impl Dispatcher {
             modulus: Modulus::new(n),
             available,
             active,
+            total: AtomicU64::new(0),
+            all_up: u64::MAX >> (64 - servers.min(64)),
         })
     }
 
@@ -196,7 +202,46 @@ impl Dispatcher {
         let scan = self.scan(ns)?;
         let mut peek = scan.clone();
         match peek.next() {
-            Some(_) => Ok(Subset { scan }),
+            Some(_) => Ok(Subset {
+                scan: Scan::Shared(scan),
+            }),
+            None => Err(Error::NoServerAvailable),
+        }
+    }
+
+    /// [`subset`](Dispatcher::subset) under the caller's view of which servers are up (`up`,
+    /// as [`Availability::words`](crate::Availability::words): bit `s % 64` of word `s / 64`,
+    /// `ceil(N / 64)` words, bits at or past N ignored) instead of the dispatcher's own.
+    ///
+    /// # Errors
+    /// As [`subset`](Dispatcher::subset), plus [`Error::MaskLength`] if `up` does not have
+    /// `ceil(N / 64)` words.
+    ///
+    /// ```
+    /// use vibra_hash::{Availability, Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(5, 3, HashKind::Fast)?;
+    /// let up = Availability::from_flags(&[false, true, true, true, true])?;
+    /// assert_eq!(d.subset_with(4, up.words())?.collect::<Vec<_>>(), vec![4, 1, 2]);
+    /// // The dispatcher's own view is unchanged.
+    /// assert_eq!(d.subset(4)?.collect::<Vec<_>>(), vec![4, 0, 1]);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    pub fn subset_with<'a>(&'a self, ns: u32, up: &'a [u64]) -> Result<Subset<'a>, Error> {
+        let words = GivenWords::new(up, self.servers.get())?;
+        let servers = self.servers.get();
+        if ns >= servers {
+            return Err(Error::NamespaceOutOfRange {
+                namespace: ns,
+                servers,
+            });
+        }
+        let scan = CyclicScan::new(words, servers, ns, servers, self.replication);
+        let mut peek = scan.clone();
+        match peek.next() {
+            Some(_) => Ok(Subset {
+                scan: Scan::Given(scan),
+            }),
             None => Err(Error::NoServerAvailable),
         }
     }
@@ -342,17 +387,56 @@ impl Dispatcher {
                 servers: self.servers.get(),
             });
         }
-        self.least_loaded_member(self.namespace_of(target), loads, |&l| l)
+        self.least_loaded_member(&*self.available, self.namespace_of(target), loads, |&l| l)
+    }
+
+    /// [`pick`](Dispatcher::pick) under the caller's view of which servers are up, as `loads`
+    /// is already the caller's: `up` is a bitset (bit `s % 64` of word `s / 64` set = server
+    /// `s` up, `ceil(N / 64)` words, bits at or past N ignored; see
+    /// [`Availability`](crate::Availability)). The dispatcher's own availability is not read,
+    /// so a front end with its own health state (nginx peers, HAProxy servers) never writes
+    /// shared dispatcher state per request. Picks exactly what [`pick`](Dispatcher::pick)
+    /// picks after [`set_available`](Dispatcher::set_available) to the same state.
+    ///
+    /// # Errors
+    /// As [`pick`](Dispatcher::pick), plus [`Error::MaskLength`] if `up` does not have
+    /// `ceil(N / 64)` words.
+    ///
+    /// ```
+    /// use vibra_hash::{Availability, Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
+    /// let mut up = Availability::all_up(4)?;
+    /// assert_eq!(d.pick_with(b"/", &[0, 0, 0, 0], up.words())?, 3);
+    /// up.set(3, false)?; // the caller's view: server 3 is down, so "/" -> {0, 1}
+    /// assert_eq!(d.pick_with(b"/", &[5, 0, 0, 0], up.words())?, 1);
+    /// assert_eq!(d.pick_with(b"/", &[0; 4], &[0b0111])?, 0); // raw words work too
+    /// assert!(d.pick_with(b"/", &[0; 4], &[0]).is_err()); // nobody up
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn pick_with(&self, target: &[u8], loads: &[u32], up: &[u64]) -> Result<u32, Error> {
+        if loads.len() != self.servers.get() as usize {
+            return Err(Error::SliceLength {
+                len: loads.len(),
+                servers: self.servers.get(),
+            });
+        }
+        let words = GivenWords::new(up, self.servers.get())?;
+        self.least_loaded_member(words, self.namespace_of(target), loads, |&l| l)
     }
 
     /// Stateless selection with a load bound, in the spirit of HAProxy's `hash-balance-factor`:
     /// a server is eligible while its load is below `ceil(ceil((total + 1) * f / 100) / alive)`
-    /// (HAProxy's slot rule with equal weights, `total` = sum of `loads`, `alive` = available
-    /// servers). The least-loaded eligible member of the subset wins (ties to the earlier
-    /// position); when every member is over the bound, the next available servers in cyclic
-    /// order are tried and the first eligible one wins. Some server is always eligible, since
-    /// `f >= 100`. Costs O(N) for the sum, so prefer [`pick`](Dispatcher::pick) on large
-    /// clusters unless hot spots matter.
+    /// (HAProxy's slot rule with equal weights, `alive` = available servers), and always at
+    /// load 0. `total` is the sum of `loads`, which the caller keeps beside them (an nginx or
+    /// HAProxy module updates it with each count), so a decision never sums N loads. The
+    /// least-loaded eligible member of the subset wins (ties to the earlier position); when
+    /// every member is over the bound, the next available servers in cyclic order are tried and
+    /// the first eligible one wins (O(N) at worst, only then). Some server is always eligible
+    /// when `total` is the sum, since `f >= 100`; if none is (a wrong `total`), the primary
+    /// keeps the request. The common case costs about one [`pick`](Dispatcher::pick): the
+    /// bound is tested with multiplications only (`(total + 1) * f > 100 * load * alive`).
     ///
     /// # Errors
     /// As [`pick`](Dispatcher::pick).
@@ -363,61 +447,184 @@ impl Dispatcher {
     /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
     /// let f = BalanceFactor::new(125)?;
     /// // Balanced: the subset decides as usual.
-    /// assert_eq!(d.pick_bounded(b"/", &[1, 1, 1, 1], f)?, 3);
+    /// assert_eq!(d.pick_bounded(b"/", &[1, 1, 1, 1], 4, f)?, 3);
     /// // Both members are far above the mean: the request spills to server 1.
-    /// assert_eq!(d.pick_bounded(b"/", &[9, 0, 0, 9], f)?, 1);
+    /// assert_eq!(d.pick_bounded(b"/", &[9, 0, 0, 9], 18, f)?, 1);
     /// # Ok::<(), vibra_hash::Error>(())
     /// ```
+    #[inline(always)]
     pub fn pick_bounded(
         &self,
         target: &[u8],
         loads: &[u32],
+        total: u64,
         factor: BalanceFactor,
     ) -> Result<u32, Error> {
-        if loads.len() != self.servers.get() as usize {
-            return Err(Error::SliceLength {
+        self.check_loads(loads)?;
+        self.bounded_member(
+            &*self.available,
+            self.namespace_of(target),
+            loads,
+            |&l| l,
+            total,
+            factor,
+        )
+    }
+
+    /// [`pick_bounded`](Dispatcher::pick_bounded) under the caller's view of which servers
+    /// are up (`up` as for [`pick_with`](Dispatcher::pick_with)); `alive` in the bound is the
+    /// number of servers up in `up`.
+    ///
+    /// # Errors
+    /// As [`pick_with`](Dispatcher::pick_with).
+    ///
+    /// ```
+    /// use vibra_hash::{BalanceFactor, Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
+    /// let f = BalanceFactor::new(125)?;
+    /// // Server 3 down in the caller's view: "/" -> {0, 1}; 0 is over the bound, 1 is not.
+    /// assert_eq!(d.pick_bounded_with(b"/", &[9, 0, 0, 0], 9, f, &[0b0111])?, 1);
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn pick_bounded_with(
+        &self,
+        target: &[u8],
+        loads: &[u32],
+        total: u64,
+        factor: BalanceFactor,
+        up: &[u64],
+    ) -> Result<u32, Error> {
+        self.check_loads(loads)?;
+        let words = GivenWords::new(up, self.servers.get())?;
+        self.bounded_member(
+            words,
+            self.namespace_of(target),
+            loads,
+            |&l| l,
+            total,
+            factor,
+        )
+    }
+
+    /// The built-in tracker with a load bound: picks like
+    /// [`pick_bounded`](Dispatcher::pick_bounded) over the dispatcher's own counters and the
+    /// total it keeps beside them, then counts the connection like
+    /// [`acquire`](Dispatcher::acquire).
+    ///
+    /// # Errors
+    /// As [`acquire`](Dispatcher::acquire).
+    ///
+    /// ```
+    /// use vibra_hash::{BalanceFactor, Dispatcher, HashKind};
+    ///
+    /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
+    /// let f = BalanceFactor::new(100)?;
+    /// let a = d.acquire_bounded(b"/", f)?;
+    /// let b = d.acquire_bounded(b"/", f)?;
+    /// let c = d.acquire_bounded(b"/", f)?; // 3 and 0 are at the mean: spill to 1
+    /// assert_eq!((a.server(), b.server(), c.server()), (3, 0, 1));
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
+    #[inline]
+    pub fn acquire_bounded(
+        &self,
+        target: &[u8],
+        factor: BalanceFactor,
+    ) -> Result<Lease<'_>, Error> {
+        let server = self.bounded_member(
+            &*self.available,
+            self.namespace_of(target),
+            &self.active,
+            |a| a.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+            factor,
+        )?;
+        self.count(server)?;
+        Ok(Lease {
+            dispatcher: self,
+            server,
+        })
+    }
+
+    /// `loads.len() == N`.
+    #[inline(always)]
+    fn check_loads(&self, loads: &[u32]) -> Result<(), Error> {
+        if loads.len() == self.servers.get() as usize {
+            Ok(())
+        } else {
+            Err(Error::SliceLength {
                 len: loads.len(),
                 servers: self.servers.get(),
-            });
+            })
         }
-        let ns = self.namespace_of(target);
-        let mut walk = CyclicScan::new(
-            &*self.available,
-            self.servers.get(),
-            ns,
-            self.servers.get(),
-            self.servers.get(),
-        );
-        let alive = u64::from(self.available_count());
-        if alive == 0 {
-            return Err(Error::NoServerAvailable);
+    }
+
+    /// The bounded choice for `ns < N` over `words` (see
+    /// [`pick_bounded`](Dispatcher::pick_bounded)).
+    #[inline(always)]
+    fn bounded_member<W: BitWords, T>(
+        &self,
+        words: W,
+        ns: u32,
+        slots: &[T],
+        load: impl Fn(&T) -> u32 + Copy,
+        total: u64,
+        factor: BalanceFactor,
+    ) -> Result<u32, Error> {
+        // load < max(1, ceil(ceil(W / 100) / alive)) with W = (total + 1) * f, for an integer
+        // load, is W > 100 * load * alive (load 0 always passes: W >= 100). W < 2^81 is one
+        // widening multiplication and an add in u128; the right side is below 2^59 (load <
+        // 2^32, alive <= 2^20): no division, no overflow.
+        let percent = u128::from(factor.percent());
+        let weighted = u128::from(total) * percent + percent;
+        let eligible =
+            |l: u32, alive: u32| weighted > u128::from(100 * u64::from(alive) * u64::from(l));
+        let (best, best_load, all_up) = self.least_loaded_member_load(words, ns, slots, load)?;
+        // Every server up is the common case: no population count (baseline x86-64 has no
+        // POPCNT instruction, and the portable one is about 15 instructions).
+        let alive = if all_up {
+            self.servers.get()
+        } else {
+            (0..self.available.len())
+                .map(|i| words.word(i).count_ones())
+                .sum()
+        };
+        if eligible(best_load, alive) {
+            return Ok(best);
         }
-        // total < 2^20 * 2^32 = 2^52 (MAX_SERVERS loads of at most u32::MAX), but times a factor
-        // of up to 10^5 it passes 2^64: the product is taken in u128. The bound itself is below
-        // (2^52 + 1) * 1000 < 2^63, so it fits back into u64 exactly (the fallback cannot happen).
-        let total: u64 = loads.iter().map(|&l| u64::from(l)).sum();
-        let weighted = (u128::from(total) + 1) * u128::from(factor.percent());
-        let slots = u64::try_from(weighted.div_ceil(100))
-            .unwrap_or(u64::MAX)
-            .div_ceil(alive)
-            .max(1);
-        let eligible = |s: u32| u64::from(loads[s as usize]) < slots;
-        let subset = walk.by_ref().take(self.replication as usize);
-        let mut first = None;
-        let mut best: Option<u32> = None;
-        for s in subset {
-            first.get_or_insert(s);
-            if eligible(s) && best.is_none_or(|b| loads[s as usize] < loads[b as usize]) {
-                best = Some(s);
-            }
+        // The least-loaded member is over the bound, so every member is: spill (out of line,
+        // so that the common case stays a tight loop).
+        self.spill(words, ns, slots, load, |l| eligible(l, alive))
+    }
+
+    /// The spill walk of [`bounded_member`](Self::bounded_member): the first eligible
+    /// server in cyclic order past the subset of `ns`. A concurrent availability change could
+    /// leave nobody eligible; then the primary keeps the request.
+    #[cold]
+    #[inline(never)]
+    fn spill<W: BitWords, T>(
+        &self,
+        words: W,
+        ns: u32,
+        slots: &[T],
+        load: impl Fn(&T) -> u32,
+        eligible: impl Fn(u32) -> bool,
+    ) -> Result<u32, Error> {
+        let servers = self.servers.get();
+        let mut walk = CyclicScan::new(words, servers, ns, servers, servers);
+        let first = walk.next().ok_or(Error::NoServerAvailable)?;
+        for _ in 1..self.replication {
+            walk.next();
         }
-        let first = first.ok_or(Error::NoServerAvailable)?;
-        if let Some(b) = best {
-            return Ok(b);
-        }
-        // Every member is over the bound: spill in cyclic order. A concurrent availability
-        // change could leave nobody eligible; then the primary keeps the request.
-        Ok(walk.find(|&s| eligible(s)).unwrap_or(first))
+        Ok(walk
+            .find(|&s| {
+                slots
+                    .get(s as usize)
+                    .is_some_and(|slot| eligible(load(slot)))
+            })
+            .unwrap_or(first))
     }
 
     /// Built-in tracker: picks like [`pick`](Dispatcher::pick) using the dispatcher's own
@@ -469,16 +676,29 @@ impl Dispatcher {
     /// ```
     #[inline(always)]
     pub fn acquire_server(&self, target: &[u8]) -> Result<u32, Error> {
-        let server = self.least_loaded_member(self.namespace_of(target), &self.active, |a| {
-            a.load(Ordering::Relaxed)
-        })?;
+        let server = self.least_loaded_member(
+            &*self.available,
+            self.namespace_of(target),
+            &self.active,
+            |a| a.load(Ordering::Relaxed),
+        )?;
+        self.count(server)?;
+        Ok(server)
+    }
+
+    /// Counts one more active connection on `server` (`< N`) and in the total.
+    #[inline(always)]
+    fn count(&self, server: u32) -> Result<(), Error> {
         // A compare-exchange loop rather than fetch_add, so that the count never wraps from
         // u32::MAX to 0: a full server refuses atomically with the increment, and a refusal
         // counts nothing. Uncontended it succeeds on the first exchange.
         self.active[server as usize]
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
-            .map(|_| server)
-            .map_err(|_| Error::ActiveCountFull { server })
+            .map_err(|_| Error::ActiveCountFull { server })?;
+        // The total is at most N * u32::MAX < 2^52: it never wraps. Relaxed, like the
+        // counters: a concurrent reader sees it either before or after this connection.
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Ends one active connection on `server` (the explicit path for C callers, and for a
@@ -499,8 +719,9 @@ impl Dispatcher {
         self.check_server(server)?;
         self.active[server as usize]
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .map(drop)
-            .map_err(|_| Error::NotAcquired { server })
+            .map_err(|_| Error::NotAcquired { server })?;
+        self.total.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The built-in tracker's active-connection count of `server`.
@@ -534,12 +755,27 @@ impl Dispatcher {
     /// The least-loaded member of `subset(ns)` for `ns < N` (SPEC tie-breaking); `slots` has
     /// one entry per server (`N` of them) and `load` reads an entry.
     #[inline(always)]
-    fn least_loaded_member<T>(
+    fn least_loaded_member<W: BitWords, T>(
         &self,
+        words: W,
         ns: u32,
         slots: &[T],
         load: impl Fn(&T) -> u32,
     ) -> Result<u32, Error> {
+        self.least_loaded_member_load(words, ns, slots, load)
+            .map(|(server, _, _)| server)
+    }
+
+    /// [`least_loaded_member`](Self::least_loaded_member) with the winner's load, and whether
+    /// every server was seen up (`false` when unknown).
+    #[inline(always)]
+    fn least_loaded_member_load<W: BitWords, T>(
+        &self,
+        words: W,
+        ns: u32,
+        slots: &[T],
+        load: impl Fn(&T) -> u32,
+    ) -> Result<(u32, u32, bool), Error> {
         let r = self.replication;
         let servers = self.servers.get();
         let offset = ns % 64;
@@ -547,12 +783,23 @@ impl Dispatcher {
         // and one mask test replace the general scan, and the members' loads are read as one or
         // two contiguous slices (one bounds check each).
         if servers <= 32 {
-            // One bitset word, doubled (bits N..2N repeat bits 0..N, and 2N <= 64) so that the R
-            // bits from ns wrap past N - 1 to 0 without a branch; the member indices likewise.
-            let word = self.available[0].load(Ordering::Relaxed);
-            let doubled = word | word << servers;
-            let members = u64::MAX >> (64 - r);
-            if (doubled >> ns) & members == members {
+            let word = words.word(0);
+            if word == self.all_up {
+                // Every server up (the common case): the members are the R positions from ns,
+                // wrapping with a conditional move. R = 2, the dissertation's setting, without
+                // the loop: two loads and a conditional move.
+                if r == 2 {
+                    let next = if ns + 1 == servers { 0 } else { ns + 1 };
+                    if let (Some(a), Some(b)) = (slots.get(ns as usize), slots.get(next as usize)) {
+                        // Strict '<': ties stay with the earlier subset position (SPEC 3).
+                        let (la, lb) = (load(a), load(b));
+                        return Ok(if lb < la {
+                            (next, lb, true)
+                        } else {
+                            (ns, la, true)
+                        });
+                    }
+                }
                 if let Some(first) = slots.get(ns as usize) {
                     let mut best = ns;
                     let mut best_load = load(first);
@@ -563,25 +810,72 @@ impl Dispatcher {
                             break;
                         };
                         let l = load(slot);
-                        // Strict '<': ties stay with the earlier subset position (SPEC 3).
                         if l < best_load {
                             best = s;
                             best_load = l;
                         }
                     }
-                    return Ok(best);
+                    return Ok((best, best_load, true));
+                }
+            } else {
+                // Some server down. The word doubled (bits N..2N repeat bits 0..N, 2N <= 64):
+                // bit k of `ahead` says whether position ns + k of the cyclic order (k < N) is
+                // up, wrapping past N - 1 to 0 without a branch. The members are its first R
+                // set bits, taken with trailing_zeros and "clear lowest bit": no general scan,
+                // and the same instructions whichever servers are down.
+                let doubled = word | word << servers;
+                let mut ahead = (doubled >> ns) & self.all_up;
+                let position = |ahead: u64| {
+                    let s = ns + ahead.trailing_zeros();
+                    if s >= servers { s - servers } else { s }
+                };
+                if ahead != 0 {
+                    let mut best = position(ahead);
+                    let rest = ahead & (ahead - 1);
+                    if r == 2 && rest != 0 {
+                        let next = position(rest);
+                        if let (Some(a), Some(b)) =
+                            (slots.get(best as usize), slots.get(next as usize))
+                        {
+                            let (la, lb) = (load(a), load(b));
+                            return Ok(if lb < la {
+                                (next, lb, false)
+                            } else {
+                                (best, la, false)
+                            });
+                        }
+                    }
+                    if let Some(first) = slots.get(best as usize) {
+                        let mut best_load = load(first);
+                        for _ in 1..r {
+                            ahead &= ahead - 1;
+                            if ahead == 0 {
+                                break;
+                            }
+                            let s = position(ahead);
+                            let Some(slot) = slots.get(s as usize) else {
+                                break;
+                            };
+                            let l = load(slot);
+                            if l < best_load {
+                                best = s;
+                                best_load = l;
+                            }
+                        }
+                        return Ok((best, best_load, false));
+                    }
                 }
             }
         } else if offset + r <= 64 && ns + r <= servers {
             // Not wrapping, inside one bitset word.
             let members = u64::MAX >> (64 - r);
-            let word = self.available[(ns / 64) as usize].load(Ordering::Relaxed);
+            let word = words.word((ns / 64) as usize);
             if (word >> offset) & members == members {
-                if let Some(at) = slots
+                if let Some((at, l)) = slots
                     .get(ns as usize..(ns + r) as usize)
                     .and_then(|m| first_minimum(m.iter(), &load))
                 {
-                    return Ok(ns + at);
+                    return Ok((ns + at, l, false));
                 }
             }
         } else if servers <= 64 && ns + r > servers {
@@ -589,24 +883,31 @@ impl Dispatcher {
             let tail = servers - ns; // 1..=64
             let head = r - tail; // 1..=ns
             let members = (u64::MAX >> (64 - tail)) << ns | ((1u64 << head) - 1);
-            let word = self.available[0].load(Ordering::Relaxed);
+            let word = words.word(0);
             if word & members == members {
                 if let (Some(end), Some(start)) = (
                     slots.get(ns as usize..servers as usize),
                     slots.get(..head as usize),
                 ) {
-                    if let Some(at) = first_minimum(end.iter().chain(start), &load) {
-                        return Ok(if at < tail { ns + at } else { at - tail });
+                    if let Some((at, l)) = first_minimum(end.iter().chain(start), &load) {
+                        return Ok((if at < tail { ns + at } else { at - tail }, l, false));
                     }
                 }
             }
         }
-        least_loaded(self.scan(ns)?, |s| load(&slots[s as usize]))
+        let best = least_loaded(self.scan_in(words, ns)?, |s| load(&slots[s as usize]))?;
+        Ok((best, load(&slots[best as usize]), false))
     }
 
     /// The raw cyclic scan of `subset(ns)`.
     #[inline]
-    fn scan(&self, ns: u32) -> Result<CyclicScan<'_, [AtomicU64]>, Error> {
+    fn scan(&self, ns: u32) -> Result<CyclicScan<&'_ [AtomicU64]>, Error> {
+        self.scan_in(&*self.available, ns)
+    }
+
+    /// The raw cyclic scan of `subset(ns)` over the availability `words`.
+    #[inline]
+    fn scan_in<W: BitWords>(&self, words: W, ns: u32) -> Result<CyclicScan<W>, Error> {
         let servers = self.servers.get();
         if ns >= servers {
             return Err(Error::NamespaceOutOfRange {
@@ -615,7 +916,7 @@ impl Dispatcher {
             });
         }
         Ok(CyclicScan::new(
-            &*self.available,
+            words,
             servers,
             ns,
             servers,
@@ -624,13 +925,13 @@ impl Dispatcher {
     }
 }
 
-/// The position of the first entry with the smallest load (SPEC tie-breaking: strict `<`), or
-/// `None` for no entry.
+/// The position of the first entry with the smallest load (SPEC tie-breaking: strict `<`) and
+/// that load, or `None` for no entry.
 #[inline(always)]
 fn first_minimum<'a, T: 'a>(
     mut slots: impl Iterator<Item = &'a T>,
     load: impl Fn(&T) -> u32,
-) -> Option<u32> {
+) -> Option<(u32, u32)> {
     let mut best_load = load(slots.next()?);
     let mut best = 0;
     for (i, slot) in slots.enumerate() {
@@ -640,7 +941,7 @@ fn first_minimum<'a, T: 'a>(
             best_load = l;
         }
     }
-    Some(best)
+    Some((best, best_load))
 }
 
 /// The first server with the smallest load, or `NoServerAvailable` for an empty scan.
@@ -676,7 +977,14 @@ pub(crate) fn least_loaded(
 /// ```
 #[derive(Debug, Clone)]
 pub struct Subset<'a> {
-    scan: CyclicScan<'a, [AtomicU64]>,
+    scan: Scan<'a>,
+}
+
+/// The availability a [`Subset`] walks: the dispatcher's own, or a caller's.
+#[derive(Debug, Clone)]
+enum Scan<'a> {
+    Shared(CyclicScan<&'a [AtomicU64]>),
+    Given(CyclicScan<GivenWords<'a>>),
 }
 
 impl Iterator for Subset<'_> {
@@ -684,7 +992,10 @@ impl Iterator for Subset<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<u32> {
-        self.scan.next()
+        match &mut self.scan {
+            Scan::Shared(scan) => scan.next(),
+            Scan::Given(scan) => scan.next(),
+        }
     }
 }
 
@@ -795,7 +1106,9 @@ impl Dispatcher {
     /// Sets the tracker's count of `server` directly: the only way to reach `u32::MAX` active
     /// connections in a test.
     fn set_active(&self, server: u32, n: u32) {
-        self.active[server as usize].store(n, Ordering::Relaxed);
+        let old = self.active[server as usize].swap(n, Ordering::Relaxed);
+        self.total.fetch_add(u64::from(n), Ordering::Relaxed);
+        self.total.fetch_sub(u64::from(old), Ordering::Relaxed);
     }
 }
 
@@ -895,7 +1208,7 @@ mod tests {
                     let loads: Vec<u32> = (0..n).map(|_| (next() % 4) as u32).collect();
                     for ns in 0..n {
                         let want = least_loaded(d.scan(ns).unwrap(), |s| loads[s as usize]);
-                        let got = d.least_loaded_member(ns, &loads, |&l| l);
+                        let got = d.least_loaded_member(&*d.available, ns, &loads, |&l| l);
                         assert_eq!(got, want, "n={n} r={r} ns={ns} trial={trial}");
                     }
                 }

@@ -83,6 +83,17 @@ pub enum Error {
         /// The server chosen (the least loaded member of the subset).
         server: u32,
     },
+    /// An availability bitset (the `up` argument of the `_with` lookups) without exactly
+    /// `ceil(N / 64)` words.
+    #[error("availability bitset has {len} words, expected {words} for {servers} servers")]
+    MaskLength {
+        /// The number of words given.
+        len: usize,
+        /// The number expected, `ceil(N / 64)`.
+        words: usize,
+        /// The server count N.
+        servers: u32,
+    },
     /// A hash name that is not one of `charsum`, `md5`, `sha1`, `fast`.
     #[error("unknown hash {name:?}: expected charsum, md5, sha1 or fast")]
     UnknownHashName {
@@ -95,35 +106,6 @@ pub enum Error {
     InvalidBalanceFactor {
         /// The percentage given.
         percent: u32,
-    },
-    /// A LARD threshold pair with `t_low >= t_high`.
-    #[error("LARD thresholds need t_low < t_high, got t_low = {t_low}, t_high = {t_high}")]
-    InvalidThresholds {
-        /// The low threshold given.
-        t_low: u32,
-        /// The high threshold given.
-        t_high: u32,
-    },
-    /// Two servers of a ketama ring have the same address, or a weight is 0.
-    #[error("ketama server {server}: {reason}")]
-    InvalidRingServer {
-        /// Its index.
-        server: u32,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// A load weight that is negative, NaN or infinite.
-    #[error("weight at index {index} is negative or not finite")]
-    InvalidWeight {
-        /// Its index.
-        index: usize,
-    },
-    /// Load weights that are each finite but whose total passes `f64::MAX`, so some per-server
-    /// load would be infinite.
-    #[error("load weights up to index {index} sum past the largest finite f64")]
-    WeightSumOverflow {
-        /// The index at which the running total (in index order) first overflows.
-        index: usize,
     },
     /// A numeric hash code that is not one of the C API's `VIBRA_HASH_*` values (0..=3).
     #[error("unknown hash code {code}: expected 0 (charsum), 1 (md5), 2 (sha1) or 3 (fast)")]

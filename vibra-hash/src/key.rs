@@ -54,17 +54,26 @@ pub(crate) fn extract_key(target: &[u8]) -> &[u8] {
 ///
 /// Most paths are 8 to 64 bytes long (90% of the World Cup URLs) and have neither byte (96%).
 /// For them the answer is "none" after a fixed amount of work and at most one branch on the
-/// length: four overlapping 8-byte words covering the first 32 bytes, and four more covering the
-/// last 32 of a longer path, are tested with exact SWAR arithmetic. A general
-/// search (`memchr`) spends less arithmetic but branches on the length several times (short
-/// paths byte by byte, a loop from 32 bytes, a tail), and on short, varied URLs those branches
-/// are mispredicted often enough to cost more than the search. Paths outside 8..=64 bytes, and
-/// the few that do contain `?` or `#`, take [`find_general`].
+/// length. On x86-64, paths of 16 to 64 bytes are tested as four overlapping 16-byte windows
+/// (at `min(16k, n - 16)`, so they cover the whole path) with SSE2 compares, through
+/// `safe_arch`'s safe wrappers; paths of 8 to 15 bytes (and 8 to 64 elsewhere) as overlapping
+/// 8-byte words with exact SWAR arithmetic. A general search (`memchr`) branches on the length
+/// several times (short paths byte by byte, a loop from 32 bytes, a tail), and on short,
+/// varied URLs those branches are mispredicted often enough to cost more than the search.
+/// Paths outside 8..=64 bytes, and the few that do contain `?` or `#`, take [`find_general`].
 #[inline(always)]
 fn find_query_or_fragment(path: &[u8]) -> Option<usize> {
     let n = path.len();
     if !(8..=64).contains(&n) {
         return find_general(path);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if n >= 16 {
+        return if sse2::any_query_or_fragment(path) {
+            find_general(path)
+        } else {
+            None
+        };
     }
     // Words at min(8k, n - 8) cover the first min(n, 32) bytes, words at n - 32 + 8k the last
     // 32 of a longer path.
@@ -79,6 +88,35 @@ fn find_query_or_fragment(path: &[u8]) -> Option<usize> {
         }
     }
     if any == 0 { None } else { find_general(path) }
+}
+
+/// The 16-byte window check of 16..=64-byte paths (SSE2 is part of the x86-64 baseline).
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use safe_arch::{
+        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+
+    /// Whether any byte of `path` (16..=64 bytes) is `?` or `#`: four windows at
+    /// `min(16k, n - 16)`, which overlap on shorter paths and together cover every byte.
+    #[inline(always)]
+    pub(super) fn any_query_or_fragment(path: &[u8]) -> bool {
+        debug_assert!((16..=64).contains(&path.len()));
+        let last = path.len() - 16;
+        let query = set_splat_i8_m128i(b'?' as i8);
+        let fragment = set_splat_i8_m128i(b'#' as i8);
+        let mut any = m128i::default();
+        for k in 0..4 {
+            let at = (16 * k).min(last);
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&path[at..at + 16]);
+            let w = load_unaligned_m128i(&bytes);
+            any = bitor_m128i(any, cmp_eq_mask_i8_m128i(w, query));
+            any = bitor_m128i(any, cmp_eq_mask_i8_m128i(w, fragment));
+        }
+        move_mask_i8_m128i(any) != 0
+    }
 }
 
 /// Position of the first `?` or `#`, for any length. On x86-64, memchr's SSE2 searcher is
@@ -149,6 +187,27 @@ mod tests {
         ) {
             let want = path.iter().position(|&c| c == b'?' || c == b'#');
             proptest::prop_assert_eq!(super::find_query_or_fragment(&path), want);
+        }
+    }
+
+    /// Every length the window and word checks take, with one '?' or '#' at every position
+    /// (and none, and bytes that differ from them only in the high bit).
+    #[test]
+    fn window_checks_find_a_mark_at_every_position() {
+        for n in 0..=80usize {
+            let plain: Vec<u8> = (0..n).map(|i| [b'a', 0xbf, 0xa3, b'/'][i % 4]).collect();
+            assert_eq!(super::find_query_or_fragment(&plain), None, "n={n}");
+            for at in 0..n {
+                for mark in [b'?', b'#'] {
+                    let mut path = plain.clone();
+                    path[at] = mark;
+                    assert_eq!(
+                        super::find_query_or_fragment(&path),
+                        Some(at),
+                        "n={n} at={at}"
+                    );
+                }
+            }
         }
     }
 

@@ -28,19 +28,9 @@ mod dispatcher;
 mod error;
 mod hash;
 mod key;
-mod metrics;
-mod selection;
 
-pub use cyclic::takeover_servers;
+pub use cyclic::{Availability, Servers, takeover_servers};
 pub use dispatcher::{BalanceFactor, Dispatcher, Lease, Subset};
 pub use error::Error;
 pub use hash::HashKind;
 pub use key::dispatch_key;
-pub use metrics::{
-    FailoverLoad, Fig41Row, NeighbourPeak, ServerStats, StreamStats, failover_load, fig4_1,
-    fig4_1_row, locality_loss, naive_loss, neighbour_peak, skip_rule_loss,
-};
-pub use selection::{
-    BoundedLoad, KetamaRing, Lard, LardParams, LardR, LeastConnection, NaiveRepartition, Placement,
-    RoundRobin, Selection,
-};

@@ -339,3 +339,54 @@ proptest! {
         }
     }
 }
+
+/// A target for the fast-path proptests: random bytes including 0x80 and above, '?' and '#' at
+/// any position, the empty target and absolute-form targets.
+fn any_target() -> impl Strategy<Value = Vec<u8>> {
+    let byte = prop_oneof![
+        Just(b'?'),
+        Just(b'#'),
+        Just(b'/'),
+        0x80u8..=0xff,
+        any::<u8>()
+    ];
+    prop_oneof![
+        Just(Vec::new()),
+        proptest::collection::vec(byte.clone(), 0..90),
+        (
+            prop_oneof![Just(&b"http://"[..]), Just(&b"HTTPS://"[..])],
+            proptest::collection::vec(byte, 0..70)
+        )
+            .prop_map(|(scheme, rest)| [scheme, &rest[..]].concat()),
+    ]
+}
+
+proptest! {
+    /// The caller's availability per call picks exactly what the dispatcher picks after
+    /// being told the same availability, and leaves the dispatcher's own state alone.
+    #[test]
+    fn pick_with_the_callers_availability_equals_pick_after_set_available(
+        (n, r, up) in cluster(),
+        loads_seed in proptest::collection::vec(0u32..4, 200),
+        garbage in any::<u64>(),
+        target in any_target()
+    ) {
+        let told = dispatcher_with(n, r, &up);
+        let fresh = Dispatcher::new(n, r, HashKind::Fast).unwrap();
+        let loads = &loads_seed[..n as usize];
+        let mut words = vibra_hash::Availability::from_flags(&up).unwrap().words().to_vec();
+        if n % 64 != 0 {
+            *words.last_mut().unwrap() |= garbage << (n % 64); // ignored
+        }
+        prop_assert_eq!(fresh.pick_with(&target, loads, &words), told.pick(&target, loads));
+        prop_assert_eq!(fresh.available_count(), n);
+        let ns = fresh.namespace(&target);
+        let with: Result<Vec<u32>, Error> = fresh.subset_with(ns, &words).map(Iterator::collect);
+        let want: Result<Vec<u32>, Error> = told.subset(ns).map(Iterator::collect);
+        prop_assert_eq!(with, want);
+        prop_assert_eq!(
+            fresh.pick_with(&target, loads, &words[1..]),
+            Err(Error::MaskLength { len: words.len() - 1, words: words.len(), servers: n })
+        );
+    }
+}

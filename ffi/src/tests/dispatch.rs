@@ -455,3 +455,119 @@ proptest! {
         prop_assert_eq!(h.subset(ns), expected);
     }
 }
+
+/// `vibra_dispatcher_pick_with` with an availability bitset of `words` (up to 130 servers, so
+/// one to three words).
+fn pick_with(h: &Handle, target: &[u8], loads: &[u32], words: &[u64]) -> Result<u32, vibra_status> {
+    let mut server = u32::MAX;
+    // SAFETY: live handle, readable inputs, writable output.
+    let st = unsafe {
+        vibra_dispatcher_pick_with(
+            h.0,
+            target.as_ptr().cast(),
+            target.len(),
+            loads.as_ptr(),
+            loads.len(),
+            words.as_ptr(),
+            words.len(),
+            &mut server,
+        )
+    };
+    if st == VIBRA_OK { Ok(server) } else { Err(st) }
+}
+
+#[test]
+fn pick_with_checks_its_arguments_and_leaves_the_dispatcher_untouched() {
+    let h = Handle::new(4, 2, VIBRA_HASH_CHARSUM); // "/" -> {3, 0}
+    let loads = [0u32; 4];
+    assert_eq!(pick_with(&h, b"/", &loads, &[0b1111]), Ok(3));
+    assert_eq!(pick_with(&h, b"/", &loads, &[0b0111]), Ok(0));
+    // Bits at or past N are ignored.
+    assert_eq!(pick_with(&h, b"/", &loads, &[!0b1000]), Ok(0));
+    assert_eq!(
+        pick_with(&h, b"/", &loads, &[0]),
+        Err(VIBRA_NO_SERVER_AVAILABLE)
+    );
+    assert_eq!(
+        pick_with(&h, b"/", &loads, &[!0u64 << 4]),
+        Err(VIBRA_NO_SERVER_AVAILABLE)
+    );
+    assert_eq!(
+        pick_with(&h, b"/", &loads, &[]),
+        Err(VIBRA_INVALID_ARGUMENT)
+    );
+    assert_eq!(
+        pick_with(&h, b"/", &loads, &[1, 1]),
+        Err(VIBRA_INVALID_ARGUMENT)
+    );
+    assert_eq!(
+        pick_with(&h, b"/", &[0; 3], &[1]),
+        Err(VIBRA_INVALID_ARGUMENT)
+    );
+    // The dispatcher's own availability is neither read nor changed.
+    assert_eq!(h.set_available(3, false), VIBRA_OK);
+    assert_eq!(pick_with(&h, b"/", &loads, &[0b1111]), Ok(3));
+    assert_eq!(h.pick(b"/", &loads), Ok(0));
+    let mut server = 7u32;
+    // SAFETY: NULL `up` with a non-zero length must be refused before any read.
+    let st = unsafe {
+        vibra_dispatcher_pick_with(
+            h.0,
+            c"/".as_ptr(),
+            1,
+            loads.as_ptr(),
+            4,
+            null(),
+            1,
+            &mut server,
+        )
+    };
+    assert_eq!(st, VIBRA_NULL_POINTER);
+    assert_eq!(server, 7, "nothing written on error");
+    // SAFETY: NULL output.
+    let st = unsafe {
+        vibra_dispatcher_pick_with(
+            h.0,
+            c"/".as_ptr(),
+            1,
+            loads.as_ptr(),
+            4,
+            [1u64].as_ptr(),
+            1,
+            null_mut(),
+        )
+    };
+    assert_eq!(st, VIBRA_NULL_POINTER);
+}
+
+proptest! {
+    /// Picking with the caller's availability is picking after telling the dispatcher the
+    /// same availability, for every hash and up to three bitset words.
+    #[test]
+    fn c_pick_with_equals_pick_after_set_available(
+        servers in 1u32..130,
+        r_seed in 0u32..1000,
+        hash in hash_code(),
+        down in proptest::collection::vec(any::<bool>(), 130),
+        garbage in any::<u64>(),
+        target in proptest::collection::vec(any::<u8>(), 0..40),
+        load_seed in proptest::collection::vec(0u32..5, 130),
+    ) {
+        let replication = 1 + r_seed % servers;
+        let h = Handle::new(servers, replication, hash);
+        let rust = Dispatcher::new(servers, replication, HashKind::try_from(hash).unwrap()).unwrap();
+        let mut words = vec![0u64; servers.div_ceil(64) as usize];
+        for s in 0..servers {
+            let up = !down[s as usize];
+            rust.set_available(s, up).unwrap();
+            words[(s / 64) as usize] |= u64::from(up) << (s % 64);
+        }
+        if servers % 64 != 0 {
+            // Bits at or past N carry garbage: they must be ignored.
+            *words.last_mut().unwrap() |= garbage << (servers % 64);
+        }
+        let loads = &load_seed[..servers as usize];
+        let expected = rust.pick(&target, loads).map_err(|_| VIBRA_NO_SERVER_AVAILABLE);
+        prop_assert_eq!(pick_with(&h, &target, loads, &words), expected);
+    }
+}

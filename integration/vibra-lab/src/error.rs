@@ -79,6 +79,9 @@ pub enum LabError {
     /// the variable).
     #[error(transparent)]
     Data(#[from] wc98::Wc98Error),
+    /// A baseline policy or a metric refused its input (vibra-baselines).
+    #[error(transparent)]
+    Baselines(#[from] vibra_baselines::Error),
     /// dps-core refused a configuration or a simulation did not finish.
     #[error(transparent)]
     Dps(#[from] dps_core::DpsError),

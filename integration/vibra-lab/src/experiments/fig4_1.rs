@@ -4,7 +4,8 @@
 //! URLs confirms them through the dispatchers themselves.
 
 use serde_json::json;
-use vibra_hash::{Dispatcher, Fig41Row, HashKind, NaiveRepartition, Selection, locality_loss};
+use vibra_baselines::{Fig41Row, NaiveRepartition, Selection, locality_loss};
+use vibra_hash::{Dispatcher, HashKind};
 
 use crate::workload::UrlCorpus;
 use crate::{
@@ -78,11 +79,11 @@ impl Experiment for Fig41 {
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
         let mut report = Report::default();
         report.note(
-            "exact: vibra_hash::fig4_1 over the key space as a measure (naive = N - 1 contiguous \
+            "exact: vibra_baselines::fig4_1 over the key space as a measure (naive = N - 1 contiguous \
              equal ranges handed to the survivors in server order, SPEC section 3), every \
              server equally likely to fail; losses are fractions in the rows",
         );
-        let rows: Vec<Fig41Row> = vibra_hash::fig4_1(SERVERS, REPLICATIONS)?;
+        let rows: Vec<Fig41Row> = vibra_baselines::fig4_1(SERVERS, REPLICATIONS)?;
         for r in &rows {
             report.row(json!({
                 "servers": r.servers,

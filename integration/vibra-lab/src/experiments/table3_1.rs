@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use vibra_hash::{Dispatcher, HashKind, RoundRobin, Selection, ServerStats, StreamStats};
+use vibra_baselines::{RoundRobin, Selection, ServerStats, StreamStats};
+use vibra_hash::{Dispatcher, HashKind};
 
 use crate::workload::{HOT_OBJECTS, StreamModel, UrlCorpus};
 use crate::{
@@ -140,8 +141,8 @@ impl Experiment for Table31 {
             );
         }
         report.note(
-            "every policy runs through vibra_hash::Selection and is counted by \
-             vibra_hash::StreamStats (distinct objects by dispatch key, so URLs differing only \
+            "every policy runs through vibra_baselines::Selection and is counted by \
+             vibra_baselines::StreamStats (distinct objects by dispatch key, so URLs differing only \
              in their query are one object)",
         );
         report.note(

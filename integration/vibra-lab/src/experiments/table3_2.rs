@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use cpu_time::ThreadTime;
 
 use serde_json::{Value, json};
-use vibra_hash::{
-    BalanceFactor, BoundedLoad, Dispatcher, HashKind, KetamaRing, Lard, LardParams, LardR,
-    LeastConnection, RoundRobin, Selection, dispatch_key,
+use vibra_baselines::{
+    BoundedLoad, KetamaRing, Lard, LardParams, LardR, LeastConnection, RoundRobin, Selection,
 };
+use vibra_hash::{BalanceFactor, Dispatcher, HashKind, dispatch_key};
 
 use crate::workload::UrlCorpus;
 use crate::{Comparison, Experiment, Figure, LabError, Report, RunContext, Series};
@@ -293,7 +293,7 @@ impl Experiment for Table32 {
         report.note(format!(
             "{} URLs ({} distinct dispatch keys) of {}; {SERVERS} servers, R = {REPLICATION} \
              for the hashes and \"bounded\" (fast, balance factor 1.25); each algorithm through \
-             vibra_hash::Selection (one indirect call per decision, the same for all); best of \
+             vibra_baselines::Selection (one indirect call per decision, the same for all); best of \
              {repetitions} timed run(s) of >= {} ms of {} after a warm-up on the first {warm_up} \
              URLs and one pass over all of them (which preloads LARD with every URL)",
             urls.len(),

@@ -19,7 +19,8 @@ pub use lard::{Lard, LardParams, LardR};
 pub use naive::NaiveRepartition;
 pub use simple::{LeastConnection, RoundRobin};
 
-use crate::{BalanceFactor, Dispatcher, Error};
+use crate::Error;
+use vibra_hash::{BalanceFactor, Dispatcher, Error as HashError};
 
 /// A request-dispatching policy: picks the server for each request.
 ///
@@ -30,7 +31,8 @@ use crate::{BalanceFactor, Dispatcher, Error};
 ///
 /// ```
 /// use std::time::Duration;
-/// use vibra_hash::{Dispatcher, HashKind, LeastConnection, RoundRobin, Selection};
+/// use vibra_hash::{Dispatcher, HashKind};
+/// use vibra_baselines::{LeastConnection, RoundRobin, Selection};
 ///
 /// let mut policies: Vec<Box<dyn Selection>> = vec![
 ///     Box::new(RoundRobin::new(4)?),
@@ -42,56 +44,57 @@ use crate::{BalanceFactor, Dispatcher, Error};
 ///     let s = p.select(b"/index.html", &loads, Duration::ZERO)?;
 ///     println!("{}: server {s}", p.name());
 /// }
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 pub trait Selection {
     /// A short name for reports, e.g. `"round-robin"` or `"url-hash/fast"`.
     ///
     /// ```
-    /// use vibra_hash::{RoundRobin, Selection};
+    /// use vibra_baselines::{RoundRobin, Selection};
     /// assert_eq!(RoundRobin::new(2)?.name(), "round-robin");
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     fn name(&self) -> &'static str;
 
     /// The number of servers N.
     ///
     /// ```
-    /// use vibra_hash::{LeastConnection, Selection};
+    /// use vibra_baselines::{LeastConnection, Selection};
     /// assert_eq!(LeastConnection::new(7)?.servers(), 7);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     fn servers(&self) -> u32;
 
     /// Chooses the server for one request.
     ///
     /// # Errors
-    /// [`Error::SliceLength`] if `loads` does not have N entries; [`Error::NoServerAvailable`]
+    /// [`HashError::SliceLength`] if `loads` does not have N entries; [`HashError::NoServerAvailable`]
     /// if no server can take the request. Nothing changes on error.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use vibra_hash::{Dispatcher, HashKind, Selection};
+    /// use vibra_hash::{Dispatcher, HashKind};
+    /// use vibra_baselines::Selection;
     ///
     /// let mut d = Dispatcher::new(4, 2, HashKind::Charsum)?; // "/" -> {3, 0}
     /// assert_eq!(d.select(b"/", &[0, 0, 0, 1], Duration::ZERO)?, 0);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     fn select(&mut self, target: &[u8], loads: &[u32], now: Duration) -> Result<u32, Error>;
 
     /// Marks a server up or down.
     ///
     /// # Errors
-    /// [`Error::ServerOutOfRange`] if `server >= N` (nothing changes).
+    /// [`HashError::ServerOutOfRange`] if `server >= N` (nothing changes).
     ///
     /// ```
     /// use std::time::Duration;
-    /// use vibra_hash::{LeastConnection, Selection};
+    /// use vibra_baselines::{LeastConnection, Selection};
     ///
     /// let mut lc = LeastConnection::new(2)?;
     /// lc.set_available(0, false)?;
     /// assert_eq!(lc.select(b"/", &[0, 9], Duration::ZERO)?, 1);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     fn set_available(&mut self, server: u32, available: bool) -> Result<(), Error>;
 }
@@ -100,29 +103,30 @@ pub trait Selection {
 /// *cover* in SPEC section 3). This is what [`locality_loss`](crate::locality_loss) compares.
 ///
 /// ```
-/// use vibra_hash::{Dispatcher, HashKind, Placement};
+/// use vibra_hash::{Dispatcher, HashKind};
+/// use vibra_baselines::Placement;
 ///
 /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?;
 /// let mut holders = Vec::new();
 /// d.holders(b"/", &mut holders)?;
 /// assert_eq!(holders, vec![3, 0]);
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 pub trait Placement {
     /// Appends the servers that hold the objects of `target`'s dispatch key to `out` (nothing
     /// when the policy holds it nowhere, e.g. an object LARD has never seen).
     ///
     /// # Errors
-    /// [`Error::NoServerAvailable`] when no server is available.
+    /// [`HashError::NoServerAvailable`] when no server is available.
     ///
     /// ```
-    /// use vibra_hash::{KetamaRing, Placement};
+    /// use vibra_baselines::{KetamaRing, Placement};
     ///
     /// let ring = KetamaRing::with_servers(4)?;
     /// let mut held = Vec::new();
     /// ring.holders(b"/index.html", &mut held)?;
     /// assert_eq!(held.len(), 1);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     fn holders(&self, target: &[u8], out: &mut Vec<u32>) -> Result<(), Error>;
 }
@@ -133,7 +137,7 @@ pub(crate) fn check_len(len: usize, servers: u32) -> Result<(), Error> {
     if len == servers as usize {
         Ok(())
     } else {
-        Err(Error::SliceLength { len, servers })
+        Err(HashError::SliceLength { len, servers }.into())
     }
 }
 
@@ -142,20 +146,21 @@ pub(crate) fn check_servers(servers: u32) -> Result<(), Error> {
     if (1..=Dispatcher::MAX_SERVERS).contains(&servers) {
         Ok(())
     } else {
-        Err(Error::InvalidServerCount {
+        Err(HashError::InvalidServerCount {
             servers: servers as usize,
             max: Dispatcher::MAX_SERVERS as usize,
-        })
+        }
+        .into())
     }
 }
 
 impl Selection for Dispatcher {
     fn name(&self) -> &'static str {
         match self.hash() {
-            crate::HashKind::Charsum => "url-hash/charsum",
-            crate::HashKind::Md5 => "url-hash/md5",
-            crate::HashKind::Sha1 => "url-hash/sha1",
-            crate::HashKind::Fast => "url-hash/fast",
+            vibra_hash::HashKind::Charsum => "url-hash/charsum",
+            vibra_hash::HashKind::Md5 => "url-hash/md5",
+            vibra_hash::HashKind::Sha1 => "url-hash/sha1",
+            vibra_hash::HashKind::Fast => "url-hash/fast",
         }
     }
 
@@ -165,11 +170,11 @@ impl Selection for Dispatcher {
 
     #[inline]
     fn select(&mut self, target: &[u8], loads: &[u32], _now: Duration) -> Result<u32, Error> {
-        self.pick(target, loads)
+        Ok(self.pick(target, loads)?)
     }
 
     fn set_available(&mut self, server: u32, available: bool) -> Result<(), Error> {
-        Dispatcher::set_available(self, server, available)
+        Ok(Dispatcher::set_available(self, server, available)?)
     }
 }
 
@@ -184,12 +189,13 @@ impl Placement for Dispatcher {
 ///
 /// ```
 /// use std::time::Duration;
-/// use vibra_hash::{BalanceFactor, BoundedLoad, Dispatcher, HashKind, Selection};
+/// use vibra_hash::{BalanceFactor, Dispatcher, HashKind};
+/// use vibra_baselines::{BoundedLoad, Selection};
 ///
 /// let d = Dispatcher::new(4, 2, HashKind::Charsum)?;
 /// let mut p = BoundedLoad::new(d, BalanceFactor::new(125)?);
 /// assert_eq!(p.select(b"/", &[9, 0, 0, 9], Duration::ZERO)?, 1);
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct BoundedLoad {
@@ -201,10 +207,11 @@ impl BoundedLoad {
     /// Wraps a dispatcher with a load bound.
     ///
     /// ```
-    /// # use vibra_hash::{BalanceFactor, BoundedLoad, Dispatcher, HashKind};
+    /// # use vibra_hash::{BalanceFactor, Dispatcher, HashKind};
+    /// # use vibra_baselines::BoundedLoad;
     /// let p = BoundedLoad::new(Dispatcher::new(8, 2, HashKind::Fast)?, BalanceFactor::new(150)?);
     /// assert_eq!(p.dispatcher().servers(), 8);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn new(dispatcher: Dispatcher, factor: BalanceFactor) -> Self {
         BoundedLoad { dispatcher, factor }
@@ -213,10 +220,11 @@ impl BoundedLoad {
     /// The wrapped dispatcher.
     ///
     /// ```
-    /// # use vibra_hash::{BalanceFactor, BoundedLoad, Dispatcher, HashKind};
+    /// # use vibra_hash::{BalanceFactor, Dispatcher, HashKind};
+    /// # use vibra_baselines::BoundedLoad;
     /// let p = BoundedLoad::new(Dispatcher::new(8, 2, HashKind::Fast)?, BalanceFactor::new(150)?);
     /// assert_eq!(p.dispatcher().replication(), 2);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn dispatcher(&self) -> &Dispatcher {
         &self.dispatcher
@@ -234,10 +242,15 @@ impl Selection for BoundedLoad {
 
     #[inline]
     fn select(&mut self, target: &[u8], loads: &[u32], _now: Duration) -> Result<u32, Error> {
-        self.dispatcher.pick_bounded(target, loads, self.factor)
+        // A policy gets only the loads, so it sums them; a front end keeps the total beside
+        // its counts and passes it (what `Dispatcher::pick_bounded` asks for).
+        let total = loads.iter().map(|&l| u64::from(l)).sum();
+        Ok(self
+            .dispatcher
+            .pick_bounded(target, loads, total, self.factor)?)
     }
 
     fn set_available(&mut self, server: u32, available: bool) -> Result<(), Error> {
-        self.dispatcher.set_available(server, available)
+        Ok(self.dispatcher.set_available(server, available)?)
     }
 }

@@ -7,24 +7,41 @@
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
-use crate::cyclic::{Availability, check_replication, server_count, takeover_servers};
+use crate::Error;
 use crate::selection::Placement;
-use crate::{Error, HashKind, dispatch_key};
+use vibra_hash::Error as HashError;
+use vibra_hash::{Availability, Dispatcher, HashKind, dispatch_key, takeover_servers};
 
-/// Validates a before/after pair of availability vectors and R; returns N.
-fn check_states(before: &[bool], after: &[bool], replication: u32) -> Result<u32, Error> {
-    let n = server_count(before.len())?;
+/// A before/after pair of availability states, validated, with a dispatcher of their N and R
+/// whose [`subset_with`](Dispatcher::subset_with) gives the SPEC section 3 subsets under
+/// either state (the hash is irrelevant: only sub-namespace indices are used).
+struct States {
+    before: Availability,
+    after: Availability,
+    subsets: Dispatcher,
+}
+
+/// Validates a before/after pair of availability vectors and R.
+fn check_states(before: &[bool], after: &[bool], replication: u32) -> Result<States, Error> {
+    let b = Availability::from_flags(before)?;
+    let n = b.servers();
     if after.len() != before.len() {
-        return Err(Error::SliceLength {
+        return Err(HashError::SliceLength {
             len: after.len(),
             servers: n,
-        });
+        }
+        .into());
     }
-    check_replication(replication, n)?;
-    if !before.contains(&true) || !after.contains(&true) {
-        return Err(Error::NoServerAvailable);
+    let a = Availability::from_flags(after)?;
+    let subsets = Dispatcher::new(n, replication, HashKind::Fast)?;
+    if b.count() == 0 || a.count() == 0 {
+        return Err(HashError::NoServerAvailable.into());
     }
-    Ok(n)
+    Ok(States {
+        before: b,
+        after: a,
+        subsets,
+    })
 }
 
 /// Exact locality loss of the failure-skip rule (SPEC section 3) between two availability
@@ -33,31 +50,28 @@ fn check_states(before: &[bool], after: &[bool], replication: u32) -> Result<u32
 /// servers are up before, each key has only `min(R, alive)` holders, and that replaces R.)
 ///
 /// # Errors
-/// [`Error::InvalidServerCount`] for empty slices, [`Error::SliceLength`] if their lengths
-/// differ, [`Error::InvalidReplication`] unless `1 <= R <= N`, [`Error::NoServerAvailable`] if
+/// [`HashError::InvalidServerCount`] for empty slices, [`HashError::SliceLength`] if their lengths
+/// differ, [`HashError::InvalidReplication`] unless `1 <= R <= N`, [`HashError::NoServerAvailable`] if
 /// either state has no server up.
 ///
 /// ```
-/// use vibra_hash::skip_rule_loss;
+/// use vibra_baselines::skip_rule_loss;
 ///
 /// let before = [true; 10];
 /// let mut after = before;
 /// after[3] = false;
 /// assert_eq!(skip_rule_loss(&before, &after, 2)?, 0.1);
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 pub fn skip_rule_loss(before: &[bool], after: &[bool], replication: u32) -> Result<f64, Error> {
-    let n = check_states(before, after, replication)?;
-    let (b, a) = (
-        Availability::from_flags(before),
-        Availability::from_flags(after),
-    );
+    let states = check_states(before, after, replication)?;
+    let d = &states.subsets;
     let (mut held, mut kept) = (0u64, 0u64);
     let mut a_members = Vec::with_capacity(replication as usize);
-    for ns in 0..n {
+    for ns in 0..d.servers() {
         a_members.clear();
-        a_members.extend(a.scan(ns, n, replication));
-        for s in b.scan(ns, n, replication) {
+        a_members.extend(d.subset_with(ns, states.after.words())?);
+        for s in d.subset_with(ns, states.before.words())? {
             held += 1;
             kept += u64::from(a_members.contains(&s));
         }
@@ -117,12 +131,12 @@ fn naive_cover(p: u64, m: u64, r: u64, scale: u64) -> Arc {
 /// As [`skip_rule_loss`].
 ///
 /// ```
-/// use vibra_hash::naive_loss;
+/// use vibra_baselines::naive_loss;
 ///
 /// // Two servers, R = 1: server 0 fails and server 1 takes the whole key space; it keeps its
 /// // own half, so half of the locality is lost.
 /// assert_eq!(naive_loss(&[true, true], &[false, true], 1)?, 0.5);
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 pub fn naive_loss(before: &[bool], after: &[bool], replication: u32) -> Result<f64, Error> {
     check_states(before, after, replication)?;
@@ -153,9 +167,9 @@ pub fn naive_loss(before: &[bool], after: &[bool], replication: u32) -> Result<f
 /// against the failure-skip rule (always `1 / N`).
 ///
 /// ```
-/// let row = vibra_hash::fig4_1_row(2, 1)?;
+/// let row = vibra_baselines::fig4_1_row(2, 1)?;
 /// assert_eq!((row.naive_worst_loss, row.skip_loss), (0.5, 0.5));
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fig41Row {
@@ -174,24 +188,25 @@ pub struct Fig41Row {
 /// Figure 4.1 for one (N, R): every single failure from all servers up, exactly.
 ///
 /// # Errors
-/// [`Error::InvalidServerCount`] for N < 2 (one failure would leave nobody),
-/// [`Error::InvalidReplication`] unless `1 <= R <= N`.
+/// [`HashError::InvalidServerCount`] for N < 2 (one failure would leave nobody),
+/// [`HashError::InvalidReplication`] unless `1 <= R <= N`.
 ///
 /// ```
-/// use vibra_hash::fig4_1_row;
+/// use vibra_baselines::fig4_1_row;
 ///
 /// let row = fig4_1_row(10, 1)?;
 /// assert!((row.naive_worst_loss - 0.5).abs() < 1e-12);
 /// assert!((row.naive_avg_loss - 0.367).abs() < 5e-4);
 /// assert!((row.skip_loss - 0.1).abs() < 1e-12);
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 pub fn fig4_1_row(servers: u32, replication: u32) -> Result<Fig41Row, Error> {
-    if !(2..=crate::Dispatcher::MAX_SERVERS).contains(&servers) {
-        return Err(Error::InvalidServerCount {
+    if !(2..=vibra_hash::Dispatcher::MAX_SERVERS).contains(&servers) {
+        return Err(HashError::InvalidServerCount {
             servers: servers as usize,
-            max: crate::Dispatcher::MAX_SERVERS as usize,
-        });
+            max: vibra_hash::Dispatcher::MAX_SERVERS as usize,
+        }
+        .into());
     }
     let before = vec![true; servers as usize];
     let mut after = before.clone();
@@ -221,11 +236,11 @@ pub fn fig4_1_row(servers: u32, replication: u32) -> Result<Fig41Row, Error> {
 /// As [`fig4_1_row`].
 ///
 /// ```
-/// use vibra_hash::fig4_1;
+/// use vibra_baselines::fig4_1;
 ///
 /// let rows = fig4_1(2..=32, 1..=4)?;
 /// assert_eq!(rows.len(), 31 * 4 - 3); // (2, 3), (2, 4), (3, 4) left out
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 pub fn fig4_1(
     servers: RangeInclusive<u32>,
@@ -247,10 +262,11 @@ pub fn fig4_1(
 /// held before.
 ///
 /// # Errors
-/// Whatever either placement returns (e.g. [`Error::NoServerAvailable`]).
+/// Whatever either placement returns (e.g. [`HashError::NoServerAvailable`]).
 ///
 /// ```
-/// use vibra_hash::{locality_loss, Dispatcher, HashKind};
+/// use vibra_hash::{Dispatcher, HashKind};
+/// use vibra_baselines::locality_loss;
 ///
 /// let before = Dispatcher::new(8, 2, HashKind::Fast)?;
 /// let after = Dispatcher::new(8, 2, HashKind::Fast)?;
@@ -258,7 +274,7 @@ pub fn fig4_1(
 /// let urls: Vec<String> = (0..2000).map(|i| format!("/img/{i}.gif")).collect();
 /// let loss = locality_loss(urls.iter().map(|u| u.as_bytes()), &before, &after)?;
 /// assert!((loss - 1.0 / 8.0).abs() < 0.03);
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 pub fn locality_loss<'k>(
     targets: impl IntoIterator<Item = &'k [u8]>,
@@ -285,12 +301,12 @@ pub fn locality_loss<'k>(
 /// One server's share of a request stream (dissertation table 3.1).
 ///
 /// ```
-/// let mut st = vibra_hash::StreamStats::new(1)?;
+/// let mut st = vibra_baselines::StreamStats::new(1)?;
 /// st.record(0, b"/a", 10)?;
 /// st.record(0, b"/a", 10)?;
 /// let s = st.server(0)?;
 /// assert_eq!((s.requests, s.bytes, s.distinct_objects, s.distinct_bytes), (2, 20, 1, 10));
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServerStats {
@@ -311,7 +327,7 @@ pub struct ServerStats {
 /// a 64-bit collision (about 10^-10 for a million objects), which keeps the counter small.
 ///
 /// ```
-/// use vibra_hash::StreamStats;
+/// use vibra_baselines::StreamStats;
 ///
 /// let mut st = StreamStats::new(2)?;
 /// st.record(0, b"/a.gif?x=1", 100)?;
@@ -319,7 +335,7 @@ pub struct ServerStats {
 /// st.record(1, b"/b.gif", 50)?;
 /// let s0 = st.server(0)?;
 /// assert_eq!((s0.requests, s0.bytes, s0.distinct_objects, s0.distinct_bytes), (2, 200, 1, 100));
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct StreamStats {
@@ -330,10 +346,10 @@ impl StreamStats {
     /// Empty counters for `servers` servers.
     ///
     /// # Errors
-    /// [`Error::InvalidServerCount`] unless `1 <= servers <= Dispatcher::MAX_SERVERS`.
+    /// [`HashError::InvalidServerCount`] unless `1 <= servers <= Dispatcher::MAX_SERVERS`.
     ///
     /// ```
-    /// # use vibra_hash::StreamStats;
+    /// # use vibra_baselines::StreamStats;
     /// assert!(StreamStats::new(0).is_err());
     /// ```
     pub fn new(servers: u32) -> Result<Self, Error> {
@@ -347,20 +363,20 @@ impl StreamStats {
     /// saturate at `u64::MAX` instead of wrapping.
     ///
     /// # Errors
-    /// [`Error::ServerOutOfRange`] if `server >= N` (nothing counted).
+    /// [`HashError::ServerOutOfRange`] if `server >= N` (nothing counted).
     ///
     /// ```
-    /// # use vibra_hash::StreamStats;
+    /// # use vibra_baselines::StreamStats;
     /// let mut st = StreamStats::new(1)?;
     /// assert!(st.record(1, b"/", 1).is_err());
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn record(&mut self, server: u32, target: &[u8], bytes: u64) -> Result<(), Error> {
         let n = self.servers.len() as u32;
         let (stats, seen) = self
             .servers
             .get_mut(server as usize)
-            .ok_or(Error::ServerOutOfRange { server, servers: n })?;
+            .ok_or(HashError::ServerOutOfRange { server, servers: n })?;
         // Byte counts come from the caller and can pass u64::MAX: they saturate rather than wrap
         // (a wrapped total would look small and plausible). The two object counts grow by one
         // per call, so they cannot.
@@ -377,31 +393,31 @@ impl StreamStats {
     /// The counts of one server.
     ///
     /// # Errors
-    /// [`Error::ServerOutOfRange`] if `server >= N`.
+    /// [`HashError::ServerOutOfRange`] if `server >= N`.
     ///
     /// ```
-    /// # use vibra_hash::StreamStats;
+    /// # use vibra_baselines::StreamStats;
     /// assert_eq!(StreamStats::new(3)?.server(2)?.requests, 0);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn server(&self, server: u32) -> Result<ServerStats, Error> {
-        self.servers
-            .get(server as usize)
-            .map(|(s, _)| *s)
-            .ok_or(Error::ServerOutOfRange {
+        self.servers.get(server as usize).map(|(s, _)| *s).ok_or(
+            HashError::ServerOutOfRange {
                 server,
                 servers: self.servers.len() as u32,
-            })
+            }
+            .into(),
+        )
     }
 
     /// The counts of every server, by index.
     ///
     /// ```
-    /// # use vibra_hash::StreamStats;
+    /// # use vibra_baselines::StreamStats;
     /// let mut st = StreamStats::new(2)?;
     /// st.record(1, b"/x", 7)?;
     /// assert_eq!(st.per_server()[1].bytes, 7);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn per_server(&self) -> Vec<ServerStats> {
         self.servers.iter().map(|(s, _)| *s).collect()
@@ -412,10 +428,10 @@ impl StreamStats {
     /// `1 - sum_s |objects_s(self) ∩ objects_s(after)| / sum_s |objects_s(self)|`.
     ///
     /// # Errors
-    /// [`Error::SliceLength`] if the two have different server counts.
+    /// [`HashError::SliceLength`] if the two have different server counts.
     ///
     /// ```
-    /// # use vibra_hash::StreamStats;
+    /// # use vibra_baselines::StreamStats;
     /// let mut before = StreamStats::new(2)?;
     /// before.record(0, b"/a", 1)?;
     /// before.record(1, b"/b", 1)?;
@@ -423,14 +439,15 @@ impl StreamStats {
     /// after.record(1, b"/a", 1)?;
     /// after.record(1, b"/b", 1)?;
     /// assert_eq!(before.locality_loss_to(&after)?, 0.5);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn locality_loss_to(&self, after: &StreamStats) -> Result<f64, Error> {
         if after.servers.len() != self.servers.len() {
-            return Err(Error::SliceLength {
+            return Err(HashError::SliceLength {
                 len: after.servers.len(),
                 servers: self.servers.len() as u32,
-            });
+            }
+            .into());
         }
         let (mut held, mut kept) = (0usize, 0usize);
         for ((_, b), (_, a)) in self.servers.iter().zip(&after.servers) {
@@ -449,9 +466,9 @@ impl StreamStats {
 /// steady state of least-loaded selection among equal servers), before and after a change.
 ///
 /// ```
-/// let l = vibra_hash::failover_load(&[2.0, 2.0], 2, &[true; 2], &[true, false])?;
+/// let l = vibra_baselines::failover_load(&[2.0, 2.0], 2, &[true; 2], &[true, false])?;
 /// assert_eq!((l.before, l.after), (vec![2.0, 2.0], vec![4.0, 0.0]));
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailoverLoad {
@@ -470,11 +487,11 @@ pub struct FailoverLoad {
 /// [`Error::WeightSumOverflow`] when the weights' total passes `f64::MAX`.
 ///
 /// ```
-/// use vibra_hash::failover_load;
+/// use vibra_baselines::failover_load;
 ///
 /// let l = failover_load(&[1.0; 4], 1, &[true; 4], &[true, false, true, true])?;
 /// assert_eq!(l.after, vec![1.0, 0.0, 2.0, 1.0]);
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 pub fn failover_load(
     weights: &[f64],
@@ -482,12 +499,14 @@ pub fn failover_load(
     before: &[bool],
     after: &[bool],
 ) -> Result<FailoverLoad, Error> {
-    let n = check_states(before, after, replication)?;
+    let states = check_states(before, after, replication)?;
+    let n = states.subsets.servers();
     if weights.len() != before.len() {
-        return Err(Error::SliceLength {
+        return Err(HashError::SliceLength {
             len: weights.len(),
             servers: n,
-        });
+        }
+        .into());
     }
     if let Some(index) = weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
         return Err(Error::InvalidWeight { index });
@@ -502,29 +521,29 @@ pub fn failover_load(
     }) {
         return Err(Error::WeightSumOverflow { index });
     }
-    let spread = |state: &[bool]| {
-        let up = Availability::from_flags(state);
+    let spread = |up: &Availability| -> Result<Vec<f64>, Error> {
         let mut load = vec![0.0; n as usize];
         for (ns, &w) in weights.iter().enumerate() {
-            let members = up.scan(ns as u32, n, replication).count() as f64;
-            for s in up.scan(ns as u32, n, replication) {
-                load[s as usize] += w / members;
+            let members = states.subsets.subset_with(ns as u32, up.words())?;
+            let count = members.clone().count() as f64;
+            for s in members {
+                load[s as usize] += w / count;
             }
         }
-        load
+        Ok(load)
     };
     Ok(FailoverLoad {
-        before: spread(before),
-        after: spread(after),
+        before: spread(&states.before)?,
+        after: spread(&states.after)?,
     })
 }
 
 /// The heaviest load landing on a failed server's neighbours (its takeover servers).
 ///
 /// ```
-/// let p = vibra_hash::neighbour_peak(&[1.0; 4], 1, &[true; 4], 3)?;
+/// let p = vibra_baselines::neighbour_peak(&[1.0; 4], 1, &[true; 4], 3)?;
 /// assert_eq!((p.server, p.after / p.before), (0, 2.0));
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NeighbourPeak {
@@ -545,11 +564,11 @@ pub struct NeighbourPeak {
 /// As [`failover_load`] and [`takeover_servers`](crate::takeover_servers).
 ///
 /// ```
-/// use vibra_hash::neighbour_peak;
+/// use vibra_baselines::neighbour_peak;
 ///
 /// let p = neighbour_peak(&[1.0; 8], 2, &[true; 8], 3)?;
 /// assert_eq!((p.server, p.before, p.after), (4, 1.0, 1.5));
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 pub fn neighbour_peak(
     weights: &[f64],

@@ -3,23 +3,22 @@
 
 use core::time::Duration;
 
-use super::{Selection, check_len, check_servers};
+use super::{Selection, check_len};
 use crate::Error;
-use crate::cyclic::Availability;
-use crate::dispatcher::least_loaded;
+use vibra_hash::{Availability, Error as HashError};
 
 /// Round-robin over the available servers: each request goes to the next available server after
 /// the previous choice, whatever its load.
 ///
 /// ```
 /// use std::time::Duration;
-/// use vibra_hash::{RoundRobin, Selection};
+/// use vibra_baselines::{RoundRobin, Selection};
 ///
 /// let mut rr = RoundRobin::new(3)?;
 /// rr.set_available(1, false)?;
 /// let picks: Vec<u32> = (0..4).map(|_| rr.select(b"/", &[0; 3], Duration::ZERO).unwrap()).collect();
 /// assert_eq!(picks, vec![0, 2, 0, 2]);
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct RoundRobin {
@@ -31,16 +30,15 @@ impl RoundRobin {
     /// A round-robin over `servers` servers, all available.
     ///
     /// # Errors
-    /// [`Error::InvalidServerCount`] unless `1 <= servers <= Dispatcher::MAX_SERVERS`.
+    /// [`HashError::InvalidServerCount`] unless `1 <= servers <= Dispatcher::MAX_SERVERS`.
     ///
     /// ```
-    /// # use vibra_hash::RoundRobin;
+    /// # use vibra_baselines::RoundRobin;
     /// assert!(RoundRobin::new(0).is_err());
     /// ```
     pub fn new(servers: u32) -> Result<Self, Error> {
-        check_servers(servers)?;
         Ok(RoundRobin {
-            up: Availability::all_up(servers),
+            up: Availability::all_up(servers)?,
             next: 0,
         })
     }
@@ -61,15 +59,15 @@ impl Selection for RoundRobin {
         check_len(loads.len(), n)?;
         let s = self
             .up
-            .scan(self.next, n, 1)
+            .iter_from(self.next)
             .next()
-            .ok_or(Error::NoServerAvailable)?;
+            .ok_or(HashError::NoServerAvailable)?;
         self.next = if s + 1 == n { 0 } else { s + 1 };
         Ok(s)
     }
 
     fn set_available(&mut self, server: u32, available: bool) -> Result<(), Error> {
-        self.up.try_set(server, available)
+        Ok(self.up.set(server, available)?)
     }
 }
 
@@ -78,11 +76,11 @@ impl Selection for RoundRobin {
 ///
 /// ```
 /// use std::time::Duration;
-/// use vibra_hash::{LeastConnection, Selection};
+/// use vibra_baselines::{LeastConnection, Selection};
 ///
 /// let mut lc = LeastConnection::new(3)?;
 /// assert_eq!(lc.select(b"/", &[2, 1, 1], Duration::ZERO)?, 1);
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct LeastConnection {
@@ -93,16 +91,15 @@ impl LeastConnection {
     /// Least-connection over `servers` servers, all available.
     ///
     /// # Errors
-    /// [`Error::InvalidServerCount`] unless `1 <= servers <= Dispatcher::MAX_SERVERS`.
+    /// [`HashError::InvalidServerCount`] unless `1 <= servers <= Dispatcher::MAX_SERVERS`.
     ///
     /// ```
-    /// # use vibra_hash::LeastConnection;
+    /// # use vibra_baselines::LeastConnection;
     /// assert!(LeastConnection::new(16).is_ok());
     /// ```
     pub fn new(servers: u32) -> Result<Self, Error> {
-        check_servers(servers)?;
         Ok(LeastConnection {
-            up: Availability::all_up(servers),
+            up: Availability::all_up(servers)?,
         })
     }
 }
@@ -119,10 +116,13 @@ impl Selection for LeastConnection {
     #[inline]
     fn select(&mut self, _target: &[u8], loads: &[u32], _now: Duration) -> Result<u32, Error> {
         check_len(loads.len(), self.up.servers())?;
-        least_loaded(self.up.iter(), |s| loads[s as usize])
+        self.up
+            .iter()
+            .min_by_key(|&s| loads[s as usize])
+            .ok_or_else(|| HashError::NoServerAvailable.into())
     }
 
     fn set_available(&mut self, server: u32, available: bool) -> Result<(), Error> {
-        self.up.try_set(server, available)
+        Ok(self.up.set(server, available)?)
     }
 }

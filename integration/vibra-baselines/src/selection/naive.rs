@@ -7,9 +7,9 @@
 use core::time::Duration;
 
 use super::{Placement, Selection, check_len};
-use crate::cyclic::check_replication;
-use crate::dispatcher::least_loaded;
-use crate::{Error, HashKind, dispatch_key};
+use crate::Error;
+use vibra_hash::Error as HashError;
+use vibra_hash::{Dispatcher, HashKind, dispatch_key};
 
 /// The naive re-partitioning baseline.
 ///
@@ -19,7 +19,8 @@ use crate::{Error, HashKind, dispatch_key};
 ///
 /// ```
 /// use std::time::Duration;
-/// use vibra_hash::{HashKind, NaiveRepartition, Placement, Selection};
+/// use vibra_hash::HashKind;
+/// use vibra_baselines::{NaiveRepartition, Placement, Selection};
 ///
 /// let mut naive = NaiveRepartition::new(4, 1, HashKind::Md5)?;
 /// let mut before = Vec::new();
@@ -32,7 +33,7 @@ use crate::{Error, HashKind, dispatch_key};
 /// // Now 3 ranges over survivors [1, 2, 3]: floor(0.4 * 3) = 1 -> server 2.
 /// assert_eq!(after, vec![2]);
 /// assert_eq!(naive.select(b"/", &[0; 4], Duration::ZERO)?, 2);
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct NaiveRepartition {
@@ -47,16 +48,16 @@ impl NaiveRepartition {
     /// The baseline over `servers` servers, all available, replication `replication`.
     ///
     /// # Errors
-    /// As [`Dispatcher::new`](crate::Dispatcher::new).
+    /// As [`Dispatcher::new`](vibra_hash::Dispatcher::new).
     ///
     /// ```
-    /// # use vibra_hash::{HashKind, NaiveRepartition};
+    /// # use vibra_hash::HashKind;
+    /// # use vibra_baselines::NaiveRepartition;
     /// assert!(NaiveRepartition::new(10, 0, HashKind::Fast).is_err());
     /// ```
     pub fn new(servers: u32, replication: u32, hash: HashKind) -> Result<Self, Error> {
         // Same bounds as the dispatcher it is compared with.
-        super::check_servers(servers)?;
-        check_replication(replication, servers)?;
+        Dispatcher::new(servers, replication, hash)?;
         Ok(NaiveRepartition {
             servers,
             replication,
@@ -68,7 +69,8 @@ impl NaiveRepartition {
     /// The range `floor(h * M / 2^64)` of a dispatch key among `ranges` ranges.
     ///
     /// ```
-    /// # use vibra_hash::{HashKind, NaiveRepartition};
+    /// # use vibra_hash::HashKind;
+    /// # use vibra_baselines::NaiveRepartition;
     /// assert_eq!(NaiveRepartition::range_of(HashKind::Md5, b"/", 10), 4); // 0x6666cd.. > 0.4 * 2^64
     /// ```
     #[inline]
@@ -81,7 +83,7 @@ impl NaiveRepartition {
     fn members(&self, target: &[u8]) -> Result<impl Iterator<Item = u32> + '_, Error> {
         let m = self.alive.len() as u32;
         if m == 0 {
-            return Err(Error::NoServerAvailable);
+            return Err(HashError::NoServerAvailable.into());
         }
         let j = Self::range_of(self.hash, dispatch_key(target), m);
         let r = self.replication.min(m);
@@ -101,15 +103,18 @@ impl Selection for NaiveRepartition {
     #[inline]
     fn select(&mut self, target: &[u8], loads: &[u32], _now: Duration) -> Result<u32, Error> {
         check_len(loads.len(), self.servers)?;
-        least_loaded(self.members(target)?, |s| loads[s as usize])
+        self.members(target)?
+            .min_by_key(|&s| loads[s as usize])
+            .ok_or_else(|| HashError::NoServerAvailable.into())
     }
 
     fn set_available(&mut self, server: u32, available: bool) -> Result<(), Error> {
         if server >= self.servers {
-            return Err(Error::ServerOutOfRange {
+            return Err(HashError::ServerOutOfRange {
                 server,
                 servers: self.servers,
-            });
+            }
+            .into());
         }
         match (self.alive.binary_search(&server), available) {
             (Err(at), true) => self.alive.insert(at, server),

@@ -2,10 +2,10 @@
 //! criterion run (issue 2 item 7, dissertation table 3.2), plus the memory each policy keeps
 //! per distinct object.
 //!
-//! Corpus: the 1998 World Cup URL list (`<id> <url>` per line), from `$VIBRA_WC98_URLS`, else
-//! `../shared/data/wc98/object_mappings.sort` from the repository root, else
-//! `/work/shared/data/wc98/object_mappings.sort`; when none exists, 90,000 generated URLs of a
-//! similar shape (fixed seed). The data is read in place, never copied into the repository.
+//! Corpus: the 1998 World Cup URL list, read by the workspace's one reader (`wc98::urls`, which
+//! finds the data directory: `VIBRA_DATA_DIR` or the default beside the repository); when there
+//! is none, 90,000 generated URLs of a similar shape (fixed seed). The data is read in place,
+//! never copied into the repository.
 //!
 //! Each criterion iteration is one pass over the whole corpus; the "thrpt" line gives the time
 //! per decision. 16 servers, R = 2, a fixed load vector.
@@ -15,7 +15,6 @@
 //! CPU time still includes cache and SMT-sibling interference, so compare ratios within a run.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
@@ -23,27 +22,12 @@ use criterion::measurement::{Measurement, ValueFormatter};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pingora_ketama::{Bucket, Continuum};
-use vibra_hash::{
-    Dispatcher, HashKind, KetamaRing, Lard, LardParams, LeastConnection, RoundRobin, Selection,
-    dispatch_key,
-};
+use vibra_baselines::{KetamaRing, Lard, LardParams, LeastConnection, RoundRobin, Selection};
+use vibra_hash::{Dispatcher, HashKind, dispatch_key};
 
 const SERVERS: u32 = 16;
 const REPLICATION: u32 = 2;
 const LOADS: [u32; SERVERS as usize] = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3];
-
-fn corpus_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("VIBRA_WC98_URLS") {
-        return Some(PathBuf::from(p));
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    [
-        root.join("../shared/data/wc98/object_mappings.sort"),
-        PathBuf::from("/work/shared/data/wc98/object_mappings.sort"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-}
 
 /// 90,000 URLs shaped like the World Cup site's (directories, names, ~3.5% with a query).
 fn generated_urls() -> Vec<Vec<u8>> {
@@ -76,27 +60,20 @@ fn generated_urls() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The World Cup URLs through the workspace's one reader (`wc98::urls`: every byte of each
+/// URL, nothing trimmed), else the generated corpus.
 fn load_corpus() -> (Vec<Vec<u8>>, String) {
-    if let Some(path) = corpus_path() {
-        if let Ok(text) = std::fs::read(&path) {
-            let urls: Vec<Vec<u8>> = text
-                .split(|&b| b == b'\n')
-                .filter_map(|line| {
-                    let line = line.trim_ascii();
-                    let at = line.iter().position(|b| b.is_ascii_whitespace())?;
-                    Some(line[at..].trim_ascii().to_vec())
-                })
-                .filter(|u| !u.is_empty())
-                .collect();
-            if !urls.is_empty() {
-                return (urls, path.display().to_string());
-            }
+    match wc98::urls(None) {
+        Ok(Some(list)) if !list.urls.is_empty() => {
+            let source = list.path.display().to_string();
+            (list.urls, source)
         }
+        Ok(_) => (
+            generated_urls(),
+            "generated (no World Cup data found)".to_owned(),
+        ),
+        Err(e) => panic!("World Cup URL list: {e}"),
     }
-    (
-        generated_urls(),
-        "generated (no World Cup data found)".to_owned(),
-    )
 }
 
 /// One pass: every URL dispatched once, back to back.

@@ -13,21 +13,21 @@ use core::time::Duration;
 use std::collections::HashMap;
 use std::hash::RandomState;
 
-use super::{Placement, Selection, check_len, check_servers};
-use crate::cyclic::Availability;
-use crate::dispatcher::least_loaded;
-use crate::{Error, dispatch_key};
+use super::{Placement, Selection, check_len};
+use crate::Error;
+use vibra_hash::Error as HashError;
+use vibra_hash::{Availability, dispatch_key};
 
 /// LARD's parameters: the load thresholds (active connections) and LARD/R's shrink period K.
 ///
 /// ```
 /// use std::time::Duration;
-/// use vibra_hash::LardParams;
+/// use vibra_baselines::LardParams;
 ///
 /// let p = LardParams::PAI_ASPLOS98;
 /// assert_eq!((p.t_low(), p.t_high(), p.k()), (25, 65, Duration::from_secs(20)));
 /// assert!(LardParams::new(65, 25, Duration::ZERO).is_err());
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LardParams {
@@ -51,7 +51,7 @@ impl LardParams {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use vibra_hash::LardParams;
+    /// # use vibra_baselines::LardParams;
     /// assert!(LardParams::new(10, 30, Duration::from_secs(5)).is_ok());
     /// ```
     pub fn new(t_low: u32, t_high: u32, k: Duration) -> Result<Self, Error> {
@@ -65,7 +65,7 @@ impl LardParams {
     /// T_low: a server below it is underloaded.
     ///
     /// ```
-    /// # use vibra_hash::LardParams;
+    /// # use vibra_baselines::LardParams;
     /// assert_eq!(LardParams::PAI_ASPLOS98.t_low(), 25);
     /// ```
     pub fn t_low(&self) -> u32 {
@@ -75,7 +75,7 @@ impl LardParams {
     /// T_high: a server above it is overloaded.
     ///
     /// ```
-    /// # use vibra_hash::LardParams;
+    /// # use vibra_baselines::LardParams;
     /// assert_eq!(LardParams::PAI_ASPLOS98.t_high(), 65);
     /// ```
     pub fn t_high(&self) -> u32 {
@@ -85,7 +85,7 @@ impl LardParams {
     /// K: LARD/R removes a replica when a set has not changed for this long.
     ///
     /// ```
-    /// # use vibra_hash::LardParams;
+    /// # use vibra_baselines::LardParams;
     /// assert_eq!(LardParams::PAI_ASPLOS98.k().as_secs(), 20);
     /// ```
     pub fn k(&self) -> Duration {
@@ -117,9 +117,8 @@ struct Cluster {
 
 impl Cluster {
     fn new(servers: u32) -> Result<Self, Error> {
-        check_servers(servers)?;
         Ok(Cluster {
-            up: Availability::all_up(servers),
+            up: Availability::all_up(servers)?,
             epochs: vec![0; servers as usize],
         })
     }
@@ -139,12 +138,15 @@ impl Cluster {
 
     #[inline]
     fn least_loaded(&self, loads: &[u32]) -> Result<u32, Error> {
-        least_loaded(self.up.iter(), |s| loads[s as usize])
+        self.up
+            .iter()
+            .min_by_key(|&s| loads[s as usize])
+            .ok_or_else(|| HashError::NoServerAvailable.into())
     }
 
     fn set_available(&mut self, server: u32, available: bool) -> Result<(), Error> {
         let was = server < self.up.servers() && self.up.is_up(server);
-        self.up.try_set(server, available)?;
+        self.up.set(server, available)?;
         if was && !available {
             let e = &mut self.epochs[server as usize];
             *e = e.wrapping_add(1);
@@ -169,7 +171,7 @@ fn table_bytes<V, S>(history: &HashMap<Box<[u8]>, V, S>) -> usize {
 ///
 /// ```
 /// use std::time::Duration;
-/// use vibra_hash::{Lard, LardParams, Selection};
+/// use vibra_baselines::{Lard, LardParams, Selection};
 ///
 /// let mut lard = Lard::new(3, LardParams::PAI_ASPLOS98)?;
 /// let t = Duration::ZERO;
@@ -177,7 +179,7 @@ fn table_bytes<V, S>(history: &HashMap<Box<[u8]>, V, S>) -> usize {
 /// assert_eq!(lard.select(b"/a.gif", &[5, 40, 3], t)?, 1); // sticks below T_high
 /// assert_eq!(lard.select(b"/a.gif", &[5, 70, 3], t)?, 2); // overloaded while 2 is under T_low
 /// assert_eq!(lard.history_len(), 1);
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Lard<S = RandomState> {
@@ -190,10 +192,10 @@ impl Lard {
     /// LARD over `servers` servers with std's default hasher.
     ///
     /// # Errors
-    /// [`Error::InvalidServerCount`] unless `1 <= servers <= Dispatcher::MAX_SERVERS`.
+    /// [`HashError::InvalidServerCount`] unless `1 <= servers <= Dispatcher::MAX_SERVERS`.
     ///
     /// ```
-    /// # use vibra_hash::{Lard, LardParams};
+    /// # use vibra_baselines::{Lard, LardParams};
     /// assert!(Lard::new(0, LardParams::PAI_ASPLOS98).is_err());
     /// ```
     pub fn new(servers: u32, params: LardParams) -> Result<Self, Error> {
@@ -209,10 +211,10 @@ impl<S: BuildHasher> Lard<S> {
     ///
     /// ```
     /// # use std::hash::RandomState;
-    /// # use vibra_hash::{Lard, LardParams};
+    /// # use vibra_baselines::{Lard, LardParams};
     /// let lard = Lard::with_hasher(4, LardParams::PAI_ASPLOS98, RandomState::new())?;
     /// assert_eq!(lard.history_len(), 0);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn with_hasher(servers: u32, params: LardParams, hasher: S) -> Result<Self, Error> {
         Ok(Lard {
@@ -226,12 +228,12 @@ impl<S: BuildHasher> Lard<S> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use vibra_hash::{Lard, LardParams, Selection};
+    /// # use vibra_baselines::{Lard, LardParams, Selection};
     /// let mut lard = Lard::new(2, LardParams::PAI_ASPLOS98)?;
     /// lard.select(b"/a?x=1", &[0, 0], Duration::ZERO)?;
     /// lard.select(b"/a?x=2", &[0, 0], Duration::ZERO)?;
     /// assert_eq!(lard.history_len(), 1);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn history_len(&self) -> usize {
         self.history.len()
@@ -242,11 +244,11 @@ impl<S: BuildHasher> Lard<S> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use vibra_hash::{Lard, LardParams, Selection};
+    /// # use vibra_baselines::{Lard, LardParams, Selection};
     /// let mut lard = Lard::new(2, LardParams::PAI_ASPLOS98)?;
     /// lard.select(b"/index.html", &[0, 0], Duration::ZERO)?;
     /// assert!(lard.history_bytes() >= "/index.html".len());
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn history_bytes(&self) -> usize {
         table_bytes(&self.history)
@@ -297,7 +299,7 @@ impl<S: BuildHasher> Selection for Lard<S> {
 impl<S: BuildHasher> Placement for Lard<S> {
     fn holders(&self, target: &[u8], out: &mut Vec<u32>) -> Result<(), Error> {
         if self.cluster.up.count() == 0 {
-            return Err(Error::NoServerAvailable);
+            return Err(HashError::NoServerAvailable.into());
         }
         if let Some(&e) = self.history.get(dispatch_key(target)) {
             if self.cluster.valid(e) {
@@ -322,7 +324,7 @@ struct ReplicaSet {
 ///
 /// ```
 /// use std::time::Duration;
-/// use vibra_hash::{LardParams, LardR, Selection};
+/// use vibra_baselines::{LardParams, LardR, Selection};
 ///
 /// let mut lr = LardR::new(3, LardParams::PAI_ASPLOS98)?;
 /// let s = Duration::from_secs;
@@ -331,7 +333,7 @@ struct ReplicaSet {
 /// assert_eq!(lr.replicas(b"/hot"), vec![0, 1]);
 /// assert_eq!(lr.select(b"/hot", &[30, 10, 1], s(30))?, 1); // shrinks: 0 leaves after K
 /// assert_eq!(lr.replicas(b"/hot"), vec![1]);
-/// # Ok::<(), vibra_hash::Error>(())
+/// # Ok::<(), vibra_baselines::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct LardR<S = RandomState> {
@@ -344,10 +346,10 @@ impl LardR {
     /// LARD/R over `servers` servers with std's default hasher.
     ///
     /// # Errors
-    /// [`Error::InvalidServerCount`] unless `1 <= servers <= Dispatcher::MAX_SERVERS`.
+    /// [`HashError::InvalidServerCount`] unless `1 <= servers <= Dispatcher::MAX_SERVERS`.
     ///
     /// ```
-    /// # use vibra_hash::{LardParams, LardR};
+    /// # use vibra_baselines::{LardParams, LardR};
     /// assert!(LardR::new(4, LardParams::PAI_ASPLOS98).is_ok());
     /// ```
     pub fn new(servers: u32, params: LardParams) -> Result<Self, Error> {
@@ -363,7 +365,7 @@ impl<S: BuildHasher> LardR<S> {
     ///
     /// ```
     /// # use std::hash::RandomState;
-    /// # use vibra_hash::{LardParams, LardR};
+    /// # use vibra_baselines::{LardParams, LardR};
     /// assert!(LardR::with_hasher(4, LardParams::PAI_ASPLOS98, RandomState::new()).is_ok());
     /// ```
     pub fn with_hasher(servers: u32, params: LardParams, hasher: S) -> Result<Self, Error> {
@@ -377,10 +379,10 @@ impl<S: BuildHasher> LardR<S> {
     /// The current (valid) replica set of a target's object, in the order members joined.
     ///
     /// ```
-    /// # use vibra_hash::{LardParams, LardR};
+    /// # use vibra_baselines::{LardParams, LardR};
     /// let lr = LardR::new(4, LardParams::PAI_ASPLOS98)?;
     /// assert!(lr.replicas(b"/never-seen").is_empty());
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn replicas(&self, target: &[u8]) -> Vec<u32> {
         self.history
@@ -398,9 +400,9 @@ impl<S: BuildHasher> LardR<S> {
     /// The number of objects in the history.
     ///
     /// ```
-    /// # use vibra_hash::{LardParams, LardR};
+    /// # use vibra_baselines::{LardParams, LardR};
     /// assert_eq!(LardR::new(4, LardParams::PAI_ASPLOS98)?.history_len(), 0);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn history_len(&self) -> usize {
         self.history.len()
@@ -410,11 +412,11 @@ impl<S: BuildHasher> LardR<S> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use vibra_hash::{LardParams, LardR, Selection};
+    /// # use vibra_baselines::{LardParams, LardR, Selection};
     /// let mut lr = LardR::new(2, LardParams::PAI_ASPLOS98)?;
     /// lr.select(b"/x", &[0, 0], Duration::ZERO)?;
     /// assert!(lr.history_bytes() > 0);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn history_bytes(&self) -> usize {
         table_bytes(&self.history)
@@ -506,7 +508,7 @@ impl<S: BuildHasher> Selection for LardR<S> {
 impl<S: BuildHasher> Placement for LardR<S> {
     fn holders(&self, target: &[u8], out: &mut Vec<u32>) -> Result<(), Error> {
         if self.cluster.up.count() == 0 {
-            return Err(Error::NoServerAvailable);
+            return Err(HashError::NoServerAvailable.into());
         }
         out.extend(self.replicas(target));
         Ok(())

@@ -10,8 +10,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use pingora_ketama::{Bucket, Continuum};
 
 use super::{Placement, Selection, check_len};
-use crate::cyclic::Availability;
-use crate::{Error, dispatch_key};
+use crate::Error;
+use vibra_hash::Error as HashError;
+use vibra_hash::{Availability, dispatch_key};
 
 /// An nginx-compatible ketama ring over servers named by their socket addresses.
 ///
@@ -21,7 +22,7 @@ use crate::{Error, dispatch_key};
 ///
 /// ```
 /// use std::time::Duration;
-/// use vibra_hash::{KetamaRing, Selection};
+/// use vibra_baselines::{KetamaRing, Selection};
 ///
 /// // pingora-ketama's sample recorded from nginx: two servers of weight 1.
 /// let servers = ["127.0.0.1:7777".parse()?, "127.0.0.1:7778".parse()?];
@@ -52,7 +53,7 @@ impl KetamaRing {
     /// nginx's ring is limited to 2^16 servers here (pingora-ketama stores 16-bit node ids).
     ///
     /// ```
-    /// # use vibra_hash::KetamaRing;
+    /// # use vibra_baselines::KetamaRing;
     /// assert!(KetamaRing::with_servers(KetamaRing::MAX_SERVERS + 1).is_err());
     /// ```
     pub const MAX_SERVERS: u32 = 1 << 16;
@@ -63,7 +64,7 @@ impl KetamaRing {
     /// As [`KetamaRing::weighted`].
     ///
     /// ```
-    /// # use vibra_hash::KetamaRing;
+    /// # use vibra_baselines::KetamaRing;
     /// assert!(KetamaRing::new(&[]).is_err());
     /// ```
     pub fn new(servers: &[SocketAddr]) -> Result<Self, Error> {
@@ -75,19 +76,20 @@ impl KetamaRing {
     /// `10.0.0.0 + i + 1`), for comparisons where only the count matters.
     ///
     /// # Errors
-    /// [`Error::InvalidServerCount`] unless `1 <= n <= MAX_SERVERS`.
+    /// [`HashError::InvalidServerCount`] unless `1 <= n <= MAX_SERVERS`.
     ///
     /// ```
-    /// # use vibra_hash::{KetamaRing, Selection};
+    /// # use vibra_baselines::{KetamaRing, Selection};
     /// assert_eq!(KetamaRing::with_servers(16)?.servers(), 16);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn with_servers(n: u32) -> Result<Self, Error> {
         if n == 0 || n > Self::MAX_SERVERS {
-            return Err(Error::InvalidServerCount {
+            return Err(HashError::InvalidServerCount {
                 servers: n as usize,
                 max: Self::MAX_SERVERS as usize,
-            });
+            }
+            .into());
         }
         let addrs: Vec<SocketAddr> = (0..n)
             .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0001 + i)), 80))
@@ -98,12 +100,12 @@ impl KetamaRing {
     /// A ring with nginx weights (`server addr weight=w`: 160 points per unit).
     ///
     /// # Errors
-    /// [`Error::InvalidServerCount`] for no server or more than `MAX_SERVERS`;
+    /// [`HashError::InvalidServerCount`] for no server or more than `MAX_SERVERS`;
     /// [`Error::InvalidRingServer`] for a weight of 0, a duplicate address, or a total of
     /// more than 2^24 points.
     ///
     /// ```
-    /// # use vibra_hash::KetamaRing;
+    /// # use vibra_baselines::KetamaRing;
     /// let a = "10.0.0.1:443".parse()?;
     /// assert!(KetamaRing::weighted(&[(a, 100)]).is_ok());
     /// assert!(KetamaRing::weighted(&[(a, 1), (a, 1)]).is_err());
@@ -113,7 +115,7 @@ impl KetamaRing {
         let n = u32::try_from(servers.len())
             .ok()
             .filter(|n| (1..=Self::MAX_SERVERS).contains(n))
-            .ok_or(Error::InvalidServerCount {
+            .ok_or(HashError::InvalidServerCount {
                 servers: servers.len(),
                 max: Self::MAX_SERVERS as usize,
             })?;
@@ -156,7 +158,7 @@ impl KetamaRing {
         Ok(KetamaRing {
             continuum,
             owners: owners.into_boxed_slice(),
-            up: Availability::all_up(n),
+            up: Availability::all_up(n)?,
         })
     }
 
@@ -164,10 +166,10 @@ impl KetamaRing {
     /// hashes whatever `$key` expands to), skipping down servers; `None` if all are down.
     ///
     /// ```
-    /// # use vibra_hash::KetamaRing;
+    /// # use vibra_baselines::KetamaRing;
     /// let ring = KetamaRing::with_servers(3)?;
     /// assert!(ring.server_for_key(b"/a").unwrap() < 3);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     #[inline]
     pub fn server_for_key(&self, key: &[u8]) -> Option<u32> {
@@ -179,9 +181,9 @@ impl KetamaRing {
     /// The number of points on the ring (160 per weight unit, minus CRC32 collisions).
     ///
     /// ```
-    /// # use vibra_hash::KetamaRing;
+    /// # use vibra_baselines::KetamaRing;
     /// assert!(KetamaRing::with_servers(4)?.points() <= 640);
-    /// # Ok::<(), vibra_hash::Error>(())
+    /// # Ok::<(), vibra_baselines::Error>(())
     /// ```
     pub fn points(&self) -> usize {
         self.owners.len()
@@ -201,11 +203,11 @@ impl Selection for KetamaRing {
     fn select(&mut self, target: &[u8], loads: &[u32], _now: Duration) -> Result<u32, Error> {
         check_len(loads.len(), self.up.servers())?;
         self.server_for_key(dispatch_key(target))
-            .ok_or(Error::NoServerAvailable)
+            .ok_or(HashError::NoServerAvailable.into())
     }
 
     fn set_available(&mut self, server: u32, available: bool) -> Result<(), Error> {
-        self.up.try_set(server, available)
+        Ok(self.up.set(server, available)?)
     }
 }
 
@@ -213,7 +215,7 @@ impl Placement for KetamaRing {
     fn holders(&self, target: &[u8], out: &mut Vec<u32>) -> Result<(), Error> {
         out.push(
             self.server_for_key(dispatch_key(target))
-                .ok_or(Error::NoServerAvailable)?,
+                .ok_or(HashError::NoServerAvailable)?,
         );
         Ok(())
     }

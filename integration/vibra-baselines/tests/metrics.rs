@@ -1,10 +1,11 @@
 //! Locality-loss and load metrics (SPEC section 3, dissertation figure 4.1 and table 3.1).
 
 use proptest::prelude::*;
-use vibra_hash::{
+use vibra_baselines::{
     Error, StreamStats, failover_load, fig4_1, fig4_1_row, naive_loss, neighbour_peak,
     skip_rule_loss,
 };
+use vibra_hash::Error as HashError;
 
 #[test]
 fn fig4_1_naive_worst_is_half_and_average_is_36_7_percent_at_n10_r1() {
@@ -50,22 +51,22 @@ fn fig4_1_replication_lowers_the_naive_average_but_stays_above_the_skip_rule() {
 fn metrics_reject_bad_input() {
     assert!(matches!(
         naive_loss(&[], &[], 1),
-        Err(Error::InvalidServerCount { .. })
+        Err(Error::Hash(HashError::InvalidServerCount { .. }))
     ));
     assert_eq!(
         skip_rule_loss(&[true; 3], &[true; 2], 1),
-        Err(Error::SliceLength { len: 2, servers: 3 })
+        Err(Error::Hash(HashError::SliceLength { len: 2, servers: 3 }))
     );
     assert_eq!(
         naive_loss(&[true; 3], &[false; 3], 1),
-        Err(Error::NoServerAvailable)
+        Err(Error::Hash(HashError::NoServerAvailable))
     );
     assert_eq!(
         skip_rule_loss(&[true; 3], &[true; 3], 4),
-        Err(Error::InvalidReplication {
+        Err(Error::Hash(HashError::InvalidReplication {
             replication: 4,
             servers: 3
-        })
+        }))
     );
     assert!(fig4_1_row(1, 1).is_err());
     assert_eq!(
@@ -74,7 +75,7 @@ fn metrics_reject_bad_input() {
     );
     assert_eq!(
         neighbour_peak(&[1.0; 2], 1, &[true, false], 0),
-        Err(Error::NoSurvivor { failed: 0 })
+        Err(Error::Hash(HashError::NoSurvivor { failed: 0 }))
     );
 }
 
