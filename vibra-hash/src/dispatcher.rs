@@ -156,7 +156,7 @@ impl Dispatcher {
         self.hash
     }
 
-    /// The sub-namespace (in `0..N`) of an HTTP request-target: [`dispatch_key`] then
+    /// The sub-namespace (in `0..N`) of an HTTP request-target: [`dispatch_key`](crate::dispatch_key) then
     /// [`HashKind::sub_namespace`]. Independent of availability.
     ///
     /// ```

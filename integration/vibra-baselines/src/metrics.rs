@@ -556,12 +556,12 @@ pub struct NeighbourPeak {
 }
 
 /// After `failed` fails (from `available`), the takeover server
-/// ([`takeover_servers`](crate::takeover_servers)) with the highest load, per
+/// ([`takeover_servers`](vibra_hash::takeover_servers)) with the highest load, per
 /// [`failover_load`]. With uniform load and R = 1 it carries twice its share; with R = 2,
 /// one and a half: replication spreads the failover load.
 ///
 /// # Errors
-/// As [`failover_load`] and [`takeover_servers`](crate::takeover_servers).
+/// As [`failover_load`] and [`takeover_servers`](vibra_hash::takeover_servers).
 ///
 /// ```
 /// use vibra_baselines::neighbour_peak;
