@@ -14,8 +14,9 @@ What it reads (plain Python 3, no packages):
   exists (src/lib.rs, src/main.rs, src/bin/*.rs, tests/*.rs, benches/*.rs, examples/*.rs) is
   its own crate (own module tree);
 - the module tree: `mod name;` (file `name.rs` or `name/mod.rs` beside or under the
-  declaring file) and inline `mod name { ... }`; a `#[path]` attribute stops the script with
-  status 2 (not supported: no module of the workspace uses one);
+  declaring file), `#[path = "file"] mod name;` (the file relative to the declaring file's
+  directory, as rustc reads it in a crate root or mod.rs), and inline
+  `mod name { ... }`; a `#[path]` attribute anywhere else stops the script with status 2;
 - the edges, after comments and string literals are blanked out:
   * every `use` declaration (any visibility, any depth, groups, globs, `as` renames), whose
     path starts with `crate::`, `super::`, `self::` or a child module's name;
@@ -180,11 +181,22 @@ def child_file(parent, name):
     return None
 
 
+PATH_ATTR_RE = re.compile(r'#\[\s*path\s*=\s*"([^"]*)"\s*\]\s*$')
+
+
 def parse_file(module, modules):
     with open(module.file, encoding="utf-8") as f:
-        code = strip_comments_and_strings(f.read())
-    if re.search(r"#\[\s*path\b", code):
-        print(f"import-cycles: {module.file}: #[path] modules are not supported", file=sys.stderr)
+        raw = f.read()
+    code = strip_comments_and_strings(raw)
+    # `#[path = "..."] mod name;` is read through the raw text (strings are blanked in `code`,
+    # at the same positions); any other `#[path]` is not supported.
+    module.path_attrs = {}
+    for m in MOD_RE.finditer(code):
+        attr = PATH_ATTR_RE.search(raw[max(0, m.start() - 300) : m.start()])
+        if attr and m.group(2) == ";":
+            module.path_attrs[m.group(1)] = attr.group(1)
+    if len(re.findall(r"#\[\s*path\b", code)) != len(module.path_attrs):
+        print(f"import-cycles: {module.file}: #[path] only on `mod name;` is supported", file=sys.stderr)
         sys.exit(2)
     scan(code, 0, len(code), module, modules, line_of(code))
 
@@ -237,7 +249,12 @@ def scan(code, start, end, module, modules, line):
             continue  # inside an inline module already handled
         name, kind = m.group(1), m.group(2)
         if kind == ";":
-            f = child_file(module, name)
+            attr = getattr(module, "path_attrs", {}).get(name)
+            if attr is not None:
+                f = os.path.normpath(os.path.join(os.path.dirname(module.file), attr))
+                f = f if os.path.isfile(f) else None
+            else:
+                f = child_file(module, name)
             if f is None:
                 continue  # a cfg'd-out or generated file: nothing to read
             if os.path.basename(f) == "mod.rs":

@@ -403,9 +403,13 @@ pub(crate) fn server_count(len: usize) -> Result<u32, Error> {
         })
 }
 
+/// The most servers a dispatcher takes (`Dispatcher::MAX_SERVERS` is this value; it lives here,
+/// beside the scans sized by it, so this module imports nothing from the dispatcher).
+pub(crate) const MAX_SERVERS: u32 = 1 << 20;
+
 /// `1 <= servers <= Dispatcher::MAX_SERVERS`, as a `u32`.
 pub(crate) fn check_server_count(servers: usize) -> Result<u32, Error> {
-    let max = crate::Dispatcher::MAX_SERVERS;
+    let max = MAX_SERVERS;
     u32::try_from(servers)
         .ok()
         .filter(|n| (1..=max).contains(n))

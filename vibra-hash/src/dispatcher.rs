@@ -72,7 +72,7 @@ impl Dispatcher {
     /// assert!(Dispatcher::new(Dispatcher::MAX_SERVERS, 1, HashKind::Fast).is_ok());
     /// assert!(Dispatcher::new(Dispatcher::MAX_SERVERS + 1, 1, HashKind::Fast).is_err());
     /// ```
-    pub const MAX_SERVERS: u32 = 1 << 20;
+    pub const MAX_SERVERS: u32 = crate::cyclic::MAX_SERVERS;
 
     /// A dispatcher over `servers` servers (all available, no active connections) with
     /// replication factor `replication`, hashing with `hash`.

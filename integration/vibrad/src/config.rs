@@ -3,7 +3,6 @@
 //! the first error; `check-config` must list them all.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::time::Duration;
@@ -13,28 +12,7 @@ use toml::de::{DeTable, DeValue};
 use vibra_alloc::{Alpha, ResourceKind};
 use vibra_host::{LinkAddrs, UnitSize, VmSpec};
 
-/// One configuration error: the key it is about, its line (1-based) and what is wrong.
-///
-/// ```
-/// let errs = vibrad::config::Config::parse("bogus = 1\n").unwrap_err();
-/// assert_eq!(errs[0].key, "bogus");
-/// assert_eq!(errs[0].line, 1);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Line in the file, 1-based.
-    pub line: usize,
-    /// Dotted key path, with array indexes (`customer[0].bandwidth.pool_bytes_per_s`).
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}: {}", self.line, self.key, self.message)
-    }
-}
+pub use crate::error::ConfigError;
 
 /// The `[agent]` role's settings.
 ///

@@ -10,7 +10,7 @@
 pub enum Error {
     /// The configuration has errors (every one found, each with its key and line).
     #[error("invalid configuration:\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Config(Vec<crate::config::ConfigError>),
+    Config(Vec<ConfigError>),
     /// The configuration file could not be read.
     #[error("cannot read {path}: {source}")]
     ReadConfig {
@@ -61,3 +61,26 @@ pub enum Error {
 
 /// vibrad's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One configuration error: the key it is about, its line (1-based) and what is wrong.
+///
+/// ```
+/// let errs = vibrad::config::Config::parse("bogus = 1\n").unwrap_err();
+/// assert_eq!(errs[0].key, "bogus");
+/// assert_eq!(errs[0].line, 1);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Line in the file, 1-based.
+    pub line: usize,
+    /// Dotted key path, with array indexes (`customer[0].bandwidth.pool_bytes_per_s`).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}: {}", self.line, self.key, self.message)
+    }
+}
