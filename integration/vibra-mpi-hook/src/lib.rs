@@ -167,7 +167,9 @@ impl WaitRecord {
             end_ns: le_u64(b, 56),
         };
         if r.rank >= r.world_size || r.peer >= r.world_size {
-            return Err(DecodeError::Inconsistent("rank or peer not below world_size"));
+            return Err(DecodeError::Inconsistent(
+                "rank or peer not below world_size",
+            ));
         }
         if r.peer == r.rank {
             return Err(DecodeError::Inconsistent("a rank waiting on itself"));
@@ -307,9 +309,10 @@ impl Upstreams {
             return;
         }
         let ttl = self.config.ttl_s;
-        let t = self.ranks.entry((r.job, r.rank)).or_insert_with(|| {
-            UpstreamTracker::new(ttl).expect("ttl validated in Upstreams::new")
-        });
+        let t = self
+            .ranks
+            .entry((r.job, r.rank))
+            .or_insert_with(|| UpstreamTracker::new(ttl).expect("ttl validated in Upstreams::new"));
         t.observe(WakeUp {
             sender: r.peer,
             receiver_was_blocked: true,
@@ -370,7 +373,10 @@ mod tests {
         assert_eq!(&b[0..8], &[b'V', b'M', b'P', b'W', 1, 0, 0, 0]);
         assert_eq!(&b[8..16], &[8, 7, 6, 5, 4, 3, 2, 1]);
         assert_eq!(&b[16..20], &[0x44, 0x33, 0x22, 0x11]);
-        assert_eq!(&b[20..36], &[3, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 9, 0, 0, 0]);
+        assert_eq!(
+            &b[20..36],
+            &[3, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 9, 0, 0, 0]
+        );
         assert_eq!(&b[36..40], &[0; 4]);
         assert_eq!(&b[40..46], &[0xF0, 0xE0, 0xD0, 0xC0, 0xB0, 0xA0]);
         assert_eq!(b[48], 1);
