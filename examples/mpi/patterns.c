@@ -8,8 +8,9 @@
  * 10^6 multiply-adds and 1 MB per element); then it exchanges one `size`-byte message (1 KB)
  * with each neighbour: the ranks beside it (linear, a 1-D mesh) or every other rank (all).
  * Rank 0 prints the response time (slowest rank, from a common start) and one line per rank
- * with its compute time, its wait time (inside MPI exchange calls) and its CPU time
- * (utime + stime from /proc/self/stat, so busy-polling while waiting shows).
+ * with its compute time, its wait time (inside the MPI exchange calls), its CPU time (utime +
+ * stime from /proc/self/stat) and the part of it spent inside the exchange calls (wait_cpu_s,
+ * CLOCK_PROCESS_CPUTIME_ID): a busy-polling rank burns CPU there, a yielding one does not.
  *
  *   mpirun -np 4 ./patterns [-t linear|all] [-n iters] [-e elements] [-m madds] [-b bytes]
  *                           [-s msg_bytes] [-c waitall|sendrecv|recv] [-B]
@@ -41,11 +42,16 @@ struct opts {
     int barrier;
 };
 
-static double now(void)
+static double clock_s(clockid_t clk)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clk, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double now(void)
+{
+    return clock_s(CLOCK_MONOTONIC);
 }
 
 /* utime + stime of this process, seconds, from /proc/self/stat (fields 14 and 15). */
@@ -156,7 +162,7 @@ int main(int argc, char **argv)
 {
     struct opts o;
     int rank, size, nb = 0, i, it, *peers;
-    double *a, t_start, t_end, t_compute = 0, t_wait = 0, cpu0, check = 0;
+    double *a, t_start, t_end, t_compute = 0, t_wait = 0, cpu_wait = 0, cpu0, check = 0;
     long long work;
     char *sendbuf, *recvbufs;
     MPI_Request *reqs;
@@ -198,9 +204,10 @@ int main(int argc, char **argv)
     cpu0 = proc_cpu();
     t_start = now();
     for (it = 0; it < o.iters; it++) {
-        double t0 = now(), t1;
+        double t0 = now(), t1, c1;
         compute(a, n, work);
         t1 = now();
+        c1 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
         t_compute += t1 - t0;
         sendbuf[0] = (char)it;
         if (o.mode == WAITALL) {
@@ -244,10 +251,11 @@ int main(int argc, char **argv)
             MPI_Barrier(MPI_COMM_WORLD);
         }
         t_wait += now() - t1;
+        cpu_wait += clock_s(CLOCK_PROCESS_CPUTIME_ID) - c1;
     }
     t_end = now();
     {
-        double mine[4], *all = NULL, response = 0, elapsed = t_end - t_start;
+        double mine[5], *all = NULL, response = 0, elapsed = t_end - t_start;
         mine[0] = t_compute;
         mine[1] = t_wait;
         mine[2] = proc_cpu() - cpu0;
@@ -255,11 +263,12 @@ int main(int argc, char **argv)
             check += a[i];
         }
         mine[3] = check;
+        mine[4] = cpu_wait;
         if (rank == 0) {
-            all = malloc(4 * (size_t)size * sizeof *all);
+            all = malloc(5 * (size_t)size * sizeof *all);
         }
         MPI_Reduce(&elapsed, &response, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
-        MPI_Gather(mine, 4, MPI_DOUBLE, all, 4, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+        MPI_Gather(mine, 5, MPI_DOUBLE, all, 5, MPI_DOUBLE, 0, MPI_COMM_WORLD);
         if (rank == 0) {
             printf("patterns: %d ranks, %s, %d iterations, %g elements x %g multiply-adds / i, "
                    "%d-byte messages, %s%s\n",
@@ -268,8 +277,10 @@ int main(int argc, char **argv)
                    o.barrier ? " + barrier" : "");
             printf("response_time_s %.6f\n", response);
             for (i = 0; i < size; i++) {
-                printf("rank %d compute_s %.6f wait_s %.6f cpu_s %.2f check %.6g\n", i,
-                       all[4 * i], all[4 * i + 1], all[4 * i + 2], all[4 * i + 3]);
+                printf("rank %d compute_s %.6f wait_s %.6f cpu_s %.2f wait_cpu_s %.6f "
+                       "check %.6g\n",
+                       i, all[5 * i], all[5 * i + 1], all[5 * i + 2], all[5 * i + 4],
+                       all[5 * i + 3]);
             }
             free(all);
         }

@@ -94,6 +94,7 @@ struct RankLine {
     compute_s: f64,
     wait_s: f64,
     cpu_s: f64,
+    wait_cpu_s: f64,
 }
 
 fn field(line: &str, name: &str) -> f64 {
@@ -120,6 +121,7 @@ fn parse_patterns(out: &str, np: usize) -> (f64, Vec<RankLine>) {
             compute_s: field(l, "compute_s"),
             wait_s: field(l, "wait_s"),
             cpu_s: field(l, "cpu_s"),
+            wait_cpu_s: field(l, "wait_cpu_s"),
         })
         .collect();
     assert_eq!(ranks.len(), np, "one line per rank in:\n{out}");
@@ -255,10 +257,13 @@ fn hook_makes_a_waiting_rank_give_its_cpu_away() {
     let Some((b, _g)) = built("hook_makes_a_waiting_rank_give_its_cpu_away") else {
         return;
     };
-    // Two ranks, no oversubscription (Open MPI then polls without even yielding): rank 1 does
-    // exactly half of rank 0's work, so the CPU it uses beyond cpu_0 / 2 is CPU burnt while
-    // waiting. CPU times come from /proc/self/stat (utime + stime) inside patterns.
-    let args = ["-t", "all", "-n", "10", "-e", "300"];
+    // Two ranks, no oversubscription (Open MPI then polls without even yielding); rank 1 does
+    // half of rank 0's work and waits the rest of each iteration. patterns reports each rank's
+    // CPU time inside the exchange calls (wait_cpu_s) and its whole CPU time from
+    // /proc/self/stat (cpu_s): the same work, so the difference between the runs is the CPU
+    // burnt by busy-polling. The machine may be loaded: a spinner then gets less than a core,
+    // so the bounds are relative to the wait time, not absolute.
+    let args = ["-t", "all", "-n", "8", "-e", "200"];
     let prog = b.dir.join("patterns");
     let run = |env: &[(&str, String)]| {
         let mut c = Command::new("mpirun");
@@ -270,24 +275,34 @@ fn hook_makes_a_waiting_rank_give_its_cpu_away() {
         let s = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "{s}");
         let (_, r) = parse_patterns(&s, 2);
-        let spin = r[1].cpu_s - r[0].cpu_s / 2.0;
-        (spin, r[1].wait_s, s)
+        let sum = |f: fn(&RankLine) -> f64| r.iter().map(f).sum::<f64>();
+        (
+            sum(|r| r.wait_cpu_s),
+            sum(|r| r.wait_s),
+            sum(|r| r.cpu_s),
+            s,
+        )
     };
-    let (spin_plain, wait_plain, out_plain) = run(&[]);
+    let (spin_plain, wait_plain, cpu_plain, out_plain) = run(&[]);
     let hook = b.dir.join("libvibra_mpi_hook.so").display().to_string();
-    let (spin_hook, wait_hook, out_hook) = run(&[("LD_PRELOAD", hook)]);
+    let (spin_hook, wait_hook, cpu_hook, out_hook) = run(&[("LD_PRELOAD", hook)]);
     eprintln!(
-        "CPU burnt while waiting: without hook {spin_plain:.2} s over {wait_plain:.2} s of \
-         waits, with hook {spin_hook:.2} s over {wait_hook:.2} s"
+        "CPU in waits: without hook {spin_plain:.3} s over {wait_plain:.2} s of waits \
+         (/proc cpu {cpu_plain:.2} s), with hook {spin_hook:.3} s over {wait_hook:.2} s \
+         (/proc cpu {cpu_hook:.2} s)"
     );
     assert!(
-        spin_plain >= 0.15 && spin_plain >= 0.2 * wait_plain,
+        spin_plain >= 0.05 * wait_plain && spin_plain >= 0.1,
         "the plain run should spin:\n{out_plain}"
     );
     assert!(
-        spin_hook <= 0.1 * wait_hook + 0.05 && spin_hook <= spin_plain / 3.0,
-        "with the hook the waiting rank should sleep: {spin_hook:.2} s vs {spin_plain:.2} s\n\
+        spin_hook <= 0.03 * wait_hook + 0.02 && spin_hook <= spin_plain / 3.0,
+        "with the hook the waiting rank should sleep: {spin_hook:.3} s vs {spin_plain:.3} s\n\
          {out_hook}"
+    );
+    assert!(
+        cpu_hook < cpu_plain,
+        "/proc/self/stat CPU with the hook {cpu_hook} s, without {cpu_plain} s"
     );
 }
 
