@@ -23,6 +23,9 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
+use std::io;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 
 use dps_core::{UpstreamTracker, WakeUp};
 
@@ -345,6 +348,123 @@ impl Upstreams {
             t.expire(now_s);
             t.count(now_s) > 0
         });
+    }
+}
+
+/// What one [`WaitListener::drain`] did.
+///
+/// ```
+/// assert_eq!(vibra_mpi_hook::Drained::default().accepted, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Valid records, handed to the caller.
+    pub accepted: u64,
+    /// Datagrams that were not valid records (counted, logged by the caller, nothing changed).
+    pub rejected: u64,
+}
+
+/// The local end of the hook's socket: a bound Unix datagram socket whose pending records
+/// [`drain`](Self::drain) hands to the caller (typically [`Upstreams::ingest`]). The socket
+/// file is removed on drop.
+///
+/// ```
+/// use vibra_mpi_hook::*;
+/// let path = std::env::temp_dir().join(format!("vibra-mpi-doc-{}.sock", std::process::id()));
+/// let mut l = WaitListener::bind(&path).unwrap();
+/// let r = WaitRecord { kind: WaitKind::PointToPoint, job: 1, pid: 9, rank: 1, world_size: 2,
+///     peer: 0, waits: 1, wait_ns: 2_000_000, start_ns: 0, end_ns: 1 };
+/// let tx = std::os::unix::net::UnixDatagram::unbound().unwrap();
+/// tx.send_to(&r.encode(), &path).unwrap();
+/// tx.send_to(b"junk", &path).unwrap();
+/// let mut ups = Upstreams::new(Default::default()).unwrap();
+/// let d = l.drain(|r| ups.ingest(r)).unwrap();
+/// assert_eq!((d.accepted, d.rejected), (1, 1));
+/// assert_eq!(l.last_rejection(), Some(DecodeError::Length(4)));
+/// assert_eq!(ups.upstreams(1, 1, 0.0), vec![0]);
+/// ```
+#[derive(Debug)]
+pub struct WaitListener {
+    sock: UnixDatagram,
+    path: PathBuf,
+    last_rejection: Option<DecodeError>,
+}
+
+impl WaitListener {
+    /// Binds a non-blocking datagram socket at `path` (which must not exist).
+    ///
+    /// ```
+    /// assert!(vibra_mpi_hook::WaitListener::bind("/nonexistent-dir/x.sock").is_err());
+    /// ```
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let sock = UnixDatagram::bind(&path)?;
+        sock.set_nonblocking(true)?;
+        Ok(Self {
+            sock,
+            path,
+            last_rejection: None,
+        })
+    }
+
+    /// Reads every pending datagram: each valid record goes to `on_record`, other datagrams are
+    /// counted as rejected (the reason of the last one is kept for the caller's log) and change
+    /// nothing. Never blocks.
+    ///
+    /// ```
+    /// # use vibra_mpi_hook::*;
+    /// let path = std::env::temp_dir().join(format!("vibra-mpi-doc2-{}.sock", std::process::id()));
+    /// let mut l = WaitListener::bind(&path).unwrap();
+    /// let mut ups = Upstreams::new(Default::default()).unwrap();
+    /// assert_eq!(l.drain(|r| ups.ingest(r)).unwrap(), Drained::default());
+    /// ```
+    pub fn drain(&mut self, mut on_record: impl FnMut(&WaitRecord)) -> io::Result<Drained> {
+        let mut d = Drained::default();
+        // One byte more than a record, so a longer datagram shows as a wrong length.
+        let mut buf = [0u8; RECORD_LEN + 1];
+        loop {
+            match self.sock.recv(&mut buf) {
+                Ok(n) => match WaitRecord::decode(&buf[..n]) {
+                    Ok(r) => {
+                        on_record(&r);
+                        d.accepted += 1;
+                    }
+                    Err(e) => {
+                        self.last_rejection = Some(e);
+                        d.rejected += 1;
+                    }
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(d),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Why the last rejected datagram was rejected, if any was.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("vibra-mpi-doc3-{}.sock", std::process::id()));
+    /// assert_eq!(vibra_mpi_hook::WaitListener::bind(&path).unwrap().last_rejection(), None);
+    /// ```
+    pub fn last_rejection(&self) -> Option<DecodeError> {
+        self.last_rejection
+    }
+
+    /// The socket's path (what the ranks get as `VIBRA_MPI_SOCKET`).
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("vibra-mpi-doc4-{}.sock", std::process::id()));
+    /// assert_eq!(vibra_mpi_hook::WaitListener::bind(&path).unwrap().path(), path);
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for WaitListener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 

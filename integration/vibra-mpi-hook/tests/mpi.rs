@@ -6,13 +6,12 @@
 //! cargo's per-test temporary directory; the MPI runs are serialised (one at a time), because
 //! the CPU test compares CPU time and the machine may have only 2 cores.
 
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use vibra_mpi_hook::{UpstreamConfig, Upstreams, WaitKind, WaitRecord, job_hash};
+use vibra_mpi_hook::{UpstreamConfig, Upstreams, WaitKind, WaitListener, WaitRecord, job_hash};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -156,7 +155,7 @@ fn patterns_runs_and_prints_its_response_time() {
 fn records_of(b: &Built, tag: &str, args: &[&str]) -> Vec<WaitRecord> {
     let sock_path = b.dir.join(format!("wait-{tag}.sock"));
     let _ = std::fs::remove_file(&sock_path);
-    let sock = UnixDatagram::bind(&sock_path).expect("bind the record socket");
+    let mut listener = WaitListener::bind(&sock_path).expect("bind the record socket");
     let env = [
         (
             "LD_PRELOAD",
@@ -168,29 +167,27 @@ fn records_of(b: &Built, tag: &str, args: &[&str]) -> Vec<WaitRecord> {
     ];
     // Read while the program runs: a datagram socket's queue is short (net.unix.max_dgram_qlen
     // and the receive buffer), and the hook drops what does not fit rather than block.
-    sock.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
         let done = done.clone();
         std::thread::spawn(move || {
             let mut recs = Vec::new();
-            let mut buf = [0u8; 256];
             loop {
-                match sock.recv(&mut buf) {
-                    Ok(n) => recs.push(WaitRecord::decode(&buf[..n]).expect("a valid record")),
-                    Err(_) if done.load(std::sync::atomic::Ordering::SeqCst) => break,
-                    Err(_) => {}
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let d = listener
+                    .drain(|r| recs.push(*r))
+                    .expect("read the record socket");
+                assert_eq!(d.rejected, 0, "{:?}", listener.last_rejection());
+                if finished {
+                    return recs;
                 }
+                std::thread::sleep(Duration::from_millis(5));
             }
-            recs
         })
     };
     mpirun(4, &env, &b.dir.join("patterns"), args);
     done.store(true, std::sync::atomic::Ordering::SeqCst);
-    let recs = reader.join().expect("reader thread");
-    let _ = std::fs::remove_file(&sock_path);
-    recs
+    reader.join().expect("reader thread")
 }
 
 #[test]
