@@ -254,15 +254,19 @@ static void record_collective(MPI_Comm comm, int root, uint64_t ns)
 
 static void track(MPI_Request req, MPI_Comm comm)
 {
-    int i;
+    int i, free_slot = -1;
     for (i = 0; i < H.track_hwm; i++) {
-        if (H.track[i].req == MPI_REQUEST_NULL || H.track[i].req == req) {
-            H.track[i].req = req;
+        if (H.track[i].req == req) { /* a handle reused after a completion the hook missed */
             H.track[i].comm = comm;
             return;
         }
+        if (free_slot < 0 && H.track[i].req == MPI_REQUEST_NULL) {
+            free_slot = i;
+        }
     }
-    if (H.track_hwm < TRACK_SLOTS) {
+    if (free_slot >= 0) {
+        i = free_slot;
+    } else if (H.track_hwm < TRACK_SLOTS) {
         i = H.track_hwm++;
     } else { /* full: forget the oldest slot (its wait is then not attributed) */
         i = H.track_next;
