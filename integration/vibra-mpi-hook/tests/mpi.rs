@@ -198,7 +198,7 @@ fn hook_names_each_ranks_upstream_neighbour_in_a_linear_1_over_i_program() {
     // Node i = rank + 1 computes 1/i: in the linear chain every rank r > 0 is held back by its
     // left neighbour r - 1, the one that computes more; rank 0 waits on nobody for long.
     for mode in ["waitall", "sendrecv", "recv"] {
-        let recs = records_of(b, mode, &["-n", "8", "-e", "60", "-c", mode]);
+        let recs = records_of(b, mode, &["-n", "6", "-e", "200", "-c", mode]);
         assert!(!recs.is_empty(), "{mode}: no records");
         let job = job_hash(&format!("test-{mode}"));
         let mut total = [[0u64; 4]; 4];
