@@ -17,7 +17,9 @@ real 1998 World Cup URLs that an HTTP request line can carry byte for byte):
    subset `vibra-lab map` prints, and both haproxy threads served requests;
 2. with one back end killed (once haproxy's check marks it DOWN), every URL that was not on it
    stays, and every URL that was on it moves to where `vibra-lab map --down k` says;
-3. restarted on its port (once the check marks it UP), it gets its URLs back;
+3. restarted on its port (once the check marks it UP), it gets its URLs back; a server set to
+   DRAIN or MAINT on the stats socket is skipped the same way, and READY brings it back; no
+   request of the four haproxies fell back to HAProxy's own balancing;
 4. a reload (`haproxy -x <socket> -sf <old pid>`, the config `serve.sh --print-config` writes)
    while four clients send requests drops no request and keeps every URL on its server;
 5. a route libvibra refuses (replication above the server count) falls back to HAProxy's own
@@ -46,8 +48,9 @@ SERVE_SH = os.path.join(os.path.dirname(HERE), "serve.sh")
 SERVERS = 4
 # name, replication, hash of each haproxy the test runs through serve.sh
 ROUTES = [("charsum", 2, "charsum"), ("md5", 3, "md5"), ("sha1", 1, "sha1"), ("fast", 4, "fast")]
-# The back end killed in check 2.
+# The back end killed in check 2, and the server put in DRAIN and MAINT in check 3b.
 STOPPED = 2
+ADMIN = 1
 # A bound on every wait for a condition (never a timing assertion).
 WAIT_LIMIT_S = 60
 # Check 4: clients sending requests during the reloads, and the reloads.
@@ -390,6 +393,39 @@ def check_recovery(t, lab, urls, maps):
     check_placement(t, lab, urls, maps, f"backend{k} restarted")
 
 
+def check_admin_states(t, lab, urls, maps, maps_admin):
+    """Check 3b: a server put in DRAIN or MAINT on the stats socket is skipped like a down one
+    (its URLs move where `vibra-lab map --down 1` says), and READY brings them back."""
+    name = "md5"
+    _, port, rundir = lab.serves[name]
+    sock = os.path.join(rundir, "haproxy.sock")
+    for state in ("drain", "maint"):
+        stats_socket(sock, f"set server vibra/s{ADMIN} state {state}")
+        wrong = []
+        for url, new in zip(urls, maps_admin[name]):
+            status, number, _ = lab.request(port, url, sock)
+            if (status, number) != (200, new[0]):
+                wrong.append(f"{url} -> {status} backend{number}, map --down {ADMIN} says {new}")
+        stats_socket(sock, f"set server vibra/s{ADMIN} state ready")
+        t.check(not wrong, f"[{name}] with s{ADMIN} in {state.upper()}, every URL goes where "
+                f"`vibra-lab map --down {ADMIN}` says", "; ".join(wrong[:5]))
+    wrong = []
+    for url, subset in zip(urls, maps[name]):
+        status, number, _ = lab.request(port, url, sock)
+        if (status, number) != (200, subset[0]):
+            wrong.append(f"{url} -> {status} backend{number}, map says {subset}")
+    t.check(not wrong, f"[{name}] set back to READY, s{ADMIN} has its URLs back",
+            "; ".join(wrong[:5]))
+
+
+def check_no_fallback(t, lab):
+    """The serve.sh haproxies never fell back: every request was routed by the module."""
+    for name, _, _ in ROUTES:
+        lines = [line for line in lab.log(name).splitlines() if "vibra:" in line]
+        t.check(not lines, f"[{name}] no request fell back to HAProxy's own balancing",
+                "; ".join(lines[:3]))
+
+
 def start_haproxy(lab, config, name, takeover=None):
     """haproxy in the foreground on `config`; with `takeover` (old Popen, socket) it takes the
     listeners over from the old process (-x) and tells it to finish and stop (-sf)."""
@@ -535,6 +571,7 @@ def main():
         urls += sample
     maps = {n: vibra_map(args.vibra_lab, urls, r, h) for n, r, h in ROUTES}
     maps_down = {n: vibra_map(args.vibra_lab, urls, r, h, down=STOPPED) for n, r, h in ROUTES}
+    maps_admin = {n: vibra_map(args.vibra_lab, urls, r, h, down=ADMIN) for n, r, h in ROUTES}
     print(f"{len(urls)} URLs, {SERVERS} back ends, haproxies "
           + ", ".join(f"{n} (R={r}, {h})" for n, r, h in ROUTES), flush=True)
 
@@ -547,6 +584,8 @@ def main():
         check_placement(t, lab, urls, maps, "all up")
         check_failure(t, lab, urls, maps, maps_down)
         check_recovery(t, lab, urls, maps)
+        check_admin_states(t, lab, urls, maps, maps_admin)
+        check_no_fallback(t, lab)
         check_reload(t, lab, urls, maps)
         check_fallback(t, lab, urls)
         check_sigterm(t, lab)
