@@ -12,7 +12,7 @@
 -- sample fetch `srv_conn` (the server's current sessions, `scur` in the stats) as the load, and
 -- `srv_is_up` (not DOWN, not in maintenance) and not Server:is_draining() as the availability.
 -- (Server:get_stats() gives the same two values but builds a table of about 80 fields per
--- server: it made each request cost about twice as much; it is read once, for the ids.) It
+-- server per call, clearly slower per request: it is read once, for the ids.) It
 -- returns nothing, after a log line, when anything fails (no such backend, bad arguments, a
 -- libvibra error, a Lua error): the variable stays unset, no `use-server` rule matches, and
 -- HAProxy balances the request with the backend's own `balance` algorithm.
