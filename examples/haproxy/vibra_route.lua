@@ -63,6 +63,11 @@ local function build(backend, replication, hash)
         route.up[i] = false
     end
     route.dispatcher = vibra.new(#list, replication, hash)
+    route.n = #list
+    route.r = route.dispatcher:replication()
+    for i = 1, route.n do
+        route.up[i] = true
+    end
     return route
 end
 
@@ -92,19 +97,47 @@ local function route_for(txn, replication, hash)
     return route
 end
 
+-- Reads server i's load and availability into the route's scratch tables; returns whether
+-- it is up.
+local function read_server(route, f, i)
+    local name = route.names[i]
+    route.loads[i] = f:srv_conn(name)
+    local up = yes(f:srv_is_up(name)) and not yes(route.servers[i]:is_draining())
+    route.up[i] = up
+    return up
+end
+
 local function pick(txn, replication, hash)
     local route = route_for(txn, replication or "1", hash or "fast")
     if route == nil then
         return nil
     end
-    local loads, up, names, f = route.loads, route.up, route.names, txn.f
-    for i, server in ipairs(route.servers) do
-        local name = names[i]
-        loads[i] = f:srv_conn(name)
-        up[i] = yes(f:srv_is_up(name)) and not yes(server:is_draining())
-    end
+    local f, d, n = txn.f, route.dispatcher, route.n
     local target = txn.sf:url()
-    local index, err = route.dispatcher:pick(target, loads, up)
+    -- Common case first: when the R servers ns, ns+1, ... (cyclic) are all up they are exactly
+    -- the target's subset, whatever the other servers' state (SPEC 3), so only they are read.
+    -- The other entries keep whatever an earlier request left there; pick_with then chooses
+    -- among these R alone.
+    local ns, err = d:namespace(target)
+    if ns == nil then
+        log_fallback("no pick for " .. string.format("%q", target) .. ": " .. tostring(err))
+        return nil
+    end
+    local all_up = true
+    for j = 0, route.r - 1 do
+        if not read_server(route, f, (ns + j) % n + 1) then
+            all_up = false
+            break
+        end
+    end
+    if not all_up then
+        -- a member is down: the subset reaches further, so read every server
+        for i = 1, n do
+            read_server(route, f, i)
+        end
+    end
+    local index
+    index, err = d:pick(target, route.loads, route.up)
     if index == nil then
         log_fallback("no pick for " .. string.format("%q", target) .. ": " .. tostring(err))
         return nil
