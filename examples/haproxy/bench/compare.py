@@ -25,7 +25,9 @@ backend's routing lines:
    list for --seconds against each configuration; the configurations run at the same time on
    their own ports and are measured one after another in each round, in an order rotated every
    round (paired, interleaved rounds). Prints each configuration's mean, standard deviation,
-   minimum and maximum, and its ratio to `uri` (mean and spread of the per-round ratios).
+   minimum, maximum and median, and its ratio to `uri` (median, mean and range of the per-round
+   ratios: on a loaded machine a single round can be off by a factor of several, and the
+   median of the paired ratios is the figure that such a round moves least).
 
 Prints the machine's load average before and after: on a shared machine the figures move with
 the other processes. Needs nginx and wrk besides haproxy; standard-library Python.
@@ -247,12 +249,14 @@ def main():
                   flush=True)
         print(f"\nrequests per second, {args.rounds} paired rounds of {args.seconds} s "
               "(wrk -t1 -c16, keep-alive)")
-        print("| configuration | mean | stdev | min | max | ratio to uri: mean (min-max) |")
-        print("| --- | --- | --- | --- | --- | --- |")
+        print("| configuration | mean | stdev | min | max | median | ratio to uri: median, "
+              "mean (min-max) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         for n in names:
             ratios = [a / b for a, b in zip(rps[n], rps["uri"])]
             print(f"| {n} | {statistics.mean(rps[n]):.0f} | {statistics.pstdev(rps[n]):.0f} | "
-                  f"{min(rps[n]):.0f} | {max(rps[n]):.0f} | {statistics.mean(ratios):.3f} "
+                  f"{min(rps[n]):.0f} | {max(rps[n]):.0f} | {statistics.median(rps[n]):.0f} | "
+                  f"{statistics.median(ratios):.3f}, {statistics.mean(ratios):.3f} "
                   f"({min(ratios):.3f}-{max(ratios):.3f}) |")
         print(f"\nload average after: {load_average()}")
     finally:
