@@ -18,7 +18,7 @@ begin "install haproxy, lua5.3, liblua5.3-dev and the C toolchain"
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     haproxy lua5.3 liblua5.3-dev pkg-config gcc make python3 >/dev/null
-haproxy -v | head -n 1
+haproxy -v | sed -n 1p   # (sed reads all: no SIGPIPE under pipefail)
 
 begin "build libvibra and the Lua module (serve.sh --build-only: what serve.sh does on first use)"
 # the release profile .ci/ffi.sh builds with, so the library it built is reused, not rebuilt
