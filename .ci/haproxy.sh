@@ -17,7 +17,7 @@ trap 'rm -rf "$work"' EXIT
 begin "install haproxy, lua5.3, liblua5.3-dev and the C toolchain"
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-    haproxy lua5.3 liblua5.3-dev pkg-config gcc make python3 >/dev/null
+    haproxy lua5.3 liblua5.3-dev pkg-config gcc make python3 valgrind >/dev/null
 haproxy -v | sed -n 1p   # (sed reads all: no SIGPIPE under pipefail)
 
 begin "build libvibra and the Lua module (serve.sh --build-only: what serve.sh does on first use)"
@@ -28,8 +28,12 @@ examples/haproxy/serve.sh --build-only
 begin "the Lua module alone, under lua5.3: every pick against vibra-lab map"
 cargo build --quiet -p vibra-lab
 vibra_lab="$root/target/debug/vibra-lab"
-lua5.3 examples/haproxy/test/test_module.lua "${CARGO_TARGET_DIR:-$root/target}/haproxy/lua" \
-    "$vibra_lab"
+lua_dir="${CARGO_TARGET_DIR:-$root/target}/haproxy/lua"
+lua5.3 examples/haproxy/test/test_module.lua "$lua_dir" "$vibra_lab"
+
+begin "the same under valgrind (no invalid access, no leak once the Lua state is closed)"
+valgrind -q --error-exitcode=1 --leak-check=full \
+    lua5.3 examples/haproxy/test/test_module.lua "$lua_dir" "$vibra_lab" >/dev/null
 
 begin "the World Cup URLs, as the wc98 crate reads them"
 # wc98-urls prints every URL one per line, byte for byte; the test samples them and skips, with a

@@ -117,4 +117,4 @@ check(type(vibra.version()) == "string", "vibra.version() is libvibra's version 
 
 os.remove(list)
 print(string.format("%d passed, %d failed", passed, failed))
-os.exit(failed == 0 and 0 or 1)
+os.exit(failed == 0 and 0 or 1, true)  -- true: close the state, so every __gc runs
