@@ -24,7 +24,8 @@ real 1998 World Cup URLs that an HTTP request line can carry byte for byte):
    while four clients send requests drops no request and keeps every URL on its server;
 5. a route libvibra refuses (replication above the server count) falls back to HAProxy's own
    balancing with a log line: every request is answered 200;
-6. SIGTERM stops serve.sh, exit status 0.
+6. the same routing with `lua-load` (one Lua state shared by the threads);
+7. SIGTERM stops serve.sh, exit status 0.
 
 No request of the whole run may get anything but 200. Prints `ok`/`FAIL` per check and
 `N passed, M failed`; exits 1 on any failure. Standard library only.
@@ -531,6 +532,32 @@ def check_fallback(t, lab, urls):
             lab.log(name)[-2000:])
 
 
+def check_shared_state(t, lab, urls, maps):
+    """Check 5b: with `lua-load` (one Lua state for all threads, under HAProxy's Lua lock)
+    instead of `lua-load-per-thread`, every URL still lands where the map says."""
+    name, replication, hash_name = "shared", 2, "charsum"
+    port = free_port()
+    rundir = os.path.join(lab.dir, name)
+    _, text = print_config(lab, rundir, port, replication, hash_name)
+    if "lua-load-per-thread" not in text:
+        raise RuntimeError("serve.sh --print-config has no lua-load-per-thread")
+    config = os.path.join(rundir, "shared.cfg")
+    with open(config, "w") as f:
+        f.write(text.replace("lua-load-per-thread", "lua-load"))
+    proc = start_haproxy(lab, config, name)
+    wait_for("the lua-load haproxy to answer", lambda: lab.answers(proc, port, name))
+    sock = os.path.join(rundir, "haproxy.sock")
+    wrong, threads = [], set()
+    for url, subset in zip(urls, maps["charsum"]):
+        status, number, thread = lab.request(port, url, sock)
+        threads.add(thread)
+        if (status, number) != (200, subset[0]):
+            wrong.append(f"{url} -> {status} backend{number}, map says {subset}")
+    t.check(not wrong and len(threads) >= 2,
+            f"[{name}] with lua-load (one shared Lua state) every URL lands where "
+            f"`vibra-lab map` says, served by threads {sorted(threads)}", "; ".join(wrong[:5]))
+
+
 def check_sigterm(t, lab):
     """Check 6: SIGTERM stops serve.sh cleanly."""
     proc, port, _ = lab.serves[ROUTES[0][0]]
@@ -588,6 +615,7 @@ def main():
         check_no_fallback(t, lab)
         check_reload(t, lab, urls, maps)
         check_fallback(t, lab, urls)
+        check_shared_state(t, lab, urls, maps)
         check_sigterm(t, lab)
         t.check(not lab.non_200, "no request of the whole run got anything but 200",
                 "; ".join(lab.non_200[:5]))
