@@ -1,0 +1,218 @@
+/*
+ * lua_vibra.c: the Lua 5.3 C module `vibra` over libvibra, for HAProxy's Lua
+ * (SPDX-License-Identifier: MIT OR Apache-2.0).
+ *
+ *   local vibra = require("vibra")
+ *   local d = vibra.new(4, 2, "charsum")        -- servers, replication, hash
+ *   local s, err = d:pick("/a.gif?x=1", loads, up)
+ *
+ * vibra.new(servers, replication, hash)  -> dispatcher (raises a Lua error on bad arguments)
+ *   hash is "charsum", "md5", "sha1" or "fast" (SPEC section 2).
+ * d:pick(target, loads, up)  -> server index 0..N-1, or nil and a message
+ *   loads[i] (i = 1..N) is server i-1's active-connection count, up[i] whether it is up: the
+ *   caller's view, passed per call to vibra_dispatcher_pick_with, so nothing shared is written.
+ * d:namespace(target)        -> sub-namespace, or nil and a message
+ * d:subset(ns)               -> table of server indexes (subset order), or nil and a message
+ * d:servers(), d:replication()
+ * vibra.version()            -> libvibra's version string
+ *
+ * Thread safety: the module has no global state. Each dispatcher is a full userdata owned by
+ * one Lua state and holds its own scratch arrays; HAProxy runs one Lua state on one thread at
+ * a time (one state per thread with lua-load-per-thread, a global lock with lua-load), and
+ * libvibra's dispatcher functions may run on any number of threads at once.
+ */
+
+#include <stdint.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <vibra.h>
+
+#define DISPATCHER_MT "vibra.dispatcher"
+
+typedef struct {
+    vibra_dispatcher *d;
+    uint32_t servers;
+    uint32_t replication;
+    size_t words;      /* ceil(servers / 64) */
+    uint32_t *loads;   /* servers entries, inside the same userdata */
+    uint64_t *up;      /* words entries, inside the same userdata */
+} lua_vibra;
+
+static const char *const HASH_NAMES[] = {"charsum", "md5", "sha1", "fast", NULL};
+static const vibra_hash HASH_VALUES[] = {VIBRA_HASH_CHARSUM, VIBRA_HASH_MD5, VIBRA_HASH_SHA1,
+                                         VIBRA_HASH_FAST};
+
+/* Pushes nil and "<status>: <libvibra's message>"; returns the number of results (2). */
+static int push_failure(lua_State *L, vibra_status st) {
+    char msg[256];
+    msg[0] = '\0';
+    vibra_last_error(msg, sizeof msg);
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", vibra_status_str(st), msg);
+    return 2;
+}
+
+static lua_vibra *check_dispatcher(lua_State *L) {
+    lua_vibra *v = (lua_vibra *)luaL_checkudata(L, 1, DISPATCHER_MT);
+    if (v->d == NULL) {
+        luaL_error(L, "vibra: dispatcher already freed");
+    }
+    return v;
+}
+
+static int l_new(lua_State *L) {
+    lua_Integer servers = luaL_checkinteger(L, 1);
+    lua_Integer replication = luaL_checkinteger(L, 2);
+    vibra_hash hash = HASH_VALUES[luaL_checkoption(L, 3, "fast", HASH_NAMES)];
+    if (servers < 1 || servers > (1 << 20)) {
+        return luaL_argerror(L, 1, "servers must be in 1..2^20");
+    }
+    if (replication < 1 || replication > servers) {
+        return luaL_argerror(L, 2, "replication must be in 1..servers");
+    }
+    size_t n = (size_t)servers;
+    size_t words = (n + 63) / 64;
+    /* one allocation: the struct, the bitset (8-byte aligned after the struct), the loads */
+    size_t head = (sizeof(lua_vibra) + 7) / 8 * 8;
+    lua_vibra *v = (lua_vibra *)lua_newuserdata(L, head + words * 8 + n * 4);
+    memset(v, 0, sizeof *v);
+    v->up = (uint64_t *)((char *)v + head);
+    v->loads = (uint32_t *)((char *)v->up + words * 8);
+    v->servers = (uint32_t)n;
+    v->replication = (uint32_t)replication;
+    v->words = words;
+    luaL_setmetatable(L, DISPATCHER_MT);
+    vibra_status st = vibra_dispatcher_new(v->servers, v->replication, hash, &v->d);
+    if (st != VIBRA_OK) {
+        char msg[256];
+        msg[0] = '\0';
+        vibra_last_error(msg, sizeof msg);
+        return luaL_error(L, "vibra.new: %s: %s", vibra_status_str(st), msg);
+    }
+    return 1;
+}
+
+static int l_gc(lua_State *L) {
+    lua_vibra *v = (lua_vibra *)luaL_checkudata(L, 1, DISPATCHER_MT);
+    vibra_dispatcher_free(v->d);
+    v->d = NULL;
+    return 0;
+}
+
+/* d:pick(target, loads, up): the loads and the availability are read from the two tables
+ * (1-based, N entries each) into the dispatcher's scratch arrays, then one
+ * vibra_dispatcher_pick_with call. A missing or non-numeric load, or a negative one, is an
+ * error returned as nil + message (never raised), so the caller can fall back. */
+static int l_pick(lua_State *L) {
+    lua_vibra *v = check_dispatcher(L);
+    size_t len = 0;
+    const char *target = luaL_checklstring(L, 2, &len);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    memset(v->up, 0, v->words * 8);
+    for (uint32_t s = 0; s < v->servers; s++) {
+        int isnum = 0;
+        lua_rawgeti(L, 3, (lua_Integer)s + 1);
+        lua_Integer load = lua_tointegerx(L, -1, &isnum);
+        lua_pop(L, 1);
+        if (!isnum || load < 0) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "loads[%d] is not a count of connections", (int)s + 1);
+            return 2;
+        }
+        v->loads[s] = load > (lua_Integer)UINT32_MAX ? UINT32_MAX : (uint32_t)load;
+        lua_rawgeti(L, 4, (lua_Integer)s + 1);
+        if (lua_toboolean(L, -1)) {
+            v->up[s / 64] |= (uint64_t)1 << (s % 64);
+        }
+        lua_pop(L, 1);
+    }
+    uint32_t server = 0;
+    vibra_status st = vibra_dispatcher_pick_with(v->d, target, len, v->loads, v->servers, v->up,
+                                                 v->words, &server);
+    if (st != VIBRA_OK) {
+        return push_failure(L, st);
+    }
+    lua_pushinteger(L, (lua_Integer)server);
+    return 1;
+}
+
+static int l_namespace(lua_State *L) {
+    lua_vibra *v = check_dispatcher(L);
+    size_t len = 0;
+    const char *target = luaL_checklstring(L, 2, &len);
+    uint32_t ns = 0;
+    vibra_status st = vibra_dispatcher_namespace(v->d, target, len, &ns);
+    if (st != VIBRA_OK) {
+        return push_failure(L, st);
+    }
+    lua_pushinteger(L, (lua_Integer)ns);
+    return 1;
+}
+
+static int l_subset(lua_State *L) {
+    lua_vibra *v = check_dispatcher(L);
+    lua_Integer ns = luaL_checkinteger(L, 2);
+    if (ns < 0 || ns >= (lua_Integer)v->servers) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "sub-namespace %d is not below %d", (int)ns, (int)v->servers);
+        return 2;
+    }
+    /* the loads scratch array holds at least R entries */
+    size_t len = 0;
+    vibra_status st = vibra_dispatcher_subset(v->d, (uint32_t)ns, v->loads, v->replication, &len);
+    if (st != VIBRA_OK) {
+        return push_failure(L, st);
+    }
+    lua_createtable(L, (int)len, 0);
+    for (size_t i = 0; i < len; i++) {
+        lua_pushinteger(L, (lua_Integer)v->loads[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+static int l_servers(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)check_dispatcher(L)->servers);
+    return 1;
+}
+
+static int l_replication(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)check_dispatcher(L)->replication);
+    return 1;
+}
+
+static int l_version(lua_State *L) {
+    const char *version = vibra_version();
+    lua_pushstring(L, version != NULL ? version : "unknown");
+    return 1;
+}
+
+static const luaL_Reg METHODS[] = {
+    {"pick", l_pick},       {"namespace", l_namespace},     {"subset", l_subset},
+    {"servers", l_servers}, {"replication", l_replication}, {NULL, NULL},
+};
+
+static const luaL_Reg FUNCTIONS[] = {
+    {"new", l_new},
+    {"version", l_version},
+    {NULL, NULL},
+};
+
+int luaopen_vibra(lua_State *L) {
+    if (vibra_abi_version() != VIBRA_ABI_VERSION) {
+        return luaL_error(L, "vibra: libvibra ABI %d loaded, module built for ABI %d",
+                          (int)vibra_abi_version(), (int)VIBRA_ABI_VERSION);
+    }
+    if (luaL_newmetatable(L, DISPATCHER_MT)) {
+        luaL_newlib(L, METHODS);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, FUNCTIONS);
+    return 1;
+}
