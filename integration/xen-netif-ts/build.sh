@@ -37,13 +37,13 @@ tar -xJf /usr/src/linux-source-6.1.tar.xz -C "$SRC" --strip-components=1 --wildc
   || fail "extracting the drivers from linux-source-6.1"
 
 for p in "$HERE"/patches/*.patch; do
-  if ! log=$(patch -p1 -d "$SRC" --dry-run -N < "$p" 2>&1); then
+  if ! log=$(patch -p1 -d "$SRC" --dry-run -N -F0 < "$p" 2>&1); then
     echo "$log" | awk -v P="$(basename "$p")" '
-      /^patching file /{f=$3}
+      /^(patching|checking) file /{f=$3}
       /FAILED|malformed|can.t find file|Reversed/{print "xen-netif-ts build FAILED: " P ": " (f ? f ": " : "") $0}' >&2
     fail "$(basename "$p") no longer applies to linux-source-6.1 $SV (see the lines above)"
   fi
-  patch -p1 -d "$SRC" -N -s < "$p"
+  patch -p1 -d "$SRC" -N -F0 -s < "$p"
 done
 
 NB=$SRC/kbuild/xen-netback; NF=$SRC/kbuild/xen-netfront
