@@ -3,6 +3,7 @@
 //! ```sh
 //! xen_rx_probe send 10.99.0.2:6000 50 20 dom0   # 50 datagrams, 20 ms apart, tagged "dom0"
 //! xen_rx_probe recv 6000 100 60                 # up to 100 datagrams or 60 s
+//! xen_rx_probe skew 10.99.0.2:6000 20           # the receiver's clock minus ours
 //! ```
 //!
 //! Each datagram carries its tag and the sender's `CLOCK_REALTIME` in nanoseconds. The receiver
@@ -15,6 +16,12 @@
 //! guest's, both Xen's shared wallclock plus system time), `mult16` counts stamps that are whole
 //! multiples of 16 us, which a 16 us SPEC-7 record gives and a guest kernel stamp almost never
 //! does.
+//!
+//! The receiver also answers `sync` datagrams (not counted) with its clock, read after `recv`.
+//! `skew` sends them and prints `NETIF-PROBE skew off_lo=L off_hi=H rtt=R` for the exchange with
+//! the shortest round trip: the receiver's clock minus the sender's lies in [L, H] (its clock was
+//! read between our send and our receive), so a check "stamp <= receiver's clock after recv"
+//! across the two clocks is `after_minus_stamp - L >= 0`.
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
 use std::process::ExitCode;
@@ -68,6 +75,44 @@ fn send(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+fn skew(args: &[String]) -> Result<(), String> {
+    let [addr, count] = args else {
+        return Err("usage: skew ADDR COUNT".into());
+    };
+    let count: u32 = count.parse().map_err(|e| format!("COUNT: {e}"))?;
+    let sock = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("bind: {e}"))?;
+    sock.set_read_timeout(Some(Duration::from_secs(1)))
+        .map_err(|e| format!("set_read_timeout: {e}"))?;
+    let mut best: Option<(i128, i128, i128)> = None; // (rtt, off_lo, off_hi)
+    let mut buf = [0u8; 128];
+    for _ in 0..count {
+        let t1 = now_ns();
+        sock.send_to(format!("sync {t1}").as_bytes(), addr.as_str())
+            .map_err(|e| format!("send_to {addr}: {e}"))?;
+        let Ok(n) = sock.recv(&mut buf) else { continue };
+        let t3 = now_ns();
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let mut w = text.split_whitespace();
+        let (Some("syncr"), Some(echo), Some(t2)) = (w.next(), w.next(), w.next()) else {
+            continue;
+        };
+        let (Ok(echo), Ok(t2)) = (echo.parse::<i128>(), t2.parse::<i128>()) else {
+            continue;
+        };
+        if echo != t1 {
+            continue; // a late reply to an earlier request
+        }
+        let rtt = t3 - t1;
+        if best.is_none_or(|(r, _, _)| rtt < r) {
+            best = Some((rtt, t2 - t3, t2 - t1));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (rtt, lo, hi) = best.ok_or("no sync reply")?;
+    println!("NETIF-PROBE skew off_lo={lo} off_hi={hi} rtt={rtt}");
+    Ok(())
+}
+
 fn recv(args: &[String]) -> Result<(), String> {
     let [port, count, timeout_s] = args else {
         return Err("usage: recv PORT COUNT TIMEOUT_S".into());
@@ -104,6 +149,13 @@ fn recv(args: &[String]) -> Result<(), String> {
         let mut words = text.split_whitespace();
         let tag = words.next().unwrap_or("untagged").to_string();
         let sent: Option<i128> = words.next().and_then(|w| w.parse().ok());
+        if let (Ok(g), "sync", Some(t1)) = (&got, tag.as_str(), sent) {
+            // A clock exchange for `skew`: not counted. A lost reply only costs that sample.
+            let _ = sock
+                .socket()
+                .send_to(format!("syncr {t1} {after}").as_bytes(), g.from);
+            continue;
+        }
         let st = stats.entry(tag).or_default();
         total += 1;
         st.n += 1;
@@ -143,9 +195,12 @@ fn main() -> ExitCode {
     let res = match args.first().map(String::as_str) {
         Some("send") => send(&args[1..]),
         Some("recv") => recv(&args[1..]),
-        _ => {
-            Err("usage: xen_rx_probe send ADDR COUNT GAP_MS TAG | recv PORT COUNT TIMEOUT_S".into())
-        }
+        Some("skew") => skew(&args[1..]),
+        _ => Err(
+            "usage: xen_rx_probe send ADDR COUNT GAP_MS TAG | recv PORT COUNT TIMEOUT_S \
+                  | skew ADDR COUNT"
+                .into(),
+        ),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
