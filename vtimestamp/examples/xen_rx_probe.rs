@@ -12,8 +12,9 @@
 //!
 //! `NETIF-PROBE tag=T n=N missing=M le_after=A send_le=S mult16=K stamp_minus_send=[lo,hi]
 //! after_minus_stamp=[lo,hi]` (nanoseconds). `le_after` counts stamps <= the receiver's clock
-//! after `recv`, `send_le` counts send times <= the stamp (two clocks: Domain-0's and the
-//! guest's, both Xen's shared wallclock plus system time), `mult16` counts stamps that are whole
+//! after `recv` (two clocks: Domain-0's and the guest's, each Xen's wallclock read at boot plus
+//! system time), `send_le` counts send times the stamp does not precede (a stamp later than
+//! `send - 16 us`, as the 16 us record truncates), `mult16` counts stamps that are whole
 //! multiples of 16 us, which a 16 us SPEC-7 record gives and a guest kernel stamp almost never
 //! does.
 //!
@@ -170,7 +171,8 @@ fn recv(args: &[String]) -> Result<(), String> {
         st.mult16 += u64::from(stamp % 16_000 == 0);
         widen(&mut st.after_minus_stamp, after - stamp);
         if let Some(s) = sent {
-            st.send_le += u64::from(s <= stamp);
+            // The record truncates to 16 us: a time t >= s arrives as a stamp > s - 16 us.
+            st.send_le += u64::from(s - stamp < 16_000);
             widen(&mut st.stamp_minus_send, stamp - s);
         }
     }
