@@ -18,7 +18,8 @@
 //! multiples of 16 us, which a 16 us SPEC-7 record gives and a guest kernel stamp almost never
 //! does.
 //!
-//! The receiver also answers `sync` datagrams (not counted) with its clock, read after `recv`.
+//! The receiver stops at COUNT datagrams, at the timeout, or at a datagram tagged `end`. It also
+//! answers `sync` datagrams (not counted) with its clock, read after `recv`.
 //! `skew` sends them and prints `NETIF-PROBE skew off_lo=L off_hi=H rtt=R` for the exchange with
 //! the shortest round trip: the receiver's clock minus the sender's lies in [L, H] (its clock was
 //! read between our send and our receive), so a check "stamp <= receiver's clock after recv"
@@ -156,6 +157,9 @@ fn recv(args: &[String]) -> Result<(), String> {
                 .socket()
                 .send_to(format!("syncr {t1} {after}").as_bytes(), g.from);
             continue;
+        }
+        if tag == "end" {
+            break;
         }
         let st = stats.entry(tag).or_default();
         total += 1;

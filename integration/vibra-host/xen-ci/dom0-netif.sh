@@ -24,8 +24,8 @@ check() { c=$1; d=$2; shift 2; if "$@"; then say "$c ok: $d"; else say "$c FAILE
 counter() { cat "$NBP/$1" 2>/dev/null || echo 0; }
 # field TAG KEY: KEY=value from the guest's NETIF-PROBE line for TAG (empty if absent)
 # (the console log has CRLF line ends)
-field() { grep -a "NETIF-PROBE tag=$1 " "$LOG" | tail -1 | tr -d '\r' | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-gfield() { grep -a "NETIF-GUEST $1=" "$LOG" | tail -1 | tr -d '\r' | sed "s/.*$1=//"; }
+field() { sed -n "s/^NETIF-PROBE tag=$1 .* $2=\([^ ]*\).*/\1/p; s/^NETIF-PROBE tag=$1 $2=\([^ ]*\).*/\1/p" /tmp/glog | tail -1; }
+gfield() { sed -n "s/^NETIF-GUEST $1=//p" /tmp/glog | tail -1; }
 lo() { echo "$1" | sed -n 's/^\[\(-\{0,1\}[0-9]*\),.*/\1/p'; }
 # cross_ok AFTER_MINUS_STAMP_RANGE OFF_LO: min(after - stamp) - off_lo >= 0. The guest's clock is
 # Domain-0's plus an offset >= off_lo, so a failure proves a stamp later than the guest's recv.
@@ -91,6 +91,7 @@ CFG
   done
   [ "$be" = patched ] && echo 0 > $NBP/rx_ts_corrupt
   skew2=$($PROBE skew 10.99.0.2:6000 20); echo "VIBRA-XEN-NETIF $name: after: $skew2"
+  $PROBE send 10.99.0.2:6000 1 0 end >/dev/null    # the guest's probe prints its summary
   offlo=$(echo "$skew1 $skew2" | tr ' ' '\n' | sed -n 's/^off_lo=//p' | sort -n | head -1)
   ping -c 3 -W 3 10.99.0.2 >/dev/null 2>&1; pingrc2=$?
   i=0
@@ -101,6 +102,7 @@ CFG
   sent=$(( $(counter rx_ts_sent) - sent0 )); host=$(( $(counter rx_ts_host) - host0 ))
   loc=$(( $(counter rx_ts_local) - local0 ))
   echo "----- guest $name console"; cat "$LOG"; echo "----- end guest $name console"
+  tr -d '\r' < "$LOG" > /tmp/glog
   echo "VIBRA-XEN-NETIF $name: netback records sent=$sent host=$host local=$loc"
   check "$name" "guest finished its probe" grep -q 'NETIF-GUEST done' "$LOG"
   check "$name" "ping 10.99.0.2 (rc=$pingrc)" [ "$pingrc" = 0 ]

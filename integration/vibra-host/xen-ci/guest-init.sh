@@ -24,7 +24,7 @@ ip link set eth0 up && ip addr add 10.99.0.2/24 dev eth0 && echo "GUEST eth0 up"
 if [ -n "$NETIF" ]; then
   echo "NETIF-GUEST netfront=$NETIF"
   (
-    /xen-rx-probe recv 6000 130 150
+    /xen-rx-probe recv 6000 1000 150
     for c in rx_ts_applied rx_ts_local rx_ts_invalid rx_ts_unexpected; do
       echo "NETIF-GUEST $c=$(cat /sys/module/xen_netfront/parameters/$c 2>/dev/null || echo none)"
     done
