@@ -2,6 +2,9 @@
 # Xen stage: boots a real Xen 4.17 (Debian's) with a Linux PV Domain-0 and a PV guest under
 # QEMU TCG, runs vibra-host's Xen integration-test binary (built here, on the host) inside
 # Domain-0, and fails unless that binary's own verdict, read from the serial log, is a pass.
+# In the same boot, the patched xen-netback/xen-netfront (integration/xen-netif-ts, built here
+# against the booted kernel's headers) are checked against the stock ones and against each
+# other: host arrival timestamps reach the guest's SO_TIMESTAMPNS only when both are patched.
 # Recipe: ../shared/xen-lab (smap=0 smep=0, sched=credit, 128 MiB guest). Root, Debian 12 amd64.
 # Every failure names its step. Work dir: $VIBRA_XEN_WORK (default target/xen-ci).
 set -euo pipefail
@@ -54,25 +57,35 @@ cargo build -q --release -p vibra-host --bin vibra-host-load
 LOAD_BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/vibra-host-load
 [ -x "$LOAD_BIN" ] || fail "no vibra-host-load binary"
 
+step "build the patched xen-netback and xen-netfront for $KPKG (integration/xen-netif-ts)"
+bash integration/xen-netif-ts/build.sh "$WORK/netif" "$KPKG"
+[ "$(modinfo -F vermagic "$WORK/netif/xen-netback.ko")" = "$(modinfo -F vermagic "$WORK/stage/lib/modules/$K/kernel/drivers/net/xen-netback/xen-netback.ko")" ] \
+  || fail "the patched xen-netback's vermagic differs from the booted kernel's"
+
+step "build the timestamp probe (vtimestamp example xen_rx_probe)"
+cargo build -q --release -p vtimestamp --example xen_rx_probe
+PROBE_BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/examples/xen_rx_probe
+[ -x "$PROBE_BIN" ] || fail "no xen_rx_probe binary"
+
 step "build the Domain-0 and guest initramfs"
-bash "$HELPERS/build-initramfs.sh" "$WORK" "$BIN" "$LOAD_BIN" >/dev/null
+bash "$HELPERS/build-initramfs.sh" "$WORK" "$BIN" "$LOAD_BIN" "$WORK/netif" "$PROBE_BIN" >/dev/null
 
 step "boot Xen + Domain-0 under QEMU TCG and run the tests in Domain-0"
 LOG=$WORK/serial.log
 rm -f "$LOG"
 rc=0
-timeout "${VIBRA_XEN_TIMEOUT:-420}" qemu-system-x86_64 -accel tcg -machine pc -cpu max -smp 2 -m 2048 \
+timeout "${VIBRA_XEN_TIMEOUT:-1200}" qemu-system-x86_64 -accel tcg -machine pc -cpu max -smp 2 -m 2048 \
   -display none -monitor none -no-reboot -serial "file:$LOG" \
   -kernel "$WORK/out/xen-4.17" \
   -append "console=com1 com1=115200,8n1 smap=0 smep=0 dom0_mem=512M,max:512M dom0_max_vcpus=2 sched=credit loglvl=all guest_loglvl=all" \
   -initrd "$WORK/out/vmlinuz console=hvc0 earlyprintk=xen loglevel=4,$WORK/out/dom0-initrd.cpio" || rc=$?
 tr -d '\r' < "$LOG" > "$WORK/serial.txt"
 echo "QEMU exited with $rc; serial log: $WORK/serial.txt"
-grep -a -E 'XENLAB: DOM0-READY|VIBRA-XEN-CI|VIBRA-XEN STEP|^test |test result|SKIPPED' "$WORK/serial.txt" || true
+grep -a -E 'XENLAB: DOM0-READY|VIBRA-XEN-CI|VIBRA-XEN STEP|^test |test result|SKIPPED|VIBRA-XEN-NETIF|NETIF-PROBE|NETIF-GUEST' "$WORK/serial.txt" || true
 
 step "verdict from the serial log"
 show_tail() { echo "----- last 60 lines of the serial log"; tail -n 60 "$WORK/serial.txt"; }
-[ "$rc" = 124 ] && { show_tail; fail "QEMU timed out after ${VIBRA_XEN_TIMEOUT:-420} s"; }
+[ "$rc" = 124 ] && { show_tail; fail "QEMU timed out after ${VIBRA_XEN_TIMEOUT:-1200} s"; }
 grep -aq 'XENLAB: DOM0-READY' "$WORK/serial.txt" || { show_tail; fail "Domain-0 did not boot"; }
 if grep -aq 'VIBRA-XEN-CI FAILED' "$WORK/serial.txt"; then
   show_tail; fail "$(grep -a 'VIBRA-XEN-CI FAILED' "$WORK/serial.txt" | head -1)"
@@ -84,4 +97,13 @@ grep -aq 'SKIPPED xen_backend' "$WORK/serial.txt" && fail "the Xen test skipped 
 grep -aq 'VIBRA-XEN-CI test-binary rc=0' "$WORK/serial.txt" || { show_tail; fail "the test binary did not pass in Domain-0"; }
 grep -aq 'test result: ok. 2 passed' "$WORK/serial.txt" || { show_tail; fail "no passing test summary in the serial log"; }
 grep -aq 'VIBRA-XEN-CI DONE' "$WORK/serial.txt" || fail "Domain-0 did not finish its script"
+# The patched netif matrix (dom0-netif.sh): no failed check, and every expected check present.
+if grep -aq 'VIBRA-XEN-NETIF .*FAILED' "$WORK/serial.txt"; then
+  fail "$(grep -a 'VIBRA-XEN-NETIF .*FAILED' "$WORK/serial.txt" | head -3 | tr '\n' ';')"
+fi
+grep -aq 'VIBRA-XEN-NETIF end' "$WORK/serial.txt" || fail "the netif matrix did not finish"
+for combo in nts-sp:8 nts-pp:20 nts-ps:8; do
+  got=$(grep -ac "VIBRA-XEN-NETIF ${combo%:*} ok:" "$WORK/serial.txt" || true)
+  [ "$got" = "${combo#*:}" ] || fail "netif matrix ${combo%:*}: $got of ${combo#*:} checks passed"
+done
 echo "xen stage passed in $((SECONDS-T0)) s"

@@ -45,6 +45,15 @@
 #endif
 #define VIBRA_NETIF_TS_FLAG_HIRES_BASE 0x02u
 #define VIBRA_NETIF_TS_FLAG_HIRES_OFFSET 0x04u
+/*
+ * Flag bit 3 of a plain record, set by the patched xen-netback (integration/xen-netif-ts): the
+ * packet took no receive path in the host (Domain-0 itself sent it, or its host receive stamp
+ * could not be carried to the vif), so the time is when netback took it for the guest, not a
+ * host arrival time. The plain codec below does not know it: a kernel decoder masks it off before
+ * vibra_netif_ts_extra_decode and an encoder ORs it in after vibra_netif_ts_extra_encode. A peer
+ * that never negotiated "feature-rx-timestamp" never sees it.
+ */
+#define VIBRA_NETIF_TS_FLAG_LOCAL 0x08u
 #define VIBRA_NETIF_TS_RECORD_LEN 8
 /* xenstore keys (vtimestamp::FEATURE_RX_TIMESTAMP, vtimestamp::FEATURE_RX_TIMESTAMP_HIRES) */
 #define VIBRA_NETIF_TS_FEATURE "feature-rx-timestamp"
@@ -241,7 +250,7 @@ static inline int vibra_netif_ts_hires_decode(struct vibra_netif_ts_hires *st, c
 		*value = (uint64_t)s * VIBRA_NETIF_TS_NS_PER_SEC + (uint64_t)u * 1000u;
 		return VIBRA_NETIF_TS_OK;
 	case VIBRA_NETIF_TS_FLAG_HIRES_BASE:
-		if (v > UINT64_MAX / VIBRA_NETIF_TS_NS_PER_SEC)
+		if (v > ~(uint64_t)0 / VIBRA_NETIF_TS_NS_PER_SEC) /* UINT64_MAX: not in the kernel */
 			return VIBRA_NETIF_TS_ERANGE;
 		st->base_secs = v;
 		st->has_base = 1;
@@ -252,7 +261,7 @@ static inline int vibra_netif_ts_hires_decode(struct vibra_netif_ts_hires *st, c
 		if (!st->has_base)
 			return VIBRA_NETIF_TS_ENOBASE;
 		base_ns = st->base_secs * VIBRA_NETIF_TS_NS_PER_SEC;
-		if (v > UINT64_MAX - base_ns)
+		if (v > ~(uint64_t)0 - base_ns)
 			return VIBRA_NETIF_TS_ERANGE;
 		*is_time = 1;
 		*value = base_ns + v;

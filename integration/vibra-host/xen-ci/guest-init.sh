@@ -1,15 +1,40 @@
 #!/bin/sh
-# PID 1 of the PV guest: brings eth0 up, then makes the load the Xen test measures:
+# PID 1 of the PV guest. Two roles, chosen by the guest's kernel command line:
+#
+# default (tiny.cfg): brings eth0 up with the stock netfront, then makes the load the Xen test
+# measures:
 # - a CPU burner that stops when Domain-0 connects to port 5002, so it does not slow the
 #   emulated machine during the bandwidth steps;
 # - a paced UDP stream to Domain-0 (1400-byte datagrams, so netback's credit meters it finely):
 #   the vif's egress. The pacing keeps it mostly asleep, so CFS runs it promptly beside the burner.
+#
+# vibra_netif=patched|stock (dom0-netif.sh): loads the patched netfront
+# (integration/xen-netif-ts) or the stock one, and runs xen-rx-probe's receiver on UDP 6000,
+# which prints the SO_TIMESTAMPNS stamps' checks; then the netfront's timestamp counters.
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 echo "GUEST-UP uptime=$(cut -d' ' -f1 /proc/uptime)"
-insmod /lib/modules/xen-netfront.ko 2>&1
+case " $(cat /proc/cmdline) " in
+  *" vibra_netif=patched "*) NETIF=patched; NF=/lib/modules/vibra/xen-netfront.ko ;;
+  *" vibra_netif=stock "*) NETIF=stock; NF=/lib/modules/xen-netfront.ko ;;
+  *) NETIF=; NF=/lib/modules/xen-netfront.ko ;;
+esac
+insmod "$NF" 2>&1
 sleep 1
 ip link set eth0 up && ip addr add 10.99.0.2/24 dev eth0 && echo "GUEST eth0 up"
-/vibra-host-load burn-until-connect 5002 1800 &
-/vibra-host-load udp-send 10.99.0.1:5000 1800 400000 &
+if [ -n "$NETIF" ]; then
+  echo "NETIF-GUEST netfront=$NETIF"
+  (
+    /xen-rx-probe recv 6000 1000 150
+    for c in rx_ts_applied rx_ts_local rx_ts_invalid rx_ts_unexpected; do
+      echo "NETIF-GUEST $c=$(cat /sys/module/xen_netfront/parameters/$c 2>/dev/null || echo none)"
+    done
+    dmesg | grep -i 'arrival timestamps' | sed 's/^/NETIF-GUEST dmesg: /'
+    echo "NETIF-GUEST done"
+  ) &
+  sleep 1
+else
+  /vibra-host-load burn-until-connect 5002 1800 &
+  /vibra-host-load udp-send 10.99.0.1:5000 1800 400000 &
+fi
 echo "GUEST-READY uptime=$(cut -d' ' -f1 /proc/uptime)"
 while true; do sleep 3600; done

@@ -1,0 +1,165 @@
+#!/bin/sh
+# Runs in Domain-0 after dom0-tests.sh (same boot, xenbr0 10.99.0.1/24 up, guest "tiny" gone):
+# the interoperability matrix of the patched xen-netback / xen-netfront (integration/xen-netif-ts)
+# with the stock ones, one 128 MiB guest at a time:
+#   stock back end   + patched front end  (no feature agreed, no record, networking as before)
+#   patched back end + patched front end  (host arrival timestamps reach SO_TIMESTAMPNS)
+#   patched back end + stock front end    (no feature agreed, no record ever sent)
+# The guest (guest-init.sh, vibra_netif=...) runs xen-rx-probe's receiver on UDP 6000; Domain-0
+# sends 50 datagrams itself (no host receive path: netback stamps them, flag LOCAL) and 50 from a
+# network namespace over a veth in xenbr0 (they enter the host's receive path on the veth, so
+# they carry the host's receive stamp across the bridge). Then 3 x 10 more from Domain-0 while
+# the patched netback makes every record malformed (its test-only rx_ts_corrupt: fraction 65535,
+# an undefined flag bit, a high-resolution flag never agreed): the patched netfront must count
+# and ignore them and deliver the datagrams, and the vif must keep working. Every check prints
+# "VIBRA-XEN-NETIF <combo> ok: ..." or "VIBRA-XEN-NETIF <combo> FAILED: ..." for .ci/xen.sh.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+IP=/usr/local/sbin/ip
+PROBE=/vibra/xen-rx-probe
+NBP=/sys/module/xen_netback/parameters
+up() { cut -d' ' -f1 /proc/uptime; }
+say() { echo "VIBRA-XEN-NETIF $*"; }
+# check COMBO DESCRIPTION CONDITION...: runs the condition (a test expression)
+check() { c=$1; d=$2; shift 2; if "$@"; then say "$c ok: $d"; else say "$c FAILED: $d"; fi; }
+counter() { cat "$NBP/$1" 2>/dev/null || echo 0; }
+# field TAG KEY: KEY=value from the guest's NETIF-PROBE line for TAG (empty if absent)
+# (the console log has CRLF line ends)
+field() { sed -n "s/^NETIF-PROBE tag=$1 .* $2=\([^ ]*\).*/\1/p; s/^NETIF-PROBE tag=$1 $2=\([^ ]*\).*/\1/p" /tmp/glog | tail -1; }
+gfield() { sed -n "s/^NETIF-GUEST $1=//p" /tmp/glog | tail -1; }
+lo() { echo "$1" | sed -n 's/^\[\(-\{0,1\}[0-9]*\),.*/\1/p'; }
+# cross_ok AFTER_MINUS_STAMP_RANGE OFF_LO: min(after - stamp) - off_lo >= -CLOCK_TOL_NS. The
+# guest's clock is Domain-0's plus an offset >= off_lo, so with steady clocks min(after - stamp)
+# - off_lo < 0 would prove a stamp later than the guest's recv. Under QEMU TCG the two domains'
+# clocks are not steady: Xen calibrates each emulated CPU's TSC against an emulated platform timer
+# whose pace follows the host's load, and the offset measured before and after 2-3 s of traffic
+# moved by up to 8.4 ms, with stamps up to 14 ms "late" in between (lab runs, host load 9-18).
+# So the check allows 50 ms: it catches a stamp that is not the host's (seconds off, or the
+# guest's own, which mult16 also catches), not a few milliseconds; send <= stamp, on Domain-0's
+# one clock, is exact.
+CLOCK_TOL_NS=50000000
+cross_ok() { l=$(lo "$1"); [ -n "$l" ] && [ -n "$2" ] && [ $((l - $2)) -ge $((-CLOCK_TOL_NS)) ]; }
+
+echo "VIBRA-XEN-NETIF start uptime=$(up)"
+{ $IP netns add nsb && $IP link add vb0 type veth peer name vb1 && $IP link set vb1 netns nsb \
+  && $IP link set vb0 master xenbr0 && $IP link set vb0 up \
+  && $IP -n nsb addr add 10.99.0.3/24 dev vb1 && $IP -n nsb link set vb1 up \
+  && $IP -n nsb link set lo up; } || say "setup FAILED: veth vb0/vb1 with namespace nsb in xenbr0"
+
+swap_netback() {
+  i=0
+  while [ $i -lt 20 ]; do
+    rmmod xen_netback 2>/dev/null && break
+    sleep 1; i=$((i+1))
+  done
+  [ -d /sys/module/xen_netback ] && { say "setup FAILED: cannot unload xen_netback"; return 1; }
+  insmod "$1" || { say "setup FAILED: insmod $1"; return 1; }
+  echo "VIBRA-XEN-NETIF loaded $1"
+}
+
+# run_combo NAME BACKEND FRONTEND: boots guest NAME with the FRONTEND netfront, sends, collects.
+run_combo() {
+  name=$1; be=$2; fe=$3
+  LOG=/var/log/xen/console/guest-$name.log
+  cat > /tmp/$name.cfg <<CFG
+name    = "$name"
+type    = "pv"
+kernel  = "/guest/vmlinuz"
+ramdisk = "/guest/initrd.cpio"
+extra   = "console=hvc0 quiet vibra_netif=$fe"
+memory  = 128
+vcpus   = 1
+vif     = [ 'bridge=xenbr0,mac=00:16:3e:00:00:02' ]
+CFG
+  sent0=$(counter rx_ts_sent); host0=$(counter rx_ts_host); local0=$(counter rx_ts_local)
+  echo "VIBRA-XEN-NETIF $name: backend=$be frontend=$fe xl create uptime=$(up)"
+  if ! xl create /tmp/$name.cfg; then say "$name FAILED: xl create"; return; fi
+  i=0
+  while [ $i -lt 240 ]; do
+    grep -q GUEST-READY "$LOG" 2>/dev/null && break
+    sleep 1; i=$((i+1))
+  done
+  if ! grep -q GUEST-READY "$LOG" 2>/dev/null; then
+    say "$name FAILED: guest never became ready (240 s)"; cat "$LOG"; xl destroy "$name"; return
+  fi
+  domid=$(xl domid "$name")
+  fekey=$(xenstore-read /local/domain/$domid/device/vif/0/feature-rx-timestamp 2>/dev/null || echo absent)
+  bekey=$(xenstore-read /local/domain/0/backend/vif/$domid/0/feature-rx-timestamp 2>/dev/null || echo absent)
+  echo "VIBRA-XEN-NETIF $name: guest ready uptime=$(up); xenstore frontend=$fekey backend=$bekey"
+  ping -c 3 -W 3 10.99.0.2 >/dev/null 2>&1; pingrc=$?
+  # The guest's clock minus Domain-0's (each Xen's wallclock read at boot plus system time; they
+  # differ by seconds and drift apart by milliseconds under TCG): in [off_lo, off_hi], from the
+  # sync exchange with the shortest round trip, measured before and after the datagrams; the
+  # check below uses the smaller off_lo.
+  skew1=$($PROBE skew 10.99.0.2:6000 20); echo "VIBRA-XEN-NETIF $name: before: $skew1"
+  $PROBE send 10.99.0.2:6000 50 20 dom0
+  $IP netns exec nsb $PROBE send 10.99.0.2:6000 50 20 bridged
+  for k in 1 2 3; do
+    [ "$be" = patched ] && echo $k > $NBP/rx_ts_corrupt
+    $PROBE send 10.99.0.2:6000 10 20 bad$k
+  done
+  [ "$be" = patched ] && echo 0 > $NBP/rx_ts_corrupt
+  skew2=$($PROBE skew 10.99.0.2:6000 20); echo "VIBRA-XEN-NETIF $name: after: $skew2"
+  $PROBE send 10.99.0.2:6000 1 0 end >/dev/null    # the guest's probe prints its summary
+  offlo=$(echo "$skew1 $skew2" | tr ' ' '\n' | sed -n 's/^off_lo=//p' | sort -n | head -1)
+  ping -c 3 -W 3 10.99.0.2 >/dev/null 2>&1; pingrc2=$?
+  i=0
+  while [ $i -lt 150 ]; do
+    grep -q 'NETIF-GUEST done' "$LOG" 2>/dev/null && break
+    sleep 1; i=$((i+1))
+  done
+  sent=$(( $(counter rx_ts_sent) - sent0 )); host=$(( $(counter rx_ts_host) - host0 ))
+  loc=$(( $(counter rx_ts_local) - local0 ))
+  echo "----- guest $name console"; cat "$LOG"; echo "----- end guest $name console"
+  tr -d '\r' < "$LOG" > /tmp/glog
+  echo "VIBRA-XEN-NETIF $name: netback records sent=$sent host=$host local=$loc"
+  check "$name" "guest finished its probe" grep -q 'NETIF-GUEST done' "$LOG"
+  check "$name" "ping 10.99.0.2 (rc=$pingrc)" [ "$pingrc" = 0 ]
+  check "$name" "ping 10.99.0.2 after the bad-record phase (rc=$pingrc2)" [ "$pingrc2" = 0 ]
+  bad=0; for k in 1 2 3; do bad=$((bad + $(field bad$k n | grep . || echo 0))); done
+  check "$name" "datagrams delivered in the bad-record phase: $bad of 30" [ "$bad" -ge 27 ]
+  for t in dom0 bridged; do
+    n=$(field $t n); miss=$(field $t missing)
+    check "$name" "$t datagrams received: ${n:-0} of 50" [ "${n:-0}" -ge 45 ]
+    if [ "$be$fe" = patchedpatched ]; then
+      check "$name" "$t: every datagram has a stamp (missing=$miss)" [ "${miss:-1}" = 0 ]
+      check "$name" "$t: stamps are 16 us records: $(field $t mult16) of $n" [ "$(field $t mult16)" = "$n" ]
+      ams=$(field $t after_minus_stamp)
+      check "$name" "$t: stamp <= guest clock after recv, across the clocks: min(after-stamp) $(lo "$ams") ns - off_lo ${offlo:-?} ns >= -$CLOCK_TOL_NS (after-stamp ns $ams)" \
+        cross_ok "$ams" "$offlo"
+      check "$name" "$t: send time <= stamp (16 us record): $(field $t send_le) of $n, stamp-send ns $(field $t stamp_minus_send)" \
+        [ "$(field $t send_le)" = "$n" ]
+    fi
+  done
+  applied=$(gfield rx_ts_applied); glocal=$(gfield rx_ts_local)
+  invalid=$(gfield rx_ts_invalid); unexp=$(gfield rx_ts_unexpected)
+  case "$be$fe" in
+    patchedpatched)
+      check "$name" "xenstore: frontend asked, backend acknowledged ($fekey/$bekey)" [ "$fekey$bekey" = 11 ]
+      check "$name" "netfront applied host records: $applied (>= 100)" [ "${applied:-0}" -ge 100 ]
+      check "$name" "netfront LOCAL records: $glocal (>= 50: Domain-0's own datagrams)" [ "${glocal:-0}" -ge 50 ]
+      check "$name" "netfront counted and ignored the malformed records: invalid=$invalid (>= $bad), unexpected=$unexp" \
+        [ "${invalid:-0}" -ge "$bad" ] && [ "$unexp" = 0 ]
+      check "$name" "netback host receive stamps across the bridge: $host (>= 50)" [ "$host" -ge 50 ]
+      check "$name" "netback records sent: $sent (= host $host + local $loc)" [ "$sent" -eq $((host + loc)) ]
+      ;;
+    patchedstock)
+      check "$name" "xenstore: no request, no acknowledgement ($fekey/$bekey)" [ "$fekey$bekey" = absentabsent ]
+      check "$name" "netback sent no record to a frontend that did not ask: $sent" [ "$sent" = 0 ]
+      ;;
+    stockpatched)
+      check "$name" "xenstore: frontend asked, stock backend silent ($fekey/$bekey)" [ "$fekey$bekey" = 1absent ]
+      check "$name" "netfront applied=$applied invalid=$invalid unexpected=$unexp: no record" \
+        [ "$applied$invalid$unexp" = 000 ]
+      ;;
+  esac
+  xl destroy "$name" || say "$name FAILED: xl destroy"
+}
+
+# The stock netback is loaded at boot (dom0-tests.sh used it).
+run_combo nts-sp stock patched
+swap_netback /lib/modules/vibra/xen-netback.ko && {
+  dmesg | grep -i 'vibra\|arrival timestamps' | sed 's/^/VIBRA-XEN-NETIF dom0 dmesg: /'
+  run_combo nts-pp patched patched
+  run_combo nts-ps patched stock
+}
+echo "VIBRA-XEN-NETIF end uptime=$(up)"
