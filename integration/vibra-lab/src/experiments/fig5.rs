@@ -13,7 +13,9 @@ use dps_sim::{
 };
 use serde_json::json;
 
-use crate::{Comparison, Experiment, Figure, LabError, Report, RunContext, Series};
+use crate::{
+    Comparison, DissertationMark, Experiment, Figure, LabError, Report, RunContext, Series,
+};
 
 const MODES: [(SchedulerMode, &str); 2] = [
     (SchedulerMode::Fluid, "fluid"),
@@ -254,6 +256,26 @@ impl Experiment for Fig57 {
                 "initial CPU share per VM",
                 "response time (s)",
             );
+            // Section 5.5.4's text: the bank is "nearly 38%" faster than static shares at 0.1,
+            // and no strategy helps at 0.5: marked on the static curve's values.
+            if topology == Topology::Linear {
+                let static_at = |share: f64| {
+                    series[0]
+                        .iter()
+                        .find(|(x, _)| (x - share).abs() < 1e-9)
+                        .map(|&(_, y)| y)
+                };
+                if let Some(y) = static_at(0.1) {
+                    fig = fig.with_dissertation(DissertationMark::new(
+                        0.1,
+                        y * 0.62,
+                        "bank ~38% below static",
+                    ));
+                }
+                if let Some(y) = static_at(0.5) {
+                    fig = fig.with_dissertation(DissertationMark::new(0.5, y, "no gain at 0.5"));
+                }
+            }
             for (i, pts) in series.into_iter().enumerate() {
                 let s = Series::new(names[i], pts);
                 fig = fig.with_series(if i >= 3 { s.dashed() } else { s });
@@ -407,12 +429,26 @@ impl Experiment for Fig58 {
                 }
                 fig = fig.with_series(Series::new(format!("VM{}", vm + 1), pts));
             }
-            report.figure(fig);
             let want = match *name {
                 "distributed" => "about 3 cycles",
                 "bank" => "about 1 cycle",
                 _ => "-",
             };
+            // The caption gives a cycle count, not a share: the mark sits at that cycle on
+            // VM1's final share in our run.
+            let caption_cycles = match *name {
+                "distributed" => Some(3.0),
+                "bank" => Some(1.0),
+                _ => None,
+            };
+            if let (Some(c), Some(&(_, last))) = (caption_cycles, vm1.last()) {
+                fig = fig.with_dissertation(DissertationMark::new(
+                    c,
+                    last,
+                    format!("{want} (caption)"),
+                ));
+            }
+            report.figure(fig);
             report.compare(Comparison::new(
                 format!("{name}: settling reading, cycles until VM1's share stays within 10% of its final band"),
                 settle_cycle(&vm1).to_string(),
@@ -644,6 +680,16 @@ fn cluster_report(
     for (i, pts) in sp.into_iter().enumerate() {
         let s = Series::new(names[i], pts);
         fig = fig.with_series(if i % 2 == 1 { s.dashed() } else { s });
+    }
+    // Section 5.5.6's text: mean response 1.17x at N = 10-11 (fig. 5.9), 1.34x at N = 3
+    // (fig. 5.10).
+    let marks: &[(f64, f64, &str)] = match exp {
+        "fig5.9" => &[(10.0, 1.17, "1.17 at N = 10-11"), (11.0, 1.17, "")],
+        "fig5.10" => &[(3.0, 1.34, "1.34 at N = 3")],
+        _ => &[],
+    };
+    for &(x, y, label) in marks {
+        fig = fig.with_dissertation(DissertationMark::new(x, y, label));
     }
     report.figure(fig);
     out
