@@ -16,7 +16,8 @@ use pingora_core::server::{Server, ShutdownWatch};
 use pingora_core::services::background::{BackgroundService, background_service};
 use pingora_core::{Error, ErrorType, Result};
 use pingora_load_balancing::health_check::TcpHealthCheck;
-use pingora_load_balancing::{Backend, Backends, discovery};
+use pingora_load_balancing::selection::RoundRobin;
+use pingora_load_balancing::{Backend, Backends, LoadBalancer, discovery};
 use pingora_proxy::{ProxyHttp, Session, http_proxy_service};
 
 use crate::{Active, Args, ProxyError, Router};
@@ -187,14 +188,7 @@ pub fn run(args: &Args) -> Result<(), ProxyError> {
             }
         })?;
 
-    let conf = ServerConf {
-        threads: usize::try_from(args.threads).unwrap_or(1),
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(1),
-        ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(None::<Opt>, conf);
-    server.bootstrap();
+    let mut server = server(args);
     let mut proxy = http_proxy_service(
         &server.configuration,
         VibraProxy::new(Arc::clone(&router), peers),
@@ -203,4 +197,72 @@ pub fn run(args: &Args) -> Result<(), ProxyError> {
     server.add_service(proxy);
     server.add_service(background_service("vibra health checks", health));
     server.run_forever()
+}
+
+/// The Pingora server both proxies run in: `--threads` workers, SIGTERM with no grace period
+/// and a 1 s limit.
+fn server(args: &Args) -> Server {
+    let conf = ServerConf {
+        threads: usize::try_from(args.threads).unwrap_or(1),
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None::<Opt>, conf);
+    server.bootstrap();
+    server
+}
+
+/// Pingora's own round-robin proxy (`LoadBalancer<RoundRobin>` with its TCP health check every
+/// `--health-interval-ms`), in the same server set-up as [`run`]: the baseline of the overhead
+/// benchmark (`benches/overhead.rs`). `--policy`, `--replication` and `--hash` are ignored.
+///
+/// # Errors
+/// A BACKEND Pingora cannot parse.
+///
+/// ```no_run
+/// use clap::Parser;
+/// vibra_proxy::server::run_round_robin_baseline(&vibra_proxy::Args::parse())?;
+/// # Ok::<(), vibra_proxy::ProxyError>(())
+/// ```
+pub fn run_round_robin_baseline(args: &Args) -> Result<(), ProxyError> {
+    let peers = args.backend_addrs()?;
+    let mut upstreams =
+        LoadBalancer::<RoundRobin>::try_from_iter(peers.iter().copied()).map_err(|e| {
+            ProxyError::BadBackend {
+                backend: args.backends.join(" "),
+                reason: e.to_string(),
+            }
+        })?;
+    let mut check = TcpHealthCheck::new();
+    check.peer_template.options.connection_timeout = Some(HEALTH_CONNECT_TIMEOUT);
+    upstreams.set_health_check(check);
+    upstreams.health_check_frequency = Some(args.health_interval());
+    let background = background_service("round-robin health checks", upstreams);
+    let upstreams = background.task();
+
+    let mut server = server(args);
+    let mut proxy = http_proxy_service(&server.configuration, PingoraRoundRobin(upstreams));
+    proxy.add_tcp(&args.listen);
+    server.add_service(proxy);
+    server.add_service(background);
+    server.run_forever()
+}
+
+/// Pingora's documented load-balancer pattern: `select` in `upstream_peer`, nothing else.
+struct PingoraRoundRobin(Arc<LoadBalancer<RoundRobin>>);
+
+#[async_trait]
+impl ProxyHttp for PingoraRoundRobin {
+    type CTX = ();
+
+    fn new_ctx(&self) {}
+
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
+        let upstream = self
+            .0
+            .select(b"", 256)
+            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no back end up"))?;
+        Ok(Box::new(HttpPeer::new(upstream, false, String::new())))
+    }
 }

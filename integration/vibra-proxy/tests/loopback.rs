@@ -10,13 +10,16 @@
 //! (`<`, `>`, `"`, `{`, `|`, ...). The back ends echo the target they received, and the test
 //! checks it arrived unchanged.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+#[path = "support/backend.rs"]
+mod backend;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use backend::{BackEnd, free_port, http_safe, start_backends};
 
 use vibra_hash::HashKind;
 use vibra_lab::{MapConfig, run_map};
@@ -24,91 +27,6 @@ use vibra_lab::{MapConfig, run_map};
 const SERVERS: u32 = 4;
 const WC98_URLS: usize = 1500;
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A tiny HTTP/1.1 keep-alive server answering every request with
-/// `X-Served-By: <index>` and the body `<index> <request-target>`.
-struct BackEnd {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
-    accept: Option<thread::JoinHandle<()>>,
-}
-
-impl BackEnd {
-    fn start(index: u32, addr: SocketAddr) -> BackEnd {
-        let listener = TcpListener::bind(addr).expect("bind back end");
-        let addr = listener.local_addr().unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(Mutex::new(Vec::new()));
-        let (stop2, conns2) = (Arc::clone(&stop), Arc::clone(&conns));
-        let accept = thread::spawn(move || {
-            while !stop2.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        stream.set_nonblocking(false).unwrap();
-                        conns2.lock().unwrap().push(stream.try_clone().unwrap());
-                        thread::spawn(move || serve(index, stream));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-            // The listener drops here: new connections are refused.
-        });
-        BackEnd {
-            addr,
-            stop,
-            conns,
-            accept: Some(accept),
-        }
-    }
-
-    /// Stops listening and drops every open connection, as a crashed server would.
-    fn kill(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.accept.take() {
-            t.join().unwrap();
-        }
-        for c in self.conns.lock().unwrap().drain(..) {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-impl Drop for BackEnd {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn serve(index: u32, stream: TcpStream) {
-    let mut out = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let target = request_line.split(' ').nth(1).unwrap_or("").to_owned();
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            if header == "\r\n" {
-                break;
-            }
-        }
-        let body = format!("{index} {target}");
-        let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Served-By: {index}\r\n\r\n{body}",
-            body.len()
-        );
-        if out.write_all(response.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
 
 struct Proxy {
     child: Child,
@@ -156,14 +74,6 @@ impl Drop for Proxy {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[derive(Debug)]
 struct Reply {
     status: u32,
@@ -206,20 +116,6 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "gave up waiting for {what}");
         thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn start_backends() -> Vec<BackEnd> {
-    (0..SERVERS)
-        .map(|i| BackEnd::start(i, "127.0.0.1:0".parse().unwrap()))
-        .collect()
-}
-
-/// A request line carries it byte for byte (see the module docs).
-fn http_safe(url: &[u8]) -> bool {
-    url.first() == Some(&b'/')
-        && url
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b))
 }
 
 fn urls() -> Vec<String> {
@@ -304,7 +200,7 @@ fn every_url_goes_where_vibra_lab_map_says() {
         (2, HashKind::Charsum),
         (2, HashKind::Fast),
     ] {
-        let backends = start_backends();
+        let backends = start_backends(SERVERS);
         let proxy = Proxy::start(&backends, replication, hash, "url-hash");
         let what = format!("R = {replication}, {hash}");
         check_placement(
@@ -321,7 +217,7 @@ fn every_url_goes_where_vibra_lab_map_says() {
 fn a_killed_back_end_moves_only_its_urls_and_they_come_back() {
     let urls = urls();
     let (replication, hash, victim) = (2, HashKind::Md5, 1u32);
-    let mut backends = start_backends();
+    let mut backends = start_backends(SERVERS);
     let proxy = Proxy::start(&backends, replication, hash, "url-hash/r");
     let all_up = reference(&urls, replication, hash, &[]);
     let one_down = reference(&urls, replication, hash, &[victim]);
@@ -370,7 +266,7 @@ fn every_policy_routes() {
         "least-conn",
         "round-robin",
     ] {
-        let backends = start_backends();
+        let backends = start_backends(SERVERS);
         let proxy = Proxy::start(&backends, 2, HashKind::Fast, policy);
         let mut served = [0u32; SERVERS as usize];
         let mut first: std::collections::HashMap<&str, u32> = Default::default();
