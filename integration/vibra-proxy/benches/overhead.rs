@@ -3,7 +3,11 @@
 //! in `upstream_peer`, the same server set-up), both one worker thread, in front of the same
 //! four loopback back ends, fed the same URLs over one keep-alive connection each.
 //!
-//! Paired, interleaved rounds (the order alternates every round) so both proxies see the same
+//! `vibra-proxy --policy round-robin` runs the same routing pattern as the baseline, so its
+//! ratio is the cost of vibra-proxy's own per-request path (router, counts, hooks); the URL-hash
+//! ratio adds what the routing pattern itself changes (which upstream connection is reused).
+//!
+//! Paired, interleaved rounds (the order rotates and reverses from round to round) so both proxies see the same
 //! machine load. The measure is each proxy process's CPU time per request (the sum of its
 //! threads' run time from `/proc/<pid>/task/*/schedstat`, in nanoseconds), which other
 //! processes' load does not inflate the way it inflates wall time; wall time per request is
@@ -157,6 +161,12 @@ fn main() {
             &addrs,
         ),
         Proxy::start(
+            "vibra-proxy round-robin",
+            env!("CARGO_BIN_EXE_vibra-proxy"),
+            &["--policy", "round-robin"],
+            &addrs,
+        ),
+        Proxy::start(
             "pingora round-robin",
             env!("CARGO_BIN_EXE_pingora-round-robin"),
             &[],
@@ -167,12 +177,19 @@ fn main() {
     for p in &proxies {
         run(p.port, &urls); // warm-up: connection pools, caches
     }
-    let mut cpu = [Vec::new(), Vec::new()];
-    let mut wall = [Vec::new(), Vec::new()];
-    let mut ratio = Vec::new();
+    const P: usize = 3;
+    let baseline = P - 1;
+    let mut cpu: [Vec<f64>; P] = Default::default();
+    let mut wall: [Vec<f64>; P] = Default::default();
+    let mut ratio: [Vec<f64>; P] = Default::default();
     for round in 0..rounds {
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        let mut this = [0.0; 2];
+        // Every order in turn, so no proxy always runs first or right after another.
+        let mut order: [usize; P] = std::array::from_fn(|i| i);
+        order.rotate_left(round % P);
+        if (round / P) % 2 == 1 {
+            order.reverse();
+        }
+        let mut this = [0.0; P];
         for i in order {
             let p = &proxies[i];
             let (c0, t0) = (p.cpu_ns(), Instant::now());
@@ -182,13 +199,15 @@ fn main() {
             cpu[i].push(this[i]);
             wall[i].push(t1.as_secs_f64() * 1e6 / requests as f64);
         }
-        ratio.push(this[0] / this[1]);
+        for i in 0..P {
+            ratio[i].push(this[i] / this[baseline]);
+        }
     }
     println!("load average after:  {}", loadavg());
     println!(
         "{rounds} paired rounds x {requests} requests, one keep-alive connection, 1 worker thread each"
     );
-    for i in 0..2 {
+    for i in 0..P {
         let (c, cs) = mean_sd(&cpu[i]);
         let (w, ws) = mean_sd(&wall[i]);
         println!(
@@ -196,13 +215,16 @@ fn main() {
             proxies[i].name
         );
     }
-    let (r, rs) = mean_sd(&ratio);
-    let mut sorted = ratio.clone();
-    sorted.sort_by(f64::total_cmp);
-    println!(
-        "CPU ratio vibra-proxy / pingora round-robin: mean {r:.3} +- {rs:.3} (median {:.3}, min {:.3}, max {:.3})",
-        sorted[sorted.len() / 2],
-        sorted[0],
-        sorted[sorted.len() - 1]
-    );
+    for i in 0..baseline {
+        let (r, rs) = mean_sd(&ratio[i]);
+        let mut sorted = ratio[i].clone();
+        sorted.sort_by(f64::total_cmp);
+        println!(
+            "CPU ratio {} / pingora round-robin: mean {r:.3} +- {rs:.3} (median {:.3}, min {:.3}, max {:.3})",
+            proxies[i].name,
+            sorted[sorted.len() / 2],
+            sorted[0],
+            sorted[sorted.len() - 1]
+        );
+    }
 }

@@ -95,6 +95,29 @@ impl ProxyHttp for VibraProxy {
         e
     }
 
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        _ctx: &mut RequestState,
+        client_reused: bool,
+    ) -> Box<Error> {
+        // Pingora's default policy, plus one case: a request that could not even be written
+        // to a reused keep-alive connection (the back end closed it, e.g. it just died) never
+        // reached the back end, so an idempotent one is retried, which routes it again.
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else if client_reused && e.etype() == &ErrorType::WriteError {
+            e.set_retry(true);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestState) {
         if let Some(e) = e {
             let target = String::from_utf8_lossy(session.req_header().raw_path());
