@@ -52,7 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (url, was) in urls.iter().zip(&before) {
         let now = pick(url);
         let note = if now != *was { "  moved" } else { "" };
-        println!("{url:<32} {was:>6?}  {now:>6?}{note}");
+        let show = |s: Option<usize>| s.map_or("none".to_string(), |s| s.to_string());
+        println!("{url:<32} {:>6}  {:>6}{note}", show(*was), show(now));
         // Only server 1's URLs move, and they move to the next server in configured order.
         assert!(
             now == *was || *was == Some(1),
