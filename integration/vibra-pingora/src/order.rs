@@ -156,6 +156,14 @@ pub struct Cursor {
 
 impl Cursor {
     /// The next present server of the failover order, `None` after the last.
+    ///
+    /// ```
+    /// # use vibra_pingora::FailoverOrder;
+    /// let o = FailoverOrder::new(&[7], [7], |x| *x, vibra_hash::HashKind::Fast)?;
+    /// let mut c = o.cursor(b"/");
+    /// assert_eq!((c.next(&o), c.next(&o)), (Some(&7), None));
+    /// # Ok::<(), vibra_hash::Error>(())
+    /// ```
     pub fn next<'a, T>(&mut self, order: &'a FailoverOrder<T>) -> Option<&'a T> {
         if self.left == 0 {
             return None;

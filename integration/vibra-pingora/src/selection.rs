@@ -30,6 +30,12 @@ pub struct VibraConfig {
 
 impl VibraConfig {
     /// Servers numbered 0..N-1 in the order given.
+    ///
+    /// ```
+    /// # use vibra_pingora::VibraConfig;
+    /// let c = VibraConfig::new([], vibra_hash::HashKind::Fast);
+    /// assert!(c.order().is_empty());
+    /// ```
     pub fn new(order: impl IntoIterator<Item = SocketAddr>, hash: HashKind) -> Self {
         VibraConfig {
             order: order.into_iter().collect(),
@@ -38,11 +44,22 @@ impl VibraConfig {
     }
 
     /// The configured order.
+    ///
+    /// ```
+    /// # use vibra_pingora::VibraConfig;
+    /// let c = VibraConfig::new(["127.0.0.1:1".parse().unwrap()], vibra_hash::HashKind::Fast);
+    /// assert_eq!(c.order().len(), 1);
+    /// ```
     pub fn order(&self) -> &[SocketAddr] {
         &self.order
     }
 
     /// The hash.
+    ///
+    /// ```
+    /// # use vibra_pingora::VibraConfig;
+    /// assert_eq!(VibraConfig::new([], vibra_hash::HashKind::Md5).hash(), vibra_hash::HashKind::Md5);
+    /// ```
     pub fn hash(&self) -> HashKind {
         self.hash
     }

@@ -304,6 +304,14 @@ pub struct Active {
 
 impl Active {
     /// The chosen server, numbered in command-line order.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibra_proxy::{Policy, Router};
+    /// let r = Arc::new(Router::new(4, 1, vibra_hash::HashKind::Charsum, Policy::UrlHash)?);
+    /// assert_eq!(r.route(b"/")?.server(), 3); // 47 mod 4
+    /// # Ok::<(), vibra_proxy::ProxyError>(())
+    /// ```
     pub fn server(&self) -> u32 {
         self.server
     }

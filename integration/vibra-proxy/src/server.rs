@@ -43,6 +43,15 @@ pub struct VibraProxy {
 
 impl VibraProxy {
     /// A proxy routing with `router` over `peers` (one per router server, in order).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use vibra_proxy::{Policy, Router, server::VibraProxy};
+    /// let router = Arc::new(Router::new(2, 1, vibra_hash::HashKind::Fast, Policy::LeastConn)?);
+    /// let peers = vec!["127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap()];
+    /// let _proxy = VibraProxy::new(router, peers);
+    /// # Ok::<(), vibra_proxy::ProxyError>(())
+    /// ```
     pub fn new(router: Arc<Router>, peers: Vec<SocketAddr>) -> Self {
         VibraProxy { router, peers }
     }
@@ -50,6 +59,11 @@ impl VibraProxy {
 
 /// Per-request state: the request's place in its server's active count, held from
 /// `upstream_peer` until the request ends (dropped with the context on every path).
+///
+/// ```
+/// let state = vibra_proxy::server::RequestState::default(); // what `new_ctx` returns
+/// # let _ = state;
+/// ```
 #[derive(Debug, Default)]
 pub struct RequestState {
     active: Option<Active>,
