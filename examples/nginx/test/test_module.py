@@ -36,12 +36,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
+
+# What every front-end test shares lives in examples/common (one copy, not one per test).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "common"))
+import frontend_check  # noqa: E402
+from frontend_check import Checks, free_port, read_wc98_urls  # noqa: E402,F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVERS = 4
@@ -57,28 +61,6 @@ WAIT_LIMIT_S = 60
 FAIL_TIMEOUT_S = 600
 # The back end stopped in check 4.
 STOPPED = 2
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, ok, what, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok - {what}", flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL - {what}" + (f": {detail}" if detail else ""), flush=True)
-        return ok
-
-
-def free_port():
-    """A loopback port that was free a moment ago (nginx needs a number in its config)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def synthetic_urls():
@@ -117,44 +99,14 @@ def skip_reason(url):
     return None
 
 
-def read_wc98_urls(path):
-    """The URLs of a file `wc98-urls` wrote (the workspace's one reader of the World Cup list,
-    the wc98 crate): one URL per `\n`-terminated line, every other byte part of the URL, so
-    nothing is split or stripped here (a trailing blank or CR is part of its URL)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if not data.endswith(b"\n"):
-        raise RuntimeError(f"{path}: not wc98-urls output (no final newline)")
-    return data[:-1].split(b"\n")
-
-
 def wc98_sample(urls, count):
-    """Every k-th of the URLs that can be sent byte for byte, `count` of them, and how many
-    were skipped for each reason of SKIP_REASONS (printed by the caller: nothing is dropped
-    silently)."""
-    sendable, skipped = [], {reason: 0 for reason in SKIP_REASONS}
-    for url in urls:
-        reason = skip_reason(url)
-        if reason is None:
-            sendable.append(url.decode("ascii"))
-        else:
-            skipped[reason] += 1
-    step = max(1, len(sendable) // count)
-    return sendable[::step][:count], skipped
+    """Every k-th sendable World Cup URL, `count` of them, and the skipped counts by reason."""
+    return frontend_check.wc98_sample(urls, count, skip_reason, SKIP_REASONS)
 
 
 def vibra_map(vibra_lab, urls, replication, hash_name, down=None):
-    """`vibra-lab map` subsets, one list of server numbers per URL."""
-    cmd = [vibra_lab, "map", "--servers", str(SERVERS), "--replication",
-           str(replication), "--hash", hash_name]
-    if down is not None:
-        cmd += ["--down", str(down)]
-    out = subprocess.run(cmd, input="".join(u + "\n" for u in urls),
-                         capture_output=True, text=True, check=True).stdout
-    lines = out.splitlines()
-    if len(lines) != len(urls):
-        raise RuntimeError(f"{' '.join(cmd)} printed {len(lines)} lines for {len(urls)} URLs")
-    return [[int(s) for s in line.split()[1].split(",")] for line in lines]
+    """`vibra-lab map` subsets for this test's SERVERS back ends."""
+    return frontend_check.vibra_map(vibra_lab, urls, SERVERS, replication, hash_name, down)
 
 
 def get(port, url):
@@ -170,12 +122,7 @@ def get(port, url):
 
 
 def wait_for(what, predicate):
-    deadline = time.monotonic() + WAIT_LIMIT_S
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"gave up waiting for {what} after {WAIT_LIMIT_S} s")
+    frontend_check.wait_for(what, predicate, WAIT_LIMIT_S)
 
 
 def pid_alive(pid):
