@@ -18,14 +18,10 @@ if ! command -v cmake >/dev/null; then
     apt-get install -y -qq --no-install-recommends cmake >/dev/null
 fi
 
-if [ -z "${VIBRA_DATA_DIR:-}" ]; then
-    for shared in ../shared/data; do
-        if [ -r "$shared/wc98/object_mappings.sort" ]; then
-            export VIBRA_DATA_DIR="$shared"
-            export VIBRA_REQUIRE_DATA=1
-        fi
-    done
-fi
+# The World Cup URLs come through wc98's one rule ($VIBRA_DATA_DIR, else ../shared/data beside
+# the workspace root, found from the crate, not from the current directory: cargo runs tests
+# in the crate's folder, so a relative VIBRA_DATA_DIR would point nowhere). .ci/run sets
+# VIBRA_REQUIRE_DATA=1, which turns a missing list into a failure.
 
 crates=(-p vibra-proxy -p vibra-pingora)
 
