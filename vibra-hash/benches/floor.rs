@@ -35,41 +35,8 @@ const SERVERS: u32 = 16;
 const REPLICATION: u32 = 2;
 const LOADS: [u32; SERVERS as usize] = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3];
 
-/// The corpus packed into one buffer, as a proxy's request buffers would be.
-struct Corpus {
-    bytes: Vec<u8>,
-    spans: Vec<(usize, usize)>,
-}
-
-impl Corpus {
-    fn pack(urls: &[Vec<u8>]) -> Self {
-        let mut bytes = Vec::new();
-        let spans = urls
-            .iter()
-            .map(|u| {
-                let start = bytes.len();
-                bytes.extend_from_slice(u);
-                (start, bytes.len())
-            })
-            .collect();
-        Corpus { bytes, spans }
-    }
-
-    fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    #[inline(always)]
-    fn get(&self, i: usize) -> &[u8] {
-        let (a, b) = self.spans[i];
-        &self.bytes[a..b]
-    }
-
-    #[inline(always)]
-    fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.spans.iter().map(|&(a, b)| &self.bytes[a..b])
-    }
-}
+/// The corpus packed into one buffer (the workspace's one packer, in wc98).
+type Corpus = wc98::PackedUrls;
 
 /// The floor's key extraction: origin form, an SSE2 check of four 16-byte windows at
 /// `min(16k, n - 16)` for 16..=64-byte paths, a plain `memchr2` scan otherwise.

@@ -154,42 +154,8 @@ fn report_memory(urls: &Corpus) {
     drop((lard, d));
 }
 
-/// The corpus packed into one buffer (as a proxy's request buffers would be hot in cache),
-/// so that every policy pays the same, small memory cost per URL.
-struct Corpus {
-    bytes: Vec<u8>,
-    spans: Vec<(usize, usize)>,
-}
-
-impl Corpus {
-    fn pack(urls: &[Vec<u8>]) -> Self {
-        let mut bytes = Vec::with_capacity(urls.iter().map(|u| u.len()).sum());
-        let spans = urls
-            .iter()
-            .map(|u| {
-                let start = bytes.len();
-                bytes.extend_from_slice(u);
-                (start, bytes.len())
-            })
-            .collect();
-        Corpus { bytes, spans }
-    }
-
-    fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    #[inline]
-    fn get(&self, i: usize) -> &[u8] {
-        let (a, b) = self.spans[i];
-        &self.bytes[a..b]
-    }
-
-    #[inline]
-    fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.spans.iter().map(|&(a, b)| &self.bytes[a..b])
-    }
-}
+/// The corpus packed into one buffer (the workspace's one packer, in wc98).
+type Corpus = wc98::PackedUrls;
 
 fn decisions(c: &mut Criterion<ThreadCpuTime>) {
     let (owned, source) = load_corpus();

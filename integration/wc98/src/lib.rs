@@ -19,9 +19,11 @@
 mod error;
 mod location;
 mod minutes;
+mod packed;
 mod url_list;
 
 pub use error::Wc98Error;
 pub use location::{DATA_DIR_ENV, REQUIRE_DATA_ENV, data_dir, default_data_dir};
 pub use minutes::{MINUTES_FILE, MinuteCount, read_requests_per_minute, requests_per_minute};
+pub use packed::PackedUrls;
 pub use url_list::{URLS_FILE, UrlList, parse_line, read_urls, urls, urls_or_skip};
