@@ -370,20 +370,7 @@ impl HostKind {
                 continue;
             };
             if is_alive(name) && g < k {
-                if dry_run {
-                    println!(
-                        "dry-run {customer} {} {name}: {k} -> {g} units (decrease)",
-                        spec.kind
-                    );
-                    continue;
-                }
-                match apply_one(host, id, k, g, spec) {
-                    Ok(n) => {
-                        out.written += n;
-                        self.kernel.insert(name.clone(), g);
-                    }
-                    Err(e) => out.errors.push((name.clone(), e)),
-                }
+                self.set_one(host, &mut out, (customer, spec, dry_run), (name, id), k, g);
             }
         }
         // (2) record.
@@ -438,20 +425,7 @@ impl HostKind {
                 continue;
             };
             let k = self.kernel.get(name).copied().unwrap_or(0);
-            if dry_run {
-                println!(
-                    "dry-run {customer} {} {name}: {k} -> {g} units (increase)",
-                    spec.kind
-                );
-                continue;
-            }
-            match apply_one(host, id, k, g, spec) {
-                Ok(n) => {
-                    out.written += n;
-                    self.kernel.insert(name.clone(), g);
-                }
-                Err(e) => out.errors.push((name.clone(), e)),
-            }
+            self.set_one(host, &mut out, (customer, spec, dry_run), (name, id), k, g);
         }
         // A failed VM holds nothing on record; forget its kernel value.
         for (name, _) in my_vms {
@@ -460,6 +434,39 @@ impl HostKind {
             }
         }
         Ok(out)
+    }
+}
+
+impl HostKind {
+    /// One VM's change from `k` to `g` units, a decrease or a reserved increase: printed in a
+    /// dry run, else applied and remembered as the kernel's value; an error is collected for
+    /// the caller to retry next period.
+    fn set_one<H>(
+        &mut self,
+        host: &mut H,
+        out: &mut ApplyStep,
+        (customer, spec, dry_run): (&str, &KindSpec, bool),
+        (name, id): (&String, &H::VmId),
+        k: u64,
+        g: u64,
+    ) where
+        H: HostController + ?Sized,
+    {
+        if dry_run {
+            let what = if g < k { "decrease" } else { "increase" };
+            println!(
+                "dry-run {customer} {} {name}: {k} -> {g} units ({what})",
+                spec.kind
+            );
+            return;
+        }
+        match apply_one(host, id, k, g, spec) {
+            Ok(n) => {
+                out.written += n;
+                self.kernel.insert(name.clone(), g);
+            }
+            Err(e) => out.errors.push((name.clone(), e)),
+        }
     }
 }
 
