@@ -1,7 +1,8 @@
 //! The dispatcher's C API (`vibra_dispatcher_*`, SPEC sections 1-3 and 8) driven as a C caller
 //! would: construction with any server count, replication and hash (valid or not), then any
-//! sequence of namespace / subset / pick / acquire / release / set_available calls with targets
-//! of any bytes and lengths, load arrays of any length, NULL pointers and small capacities.
+//! sequence of namespace / subset / pick / pick_with / acquire / release / set_available calls
+//! with targets of any bytes and lengths, load arrays and availability bitsets of any length,
+//! NULL pointers and small capacities.
 //!
 //! A model of the dispatcher's state (which servers are up, the built-in connection counts)
 //! follows the calls that succeeded, and every result is checked against SPEC section 3 on it:
@@ -64,6 +65,17 @@ impl Model {
             }
         }
         out
+    }
+
+    /// The same dispatcher under another view of which servers are up (a caller's bitset).
+    fn with_availability(&self, available: Vec<bool>) -> Model {
+        Model {
+            n: self.n,
+            r: self.r,
+            alive: available.iter().filter(|&&a| a).count(),
+            available,
+            active: self.active.clone(),
+        }
     }
 
     /// Selection: the subset member with the fewest connections, the earliest on ties.
@@ -197,6 +209,64 @@ fn namespace_of(d: *const vibra_dispatcher, target: &[u8]) -> u32 {
     ns
 }
 
+/// Load counts as a C caller holds them: usually one per server, sometimes a wrong length
+/// (`n_loads` is then `loads.len()`), and whether to pass NULL instead.
+fn caller_loads(u: &mut Unstructured, n: usize) -> Result<(Box<[u32]>, bool)> {
+    let n_loads = match u.int_in_range(0u8..=11)? {
+        0 => 0,
+        1 => n + 1,
+        2 => n - 1,
+        3 => u.int_in_range(0..=300)?,
+        _ => n,
+    };
+    let mut loads = vec![0u32; n_loads].into_boxed_slice();
+    if n_loads <= 300 {
+        for l in loads.iter_mut() {
+            *l = if rare(u)? {
+                u.arbitrary()?
+            } else {
+                u.int_in_range(0..=3)?
+            };
+        }
+    } else {
+        let pattern: Vec<u32> = (0..8)
+            .map(|_| u.int_in_range(0..=3))
+            .collect::<Result<_>>()?;
+        for (i, l) in loads.iter_mut().enumerate() {
+            *l = pattern[i % 8];
+        }
+    }
+    let loads_null = (n_loads == 0 && u.arbitrary()?) || rare(u)?;
+    Ok((loads, loads_null))
+}
+
+/// An availability bitset as a C caller holds it: usually `ceil(N / 64)` words, sometimes a
+/// wrong count; bits at or past N are random (they must be ignored). Returns the words, whether
+/// to pass NULL, and the view of servers 0..N it gives.
+fn caller_up(u: &mut Unstructured, n: usize) -> Result<(Box<[u64]>, bool, Vec<bool>)> {
+    let words = n.div_ceil(64);
+    let n_up = match u.int_in_range(0u8..=11)? {
+        0 => 0,
+        1 => words + 1,
+        2 => words - 1,
+        _ => words,
+    };
+    let all_up = u.arbitrary::<bool>()?;
+    let mut up = vec![0u64; n_up].into_boxed_slice();
+    for w in up.iter_mut() {
+        *w = if all_up && !rare(u)? {
+            u64::MAX
+        } else {
+            u.arbitrary()?
+        };
+    }
+    let view = (0..n)
+        .map(|s| up.get(s / 64).is_some_and(|w| w >> (s % 64) & 1 == 1))
+        .collect();
+    let up_null = (n_up == 0 && u.arbitrary()?) || rare(u)?;
+    Ok((up, up_null, view))
+}
+
 fn step(
     u: &mut Unstructured,
     c: &mut Contract,
@@ -205,7 +275,7 @@ fn step(
 ) -> Result<()> {
     let d_null = rare(u)?;
     let dp = if d_null { std::ptr::null_mut() } else { d };
-    match u.int_in_range(0u8..=7)? {
+    match u.int_in_range(0u8..=8)? {
         0 => {
             let (t, t_null) = target(u)?;
             let ns_null = rare(u)?;
@@ -303,31 +373,8 @@ fn step(
         3 => {
             let (t, t_null) = target(u)?;
             let n = m.n as usize;
-            let n_loads = match u.int_in_range(0u8..=11)? {
-                0 => 0,
-                1 => n + 1,
-                2 => n - 1,
-                3 => u.int_in_range(0..=300)?,
-                _ => n,
-            };
-            let mut loads = vec![0u32; n_loads].into_boxed_slice();
-            if n_loads <= 300 {
-                for l in loads.iter_mut() {
-                    *l = if rare(u)? {
-                        u.arbitrary()?
-                    } else {
-                        u.int_in_range(0..=3)?
-                    };
-                }
-            } else {
-                let pattern: Vec<u32> = (0..8)
-                    .map(|_| u.int_in_range(0..=3))
-                    .collect::<Result<_>>()?;
-                for (i, l) in loads.iter_mut().enumerate() {
-                    *l = pattern[i % 8];
-                }
-            }
-            let loads_null = (n_loads == 0 && u.arbitrary()?) || rare(u)?;
+            let (loads, loads_null) = caller_loads(u, n)?;
+            let n_loads = loads.len();
             let server_null = rare(u)?;
             let mut server = SENTINEL_U32;
             let sp = if server_null {
@@ -433,6 +480,58 @@ fn step(
                 assert!(text.starts_with("VIBRA_"), "{code}: {text}");
             } else {
                 assert_eq!(text, "unknown vibra_status code");
+            }
+        }
+        7 => {
+            let (t, t_null) = target(u)?;
+            let n = m.n as usize;
+            let (loads, loads_null) = caller_loads(u, n)?;
+            let (up, up_null, view) = caller_up(u, n)?;
+            let server_null = rare(u)?;
+            let mut server = SENTINEL_U32;
+            let sp = if server_null {
+                std::ptr::null_mut()
+            } else {
+                &raw mut server
+            };
+            // SAFETY: `dp` is NULL or live; the target, loads and up pointers are NULL or have
+            // their lengths; `sp` is NULL or writable.
+            let st = unsafe {
+                vibra_dispatcher_pick_with(
+                    dp,
+                    ptr_or_null(&t, t_null).cast(),
+                    t.len(),
+                    ptr_or_null(&loads, loads_null),
+                    loads.len(),
+                    ptr_or_null(&up, up_null),
+                    up.len(),
+                    sp,
+                )
+            };
+            let theirs = m.with_availability(view);
+            let mut e = Expect::new();
+            e.when(
+                d_null
+                    || server_null
+                    || (t_null && !t.is_empty())
+                    || (loads_null && !loads.is_empty())
+                    || (up_null && !up.is_empty()),
+                VIBRA_NULL_POINTER,
+            );
+            e.when(
+                loads.len() != n || up.len() != n.div_ceil(64),
+                VIBRA_INVALID_ARGUMENT,
+            );
+            e.when(theirs.alive() == 0, VIBRA_NO_SERVER_AVAILABLE);
+            if c.check(u, "vibra_dispatcher_pick_with", st, &e)? {
+                let want = theirs.select(namespace_of(d, &t), &loads);
+                assert_eq!(
+                    Some(server),
+                    want,
+                    "pick_with is not the least-loaded member of the caller's subset"
+                );
+            } else {
+                assert_eq!(server, SENTINEL_U32, "a failed pick_with wrote *server");
             }
         }
         _ => {
