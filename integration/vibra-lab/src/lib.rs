@@ -33,4 +33,4 @@ pub use map::{MapConfig, run_map};
 pub use output::{TEXT_ROW_LIMIT, json_line, render_text, write_outputs};
 pub use plot::{bar_centre, render_svg};
 pub use report::{Comparison, DissertationMark, Figure, FigureKind, Report, Row, Series};
-pub use rss::resident_bytes;
+pub use rss::{exclude_huge_pages, resident_bytes};

@@ -11,6 +11,11 @@
 //! touched them (so measure while no other thread of the process allocates); memory the
 //! allocator hands out again after an earlier `free` was already resident and does not count,
 //! so the growth is a lower bound on what the measured structure occupies.
+//!
+//! Transparent huge pages would break that: with THP on (`always`, as many distributions ship
+//! it), the kernel's khugepaged may collapse a partly used 2 MiB range into one huge page at
+//! any moment, and the resident set jumps by up to 512 pages that nothing touched.
+//! [`exclude_huge_pages`] turns them off for the process before a measurement.
 
 use std::io::Read as _;
 use std::path::Path;
@@ -30,6 +35,27 @@ pub fn resident_bytes() -> Option<u64> {
     kib_field(Path::new("/proc/self/smaps_rollup"), "Rss:")
         .or_else(|| kib_field(Path::new("/proc/self/status"), "VmRSS:"))
         .map(|kib| kib * 1024)
+}
+
+/// Turns transparent huge pages off for this process (Linux `prctl(PR_SET_THP_DISABLE)`,
+/// inherited by children), so that the resident set grows only by the 4 KiB pages the process
+/// touches. Returns whether huge pages are now off; `false` where the system has no such
+/// switch (not Linux, or a kernel before 3.15), and then a growth may include a collapse.
+///
+/// ```
+/// if vibra_lab::exclude_huge_pages() {
+///     // Every later resident-set growth is in pages this process touched.
+/// }
+/// ```
+pub fn exclude_huge_pages() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        nix::sys::prctl::set_thp_disable(true).is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
 }
 
 /// The number of the first line `<label> <n> kB` of a `/proc` file.

@@ -241,6 +241,9 @@ impl Experiment for Table32 {
     }
 
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
+        // Before anything is allocated: a huge-page collapse during a preload would count
+        // hundreds of pages nobody touched against the algorithm being measured.
+        let small_pages_only = crate::exclude_huge_pages();
         let corpus = UrlCorpus::from_option(ctx.urls.as_deref(), ctx.seed);
         let take = ctx.scale(20_000, corpus.urls.len());
         // One contiguous buffer, as a proxy's request buffers are: a decision then pays for
@@ -311,6 +314,13 @@ impl Experiment for Table32 {
              history_estimate_bytes_per_object (LARD, LARD/R) is the library's own count of its \
              table slots and key bytes (Lard::history_bytes) per distinct key",
         );
+        report.note(if small_pages_only {
+            "transparent huge pages were off for this process (PR_SET_THP_DISABLE): every page \
+             counted was touched by the pass"
+        } else {
+            "transparent huge pages could not be turned off here: a huge-page collapse during a \
+             preload would count pages nobody touched"
+        });
         report.note(
             "the machine is shared with other builds: compare ratios within this run, and see \
              vibra-hash's criterion benchmarks for careful figures",
