@@ -573,14 +573,6 @@ impl Dispatcher {
         total: u64,
         factor: BalanceFactor,
     ) -> Result<u32, Error> {
-        // load < max(1, ceil(ceil(W / 100) / alive)) with W = (total + 1) * f, for an integer
-        // load, is W > 100 * load * alive (load 0 always passes: W >= 100). W < 2^81 is one
-        // widening multiplication and an add in u128; the right side is below 2^59 (load <
-        // 2^32, alive <= 2^20): no division, no overflow.
-        let percent = u128::from(factor.percent());
-        let weighted = u128::from(total) * percent + percent;
-        let eligible =
-            |l: u32, alive: u32| weighted > u128::from(100 * u64::from(alive) * u64::from(l));
         let (best, best_load, all_up) = self.least_loaded_member_load(words, ns, slots, load)?;
         // Every server up is the common case: no population count (baseline x86-64 has no
         // POPCNT instruction, and the portable one is about 15 instructions).
@@ -591,17 +583,18 @@ impl Dispatcher {
                 .map(|i| words.word(i).count_ones())
                 .sum()
         };
-        if eligible(best_load, alive) {
+        let bound = LoadBound::new(total, factor, alive);
+        if bound.admits(best_load) {
             return Ok(best);
         }
         // The least-loaded member is over the bound, so every member is: spill (out of line,
-        // so that the common case stays a tight loop).
-        self.spill(words, ns, slots, load, |l| eligible(l, alive))
+        // so that the common case stays a tight loop; the bound goes by value, in registers).
+        self.spill(words, ns, slots, load, bound)
     }
 
-    /// The spill walk of [`bounded_member`](Self::bounded_member): the first eligible
-    /// server in cyclic order past the subset of `ns`. A concurrent availability change could
-    /// leave nobody eligible; then the primary keeps the request.
+    /// The spill walk of [`bounded_member`](Self::bounded_member): the first server in cyclic
+    /// order past the subset of `ns` that `bound` admits. A concurrent availability change
+    /// could leave nobody admitted; then the primary keeps the request.
     #[cold]
     #[inline(never)]
     fn spill<W: BitWords, T>(
@@ -610,7 +603,7 @@ impl Dispatcher {
         ns: u32,
         slots: &[T],
         load: impl Fn(&T) -> u32,
-        eligible: impl Fn(u32) -> bool,
+        bound: LoadBound,
     ) -> Result<u32, Error> {
         let servers = self.servers.get();
         let mut walk = CyclicScan::new(words, servers, ns, servers, servers);
@@ -622,7 +615,7 @@ impl Dispatcher {
             .find(|&s| {
                 slots
                     .get(s as usize)
-                    .is_some_and(|slot| eligible(load(slot)))
+                    .is_some_and(|slot| bound.admits(load(slot)))
             })
             .unwrap_or(first))
     }
@@ -1098,6 +1091,37 @@ impl BalanceFactor {
     /// ```
     pub fn percent(self) -> u32 {
         self.0
+    }
+}
+
+/// HAProxy's hash-balance-factor bound for one decision: a server with `load` connections may
+/// take one more while `load < max(1, ceil(ceil(W / 100) / alive))`, `W = (total + 1) * f`.
+/// For an integer load that is `W > 100 * load * alive` (load 0 always passes: `W >= 100`).
+/// The right side is below 2^59 (load < 2^32, alive <= 2^20), so `W` saturated at `u64::MAX`
+/// compares exactly as `W` would: no division and no u128, one multiplication per test.
+#[derive(Clone, Copy)]
+struct LoadBound {
+    /// `(total + 1) * f`, saturated.
+    weighted: u64,
+    /// `100 * alive`.
+    hundred_alive: u64,
+}
+
+impl LoadBound {
+    #[inline(always)]
+    fn new(total: u64, factor: BalanceFactor, alive: u32) -> Self {
+        LoadBound {
+            weighted: total
+                .saturating_add(1)
+                .saturating_mul(u64::from(factor.percent())),
+            hundred_alive: 100 * u64::from(alive),
+        }
+    }
+
+    /// Whether a server with `load` connections is under the bound.
+    #[inline(always)]
+    fn admits(self, load: u32) -> bool {
+        self.weighted > self.hundred_alive * u64::from(load)
     }
 }
 

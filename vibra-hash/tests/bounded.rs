@@ -43,9 +43,16 @@ proptest! {
 
 /// `pick_bounded` read literally, in exact arithmetic: the bound as the single ceiling division
 /// `ceil((total + 1) * f / (100 * alive))` (equal to the nested ceilings of the doc, since
-/// `ceil(ceil(x / a) / b) = ceil(x / ab)`), in u128, where `total < 2^52` and `f <= 10^5` cannot
+/// `ceil(ceil(x / a) / b) = ceil(x / ab)`), in u128, where `total < 2^64` and `f <= 10^5` cannot
 /// overflow. `None` when every server is down.
-fn bounded_reference(up: &[bool], r: u32, ns: u32, loads: &[u32], f: u32) -> Option<u32> {
+fn bounded_reference(
+    up: &[bool],
+    r: u32,
+    ns: u32,
+    loads: &[u32],
+    total: u64,
+    f: u32,
+) -> Option<u32> {
     let n = up.len() as u32;
     let order: Vec<u32> = (0..n)
         .map(|k| (ns + k) % n)
@@ -55,7 +62,7 @@ fn bounded_reference(up: &[bool], r: u32, ns: u32, loads: &[u32], f: u32) -> Opt
     if alive == 0 {
         return None;
     }
-    let total: u128 = loads.iter().map(|&l| u128::from(l)).sum();
+    let total = u128::from(total);
     let slots = ((total + 1) * u128::from(f)).div_ceil(100 * alive).max(1);
     let eligible = |s: u32| u128::from(loads[s as usize]) < slots;
     let (subset, rest) = order.split_at((r as usize).min(order.len()));
@@ -144,7 +151,40 @@ proptest! {
         }
         let sum: u64 = loads.iter().map(|&l| u64::from(l)).sum();
         let got = d.pick_bounded(&target, &loads, sum, BalanceFactor::new(f).unwrap());
-        let want = bounded_reference(&up, r, d.namespace(&target), &loads, f)
+        let want = bounded_reference(&up, r, d.namespace(&target), &loads, sum, f)
+            .ok_or(Error::NoServerAvailable);
+        prop_assert_eq!(got, want);
+    }
+}
+
+proptest! {
+    /// The caller's total is the caller's: it need not be the sum of `loads` (a front end may
+    /// count connections the dispatcher's loads do not show), and any u64 is taken, up to
+    /// `u64::MAX` where `(total + 1) * f` leaves u64 and the bound admits every load.
+    #[test]
+    fn bounded_pick_takes_any_callers_total_exactly(
+        n in 1u32..=40,
+        r_seed in any::<u32>(),
+        loads_seed in proptest::collection::vec(prop_oneof![0u32..8, any::<u32>()], 40),
+        down in proptest::collection::vec(proptest::bool::weighted(0.2), 40),
+        total in prop_oneof![
+            0u64..64,
+            any::<u64>(),
+            (u64::MAX - 200_000)..=u64::MAX,
+            (u64::MAX / 100_000 - 4)..=(u64::MAX / 100_000 + 4),
+        ],
+        f in prop_oneof![Just(100_000u32), Just(100), 100u32..=100_000],
+        target in proptest::collection::vec(any::<u8>(), 0..30)
+    ) {
+        let r = 1 + r_seed % n;
+        let d = Dispatcher::new(n, r, HashKind::Fast).unwrap();
+        let up = &down[..n as usize].iter().map(|&d| !d).collect::<Vec<_>>();
+        for (s, &u) in up.iter().enumerate() {
+            d.set_available(s as u32, u).unwrap();
+        }
+        let loads = &loads_seed[..n as usize];
+        let got = d.pick_bounded(&target, loads, total, BalanceFactor::new(f).unwrap());
+        let want = bounded_reference(up, r, d.namespace(&target), loads, total, f)
             .ok_or(Error::NoServerAvailable);
         prop_assert_eq!(got, want);
     }
