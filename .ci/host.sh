@@ -17,7 +17,7 @@ step "cgroup layout and kernel features seen by the tests"
 grep cgroup /proc/self/mountinfo | awk '{print $5, $(NF-2), $NF}'
 [ "$(id -u)" = 0 ] || { echo "host stage needs root" >&2; exit 1; }
 
-step "Linux backend tests (real cgroups, netns, veth, tc; skipping is a failure)"
-VIBRA_REQUIRE_PRIVILEGED=1 cargo test -p vibra-host --test linux -- --nocapture 2>&1 | tee target/host-linux-tests.log
+step "Linux backend tests (real cgroups, netns, veth, netlink tbf checked against tc; skipping is a failure)"
+VIBRA_REQUIRE_PRIVILEGED=1 cargo test -p vibra-host --lib --test linux -- --nocapture 2>&1 | tee target/host-linux-tests.log
 grep -q 'SKIPPED' target/host-linux-tests.log && { echo "a Linux backend test skipped" >&2; exit 1; }
 echo "host stage passed"

@@ -154,6 +154,21 @@ pub enum Error {
         /// Its standard error (or the spawn error).
         stderr: String,
     },
+    /// A netlink request to the kernel (rtnetlink: link lookup, qdisc change or dump) failed.
+    #[error("{op} on VM {vm}: netlink {request} failed: {source}{}", kernel_suffix(.kernel_says))]
+    Netlink {
+        /// The VM.
+        vm: String,
+        /// The operation.
+        op: Operation,
+        /// The request, e.g. `RTM_GETLINK eth0`.
+        request: String,
+        /// The kernel's errno (or the local socket or decoding failure).
+        #[source]
+        source: std::io::Error,
+        /// The kernel's extended-ack message, empty when it gave none.
+        kernel_says: String,
+    },
     /// A counter or setting read back from the system did not parse.
     #[error("{op} on VM {vm}: cannot parse {what} from {text:?}")]
     Parse {
@@ -192,4 +207,13 @@ pub enum Error {
         /// Why (the library's error text).
         reason: String,
     },
+}
+
+/// The kernel's extended-ack text as a suffix of an error message (nothing when empty).
+fn kernel_suffix(kernel_says: &str) -> String {
+    if kernel_says.is_empty() {
+        String::new()
+    } else {
+        format!(" (kernel: {kernel_says})")
+    }
 }

@@ -466,6 +466,60 @@ fn egress_rate_measured_at_host_follows_tc_limit() {
     }
 }
 
+/// The VM's root qdisc as iproute2 prints it with every detail (`tc -j -d -r qdisc show`):
+/// kind, handle, rate, burst (and its time form), mpu, latency, limit, link layer.
+fn tc_show_root(ns: &str, dev: &str) -> String {
+    let out = Command::new("tc")
+        .args([
+            "-n", ns, "-j", "-d", "-r", "qdisc", "show", "dev", dev, "root",
+        ])
+        .output()
+        .expect("run tc");
+    assert!(out.status.success(), "tc show: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The tbf that the backend applies over netlink is the one iproute2's own command makes:
+/// after each netlink change, `tc qdisc replace ... tbf rate R burst B latency 50ms` (the
+/// command the backend ran before) with the same rate must leave `tc`'s detailed view
+/// unchanged, and the backend must read the rate back. Rates from 8 kbit/s to 40 Gbit/s
+/// (above 32 bits of bytes/s, where the 64-bit rate attribute is needed); the first change
+/// replaces the veth's default qdisc, the others change the tbf in place.
+#[test]
+fn netlink_tbf_is_what_tc_itself_sets() {
+    let Some(mut host) = host_or_skip("tbf_oracle") else {
+        return;
+    };
+    let vm = host.create_vm(&VmSpec::new(&name("tb")).unwrap()).unwrap();
+    let ns = host.netns(&vm).unwrap().to_string();
+    assert_eq!(host.egress_limit(&vm).unwrap(), None, "no tbf yet");
+    for bytes_per_sec in [
+        1_000.0,
+        125_000.0,
+        1_000_000.0,
+        12_500_000.0,
+        1_250_000_000.0,
+        5_000_000_000.0,
+    ] {
+        let rate = Bandwidth::from_bytes_per_sec(bytes_per_sec).unwrap();
+        host.set_egress(&vm, rate).unwrap();
+        let ours = tc_show_root(&ns, "eth0");
+        assert_eq!(host.egress_limit(&vm).unwrap(), Some(rate));
+        let burst = rate.tbf_burst_bytes().to_string();
+        let tc_rate = rate.tc_rate();
+        let args = [
+            "-n", &ns, "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", &tc_rate, "burst",
+            &burst, "latency", "50ms",
+        ];
+        let status = Command::new("tc").args(args).status().unwrap();
+        assert!(status.success(), "tc {}", args.join(" "));
+        let theirs = tc_show_root(&ns, "eth0");
+        eprintln!("tbf_oracle: {rate:?}: {ours}");
+        assert!(ours.contains("\"kind\":\"tbf\""), "{ours}");
+        assert_eq!(ours, theirs, "netlink's tbf differs from tc's at {rate:?}");
+    }
+}
+
 #[test]
 fn memory_target_reads_back_and_usage_counts_vm_pages() {
     let Some(mut host) = host_or_skip("memory") else {
@@ -633,6 +687,9 @@ fn bad_input_and_vanished_resources_give_typed_errors() {
         Err(Error::VmExists { .. })
     ));
 
+    // The egress limit is set over the VM namespace's netlink socket, opened now and kept.
+    host.set_egress(&vm, Bandwidth::from_bits_per_sec(2e6).unwrap())
+        .unwrap();
     // The interface vanishes: usage names the counter file and the OS error.
     let host_if = host.host_interface(&vm).unwrap().to_string();
     assert!(
@@ -647,7 +704,25 @@ fn bad_input_and_vanished_resources_give_typed_errors() {
         matches!(&e, Error::Io { op: Operation::ReadUsage, path, .. } if path.contains(&host_if)),
         "{e}"
     );
-    // The namespace (and so the VM end) is gone too: tc's own error text comes back.
+    // Deleting the host end deleted the VM end too: the kernel's "No such device" comes back
+    // for the link lookup in the namespace.
+    let e = host
+        .set_egress(&vm, Bandwidth::from_bits_per_sec(1e6).unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::Netlink {
+                op: Operation::SetEgress,
+                source,
+                ..
+            } if source.raw_os_error() == Some(19)
+        ),
+        "{e}"
+    );
+    eprintln!("vanished link: {e}");
+    // The namespace is gone too: the kept socket is not used on it, the
+    // namespace's own "No such file or directory" comes back.
     let ns = host.netns(&vm).unwrap().to_string();
     assert!(
         Command::new("ip")
@@ -662,14 +737,23 @@ fn bad_input_and_vanished_resources_give_typed_errors() {
     assert!(
         matches!(
             &e,
-            Error::Command {
+            Error::Io {
                 op: Operation::SetEgress,
+                path,
+                source,
                 ..
-            }
+            } if path.ends_with(&ns) && source.kind() == std::io::ErrorKind::NotFound
         ),
         "{e}"
     );
     eprintln!("vanished namespace: {e}");
+    assert!(matches!(
+        host.egress_limit(&vm),
+        Err(Error::Io {
+            op: Operation::ReadUsage,
+            ..
+        })
+    ));
 
     // The cgroups vanish: the write fails with the OS's "No such file or directory".
     for dir in cgroup_dirs("errors", &vm) {

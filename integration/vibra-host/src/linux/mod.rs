@@ -5,7 +5,7 @@
 //! deleted) when dropped. It never touches a cgroup or namespace it did not create.
 //!
 //! Egress shaping: the tbf qdisc sits on the VM end of the veth (inside the namespace, set by
-//! the host with `tc -n`), because the VM's egress reaches the host end as *ingress*, where
+//! the host over an rtnetlink socket it opened in that namespace), because the VM's egress reaches the host end as *ingress*, where
 //! Linux can only police (`act_police`, absent on some hosts such as this project's CI) and
 //! not queue. The measurement is taken at the host: the host end's `rx_bytes`, as the
 //! dissertation measured at the VMM (section 3.4.5). A process inside the VM cannot change
@@ -13,16 +13,18 @@
 
 pub(crate) mod cgroup;
 pub(crate) mod net;
+pub(crate) mod netlink;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::controller::{CpuSetting, HostController, Outcome, VmUsage};
 use crate::error::{Error, Operation};
 use crate::units::{Bandwidth, CpuCap, CpuWeight, MemoryTarget};
 use cgroup::{CgroupLayout, Hierarchy, parse_u64, read, write};
-use net::LinkAddrs;
+use net::{LinkAddrs, NetnsSockets};
 
 /// Longest VM name: the host end of its veth is the name plus `h`, and Linux interface names
 /// hold 15 bytes.
@@ -145,6 +147,9 @@ pub struct LinuxHost {
     /// The parent cgroup directory in each hierarchy, created by [`LinuxHost::new`].
     parents: Vec<(Hierarchy, PathBuf)>,
     vms: BTreeMap<String, Vm>,
+    /// One rtnetlink socket per VM namespace, kept between calls (a mutex because reading a
+    /// limit back takes `&self`).
+    netns: Mutex<NetnsSockets>,
 }
 
 impl LinuxHost {
@@ -173,6 +178,7 @@ impl LinuxHost {
             layout: layout.clone(),
             parents: Vec::new(),
             vms: BTreeMap::new(),
+            netns: Mutex::new(NetnsSockets::default()),
         };
         for h in layout.hierarchies() {
             let dir = h.root().join(parent);
@@ -288,6 +294,12 @@ impl LinuxHost {
         }
         self.vms.insert(name.clone(), vm);
         Ok(name)
+    }
+
+    /// The namespace sockets (a panic elsewhere while holding them leaves nothing half-done
+    /// in them, so a poisoned lock is taken as it is).
+    fn netns_sockets(&self) -> MutexGuard<'_, NetnsSockets> {
+        self.netns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn vm(&self, name: &str, op: Operation) -> Result<&Vm, Error> {
@@ -417,6 +429,8 @@ impl LinuxHost {
                 });
             }
         }
+        // The cached socket would keep the namespace (and the veth in it) alive.
+        self.netns_sockets().close(vm);
         net::destroy_link(vm, vm, &v.host_if)?;
         self.vms.remove(vm);
         Ok(())
@@ -645,14 +659,19 @@ impl HostController for LinuxHost {
         if v.egress == Some(rate) {
             return Ok(Outcome::Unchanged);
         }
-        net::shape(vm, Some(vm), net::VM_IF, rate)?;
+        {
+            let mut sockets = self.netns_sockets();
+            net::shape(vm, sockets.get(vm, op, vm)?, net::VM_IF, rate)?;
+        }
         self.vm_mut(vm, op)?.egress = Some(rate);
         Ok(Outcome::Written)
     }
 
     fn egress_limit(&self, vm: &String) -> Result<Option<Bandwidth>, Error> {
-        self.vm(vm, Operation::ReadUsage)?;
-        net::shaped_rate(vm, Some(vm), net::VM_IF)
+        let op = Operation::ReadUsage;
+        self.vm(vm, op)?;
+        let mut sockets = self.netns_sockets();
+        net::shaped_rate(vm, sockets.get(vm, op, vm)?, net::VM_IF)
     }
 
     fn usage(&self, vm: &String) -> Result<VmUsage, Error> {

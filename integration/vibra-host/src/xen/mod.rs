@@ -1,6 +1,6 @@
 //! The Xen backend (cargo feature `xen`): runs in Domain-0 and acts on domains through
 //! libxenctrl (credit scheduler weight/cap, domain info: CPU time and pages), libxenlight
-//! (memory target) and xenstore (the netback vif `rate` key), plus tc on `vif<dom>.<dev>`.
+//! (memory target) and xenstore (the netback vif `rate` key), plus a tc tbf on `vif<dom>.<dev>` (over rtnetlink).
 //!
 //! Owns the three library handles and every `unsafe` call of the crate; each block says why it
 //! is sound. Egress is the guest's transmit path, limited by netback's credit scheduler (the
@@ -9,6 +9,7 @@
 
 mod ffi;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char, c_uint, c_void};
 use std::fmt;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use crate::controller::{CpuSetting, HostController, Outcome, VmUsage};
 use crate::error::{Error, Operation};
 use crate::linux::net;
+use crate::linux::netlink::Rtnl;
 use crate::units::{Bandwidth, CpuCap, CpuWeight, MemoryTarget, PAGE_BYTES};
 
 /// A Xen domain id (0 is Domain-0).
@@ -64,6 +66,8 @@ pub struct XenHost {
     logger: *mut ffi::xentoollog_logger,
     log_file: *mut ffi::FILE,
     written: HashMap<DomId, Written>,
+    /// Domain-0's rtnetlink socket for [`XenHost::shape_vif_tx`], opened on first use.
+    rtnl: RefCell<Option<Rtnl>>,
 }
 
 impl fmt::Debug for XenHost {
@@ -99,6 +103,7 @@ impl XenHost {
             logger: std::ptr::null_mut(),
             log_file: std::ptr::null_mut(),
             written: HashMap::new(),
+            rtnl: RefCell::new(None),
         };
         // SAFETY: null loggers are documented as "log to stderr"; the handle is checked
         // for NULL and owned by `host` (closed in Drop).
@@ -339,7 +344,18 @@ impl XenHost {
     /// ```
     pub fn shape_vif_tx(&self, vm: DomId, dev: u32, rate: Bandwidth) -> Result<(), Error> {
         self.dominfo(vm, Operation::SetEgress)?;
-        net::shape(&vm.to_string(), None, &format!("vif{}.{dev}", vm.0), rate)
+        let mut rtnl = self.rtnl.borrow_mut();
+        let rtnl = match &mut *rtnl {
+            Some(r) => r,
+            empty => empty.insert(Rtnl::open().map_err(|source| Error::Netlink {
+                vm: vm.to_string(),
+                op: Operation::SetEgress,
+                request: "socket in Domain-0's network namespace".to_string(),
+                source,
+                kernel_says: String::new(),
+            })?),
+        };
+        net::shape(&vm.to_string(), rtnl, &format!("vif{}.{dev}", vm.0), rate)
     }
 
     fn written(&mut self, vm: DomId) -> &mut Written {
