@@ -5,10 +5,11 @@
 //!
 //! - [`LinuxHost`] (always built): a VM is a cgroup plus a network namespace joined by a veth
 //!   pair; cgroup v2 where its controllers are enabled, v1 otherwise (detected, never assumed);
-//!   egress shaped with a tc tbf and counted at the host end of the veth.
+//!   egress shaped with a tbf qdisc set over rtnetlink (no `tc` process) and counted at the
+//!   host end of the veth.
 //! - `XenHost` (cargo feature `xen`): domains through libxenctrl (credit scheduler, domain
-//!   info), libxenlight (memory target) and xenstore (the vif `rate` key), with tc on
-//!   `vif<dom>.<dev>` as the alternative shaper.
+//!   info), libxenlight (memory target) and xenstore (the vif `rate` key), with a tbf on
+//!   `vif<dom>.<dev>` (rtnetlink, as on Linux) as the alternative shaper.
 //!
 //! Values are validated by their types ([`CpuWeight`], [`CpuCap`], [`MemoryTarget`],
 //! [`Bandwidth`]), whose docs give the mapping to each platform's units, including the DPS

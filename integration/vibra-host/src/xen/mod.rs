@@ -333,8 +333,9 @@ impl XenHost {
         Ok(devs)
     }
 
-    /// The alternative shaper: a tc tbf at `rate` on `vif<dom>.<dev>`'s root qdisc, which
-    /// limits traffic from Domain-0 *to* the guest (the vif's transmit side).
+    /// The alternative shaper: a tbf at `rate` on `vif<dom>.<dev>`'s root qdisc (set over
+    /// Domain-0's rtnetlink socket, as `tc qdisc replace ... tbf` would), which limits traffic
+    /// from Domain-0 *to* the guest (the vif's transmit side).
     ///
     /// ```no_run
     /// let xen = vibra_host::XenHost::open()?;
