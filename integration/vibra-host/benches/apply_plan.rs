@@ -1,5 +1,6 @@
 //! Deciding and applying one allocation for 100 VMs: vibra-alloc computes the split and the
-//! change plan, the Linux backend applies that very plan (real cgroups and tc).
+//! change plan, the Linux backend applies that very plan (real cgroups, and tbf qdiscs over
+//! rtnetlink).
 //!
 //! Run: `cargo bench -p vibra-host --bench apply_plan` (the apply groups need root and cgroups;
 //! otherwise they say why and only the decision is measured).
@@ -9,8 +10,9 @@
 //!   allocator's whole decision for one resource kind.
 //! - `apply_plan_100_vms/changed/*`: vibra-alloc plans between two allocations that differ for
 //!   every VM (applied A -> B, B -> A alternately), so each plan is 100 platform writes per
-//!   kind: cgroup writes for CPU and memory, one `tc` run per VM for egress. `changed/all`
-//!   applies the three kinds' plans one after the other.
+//!   kind: cgroup writes for CPU and memory, two rtnetlink round trips per VM for egress (the
+//!   link index, then the tbf). `changed/all` applies the three kinds' plans one after the
+//!   other.
 //! - `apply_plan_100_vms/in_force_all`: the settings of all three kinds again when they are
 //!   already in force (the controller writes nothing).
 
@@ -98,7 +100,7 @@ fn bench(c: &mut Criterion) {
     });
     if !root {
         eprintln!(
-            "SKIPPED apply_plan benchmarks: they need root (cgroups, network namespaces, tc)"
+            "SKIPPED apply_plan benchmarks: they need root (cgroups, network namespaces, qdiscs)"
         );
         return;
     }

@@ -11,7 +11,7 @@
 //!   excluded (a controller that only counts): the decrease/increase split and the `applied/`
 //!   CAS on the in-memory directory.
 //! - `period_100/apply` (root): the same step with vibra-host's Linux backend, every VM's egress
-//!   changed (one `tc` process per VM today).
+//!   changed (two rtnetlink round trips per VM).
 //! - `directory/etcd_cas` (etcd): one compare-and-swap transaction on a real local etcd.
 
 #[path = "../tests/common/mod.rs"]

@@ -501,6 +501,38 @@ impl LinuxHost {
     }
 }
 
+/// A CPU setting as the control files of `h` hold it: (weight file, value, cap file, value).
+struct CpuFiles {
+    weight_file: &'static str,
+    weight: String,
+    cap_file: &'static str,
+    cap: String,
+}
+
+fn cpu_files(h: &Hierarchy, cpu: CpuSetting) -> CpuFiles {
+    match h {
+        Hierarchy::V1(_) => CpuFiles {
+            weight_file: "cpu.shares",
+            weight: cpu.weight.cgroup_v1_shares().to_string(),
+            cap_file: "cpu.cfs_quota_us",
+            cap: cpu
+                .cap
+                .map_or("-1".to_string(), |c| c.cfs_quota_us().to_string()),
+        },
+        Hierarchy::V2(_) => CpuFiles {
+            weight_file: "cpu.weight",
+            weight: cpu.weight.cgroup_v2_weight().to_string(),
+            cap_file: "cpu.max",
+            cap: format!(
+                "{} {}",
+                cpu.cap
+                    .map_or("max".to_string(), |c| c.cfs_quota_us().to_string()),
+                CpuCap::CFS_PERIOD_US
+            ),
+        },
+    }
+}
+
 /// Kills every process of cgroup directory `dir` and waits (up to 5 s) until it is empty.
 fn kill_all(vm: &str, dir: &Path) -> Result<(), Error> {
     let op = Operation::DestroyVm;
@@ -576,31 +608,25 @@ impl HostController for LinuxHost {
             return Ok(Outcome::Unchanged);
         }
         let dir = v.cpu_dir.clone();
-        let (weight_file, weight, cap_file, cap) = match &self.layout.cpu {
-            Hierarchy::V1(_) => (
-                "cpu.shares",
-                cpu.weight.cgroup_v1_shares().to_string(),
-                "cpu.cfs_quota_us",
-                cpu.cap
-                    .map_or("-1".to_string(), |c| c.cfs_quota_us().to_string()),
-            ),
-            Hierarchy::V2(_) => (
-                "cpu.weight",
-                cpu.weight.cgroup_v2_weight().to_string(),
-                "cpu.max",
-                format!(
-                    "{} {}",
-                    cpu.cap
-                        .map_or("max".to_string(), |c| c.cfs_quota_us().to_string()),
-                    CpuCap::CFS_PERIOD_US
-                ),
-            ),
+        let new = cpu_files(&self.layout.cpu, cpu);
+        // What this controller last wrote is in force (as for the unchanged check above): only
+        // the file whose value changes is written, so a weight change is one write.
+        let prev = v.cpu.map(|p| cpu_files(&self.layout.cpu, p));
+        let write_weight = prev.as_ref().is_none_or(|p| p.weight != new.weight);
+        let write_cap = prev.as_ref().is_none_or(|p| p.cap != new.cap);
+        // For undoing the weight if the cap cannot be written: no half update.
+        let old_weight = match (&prev, write_weight && write_cap) {
+            (_, false) => None,
+            (Some(p), true) => Some(p.weight.clone()),
+            (None, true) => Some(read(vm, op, &dir.join(new.weight_file))?.trim().to_string()),
         };
-        let old_weight = read(vm, op, &dir.join(weight_file))?;
-        write(vm, op, &dir.join(weight_file), &weight)?;
-        if let Err(e) = write(vm, op, &dir.join(cap_file), &cap) {
-            // No half update: put the old weight back.
-            let _ = write(vm, op, &dir.join(weight_file), old_weight.trim());
+        if write_weight {
+            write(vm, op, &dir.join(new.weight_file), &new.weight)?;
+        }
+        if write_cap && let Err(e) = write(vm, op, &dir.join(new.cap_file), &new.cap) {
+            if let Some(old) = old_weight {
+                let _ = write(vm, op, &dir.join(new.weight_file), &old);
+            }
             return Err(e);
         }
         self.vm_mut(vm, op)?.cpu = Some(cpu);
