@@ -16,6 +16,20 @@
  * d:servers(), d:replication()
  * vibra.version()            -> libvibra's version string
  *
+ * HAProxy's converter (vibra_route.lua) passes the request and HAProxy's view of the backend in
+ * one string, "<target> <backend>/<name>=<up>,<conn>/<name>=<up>,<conn>..." (one entry per
+ * server in server order, <up> 1 or 0, <conn> the current connections; see README.md):
+ * vibra.backend(input)       -> the <backend> name, or nil and a message
+ * d:pick_state(input)        -> vibra_dispatcher_pick_with on the target with the state's loads
+ *                               and up set: server index 0..N-1, the target's sub-namespace ns
+ *                               and whether the R servers ns, ns+1, ... (cyclic) are all up; or
+ *                               nil and a message. Keeps loads and up set in the scratch arrays.
+ * d:set_down(server)         -> marks server (0..N-1) down in the scratch up set
+ * d:repick_state(input)      -> the same pick again with the scratch loads and up set (after
+ *                               set_down): server index, or nil and a message
+ * (pick_state, set_down and repick_state belong to one request: nothing may run on the same
+ * dispatcher in between, which holds in HAProxy, where a converter never yields.)
+ *
  * Thread safety: the module has no global state. Each dispatcher is a full userdata owned by
  * one Lua state and holds its own scratch arrays; HAProxy runs one Lua state on one thread at
  * a time (one state per thread with lua-load-per-thread, a global lock with lua-load), and
@@ -54,8 +68,19 @@ static int push_failure(lua_State *L, vibra_status st) {
     return 2;
 }
 
+/* Every method has the dispatcher metatable as its upvalue: comparing it with argument 1's
+ * metatable is luaL_checkudata without the registry lookup by name (a third of a method's
+ * cost per request). */
 static lua_vibra *check_dispatcher(lua_State *L) {
-    lua_vibra *v = (lua_vibra *)luaL_checkudata(L, 1, DISPATCHER_MT);
+    lua_vibra *v = (lua_vibra *)lua_touserdata(L, 1);
+    int ok = v != NULL && lua_getmetatable(L, 1);
+    if (ok) {
+        ok = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+    }
+    if (!ok) {
+        v = (lua_vibra *)luaL_checkudata(L, 1, DISPATCHER_MT); /* raises the usual error */
+    }
     if (v->d == NULL) {
         luaL_error(L, "vibra: dispatcher already freed");
     }
@@ -139,6 +164,152 @@ static int l_pick(lua_State *L) {
     return 1;
 }
 
+/* The converter's input: "<target> <state>", where the state holds no space (HAProxy's proxy
+ * and server names cannot), so it starts after the last space. Sets *target_len and returns the
+ * state's first byte, or NULL when there is no space. */
+static const char *split_input(const char *input, size_t len, size_t *target_len) {
+    for (size_t i = len; i > 0; i--) {
+        if (input[i - 1] == ' ') {
+            *target_len = i - 1;
+            return input + i;
+        }
+    }
+    return NULL;
+}
+
+static int push_message(lua_State *L, const char *msg) {
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+static int l_backend(lua_State *L) {
+    size_t len = 0, target_len = 0;
+    const char *input = luaL_checklstring(L, 1, &len);
+    const char *state = split_input(input, len, &target_len);
+    if (state == NULL) {
+        return push_message(L, "no space between the target and the state");
+    }
+    const char *end = input + len;
+    const char *slash = memchr(state, '/', (size_t)(end - state));
+    if (slash == NULL || slash == state) {
+        return push_message(L, "the state does not start with <backend>/");
+    }
+    lua_pushlstring(L, state, (size_t)(slash - state));
+    return 1;
+}
+
+/* Parses the state's N entries "/<name>=<up>,<conn>" into v->loads and v->up. Returns NULL, or
+ * a message (static text) saying what is wrong. */
+static const char *parse_state(lua_vibra *v, const char *state, const char *end) {
+    const char *p = memchr(state, '/', (size_t)(end - state));
+    if (p == NULL) {
+        return "the state does not start with <backend>/";
+    }
+    memset(v->up, 0, v->words * 8);
+    for (uint32_t s = 0; s < v->servers; s++) {
+        if (p == end || *p != '/') {
+            return "the state lists fewer servers than the dispatcher has";
+        }
+        p++;
+        while (p < end && *p != '=' && *p != '/') {
+            p++;
+        }
+        if (p == end || *p != '=') {
+            return "a state entry is not <name>=<up>,<conn>";
+        }
+        p++;
+        if (p == end || (*p != '0' && *p != '1')) {
+            return "a server's <up> is not 0 or 1";
+        }
+        if (*p == '1') {
+            v->up[s / 64] |= (uint64_t)1 << (s % 64);
+        }
+        p++;
+        if (p == end || *p != ',') {
+            return "a state entry is not <name>=<up>,<conn>";
+        }
+        p++;
+        const char *digits = p;
+        uint64_t load = 0;
+        while (p < end && *p >= '0' && *p <= '9') {
+            load = load * 10 + (uint64_t)(*p - '0');
+            if (load > UINT32_MAX) {
+                load = UINT32_MAX; /* saturate: a count this large only means "busiest" */
+            }
+            p++;
+        }
+        if (p == digits) {
+            return "a server's <conn> is not a count of connections";
+        }
+        v->loads[s] = (uint32_t)load;
+    }
+    if (p != end) {
+        return "the state lists more servers than the dispatcher has";
+    }
+    return NULL;
+}
+
+/* vibra_dispatcher_pick_with on the input's target with the scratch loads and up set. */
+static int pick_scratch(lua_State *L, lua_vibra *v, const char *input, size_t target_len) {
+    uint32_t server = 0;
+    vibra_status st = vibra_dispatcher_pick_with(v->d, input, target_len, v->loads, v->servers,
+                                                 v->up, v->words, &server);
+    if (st != VIBRA_OK) {
+        return push_failure(L, st);
+    }
+    lua_pushinteger(L, (lua_Integer)server);
+    return 1;
+}
+
+static int l_pick_state(lua_State *L) {
+    lua_vibra *v = check_dispatcher(L);
+    size_t len = 0, target_len = 0;
+    const char *input = luaL_checklstring(L, 2, &len);
+    const char *state = split_input(input, len, &target_len);
+    if (state == NULL) {
+        return push_message(L, "no space between the target and the state");
+    }
+    const char *msg = parse_state(v, state, input + len);
+    if (msg != NULL) {
+        return push_message(L, msg);
+    }
+    uint32_t ns = 0;
+    vibra_status st = vibra_dispatcher_namespace(v->d, input, target_len, &ns);
+    if (st != VIBRA_OK) {
+        return push_failure(L, st);
+    }
+    int members_up = 1;
+    for (uint32_t j = 0; j < v->replication && members_up; j++) {
+        uint32_t s = (ns + j) % v->servers;
+        members_up = (int)((v->up[s / 64] >> (s % 64)) & 1);
+    }
+    if (pick_scratch(L, v, input, target_len) != 1) {
+        return 2; /* nil and the message */
+    }
+    lua_pushinteger(L, (lua_Integer)ns);
+    lua_pushboolean(L, members_up);
+    return 3;
+}
+
+static int l_set_down(lua_State *L) {
+    lua_vibra *v = check_dispatcher(L);
+    lua_Integer s = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, s >= 0 && s < (lua_Integer)v->servers, 2, "no such server");
+    v->up[s / 64] &= ~((uint64_t)1 << (s % 64));
+    return 0;
+}
+
+static int l_repick_state(lua_State *L) {
+    lua_vibra *v = check_dispatcher(L);
+    size_t len = 0, target_len = 0;
+    const char *input = luaL_checklstring(L, 2, &len);
+    if (split_input(input, len, &target_len) == NULL) {
+        return push_message(L, "no space between the target and the state");
+    }
+    return pick_scratch(L, v, input, target_len);
+}
+
 static int l_namespace(lua_State *L) {
     lua_vibra *v = check_dispatcher(L);
     size_t len = 0;
@@ -192,12 +363,14 @@ static int l_version(lua_State *L) {
 
 static const luaL_Reg METHODS[] = {
     {"pick", l_pick},       {"namespace", l_namespace},     {"subset", l_subset},
-    {"servers", l_servers}, {"replication", l_replication}, {NULL, NULL},
+    {"servers", l_servers}, {"replication", l_replication}, {"pick_state", l_pick_state},
+    {"set_down", l_set_down}, {"repick_state", l_repick_state}, {NULL, NULL},
 };
 
 static const luaL_Reg FUNCTIONS[] = {
     {"new", l_new},
     {"version", l_version},
+    {"backend", l_backend},
     {NULL, NULL},
 };
 
@@ -207,7 +380,9 @@ int luaopen_vibra(lua_State *L) {
                           (int)vibra_abi_version(), (int)VIBRA_ABI_VERSION);
     }
     if (luaL_newmetatable(L, DISPATCHER_MT)) {
-        luaL_newlib(L, METHODS);
+        luaL_newlibtable(L, METHODS);
+        lua_pushvalue(L, -2);
+        luaL_setfuncs(L, METHODS, 1); /* the metatable: check_dispatcher's upvalue */
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_gc);
         lua_setfield(L, -2, "__gc");

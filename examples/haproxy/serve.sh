@@ -13,7 +13,7 @@
 #   --build-only     build what is missing (libvibra, the Lua module) and exit
 #
 # Health checks run every 500 ms and one failed check marks a server down (one good one brings
-# it back); the fetch `lua.vibra(R,H)` (vibra_route.lua) picks each request's server. SIGTERM
+# it back); the converter `lua.vibra(R,H)` (vibra_route.lua) picks each request's server. SIGTERM
 # (or SIGINT) stops haproxy at once and exits 0. On first use it builds libvibra
 # (ffi/install.sh into <target>/haproxy/vibra) and the Lua module (build.sh into
 # <target>/haproxy/lua), where <target> is $CARGO_TARGET_DIR or the workspace's target/.
@@ -110,8 +110,14 @@ backend vibra
     # HAProxy's own balancing, used only when the module returns no server
     balance leastconn
     default-server check inter 500ms fastinter 500ms downinter 500ms fall 1 rise 1
-    http-request set-var(txn.vibra) lua.vibra(${replication},${hash})
 EOF
+    # HAProxy's view of every server, in server order: up (srv_is_up) and current connections
+    state="%[be_name]"
+    for i in "${!backends[@]}"; do
+        state+="/s$i=%[srv_is_up(s$i)],%[srv_conn(s$i)]"
+    done
+    echo "    http-request set-var-fmt(txn.vibra_state) \"$state\""
+    echo "    http-request set-var(txn.vibra) \"url,concat(' ',txn.vibra_state),lua.vibra(${replication},${hash})\""
     for i in "${!backends[@]}"; do
         echo "    use-server s$i if { var(txn.vibra) -m str s$i }"
     done

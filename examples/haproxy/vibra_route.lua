@@ -1,34 +1,43 @@
 -- vibra_route.lua: HAProxy Lua glue that routes each request to the server libvibra picks
 -- (SPDX-License-Identifier: MIT OR Apache-2.0). See README.md in this directory.
 --
--- It registers the sample fetch `lua.vibra(R, HASH)`. Used in a backend,
+-- It registers the converter `lua.vibra(R, HASH)`. Used in a backend of servers s0..s3,
 --
---     http-request set-var(txn.vibra) lua.vibra(2,charsum)
+--     http-request set-var-fmt(txn.vibra_state) "%[be_name]/s0=%[srv_is_up(s0)],%[srv_conn(s0)]/s1=..."
+--     http-request set-var(txn.vibra) "url,concat(' ',txn.vibra_state),lua.vibra(2,charsum)"
 --     use-server s0 if { var(txn.vibra) -m str s0 }
 --     ...
 --
 -- it returns the name of the server that `vibra_dispatcher_pick_with` chooses for the request
--- target (`url`), from HAProxy's own view of the backend's servers, read per request: the
--- sample fetch `srv_conn` (the server's current sessions, `scur` in the stats) as the load, and
--- `srv_is_up` (not DOWN, not in maintenance) and not Server:is_draining() as the availability.
--- (Server:get_stats() gives the same two values but builds a table of about 80 fields per
--- server per call, clearly slower per request: it is read once, for the ids.) It
--- returns nothing, after a log line, when anything fails (no such backend, bad arguments, a
--- libvibra error, a Lua error): the variable stays unset, no `use-server` rule matches, and
--- HAProxy balances the request with the backend's own `balance` algorithm.
+-- target (`url`), from HAProxy's own view of the backend's servers, read per request: HAProxy
+-- evaluates `srv_is_up` (not DOWN, not in maintenance) and `srv_conn` (the server's current
+-- sessions, `scur` in the stats) of every server natively into the state string, and the glue
+-- asks Server:is_draining() (DRAIN, which no sample fetch shows) of the R servers ns, ns+1, ...
+-- after the target's sub-namespace ns, and of every server only when one of those R is not up.
+--
+-- A converter, not a sample fetch: HAProxy builds a whole TXN object (about ten Lua tables)
+-- for every call of a Lua sample fetch, and reading each server through txn.f cost a fetch
+-- call per value; a converter gets only its input string (README.md: "Where the time goes").
+--
+-- It returns nothing, after a log line, when anything fails (no such backend, a state that
+-- does not list the backend's servers in order, arguments libvibra refuses, a libvibra error,
+-- a Lua error): the variable stays unset, no `use-server` rule matches, and HAProxy balances
+-- the request with the backend's own `balance` algorithm.
 --
 -- Servers are numbered 0..N-1 in the order of their ids (the `sid` of get_stats()), which is
 -- the order of the `server` lines unless `id` is set on them: the numbering of `vibra-lab map`.
+-- The state must list them in that order (checked when the route is built).
 --
 -- Load it with `lua-load-per-thread` (one Lua state, so one set of dispatchers, per thread; no
 -- lock) or `lua-load` (one state shared under HAProxy's Lua lock). Nothing here is shared
--- between states, and nothing is written per request but this state's scratch tables.
+-- between states, and nothing is written per request but this state's dispatcher scratch.
 
 local vibra = require("vibra")
+local backend_of = vibra.backend
 
--- Per Lua state: "backend\0R\0hash" -> route, or false when building it failed. Then every
--- request of that backend falls back; the first and every FAILED_LOG_EVERY-th say why in the
--- log (one line per request would flood it).
+-- Per Lua state: routes[backend][replication][hash] -> route, or false when building it
+-- failed. Then every request of that route falls back; the first and every FAILED_LOG_EVERY-th
+-- say why in the log (one line per request would flood it).
 local routes = {}
 local failures = {}
 local FAILED_LOG_EVERY = 1000
@@ -37,12 +46,29 @@ local function log_fallback(what)
     core.log(core.warning, "vibra: " .. what .. "; HAProxy's own balancing takes the request")
 end
 
--- HAProxy 2.6 gives booleans from Lua as 0 or 1 (srv_is_up, is_draining), and 0 is true in Lua.
+-- HAProxy 2.6 gives booleans from Lua as 0 or 1 (is_draining), and 0 is true in Lua.
 local function yes(value)
     return value == true or value == 1
 end
 
-local function build(backend, replication, hash)
+-- The server names the state lists, in its order (read once, when the route is built).
+local function state_names(input)
+    local last = 0
+    while true do
+        local at = string.find(input, " ", last + 1, true)
+        if at == nil then
+            break
+        end
+        last = at
+    end
+    local names = {}
+    for name in string.sub(input, last + 1):gmatch("/([^=/]*)=") do
+        names[#names + 1] = name
+    end
+    return names
+end
+
+local function build(backend, replication, hash, input)
     local be = core.backends[backend]
     if be == nil then
         error("no backend named " .. backend)
@@ -55,38 +81,47 @@ local function build(backend, replication, hash)
     if #list == 0 then
         error("backend " .. backend .. " has no server")
     end
-    local route = { servers = {}, names = {}, loads = {}, up = {} }
+    local route = { servers = {}, names = {} }
     for i, entry in ipairs(list) do
         route.servers[i] = entry.server
         route.names[i] = entry.name
-        route.loads[i] = 0
-        route.up[i] = false
+    end
+    local listed = state_names(input)
+    if table.concat(listed, ",") ~= table.concat(route.names, ",") then
+        error("the state lists the servers " .. table.concat(listed, ",") ..
+            ", not the backend's servers in id order " .. table.concat(route.names, ","))
     end
     route.dispatcher = vibra.new(#list, replication, hash)
     route.n = #list
     route.r = route.dispatcher:replication()
-    for i = 1, route.n do
-        route.up[i] = true
-    end
     return route
 end
 
-local function route_for(txn, replication, hash)
-    local backend = txn.f:be_name()
-    local key = backend .. "\0" .. tostring(replication) .. "\0" .. tostring(hash)
-    local route = routes[key]
+local function route_for(backend, replication, hash, input)
+    local by_backend = routes[backend]
+    if by_backend == nil then
+        by_backend = {}
+        routes[backend] = by_backend
+    end
+    local by_replication = by_backend[replication]
+    if by_replication == nil then
+        by_replication = {}
+        by_backend[replication] = by_replication
+    end
+    local route = by_replication[hash]
     if route == nil then
-        local ok, result = pcall(build, backend, tonumber(replication), hash)
+        local ok, result = pcall(build, backend, tonumber(replication), hash, input)
         if ok then
             route = result
         else
             route = false
-            failures[key] = { message = tostring(result), count = 0 }
+            failures[by_replication] = failures[by_replication] or {}
+            failures[by_replication][hash] = { message = tostring(result), count = 0 }
         end
-        routes[key] = route
+        by_replication[hash] = route
     end
     if route == false then
-        local failure = failures[key]
+        local failure = failures[by_replication][hash]
         if failure.count % FAILED_LOG_EVERY == 0 then
             log_fallback("backend " .. backend .. ": " .. failure.message ..
                 " (" .. failure.count .. " requests before this one)")
@@ -97,59 +132,60 @@ local function route_for(txn, replication, hash)
     return route
 end
 
--- Reads server i's load and availability into the route's scratch tables; returns whether
--- it is up.
-local function read_server(route, f, i)
-    local name = route.names[i]
-    route.loads[i] = f:srv_conn(name)
-    local up = yes(f:srv_is_up(name)) and not yes(route.servers[i]:is_draining())
-    route.up[i] = up
-    return up
+local function no_pick(input, err)
+    log_fallback("no pick for " .. string.format("%q", input) .. ": " .. tostring(err))
+    return nil
 end
 
-local function pick(txn, replication, hash)
-    local route = route_for(txn, replication or "1", hash or "fast")
-    if route == nil then
-        return nil
-    end
-    local f, d, n = txn.f, route.dispatcher, route.n
-    local target = txn.sf:url()
-    -- Common case first: when the R servers ns, ns+1, ... (cyclic) are all up they are exactly
-    -- the target's subset, whatever the other servers' state (SPEC 3), so only they are read.
-    -- The other entries keep whatever an earlier request left there; pick_with then chooses
-    -- among these R alone.
-    local ns, err = d:namespace(target)
-    if ns == nil then
-        log_fallback("no pick for " .. string.format("%q", target) .. ": " .. tostring(err))
-        return nil
-    end
-    local all_up = true
-    for j = 0, route.r - 1 do
-        if not read_server(route, f, (ns + j) % n + 1) then
-            all_up = false
-            break
+-- A member of the target's subset drains, or is down and the subset reaches further: every
+-- server is asked, and libvibra picks again without the draining ones.
+local function repick(route, input)
+    local d, servers = route.dispatcher, route.servers
+    for i = 1, route.n do
+        if yes(servers[i]:is_draining()) then
+            d:set_down(i - 1)
         end
     end
-    if not all_up then
-        -- a member is down: the subset reaches further, so read every server
-        for i = 1, n do
-            read_server(route, f, i)
-        end
-    end
-    local index
-    index, err = d:pick(target, route.loads, route.up)
+    local index, err = d:repick_state(input)
     if index == nil then
-        log_fallback("no pick for " .. string.format("%q", target) .. ": " .. tostring(err))
-        return nil
+        return no_pick(input, err)
     end
     return route.names[index + 1]
 end
 
-core.register_fetches("vibra", function(txn, replication, hash)
-    local ok, result = pcall(pick, txn, replication, hash)
-    if not ok then
-        log_fallback("Lua error: " .. tostring(result))
-        return nil
+-- One flat function on the request path: every nested Lua call and pcall made HAProxy's
+-- fresh per-request Lua thread grow its stack (a reallocation per request). A Lua error here
+-- is caught by HAProxy, which logs it ("Lua converter 'vibra': ...") and leaves the variable
+-- unset: the request falls back like any other failure.
+core.register_converters("vibra", function(input, replication, hash)
+    local backend, err = backend_of(input)
+    if backend == nil then
+        return no_pick(input, err)
     end
-    return result
+    local by_backend = routes[backend]
+    local by_replication = by_backend and by_backend[replication or "1"]
+    local route = by_replication and by_replication[hash or "fast"]
+    if not route then
+        route = route_for(backend, replication or "1", hash or "fast", input)
+        if route == nil then
+            return nil
+        end
+    end
+    local index, ns, members_up = route.dispatcher:pick_state(input)
+    if index == nil then
+        return no_pick(input, ns)
+    end
+    if not members_up then
+        return repick(route, input)
+    end
+    -- Common case: the R servers ns, ns+1, ... (cyclic) are all up, so they are exactly the
+    -- target's subset whatever the other servers' state (SPEC 3): only they are asked whether
+    -- they drain.
+    local servers, n = route.servers, route.n
+    for j = 0, route.r - 1 do
+        if yes(servers[(ns + j) % n + 1]:is_draining()) then
+            return repick(route, input)
+        end
+    end
+    return route.names[index + 1]
 end)

@@ -9,7 +9,7 @@ Back ends: four nginx instances on loopback, each answering every request with i
 from the one `serve.sh --print-config` (same threads, checks, timeouts), differing only in the
 backend's routing lines:
 
-    vibra-r1     lua.vibra(1,fast)            (the Lua module, R = 1)
+    vibra-r1     lua.vibra(1,fast)            (the Lua module, R = 1; serve.sh's state line)
     vibra-r2     lua.vibra(2,fast)            (R = 2)
     uri          balance uri                  (hash-type map-based, HAProxy's default)
     uri-chash    balance uri + hash-type consistent
@@ -50,8 +50,10 @@ import test_haproxy as t  # noqa: E402  (the test's client, stats and URL helper
 SERVERS = 4
 KILLED = 2
 CONFIGS = {
-    "vibra-r1": "    http-request set-var(txn.vibra) lua.vibra(1,fast)\n{use}",
-    "vibra-r2": "    http-request set-var(txn.vibra) lua.vibra(2,fast)\n{use}",
+    "vibra-r1": "{state}    http-request set-var(txn.vibra) "
+                "\"url,concat(' ',txn.vibra_state),lua.vibra(1,fast)\"\n{use}",
+    "vibra-r2": "{state}    http-request set-var(txn.vibra) "
+                "\"url,concat(' ',txn.vibra_state),lua.vibra(2,fast)\"\n{use}",
     "uri": "    balance uri\n",
     "uri-chash": "    balance uri\n    hash-type consistent\n",
     "uri-chash-bf": "    balance uri\n    hash-type consistent\n    hash-balance-factor 125\n",
@@ -118,7 +120,10 @@ def make_config(base, name, body):
     """serve.sh's configuration with the backend's routing lines replaced by `body`."""
     lines = base.splitlines(keepends=True)
     use = "".join(line for line in lines if line.lstrip().startswith("use-server "))
-    routing = ("balance ", "http-request set-var(txn.vibra)", "use-server ")
+    state = "".join(line for line in lines
+                    if line.lstrip().startswith("http-request set-var-fmt(txn.vibra_state)"))
+    routing = ("balance ", "http-request set-var(txn.vibra)",
+               "http-request set-var-fmt(txn.vibra_state)", "use-server ")
     out, inserted = [], False
     for line in lines:
         stripped = line.lstrip()
@@ -126,7 +131,7 @@ def make_config(base, name, body):
             continue
         if stripped.startswith(routing):
             if not inserted:
-                out.append(body.format(use=use))
+                out.append(body.format(use=use, state=state))
                 if not body.startswith("    balance"):
                     out.append("    balance leastconn\n")
                 inserted = True
