@@ -94,6 +94,10 @@ local function build(backend, replication, hash, input)
     route.dispatcher = vibra.new(#list, replication, hash)
     route.n = #list
     route.r = route.dispatcher:replication()
+    route.cyclic = {}
+    for i = 1, route.n + route.r - 1 do
+        route.cyclic[i] = route.servers[(i - 1) % route.n + 1]
+    end
     return route
 end
 
@@ -153,39 +157,48 @@ local function repick(route, input)
     return route.names[index + 1]
 end
 
--- One flat function on the request path: every nested Lua call and pcall made HAProxy's
--- fresh per-request Lua thread grow its stack (a reallocation per request). A Lua error here
--- is caught by HAProxy, which logs it ("Lua converter 'vibra': ...") and leaves the variable
--- unset: the request falls back like any other failure.
+-- The request path: one flat function with few registers. HAProxy runs every converter call
+-- on a fresh Lua thread whose stack has 40 slots, and a C function needs 20 free slots above
+-- its arguments: called from a register past about 10 it made the thread grow its stack (a
+-- reallocation and a copy per request), as did every nested call (pcall, a helper). So the
+-- registers are reused (`route` first holds the backend name, `found` the route table
+-- levels and then the cyclic server list), and the R members are checked in a repeat loop
+-- over a list that wraps around without a modulo (where a numeric for takes four registers). A Lua error here is caught by HAProxy, which logs it ("Lua converter 'vibra':
+-- ...") and leaves the variable unset: the request falls back like any other failure.
 core.register_converters("vibra", function(input, replication, hash)
-    local backend, err = backend_of(input)
-    if backend == nil then
-        return no_pick(input, err)
+    local route, found = backend_of(input)
+    if route == nil then
+        return no_pick(input, found)
     end
-    local by_backend = routes[backend]
-    local by_replication = by_backend and by_backend[replication or "1"]
-    local route = by_replication and by_replication[hash or "fast"]
-    if not route then
-        route = route_for(backend, replication or "1", hash or "fast", input)
-        if route == nil then
+    found = routes[route]
+    found = found and found[replication]
+    found = found and found[hash]
+    if not found then
+        found = route_for(route, replication or "1", hash or "fast", input)
+        if found == nil then
             return nil
         end
     end
-    local index, ns, members_up = route.dispatcher:pick_state(input)
+    route = found
+    local index, ns, up = route.dispatcher:pick_state(input)
     if index == nil then
         return no_pick(input, ns)
     end
-    if not members_up then
+    if not up then
         return repick(route, input)
     end
     -- Common case: the R servers ns, ns+1, ... (cyclic) are all up, so they are exactly the
     -- target's subset whatever the other servers' state (SPEC 3): only they are asked whether
-    -- they drain.
-    local servers, n = route.servers, route.n
-    for j = 0, route.r - 1 do
-        if yes(servers[(ns + j) % n + 1]:is_draining()) then
+    -- they drain (HAProxy 2.6 answers 0 or 1, and 0 is true in Lua).
+    -- They are entries ns+1 .. ns+R of route.cyclic (servers 1..N, then 1..R-1 again).
+    found = route.cyclic
+    local last = ns + route.r
+    repeat
+        ns = ns + 1
+        up = found[ns]:is_draining()
+        if up == true or up == 1 then
             return repick(route, input)
         end
-    end
+    until ns == last
     return route.names[index + 1]
 end)
