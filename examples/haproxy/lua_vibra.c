@@ -17,13 +17,16 @@
  * vibra.version()            -> libvibra's version string
  *
  * HAProxy's converter (vibra_route.lua) passes the request and HAProxy's view of the backend in
- * one string, "<target> <backend>/<name>=<up>,<conn>/<name>=<up>,<conn>..." (one entry per
- * server in server order, <up> 1 or 0, <conn> the current connections; see README.md):
+ * one string, "<target> <backend>/<entry>/<entry>...", one entry per server in server order:
+ * "<name>" or "<name>=<conn>" (usable, as HAProxy's nbsrv says of every server) or
+ * "<name>=<up>,<conn>" (<up> 1 or 0 from srv_is_up, <conn> from srv_conn; see README.md):
  * vibra.backend(input)       -> the <backend> name, or nil and a message
  * d:pick_state(input)        -> vibra_dispatcher_pick_with on the target with the state's loads
  *                               and up set: server index 0..N-1, the target's sub-namespace ns
- *                               and whether the R servers ns, ns+1, ... (cyclic) are all up; or
- *                               nil and a message. Keeps loads and up set in the scratch arrays.
+ *                               and a status: 0 every server usable (the pick is final), 1 the
+ *                               R servers ns, ns+1, ... (cyclic) are up but may drain, 2 one of
+ *                               them is not up; or nil and a message. Keeps the loads and the
+ *                               up set in the scratch arrays.
  * d:set_down(server)         -> marks server (0..N-1) down in the scratch up set
  * d:repick_state(input)      -> the same pick again with the scratch loads and up set (after
  *                               set_down): server index, or nil and a message
@@ -199,14 +202,18 @@ static int l_backend(lua_State *L) {
     return 1;
 }
 
-/* Parses the state's N entries "/<name>=<up>,<conn>" into v->loads and v->up. Returns NULL, or
- * a message (static text) saying what is wrong. */
-static const char *parse_state(lua_vibra *v, const char *state, const char *end) {
+/* Parses the state's N entries into v->loads and v->up. An entry is "/<name>" (usable, no
+ * load), "/<name>=<conn>" (usable) or "/<name>=<up>,<conn>" (<up> 1 or 0): the short forms say
+ * the writer knows the server usable (HAProxy's nbsrv counts every server), the long one gives
+ * srv_is_up, which does not show DRAIN. Sets *explicit when any entry has an <up>. Returns
+ * NULL, or a message (static text) saying what is wrong. */
+static const char *parse_state(lua_vibra *v, const char *state, const char *end, int *explicit) {
     const char *p = memchr(state, '/', (size_t)(end - state));
     if (p == NULL) {
         return "the state does not start with <backend>/";
     }
     memset(v->up, 0, v->words * 8);
+    *explicit = 0;
     for (uint32_t s = 0; s < v->servers; s++) {
         if (p == end || *p != '/') {
             return "the state lists fewer servers than the dispatcher has";
@@ -215,34 +222,47 @@ static const char *parse_state(lua_vibra *v, const char *state, const char *end)
         while (p < end && *p != '=' && *p != '/') {
             p++;
         }
-        if (p == end || *p != '=') {
-            return "a state entry is not <name>=<up>,<conn>";
-        }
-        p++;
-        if (p == end || (*p != '0' && *p != '1')) {
-            return "a server's <up> is not 0 or 1";
-        }
-        if (*p == '1') {
-            v->up[s / 64] |= (uint64_t)1 << (s % 64);
-        }
-        p++;
-        if (p == end || *p != ',') {
-            return "a state entry is not <name>=<up>,<conn>";
-        }
-        p++;
-        const char *digits = p;
+        int up = 1;
         uint64_t load = 0;
-        while (p < end && *p >= '0' && *p <= '9') {
-            load = load * 10 + (uint64_t)(*p - '0');
-            if (load > UINT32_MAX) {
-                load = UINT32_MAX; /* saturate: a count this large only means "busiest" */
-            }
+        if (p < end && *p == '=') {
             p++;
+            const char *digits = p;
+            while (p < end && *p >= '0' && *p <= '9') {
+                load = load * 10 + (uint64_t)(*p - '0');
+                if (load > UINT32_MAX) {
+                    load = UINT32_MAX; /* saturate: a count this large only means "busiest" */
+                }
+                p++;
+            }
+            if (p < end && *p == ',') {
+                /* what was read is <up>: 0 or 1, then <conn> */
+                if (p - digits != 1 || load > 1) {
+                    return "a server's <up> is not 0 or 1";
+                }
+                up = (int)load;
+                *explicit = 1;
+                p++;
+                digits = p;
+                load = 0;
+                while (p < end && *p >= '0' && *p <= '9') {
+                    load = load * 10 + (uint64_t)(*p - '0');
+                    if (load > UINT32_MAX) {
+                        load = UINT32_MAX;
+                    }
+                    p++;
+                }
+            }
+            if (p == digits) {
+                return "a server's <conn> is not a count of connections";
+            }
         }
-        if (p == digits) {
-            return "a server's <conn> is not a count of connections";
+        if (p < end && *p != '/') {
+            return "a state entry is not <name>, <name>=<conn> or <name>=<up>,<conn>";
         }
         v->loads[s] = (uint32_t)load;
+        if (up) {
+            v->up[s / 64] |= (uint64_t)1 << (s % 64);
+        }
     }
     if (p != end) {
         return "the state lists more servers than the dispatcher has";
@@ -270,7 +290,8 @@ static int l_pick_state(lua_State *L) {
     if (state == NULL) {
         return push_message(L, "no space between the target and the state");
     }
-    const char *msg = parse_state(v, state, input + len);
+    int explicit = 0;
+    const char *msg = parse_state(v, state, input + len, &explicit);
     if (msg != NULL) {
         return push_message(L, msg);
     }
@@ -279,16 +300,20 @@ static int l_pick_state(lua_State *L) {
     if (st != VIBRA_OK) {
         return push_failure(L, st);
     }
-    int members_up = 1;
-    for (uint32_t j = 0; j < v->replication && members_up; j++) {
+    /* 0: every server usable, the pick is final; 1: the R servers ns, ns+1, ... (cyclic) are
+     * up, whether they drain is unknown; 2: one of them is not up */
+    int status = explicit ? 1 : 0;
+    for (uint32_t j = 0; j < v->replication && status == 1; j++) {
         uint32_t s = (ns + j) % v->servers;
-        members_up = (int)((v->up[s / 64] >> (s % 64)) & 1);
+        if (!((v->up[s / 64] >> (s % 64)) & 1)) {
+            status = 2;
+        }
     }
     if (pick_scratch(L, v, input, target_len) != 1) {
         return 2; /* nil and the message */
     }
     lua_pushinteger(L, (lua_Integer)ns);
-    lua_pushboolean(L, members_up);
+    lua_pushinteger(L, (lua_Integer)status);
     return 3;
 }
 

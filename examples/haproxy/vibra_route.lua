@@ -62,8 +62,8 @@ local function state_names(input)
         last = at
     end
     local names = {}
-    for name in string.sub(input, last + 1):gmatch("/([^=/]*)=") do
-        names[#names + 1] = name
+    for entry in string.sub(input, last + 1):gmatch("/([^/]*)") do
+        names[#names + 1] = entry:match("^[^=]*")
     end
     return names
 end
@@ -184,13 +184,18 @@ core.register_converters("vibra", function(input, replication, hash)
     if index == nil then
         return no_pick(input, ns)
     end
-    if not up then
+    if up == 0 then
+        -- the common case: HAProxy counts every server usable (nbsrv), so none is down, in
+        -- maintenance or draining, and libvibra's pick is final
+        return route.names[index + 1]
+    end
+    if up == 2 then
         return repick(route, input)
     end
-    -- Common case: the R servers ns, ns+1, ... (cyclic) are all up, so they are exactly the
-    -- target's subset whatever the other servers' state (SPEC 3): only they are asked whether
-    -- they drain (HAProxy 2.6 answers 0 or 1, and 0 is true in Lua).
-    -- They are entries ns+1 .. ns+R of route.cyclic (servers 1..N, then 1..R-1 again).
+    -- The R servers ns, ns+1, ... (cyclic) are all up, so they are exactly the target's subset
+    -- whatever the other servers' state (SPEC 3): only they are asked whether they drain
+    -- (HAProxy 2.6 answers 0 or 1, and 0 is true in Lua). They are entries ns+1 .. ns+R of
+    -- route.cyclic (servers 1..N, then 1..R-1 again).
     found = route.cyclic
     local last = ns + route.r
     repeat

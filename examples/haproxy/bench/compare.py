@@ -49,14 +49,15 @@ import test_haproxy as t  # noqa: E402  (the test's client, stats and URL helper
 
 SERVERS = 4
 KILLED = 2
+# name: (the replication serve.sh writes the base configuration for, the routing lines)
 CONFIGS = {
-    "vibra-r1": "{state}    http-request set-var(txn.vibra) "
-                "\"url,concat(' ',txn.vibra_state),lua.vibra(1,fast)\"\n{use}",
-    "vibra-r2": "{state}    http-request set-var(txn.vibra) "
-                "\"url,concat(' ',txn.vibra_state),lua.vibra(2,fast)\"\n{use}",
-    "uri": "    balance uri\n",
-    "uri-chash": "    balance uri\n    hash-type consistent\n",
-    "uri-chash-bf": "    balance uri\n    hash-type consistent\n    hash-balance-factor 125\n",
+    "vibra-r1": (1, "{state}    http-request set-var(txn.vibra) "
+                    "\"url,concat(' ',txn.vibra_state),lua.vibra(1,fast)\"\n{use}"),
+    "vibra-r2": (2, "{state}    http-request set-var(txn.vibra) "
+                    "\"url,concat(' ',txn.vibra_state),lua.vibra(2,fast)\"\n{use}"),
+    "uri": (1, "    balance uri\n"),
+    "uri-chash": (1, "    balance uri\n    hash-type consistent\n"),
+    "uri-chash-bf": (1, "    balance uri\n    hash-type consistent\n    hash-balance-factor 125\n"),
 }
 WRK_SCRIPT = """
 local paths = {}
@@ -120,10 +121,9 @@ def make_config(base, name, body):
     """serve.sh's configuration with the backend's routing lines replaced by `body`."""
     lines = base.splitlines(keepends=True)
     use = "".join(line for line in lines if line.lstrip().startswith("use-server "))
-    state = "".join(line for line in lines
-                    if line.lstrip().startswith("http-request set-var-fmt(txn.vibra_state)"))
-    routing = ("balance ", "http-request set-var(txn.vibra)",
-               "http-request set-var-fmt(txn.vibra_state)", "use-server ")
+    state_lines = ("acl vibra_", "http-request set-var-fmt(txn.vibra_state)")
+    state = "".join(line for line in lines if line.lstrip().startswith(state_lines))
+    routing = ("balance ", "http-request set-var(txn.vibra)", "use-server ") + state_lines
     out, inserted = [], False
     for line in lines:
         stripped = line.lstrip()
@@ -140,10 +140,11 @@ def make_config(base, name, body):
     return "".join(out)
 
 
-def serve_base(rundir, port, backends):
+def serve_base(rundir, port, backends, replication):
     os.makedirs(rundir, exist_ok=True)
     return subprocess.run(
-        [t.SERVE_SH, "--print-config", "--listen", f"127.0.0.1:{port}", "--replication", "1",
+        [t.SERVE_SH, "--print-config", "--listen", f"127.0.0.1:{port}",
+         "--replication", str(replication),
          "--hash", "fast", "--runtime-dir", rundir] + backends,
         capture_output=True, text=True, check=True).stdout
 
@@ -203,10 +204,10 @@ def main():
             b.start()
         addresses = [f"127.0.0.1:{b.port}" for b in backends]
         ports, socks = {}, {}
-        for name, body in CONFIGS.items():
+        for name, (replication, body) in CONFIGS.items():
             port = t.free_port()
             rundir = os.path.join(root, name)
-            config = make_config(serve_base(rundir, port, addresses), name, body)
+            config = make_config(serve_base(rundir, port, addresses, replication), name, body)
             path = os.path.join(rundir, "haproxy.cfg")
             with open(path, "w") as f:
                 f.write(config)
