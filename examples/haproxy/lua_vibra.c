@@ -23,7 +23,8 @@
  * vibra.backend(input)       -> the <backend> name, or nil and a message
  * d:pick_state(input)        -> vibra_dispatcher_pick_with on the target with the state's loads
  *                               and up set: server index 0..N-1, the target's sub-namespace ns
- *                               and a status: 0 every server usable (the pick is final), 1 the
+ *                               (0 with status 0) and a status: 0 every server usable (the
+ *                               pick is final), 1 the
  *                               R servers ns, ns+1, ... (cyclic) are up but may drain, 2 one of
  *                               them is not up; or nil and a message. Keeps the loads and the
  *                               up set in the scratch arrays.
@@ -295,18 +296,22 @@ static int l_pick_state(lua_State *L) {
     if (msg != NULL) {
         return push_message(L, msg);
     }
-    uint32_t ns = 0;
-    vibra_status st = vibra_dispatcher_namespace(v->d, input, target_len, &ns);
-    if (st != VIBRA_OK) {
-        return push_failure(L, st);
-    }
     /* 0: every server usable, the pick is final; 1: the R servers ns, ns+1, ... (cyclic) are
-     * up, whether they drain is unknown; 2: one of them is not up */
-    int status = explicit ? 1 : 0;
-    for (uint32_t j = 0; j < v->replication && status == 1; j++) {
-        uint32_t s = (ns + j) % v->servers;
-        if (!((v->up[s / 64] >> (s % 64)) & 1)) {
-            status = 2;
+     * up, whether they drain is unknown; 2: one of them is not up. ns is only needed (and only
+     * computed) for 1 and 2. */
+    int status = 0;
+    uint32_t ns = 0;
+    if (explicit) {
+        vibra_status st = vibra_dispatcher_namespace(v->d, input, target_len, &ns);
+        if (st != VIBRA_OK) {
+            return push_failure(L, st);
+        }
+        status = 1;
+        for (uint32_t j = 0; j < v->replication && status == 1; j++) {
+            uint32_t s = (ns + j) % v->servers;
+            if (!((v->up[s / 64] >> (s % 64)) & 1)) {
+                status = 2;
+            }
         }
     }
     if (pick_scratch(L, v, input, target_len) != 1) {

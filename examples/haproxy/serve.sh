@@ -120,7 +120,7 @@ EOF
         state+="/s$i=%[srv_is_up(s$i)],%[srv_conn(s$i)]"
     done
     echo "    acl vibra_all_usable nbsrv eq ${#backends[@]}"
-    echo "    http-request set-var-fmt(txn.vibra_state) \"$usable\" if vibra_all_usable"
+    echo "    http-request set-var-fmt(txn.vibra_state) \"$usable\""
     echo "    http-request set-var-fmt(txn.vibra_state) \"$state\" unless vibra_all_usable"
     echo "    http-request set-var(txn.vibra) \"url,concat(' ',txn.vibra_state),lua.vibra(${replication},${hash})\""
     for i in "${!backends[@]}"; do
