@@ -33,6 +33,9 @@
  *                               set_down): server index, or nil and a message
  * (pick_state, set_down and repick_state belong to one request: nothing may run on the same
  * dispatcher in between, which holds in HAProxy, where a converter never yields.)
+ * vibra.converter(routes, f) -> a C function for core.register_converters: the common case
+ *                               (a built route, every server usable) in C, anything else f
+ *                               (see l_convert)
  *
  * Thread safety: the module has no global state. Each dispatcher is a full userdata owned by
  * one Lua state and holds its own scratch arrays; HAProxy runs one Lua state on one thread at
@@ -340,6 +343,76 @@ static int l_repick_state(lua_State *L) {
     return pick_scratch(L, v, input, target_len);
 }
 
+/* The converter's common case in C (upvalues: 1 the routes table, 2 the Lua function for
+ * everything else, 3 the dispatcher metatable). Arguments: input, replication, hash (strings,
+ * as HAProxy passes them). With routes[<backend>][replication][hash] a route table holding
+ * the dispatcher at [1] and the server names (1..N) at [2], and a state of short entries only
+ * (every server usable), it returns the name of the server vibra_dispatcher_pick_with picks;
+ * in every other case (no route yet, a failed route, a state with servers' health, anything
+ * malformed) it returns what the Lua function returns for the same arguments. So the request
+ * path runs no Lua code and makes no Lua-to-C call but this one. */
+static int l_convert(lua_State *L) {
+    int nargs = lua_gettop(L);
+    size_t len = 0, target_len = 0;
+    const char *input = nargs == 3 && lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len)
+                                                                    : NULL;
+    const char *state = input != NULL ? split_input(input, len, &target_len) : NULL;
+    const char *slash =
+        state != NULL ? memchr(state, '/', (size_t)(input + len - state)) : NULL;
+    if (slash == NULL || lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING) {
+        goto slow;
+    }
+    lua_pushlstring(L, state, (size_t)(slash - state));
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TTABLE) {
+        goto slow;
+    }
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) != LUA_TTABLE) {
+        goto slow;
+    }
+    lua_pushvalue(L, 3);
+    if (lua_rawget(L, -2) != LUA_TTABLE) {
+        goto slow; /* not built yet, or false: building it failed */
+    }
+    int route = lua_gettop(L);
+    lua_rawgeti(L, route, 1);
+    lua_vibra *v = (lua_vibra *)lua_touserdata(L, -1);
+    if (v == NULL || v->d == NULL || !lua_getmetatable(L, -1) ||
+        !lua_rawequal(L, -1, lua_upvalueindex(3))) {
+        goto slow;
+    }
+    int explicit = 0;
+    if (parse_state(v, state, input + len, &explicit) != NULL || explicit) {
+        goto slow;
+    }
+    uint32_t server = 0;
+    if (vibra_dispatcher_pick_with(v->d, input, target_len, v->loads, v->servers, v->up,
+                                   v->words, &server) != VIBRA_OK) {
+        goto slow;
+    }
+    if (lua_rawgeti(L, route, 2) != LUA_TTABLE ||
+        lua_rawgeti(L, -1, (lua_Integer)server + 1) != LUA_TSTRING) {
+        goto slow;
+    }
+    return 1;
+slow:
+    lua_settop(L, nargs);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 1);
+    lua_call(L, nargs, 1);
+    return 1;
+}
+
+/* vibra.converter(routes, fallback) -> the C function above, for core.register_converters. */
+static int l_converter(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    luaL_getmetatable(L, DISPATCHER_MT);
+    lua_pushcclosure(L, l_convert, 3);
+    return 1;
+}
+
 static int l_namespace(lua_State *L) {
     lua_vibra *v = check_dispatcher(L);
     size_t len = 0;
@@ -401,6 +474,7 @@ static const luaL_Reg FUNCTIONS[] = {
     {"new", l_new},
     {"version", l_version},
     {"backend", l_backend},
+    {"converter", l_converter},
     {NULL, NULL},
 };
 

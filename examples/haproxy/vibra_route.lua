@@ -92,6 +92,7 @@ local function build(backend, replication, hash, input)
             ", not the backend's servers in id order " .. table.concat(route.names, ","))
     end
     route.dispatcher = vibra.new(#list, replication, hash)
+    route[1], route[2] = route.dispatcher, route.names -- where vibra.converter's C reads them
     route.n = #list
     route.r = route.dispatcher:replication()
     route.cyclic = {}
@@ -157,15 +158,17 @@ local function repick(route, input)
     return route.names[index + 1]
 end
 
--- The request path: one flat function with few registers. HAProxy runs every converter call
--- on a fresh Lua thread whose stack has 40 slots, and a C function needs 20 free slots above
--- its arguments: called from a register past about 10 it made the thread grow its stack (a
--- reallocation and a copy per request), as did every nested call (pcall, a helper). So the
--- registers are reused (`route` first holds the backend name, `found` the route table
--- levels and then the cyclic server list), and the R members are checked in a repeat loop
--- over a list that wraps around without a modulo (where a numeric for takes four registers). A Lua error here is caught by HAProxy, which logs it ("Lua converter 'vibra':
+-- Everything but the common case, which vibra.converter's C answers itself (below), and the
+-- whole route when it is called alone: one flat function with few registers. HAProxy runs
+-- every converter call on a fresh Lua thread whose stack has 40 slots, and a C function needs
+-- 20 free slots above its arguments: called from a register past about 10 it made the thread
+-- grow its stack (a reallocation and a copy per request), as did every nested call (pcall, a
+-- helper). So the registers are reused (`route` first holds the backend name, `found` the
+-- route table levels and then the cyclic server list), and the R members are checked in a
+-- repeat loop over a list that wraps around without a modulo (where a numeric for takes four
+-- registers). A Lua error here is caught by HAProxy, which logs it ("Lua converter 'vibra':
 -- ...") and leaves the variable unset: the request falls back like any other failure.
-core.register_converters("vibra", function(input, replication, hash)
+local function route_request(input, replication, hash)
     local route, found = backend_of(input)
     if route == nil then
         return no_pick(input, found)
@@ -206,4 +209,8 @@ core.register_converters("vibra", function(input, replication, hash)
         end
     until ns == last
     return route.names[index + 1]
-end)
+end
+
+-- The common case (the route built, every server usable) runs in the module's C, which calls
+-- route_request for everything else; both give the same answer.
+core.register_converters("vibra", vibra.converter(routes, route_request))
