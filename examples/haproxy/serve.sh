@@ -107,8 +107,10 @@ frontend vibra_in
     default_backend vibra
 
 backend vibra
-    # HAProxy's own balancing, used only when the module returns no server
-    balance leastconn
+    # HAProxy's own balancing, used only when the module returns no server (URL hashing
+    # keeps some locality; leastconn would also reposition each server in its tree, under a
+    # lock, as every request starts and ends, though the module picks the server)
+    balance uri
     default-server check inter 500ms fastinter 500ms downinter 500ms fall 1 rise 1
 EOF
     # HAProxy's view of every server, in server order. Common case: nbsrv counts every server

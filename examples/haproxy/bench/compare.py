@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Vibra in HAProxy against HAProxy's own URL hashing, on the same back ends (issue 17 item 3).
 
-    python3 examples/haproxy/bench/compare.py --vibra-lab target/debug/vibra-lab \\
-        --wc98-urls FILE [--urls 2000] [--rounds 5] [--seconds 3]
+    python3 examples/haproxy/bench/compare.py --wc98-urls FILE [--urls 2000] [--rounds 5] \\
+        [--seconds 3]
 
 Back ends: four nginx instances on loopback, each answering every request with its own name
 (`return 200`), so the back ends cost the same under every configuration. Configurations, all
@@ -123,6 +123,7 @@ def make_config(base, name, body):
     use = "".join(line for line in lines if line.lstrip().startswith("use-server "))
     state_lines = ("acl vibra_", "http-request set-var-fmt(txn.vibra_state)")
     state = "".join(line for line in lines if line.lstrip().startswith(state_lines))
+    fallback = "".join(line for line in lines if line.lstrip().startswith("balance "))
     routing = ("balance ", "http-request set-var(txn.vibra)", "use-server ") + state_lines
     out, inserted = [], False
     for line in lines:
@@ -133,7 +134,7 @@ def make_config(base, name, body):
             if not inserted:
                 out.append(body.format(use=use, state=state))
                 if not body.startswith("    balance"):
-                    out.append("    balance leastconn\n")
+                    out.append(fallback)  # serve.sh's, for requests the module names no server
                 inserted = True
             continue
         out.append(line)
@@ -166,21 +167,29 @@ def wrk(port, seconds, urls_file, script):
     out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", script,
                           f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
                          env=env, check=True).stdout
-    rps = None
+    rps = requests = None
     for line in out.splitlines():
         if line.startswith("Requests/sec:"):
             rps = float(line.split()[1])
+        if " requests in " in line:
+            requests = int(line.split()[0])
         if "Non-2xx" in line or "Socket errors" in line:
             raise RuntimeError(f"wrk reported errors: {line.strip()}")
-    if rps is None:
-        raise RuntimeError(f"no Requests/sec in wrk's output:\n{out}")
-    return rps
+    if rps is None or not requests:
+        raise RuntimeError(f"no Requests/sec or request count in wrk's output:\n{out}")
+    return rps, requests
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of a process (all its threads) so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vibra-lab", required=True)
     parser.add_argument("--wc98-urls", required=True, metavar="FILE")
     parser.add_argument("--urls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
@@ -246,11 +255,16 @@ def main():
         with open(script, "w") as f:
             f.write(WRK_SCRIPT)
         names = list(CONFIGS)
+        pids = dict(zip(names, (p.pid for p in procs)))
         rps = {n: [] for n in names}
+        cpu = {n: [] for n in names}  # haproxy's CPU time per request, microseconds
         for r in range(args.rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             for n in order:
-                rps[n].append(wrk(ports[n], args.seconds, urls_file, script))
+                before = cpu_seconds(pids[n])
+                rate, requests = wrk(ports[n], args.seconds, urls_file, script)
+                rps[n].append(rate)
+                cpu[n].append((cpu_seconds(pids[n]) - before) * 1e6 / requests)
             print(f"round {r + 1}: " + ", ".join(f"{n} {rps[n][-1]:.0f}" for n in names),
                   flush=True)
         print(f"\nrequests per second, {args.rounds} paired rounds of {args.seconds} s "
@@ -264,6 +278,15 @@ def main():
                   f"{min(rps[n]):.0f} | {max(rps[n]):.0f} | {statistics.median(rps[n]):.0f} | "
                   f"{statistics.median(ratios):.3f}, {statistics.mean(ratios):.3f} "
                   f"({min(ratios):.3f}-{max(ratios):.3f}) |")
+        print("\nhaproxy's CPU time (user + system, all threads, from /proc) per request, "
+              "microseconds: what the Lua route adds per request, less moved by the other "
+              "processes than requests per second")
+        print("| configuration | mean | stdev | median | ratio to uri: median of paired ratios |")
+        print("| --- | --- | --- | --- | --- |")
+        for n in names:
+            ratios = [a / b for a, b in zip(cpu[n], cpu["uri"])]
+            print(f"| {n} | {statistics.mean(cpu[n]):.1f} | {statistics.pstdev(cpu[n]):.1f} | "
+                  f"{statistics.median(cpu[n]):.1f} | {statistics.median(ratios):.3f} |")
         print(f"\nload average after: {load_average()}")
     finally:
         for p in procs:
