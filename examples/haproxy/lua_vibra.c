@@ -19,7 +19,8 @@
  * HAProxy's converter (vibra_route.lua) passes the request and HAProxy's view of the backend in
  * one string, "<target> <backend>/<entry>/<entry>...", one entry per server in server order:
  * "<name>" or "<name>=<conn>" (usable, as HAProxy's nbsrv says of every server) or
- * "<name>=<up>,<conn>" (<up> 1 or 0 from srv_is_up, <conn> from srv_conn; see README.md):
+ * "<name>=<up>,<conn>" (<up> 1 or 0 from srv_is_up, <conn> from srv_conn; see README.md), or
+ * "<target> <backend>" alone (every server usable, no loads: enough for R = 1):
  * vibra.backend(input)       -> the <backend> name, or nil and a message
  * d:pick_state(input)        -> vibra_dispatcher_pick_with on the target with the state's loads
  *                               and up set: server index 0..N-1, the target's sub-namespace ns
@@ -199,25 +200,39 @@ static int l_backend(lua_State *L) {
     }
     const char *end = input + len;
     const char *slash = memchr(state, '/', (size_t)(end - state));
-    if (slash == NULL || slash == state) {
-        return push_message(L, "the state does not start with <backend>/");
+    if (slash == NULL) {
+        slash = end;
+    }
+    if (slash == state) {
+        return push_message(L, "the state does not start with the backend's name");
     }
     lua_pushlstring(L, state, (size_t)(slash - state));
     return 1;
 }
 
-/* Parses the state's N entries into v->loads and v->up. An entry is "/<name>" (usable, no
- * load), "/<name>=<conn>" (usable) or "/<name>=<up>,<conn>" (<up> 1 or 0): the short forms say
- * the writer knows the server usable (HAProxy's nbsrv counts every server), the long one gives
- * srv_is_up, which does not show DRAIN. Sets *explicit when any entry has an <up>. Returns
- * NULL, or a message (static text) saying what is wrong. */
-static const char *parse_state(lua_vibra *v, const char *state, const char *end, int *explicit) {
+/* The kinds of state parse_state reads. */
+enum state_kind {
+    STATE_BARE = 0,     /* "<backend>" alone: every server usable, no loads */
+    STATE_USABLE = 1,   /* entries without <up>: every server usable */
+    STATE_EXPLICIT = 2, /* some entry has an <up> (srv_is_up, which does not show DRAIN) */
+};
+
+/* Parses the state after "<backend>" into v->loads and v->up and sets *kind. The entries are
+ * "/<name>" (usable, no load), "/<name>=<conn>" (usable) or "/<name>=<up>,<conn>" (<up> 1 or
+ * 0), one per server: the short forms say the writer knows the server usable (HAProxy's nbsrv
+ * counts every server). No entry at all is every server usable with no load, all R = 1
+ * needs. Returns NULL, or a message (static text) saying what is wrong. */
+static const char *parse_state(lua_vibra *v, const char *state, const char *end,
+                               enum state_kind *kind) {
     const char *p = memchr(state, '/', (size_t)(end - state));
     if (p == NULL) {
-        return "the state does not start with <backend>/";
+        memset(v->loads, 0, v->servers * sizeof *v->loads);
+        memset(v->up, 0xff, v->words * 8); /* bits at or past N are ignored */
+        *kind = STATE_BARE;
+        return NULL;
     }
     memset(v->up, 0, v->words * 8);
-    *explicit = 0;
+    *kind = STATE_USABLE;
     for (uint32_t s = 0; s < v->servers; s++) {
         if (p == end || *p != '/') {
             return "the state lists fewer servers than the dispatcher has";
@@ -244,7 +259,7 @@ static const char *parse_state(lua_vibra *v, const char *state, const char *end,
                     return "a server's <up> is not 0 or 1";
                 }
                 up = (int)load;
-                *explicit = 1;
+                *kind = STATE_EXPLICIT;
                 p++;
                 digits = p;
                 load = 0;
@@ -294,8 +309,8 @@ static int l_pick_state(lua_State *L) {
     if (state == NULL) {
         return push_message(L, "no space between the target and the state");
     }
-    int explicit = 0;
-    const char *msg = parse_state(v, state, input + len, &explicit);
+    enum state_kind kind = STATE_BARE;
+    const char *msg = parse_state(v, state, input + len, &kind);
     if (msg != NULL) {
         return push_message(L, msg);
     }
@@ -304,7 +319,7 @@ static int l_pick_state(lua_State *L) {
      * computed) for 1 and 2. */
     int status = 0;
     uint32_t ns = 0;
-    if (explicit) {
+    if (kind == STATE_EXPLICIT) {
         vibra_status st = vibra_dispatcher_namespace(v->d, input, target_len, &ns);
         if (st != VIBRA_OK) {
             return push_failure(L, st);
@@ -346,8 +361,10 @@ static int l_repick_state(lua_State *L) {
 /* The converter's common case in C (upvalues: 1 the routes table, 2 the Lua function for
  * everything else, 3 the dispatcher metatable). Arguments: input, replication, hash (strings,
  * as HAProxy passes them). With routes[<backend>][replication][hash] a route table holding
- * the dispatcher at [1] and the server names (1..N) at [2], and a state of short entries only
- * (every server usable), it returns the name of the server vibra_dispatcher_pick_with picks;
+ * the dispatcher at [1], the server names (1..N) at [2] and, once the Lua has checked that the
+ * entries of a state name the servers in order, true at [3], and a state of short entries
+ * only or none (every server usable), it returns the name of the server
+ * vibra_dispatcher_pick_with picks;
  * in every other case (no route yet, a failed route, a state with servers' health, anything
  * malformed) it returns what the Lua function returns for the same arguments. So the request
  * path runs no Lua code and makes no Lua-to-C call but this one. */
@@ -359,7 +376,11 @@ static int l_convert(lua_State *L) {
     const char *state = input != NULL ? split_input(input, len, &target_len) : NULL;
     const char *slash =
         state != NULL ? memchr(state, '/', (size_t)(input + len - state)) : NULL;
-    if (slash == NULL || lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING) {
+    if (state != NULL && slash == NULL) {
+        slash = input + len;
+    }
+    if (slash == NULL || slash == state || lua_type(L, 2) != LUA_TSTRING ||
+        lua_type(L, 3) != LUA_TSTRING) {
         goto slow;
     }
     lua_pushlstring(L, state, (size_t)(slash - state));
@@ -381,9 +402,15 @@ static int l_convert(lua_State *L) {
         !lua_rawequal(L, -1, lua_upvalueindex(3))) {
         goto slow;
     }
-    int explicit = 0;
-    if (parse_state(v, state, input + len, &explicit) != NULL || explicit) {
+    enum state_kind kind = STATE_BARE;
+    if (parse_state(v, state, input + len, &kind) != NULL || kind == STATE_EXPLICIT) {
         goto slow;
+    }
+    if (kind == STATE_USABLE) {
+        lua_rawgeti(L, route, 3);
+        if (!lua_toboolean(L, -1)) {
+            goto slow; /* the Lua has not yet checked that the entries name the servers */
+        }
     }
     uint32_t server = 0;
     if (vibra_dispatcher_pick_with(v->d, input, target_len, v->loads, v->servers, v->up,

@@ -114,15 +114,20 @@ backend vibra
     default-server check inter 500ms fastinter 500ms downinter 500ms fall 1 rise 1
 EOF
     # HAProxy's view of every server, in server order. Common case: nbsrv counts every server
-    # usable (none down, in maintenance or draining), and only the loads are read (with R = 1
-    # not even those: the pick is then the target's first server). Otherwise srv_is_up too.
+    # usable (none down, in maintenance or draining), and only the loads are read; with R = 1
+    # not even those (the pick is the target's first server), so the backend's name is all.
+    # Otherwise srv_is_up too.
     usable="%[be_name]" state="%[be_name]"
     for i in "${!backends[@]}"; do
-        if [ "$replication" = 1 ]; then usable+="/s$i"; else usable+="/s$i=%[srv_conn(s$i)]"; fi
+        usable+="/s$i=%[srv_conn(s$i)]"
         state+="/s$i=%[srv_is_up(s$i)],%[srv_conn(s$i)]"
     done
     echo "    acl vibra_all_usable nbsrv eq ${#backends[@]}"
-    echo "    http-request set-var-fmt(txn.vibra_state) \"$usable\""
+    if [ "$replication" = 1 ]; then
+        echo "    http-request set-var(txn.vibra_state) be_name"
+    else
+        echo "    http-request set-var-fmt(txn.vibra_state) \"$usable\""
+    fi
     echo "    http-request set-var-fmt(txn.vibra_state) \"$state\" unless vibra_all_usable"
     echo "    http-request set-var(txn.vibra) \"url,concat(' ',txn.vibra_state),lua.vibra(${replication},${hash})\""
     for i in "${!backends[@]}"; do

@@ -51,7 +51,7 @@ local function yes(value)
     return value == true or value == 1
 end
 
--- The server names the state lists, in its order (read once, when the route is built).
+-- The server names the state's entries list, in their order (none for "<backend>" alone).
 local function state_names(input)
     local last = 0
     while true do
@@ -68,7 +68,23 @@ local function state_names(input)
     return names
 end
 
-local function build(backend, replication, hash, input)
+-- Whether the state's entries name the route's servers in id order (a state without entries
+-- names none: nothing to check). Once they did, route[3] is true: until then vibra.converter's
+-- C leaves every state with entries to the Lua, which checks it here.
+local function entries_match(route, input)
+    local listed = state_names(input)
+    if #listed == 0 then
+        return true
+    end
+    if table.concat(listed, ",") ~= table.concat(route.names, ",") then
+        return false, "the state lists the servers " .. table.concat(listed, ",") ..
+            ", not the backend's servers in id order " .. table.concat(route.names, ",")
+    end
+    route[3] = true
+    return true
+end
+
+local function build(backend, replication, hash)
     local be = core.backends[backend]
     if be == nil then
         error("no backend named " .. backend)
@@ -86,13 +102,9 @@ local function build(backend, replication, hash, input)
         route.servers[i] = entry.server
         route.names[i] = entry.name
     end
-    local listed = state_names(input)
-    if table.concat(listed, ",") ~= table.concat(route.names, ",") then
-        error("the state lists the servers " .. table.concat(listed, ",") ..
-            ", not the backend's servers in id order " .. table.concat(route.names, ","))
-    end
     route.dispatcher = vibra.new(#list, replication, hash)
-    route[1], route[2] = route.dispatcher, route.names -- where vibra.converter's C reads them
+    -- where vibra.converter's C reads them; [3] (entries_match) is set once a state is checked
+    route[1], route[2] = route.dispatcher, route.names
     route.n = #list
     route.r = route.dispatcher:replication()
     route.cyclic = {}
@@ -114,17 +126,25 @@ local function route_for(backend, replication, hash, input)
         by_backend[replication] = by_replication
     end
     local route = by_replication[hash]
+    local ok, message
     if route == nil then
-        local ok, result = pcall(build, backend, tonumber(replication), hash, input)
-        if ok then
-            route = result
-        else
-            route = false
-            failures[by_replication] = failures[by_replication] or {}
-            failures[by_replication][hash] = { message = tostring(result), count = 0 }
+        ok, route = pcall(build, backend, tonumber(replication), hash)
+        if not ok then
+            message, route = tostring(route), nil
         end
-        by_replication[hash] = route
     end
+    if route and not route[3] then
+        ok, message = entries_match(route, input)
+        if not ok then
+            route = nil
+        end
+    end
+    if route == nil then
+        route = false
+        failures[by_replication] = failures[by_replication] or {}
+        failures[by_replication][hash] = { message = message, count = 0 }
+    end
+    by_replication[hash] = route
     if route == false then
         local failure = failures[by_replication][hash]
         if failure.count % FAILED_LOG_EVERY == 0 then
@@ -176,7 +196,7 @@ local function route_request(input, replication, hash)
     found = routes[route]
     found = found and found[replication]
     found = found and found[hash]
-    if not found then
+    if not (found and found[3]) then
         found = route_for(route, replication or "1", hash or "fast", input)
         if found == nil then
             return nil

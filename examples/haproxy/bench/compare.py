@@ -121,7 +121,8 @@ def make_config(base, name, body):
     """serve.sh's configuration with the backend's routing lines replaced by `body`."""
     lines = base.splitlines(keepends=True)
     use = "".join(line for line in lines if line.lstrip().startswith("use-server "))
-    state_lines = ("acl vibra_", "http-request set-var-fmt(txn.vibra_state)")
+    state_lines = ("acl vibra_", "http-request set-var-fmt(txn.vibra_state)",
+                   "http-request set-var(txn.vibra_state)")
     state = "".join(line for line in lines if line.lstrip().startswith(state_lines))
     fallback = "".join(line for line in lines if line.lstrip().startswith("balance "))
     routing = ("balance ", "http-request set-var(txn.vibra)", "use-server ") + state_lines
