@@ -22,8 +22,9 @@ real 1998 World Cup URLs that an HTTP request line can carry byte for byte):
    request of the four haproxies fell back to HAProxy's own balancing;
 4. a reload (`haproxy -x <socket> -sf <old pid>`, the config `serve.sh --print-config` writes)
    while four clients send requests drops no request and keeps every URL on its server;
-5. a route libvibra refuses (replication above the server count) falls back to HAProxy's own
-   balancing with a log line: every request is answered 200;
+5. a route libvibra refuses (replication above the server count), or a state whose entries do
+   not name the backend's servers in order, falls back to HAProxy's own balancing with a log
+   line: every request is answered 200;
 6. the same routing with `lua-load` (one Lua state shared by the threads);
 7. SIGTERM stops serve.sh, exit status 0.
 
@@ -460,28 +461,34 @@ def check_reload(t, lab, urls, maps):
 
 
 def check_fallback(t, lab, urls):
-    """Check 5: a route libvibra refuses falls back to HAProxy's balancing, with a log line."""
-    name = "fallback"
-    port = free_port()
-    rundir = os.path.join(lab.dir, name)
-    _, text = print_config(lab, rundir, port, 2, "charsum")
-    marker = "lua.vibra(2,charsum)"
-    if marker not in text:
-        raise RuntimeError(f"serve.sh --print-config has no {marker}")
-    config = os.path.join(rundir, "refused.cfg")
-    with open(config, "w") as f:
-        f.write(text.replace(marker, f"lua.vibra({SERVERS + 5},charsum)"))
-    proc = start_haproxy(lab, config, name)
-    wait_for("the fallback haproxy to answer", lambda: lab.answers(proc, port, name))
-    answers = [lab.request(port, u) for u in urls]
-    ok = sum(1 for s, n, _ in answers if s == 200 and n is not None)
-    t.check(ok == len(urls),
-            f"[{name}] replication {SERVERS + 5} > {SERVERS} servers (libvibra refuses): "
-            f"{ok} of {len(urls)} requests answered 200 by HAProxy's own balancing")
-    logged = [line for line in lab.log(name).splitlines() if "vibra:" in line]
-    t.check(any("HAProxy's own balancing takes the request" in line for line in logged),
-            f"[{name}] the fallback is logged ({logged[0].strip() if logged else 'no line'})",
-            lab.log(name)[-2000:])
+    """Check 5: a route libvibra refuses, or a state whose entries do not name the backend's
+    servers in order, falls back to HAProxy's balancing, with a log line."""
+    for name, what, old, new, logged_text in [
+            ("fallback", f"replication {SERVERS + 5} > {SERVERS} servers (libvibra refuses)",
+             "lua.vibra(2,charsum)", f"lua.vibra({SERVERS + 5},charsum)",
+             "HAProxy's own balancing takes the request"),
+            ("misnamed", "a state naming s9 where the backend's first server is s0",
+             "/s0=%[srv_conn(s0)]", "/s9=%[srv_conn(s0)]",
+             "not the backend's servers in id order")]:
+        port = free_port()
+        rundir = os.path.join(lab.dir, name)
+        _, text = print_config(lab, rundir, port, 2, "charsum")
+        if old not in text:
+            raise RuntimeError(f"serve.sh --print-config has no {old}")
+        config = os.path.join(rundir, "refused.cfg")
+        with open(config, "w") as f:
+            f.write(text.replace(old, new))
+        proc = start_haproxy(lab, config, name)
+        wait_for(f"the {name} haproxy to answer", lambda: lab.answers(proc, port, name))
+        answers = [lab.request(port, u) for u in urls]
+        ok = sum(1 for s, n, _ in answers if s == 200 and n is not None)
+        t.check(ok == len(urls), f"[{name}] {what}: {ok} of {len(urls)} requests answered 200 by "
+                "HAProxy's own balancing")
+        logged = [line for line in lab.log(name).splitlines() if "vibra:" in line]
+        t.check(any(logged_text in line and "HAProxy's own balancing takes the request" in line
+                    for line in logged),
+                f"[{name}] the fallback is logged ({logged[0].strip() if logged else 'no line'})",
+                lab.log(name)[-2000:])
 
 
 def check_shared_state(t, lab, urls, maps):
