@@ -31,9 +31,14 @@ backend's routing lines:
 
 Prints the machine's load average before and after: on a shared machine the figures move with
 the other processes. Needs nginx and wrk besides haproxy; standard-library Python.
+
+With --callgrind REQUESTS it measures instead, one haproxy at a time under valgrind's callgrind,
+the instructions haproxy executes per request (user space) over REQUESTS sequential keep-alive
+requests: deterministic where requests per second on a shared machine are not.
 """
 
 import argparse
+import http.client
 import os
 import shutil
 import signal
@@ -188,6 +193,41 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def callgrind(name, config_path, port, urls, requests, outdir):
+    """Instructions haproxy executes per request (user space), counted by callgrind over
+    `requests` sequential keep-alive requests after 200 unmeasured ones: deterministic, unlike
+    requests per second on a shared machine."""
+    out = os.path.join(outdir, f"callgrind.{name}")
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                             f"--callgrind-out-file={out}", "haproxy", "-db", "-f", config_path],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t.wait_for(f"{name} under callgrind to answer", lambda: answers(port))
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+
+        def send(count):
+            for i in range(count):
+                conn.request("GET", urls[i % len(urls)])
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{name}: {urls[i % len(urls)]} -> {response.status}")
+
+        send(200)
+        subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True,
+                       capture_output=True)
+        send(requests)
+        subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True,
+                       capture_output=True)
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+    with open(out) as f:
+        total = next(int(line.split()[1]) for line in f if line.startswith("totals:"))
+    return total / requests
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -195,6 +235,9 @@ def main():
     parser.add_argument("--urls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--callgrind", type=int, metavar="REQUESTS",
+                        help="instead: instructions per request of each haproxy under callgrind "
+                        "(valgrind), over REQUESTS sequential requests")
     args = parser.parse_args()
 
     real = t.read_wc98_urls(args.wc98_urls)
@@ -214,18 +257,32 @@ def main():
             b.start()
         addresses = [f"127.0.0.1:{b.port}" for b in backends]
         ports, socks = {}, {}
+        if args.callgrind:
+            print(f"\ninstructions haproxy executes per request (callgrind, {args.callgrind} "
+                  "sequential keep-alive requests)\n| configuration | instructions |\n| --- | --- |")
         for name, (replication, body) in CONFIGS.items():
             port = t.free_port()
             rundir = os.path.join(root, name)
             config = make_config(serve_base(rundir, port, addresses, replication), name, body)
             path = os.path.join(rundir, "haproxy.cfg")
+            if args.callgrind:
+                # checks every 100 s, not 500 ms: their work is not a request's
+                config = config.replace("inter 500ms fastinter 500ms downinter 500ms",
+                                        "inter 100s fastinter 100s downinter 100s")
             with open(path, "w") as f:
                 f.write(config)
+            if args.callgrind:
+                per = callgrind(name, path, port, urls, args.callgrind, rundir)
+                print(f"| {name} | {per:.0f} |", flush=True)
+                continue
             log = open(os.path.join(rundir, "log"), "w")
             procs.append(subprocess.Popen(["haproxy", "-db", "-f", path], stdout=log,
                                           stderr=subprocess.STDOUT))
             ports[name], socks[name] = port, os.path.join(rundir, "haproxy.sock")
             t.wait_for(f"{name} to answer", lambda: answers(port))
+
+        if args.callgrind:
+            return
 
         # 1. locality loss after one failure
         before = {n: served(ports[n], socks[n], urls) for n in CONFIGS}
