@@ -10,7 +10,10 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-OUT=$1
+[ $# -ge 1 ] && [ -n "$1" ] || { echo "usage: build.sh OUT_DIR [linux-image-<abi>-amd64]" >&2; exit 2; }
+# Absolute: kbuild's M= needs it, and the script changes directory.
+mkdir -p "$1"
+OUT=$(cd "$1" && pwd)
 KPKG=${2:-$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')}
 [ -n "$KPKG" ] || { echo "xen-netif-ts: cannot resolve the linux-image-amd64 ABI package" >&2; exit 1; }
 ABI=${KPKG#linux-image-}
