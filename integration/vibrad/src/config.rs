@@ -133,6 +133,126 @@ pub struct Config {
     pub customers: Vec<CustomerConfig>,
     /// Every VM, in the order that defines each customer's VM order (SPEC 4's cyclic order).
     pub vms: Vec<VmConfig>,
+    /// The roles this process runs.
+    pub roles: Roles,
+    /// The `[dps]` section (present when the `dps` role is on).
+    pub dps: Option<DpsConfig>,
+}
+
+/// The roles of one vibrad process (`roles = [...]`).
+///
+/// ```
+/// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL).unwrap();
+/// assert!(c.roles.agent && !c.roles.dps);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Roles {
+    /// The allocation loop.
+    pub agent: bool,
+    /// DPS share exchange.
+    pub dps: bool,
+}
+
+/// How the hosts exchange share (SPEC 6).
+///
+/// ```
+/// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL_DPS).unwrap();
+/// assert_eq!(c.dps.unwrap().mode, vibrad::config::DpsMode::Distributed);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DpsMode {
+    /// Fully distributed (eq. 5.1): each VM offers its upstream VMs part of its excess.
+    Distributed,
+    /// Bank-assisted (eq. 5.2): VMs deposit excess and report shortages to the bank, a role of
+    /// the vibrad on the named host.
+    Bank {
+        /// The bank's host.
+        host: String,
+    },
+}
+
+/// A VM of the DPS program: its host, its MPI rank and its configured upstream VMs.
+///
+/// ```
+/// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL_DPS).unwrap();
+/// assert_eq!(c.dps.unwrap().vms[0].upstreams, vec!["rank1".to_string()]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DpsVm {
+    /// Its name (a Linux cgroup name).
+    pub name: String,
+    /// Its host.
+    pub host: String,
+    /// Its MPI rank in the job (default: its position in `[[dps.vm]]`).
+    pub rank: u32,
+    /// The fallback topology: the VMs it waits on, used when no hook socket is configured.
+    pub upstreams: Vec<String>,
+}
+
+/// The PMPI hook's socket and the job whose ranks the VMs run.
+///
+/// ```
+/// let c = vibrad::config::Config::parse(&vibrad::config::MINIMAL_DPS.replace(
+///     "[dps.peers]", "hook_socket = \"/run/vibrad/mpi.sock\"\njob = \"bsp\"\n[dps.peers]")).unwrap();
+/// assert_eq!(c.dps.unwrap().hook.unwrap().job, "bsp");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookConfig {
+    /// The Unix datagram socket the hook sends to (`VIBRA_MPI_SOCKET`).
+    pub socket: std::path::PathBuf,
+    /// The job id (`VIBRA_MPI_JOB`).
+    pub job: String,
+}
+
+/// The `[dps]` role's settings.
+///
+/// ```
+/// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL_DPS).unwrap();
+/// let d = c.dps.unwrap();
+/// assert_eq!(d.period.as_secs(), 5);
+/// assert_eq!(d.vms.len(), 2);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct DpsConfig {
+    /// Exchange period T (`period_s`, default 5 s, the dissertation's).
+    pub period: Duration,
+    /// Fully distributed or bank-assisted.
+    pub mode: DpsMode,
+    /// This daemon's UDP address.
+    pub listen: SocketAddr,
+    /// The other hosts' daemons, by host name.
+    pub peers: std::collections::BTreeMap<String, SocketAddr>,
+    /// W: the program's total share in CPUs (each VM starts at W / N).
+    pub total: f64,
+    /// This host's CPUs available to shares (C_j).
+    pub cpus: f64,
+    /// CPUs of this host booked by load DPS does not move.
+    pub background: f64,
+    /// Reject an offer that does not fit whole, or accept up to the host's room.
+    pub acceptance: dps_core::Acceptance,
+    /// eq. 5.1's withholding factor; none: 1 / (P + 1).
+    pub withhold: Option<f64>,
+    /// Also cap each VM at its share (cgroup `cpu.max`, Xen credit cap).
+    pub cap: bool,
+    /// The PMPI hook (else the configured upstreams).
+    pub hook: Option<HookConfig>,
+    /// Every VM of the program, on every host (the order gives their ids).
+    pub vms: Vec<DpsVm>,
+}
+
+impl DpsConfig {
+    /// Every host, sorted: a host's index in this list is its id on the wire.
+    ///
+    /// ```
+    /// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL_DPS).unwrap();
+    /// assert_eq!(c.dps.unwrap().hosts(), vec!["h1".to_string(), "h2".to_string()]);
+    /// ```
+    #[must_use]
+    pub fn hosts(&self) -> Vec<String> {
+        let mut h: BTreeSet<String> = self.peers.keys().cloned().collect();
+        h.extend(self.vms.iter().map(|v| v.host.clone()));
+        h.into_iter().collect()
+    }
 }
 
 /// A small valid configuration (one host, one customer, two VMs), for examples and tests.
@@ -153,6 +273,29 @@ host = "h1"
 name = "acme-2"
 customer = "acme"
 host = "h1"
+"#;
+
+/// A small valid dps-only configuration (two hosts, one VM each, fully distributed).
+///
+/// ```
+/// assert!(vibrad::config::Config::parse(vibrad::config::MINIMAL_DPS).is_ok());
+/// ```
+pub const MINIMAL_DPS: &str = r#"host = "h1"
+roles = ["dps"]
+[dps]
+listen = "127.0.0.1:7701"
+total = 0.4
+cpus = 1.0
+background = 0.5
+[dps.peers]
+h2 = "127.0.0.1:7702"
+[[dps.vm]]
+name = "rank0"
+host = "h1"
+upstreams = ["rank1"]
+[[dps.vm]]
+name = "rank1"
+host = "h2"
 "#;
 
 struct Ctx<'s> {
@@ -287,6 +430,25 @@ impl<'a, 'i> Table<'a, 'i> {
             );
         }
         parsed
+    }
+
+    fn opt_bool(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<bool> {
+        let v = self.get(key)?;
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                ctx.err(
+                    &v.span(),
+                    &join(&self.path, key),
+                    format!("expected true or false, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn span_of(&self, key: &str) -> Range<usize> {
+        self.get(key).map_or(self.span.clone(), Spanned::span)
     }
 
     fn sub(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Table<'a, 'i>> {
@@ -525,36 +687,51 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
             "linux",
             "customer",
             "vm",
+            "dps",
         ],
     );
     let host = root.req_str(ctx, "host");
-    // Roles: `agent` (the default and, for now, the only one); `dps` is reserved for the DPS
-    // issue's role, which will share this runtime.
-    if let Some(roles) = root.str_array(ctx, "roles") {
-        let span = root.get("roles").map_or(0..0, Spanned::span);
-        for r in &roles {
+    // Roles: `agent` (the default) and `dps`, one per process.
+    let mut roles = Roles {
+        agent: true,
+        dps: false,
+    };
+    if let Some(list) = root.str_array(ctx, "roles") {
+        let span = root.span_of("roles");
+        roles.agent = false;
+        for r in &list {
             match r.as_str() {
-                "agent" => {}
-                "dps" => ctx.err(
-                    &span,
-                    "roles",
-                    "\"dps\" is reserved for the DPS role, not implemented yet",
-                ),
+                "agent" => roles.agent = true,
+                "dps" => roles.dps = true,
                 other => ctx.err(
                     &span,
                     "roles",
-                    format!("unknown role {other:?} (known: \"agent\")"),
+                    format!("unknown role {other:?} (known: \"agent\", \"dps\")"),
                 ),
             }
         }
-        if !roles.iter().any(|r| r == "agent") {
+        if !roles.agent && !roles.dps {
+            ctx.err(&span, "roles", "no role to run (\"agent\" or \"dps\")");
+        }
+        if roles.agent && roles.dps {
             ctx.err(
                 &span,
                 "roles",
-                "no role to run (\"agent\" is the only one so far)",
+                "one role per vibrad process: run the agent and the dps role as two processes",
             );
         }
     }
+    if roles.dps && root.get("dps").is_none() {
+        ctx.err(&root.span, "dps", "the dps role needs a [dps] section");
+    }
+    if !roles.dps
+        && let Some(v) = root.get("dps")
+    {
+        ctx.err(&v.span(), "dps", "a [dps] section without the \"dps\" role");
+    }
+    let dps = root
+        .sub(ctx, "dps")
+        .and_then(|d| dps_section(ctx, &d, host.as_deref()));
 
     // [agent]
     let mut period = Duration::from_secs(3);
@@ -852,6 +1029,7 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
         out_customers.push(c);
     }
     if let Some(h) = &host
+        && roles.agent
         && !hosts.contains(h)
     {
         ctx.err(
@@ -876,6 +1054,295 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
         cgroup_parent,
         hosts: hosts.into_iter().collect(),
         customers: out_customers,
+        vms,
+        roles,
+        dps,
+    })
+}
+
+/// A number in a range, with the error naming the key.
+fn num_in(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    key: &str,
+    ok: impl Fn(f64) -> bool,
+    what: &str,
+) -> Option<f64> {
+    let x = t.opt_f64(ctx, key)?;
+    if x.is_finite() && ok(x) {
+        Some(x)
+    } else {
+        ctx.err(
+            &t.span_of(key),
+            &join(&t.path, key),
+            format!("must be {what}, found {x}"),
+        );
+        None
+    }
+}
+
+fn socket_addr(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, key: &str, v: &Val<'_>) -> Option<SocketAddr> {
+    let s = t.str_of(ctx, key, v)?;
+    match s.parse() {
+        Ok(a) => Some(a),
+        Err(e) => {
+            ctx.err(
+                &v.span(),
+                &join(&t.path, key),
+                format!("{s:?}: {e} (expected ip:port)"),
+            );
+            None
+        }
+    }
+}
+
+fn dps_section(ctx: &mut Ctx<'_>, d: &Table<'_, '_>, me: Option<&str>) -> Option<DpsConfig> {
+    ctx.keys(
+        "dps",
+        d.t,
+        &[
+            "period_s",
+            "mode",
+            "bank",
+            "listen",
+            "peers",
+            "total",
+            "cpus",
+            "background",
+            "acceptance",
+            "withhold",
+            "cap",
+            "hook_socket",
+            "job",
+            "vm",
+        ],
+    );
+    let period = num_in(
+        ctx,
+        d,
+        "period_s",
+        |p| p > 0.0 && p <= 3600.0,
+        "in (0, 3600] seconds",
+    )
+    .map_or(Duration::from_secs(5), Duration::from_secs_f64);
+    let listen = d
+        .required(ctx, "listen")
+        .and_then(|v| socket_addr(ctx, d, "listen", v));
+    let total = d.required(ctx, "total").and(num_in(
+        ctx,
+        d,
+        "total",
+        |x| x > 0.0 && x <= 65_536.0,
+        "in (0, 65536] CPUs",
+    ));
+    let cpus = d.required(ctx, "cpus").and(num_in(
+        ctx,
+        d,
+        "cpus",
+        |x| x > 0.0 && x <= 65_536.0,
+        "in (0, 65536] CPUs",
+    ));
+    let background =
+        num_in(ctx, d, "background", |x| x >= 0.0, "a finite number >= 0").unwrap_or(0.0);
+    if let Some(c) = cpus
+        && background >= c
+    {
+        ctx.err(
+            &d.span_of("background"),
+            "dps.background",
+            format!("{background} leaves nothing of the host's {c} CPUs"),
+        );
+    }
+    let withhold = num_in(
+        ctx,
+        d,
+        "withhold",
+        |x| (0.0..=1.0).contains(&x),
+        "in [0, 1]",
+    );
+    let cap = d.opt_bool(ctx, "cap").unwrap_or(false);
+    let acceptance = match d.opt_str(ctx, "acceptance").as_deref() {
+        None | Some("up_to_room") => dps_core::Acceptance::UpToRoom,
+        Some("whole") => dps_core::Acceptance::Whole,
+        Some(other) => {
+            ctx.err(
+                &d.span_of("acceptance"),
+                "dps.acceptance",
+                format!("{other:?}: expected \"up_to_room\" or \"whole\""),
+            );
+            dps_core::Acceptance::UpToRoom
+        }
+    };
+    let mut peers = std::collections::BTreeMap::new();
+    if let Some(p) = d.sub(ctx, "peers") {
+        for (k, v) in p.t.iter() {
+            let name = k.get_ref().to_string();
+            if Some(name.as_str()) == me {
+                ctx.err(
+                    &k.span(),
+                    &join("dps.peers", &name),
+                    "this host is not its own peer",
+                );
+            }
+            if let Some(a) = socket_addr(ctx, &p, &name, v) {
+                peers.insert(name, a);
+            }
+        }
+    }
+    let hook_socket = d.opt_str(ctx, "hook_socket");
+    let job = d.opt_str(ctx, "job");
+    let hook = match (hook_socket, job) {
+        (Some(s), Some(j)) => {
+            if !s.starts_with('/') {
+                ctx.err(
+                    &d.span_of("hook_socket"),
+                    "dps.hook_socket",
+                    "must be an absolute path",
+                );
+            }
+            Some(HookConfig {
+                socket: s.into(),
+                job: j,
+            })
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            ctx.err(
+                &d.span,
+                "dps.job",
+                "hook_socket needs the job id (VIBRA_MPI_JOB) of the ranks",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            ctx.err(&d.span_of("job"), "dps.job", "job without hook_socket");
+            None
+        }
+    };
+
+    let mut vms: Vec<DpsVm> = Vec::new();
+    let mut spans = Vec::new();
+    let mut ranks = BTreeSet::new();
+    for (i, v) in d.tables(ctx, "vm").into_iter().enumerate() {
+        ctx.keys(&v.path, v.t, &["name", "host", "rank", "upstreams"]);
+        let name = v.req_str(ctx, "name");
+        let host = v.req_str(ctx, "host");
+        let rank = v.opt_u64(ctx, "rank").unwrap_or(i as u64);
+        let upstreams = v.str_array(ctx, "upstreams").unwrap_or_default();
+        let (Some(name), Some(host)) = (name, host) else {
+            continue;
+        };
+        if let Err(e) = VmSpec::new(&name) {
+            ctx.err(&v.span_of("name"), &join(&v.path, "name"), e.to_string());
+        }
+        if vms.iter().any(|x| x.name == name) {
+            ctx.err(
+                &v.span_of("name"),
+                &join(&v.path, "name"),
+                format!("VM {name:?} is defined twice"),
+            );
+        }
+        let rank = match u32::try_from(rank) {
+            Ok(r) if ranks.insert(r) => r,
+            _ => {
+                ctx.err(
+                    &v.span_of("rank"),
+                    &join(&v.path, "rank"),
+                    format!("rank {rank} is taken or too large"),
+                );
+                0
+            }
+        };
+        if Some(host.as_str()) != me && !peers.contains_key(&host) {
+            ctx.err(
+                &v.span_of("host"),
+                &join(&v.path, "host"),
+                format!("host {host:?} is neither this host nor in [dps.peers]"),
+            );
+        }
+        spans.push((v.path.clone(), v.span_of("upstreams")));
+        vms.push(DpsVm {
+            name,
+            host,
+            rank,
+            upstreams,
+        });
+    }
+    for (v, (path, span)) in vms.iter().zip(&spans) {
+        for (j, u) in v.upstreams.iter().enumerate() {
+            if *u == v.name || !vms.iter().any(|x| x.name == *u) {
+                ctx.err(
+                    span,
+                    &format!("{path}.upstreams[{j}]"),
+                    format!("{u:?} is not another VM of [[dps.vm]]"),
+                );
+            }
+        }
+    }
+    if let Some(me) = me
+        && !vms.iter().any(|v| v.host == me)
+    {
+        ctx.err(
+            &d.span,
+            "dps.vm",
+            format!("no [[dps.vm]] is on this host {me:?}"),
+        );
+    }
+    if vms.is_empty() {
+        ctx.err(
+            &d.span,
+            "dps.vm",
+            "the program needs at least one [[dps.vm]]",
+        );
+    }
+    let mode = match d.opt_str(ctx, "mode").as_deref() {
+        None | Some("distributed") => {
+            if d.get("bank").is_some() {
+                ctx.err(&d.span_of("bank"), "dps.bank", "only with mode = \"bank\"");
+            }
+            DpsMode::Distributed
+        }
+        Some("bank") => match d.opt_str(ctx, "bank") {
+            Some(b) if Some(b.as_str()) == me || peers.contains_key(&b) => {
+                DpsMode::Bank { host: b }
+            }
+            Some(b) => {
+                ctx.err(
+                    &d.span_of("bank"),
+                    "dps.bank",
+                    format!("{b:?} is neither this host nor in [dps.peers]"),
+                );
+                DpsMode::Distributed
+            }
+            None => {
+                ctx.err(&d.span, "dps.bank", "mode = \"bank\" needs the bank's host");
+                DpsMode::Distributed
+            }
+        },
+        Some(other) => {
+            ctx.err(
+                &d.span_of("mode"),
+                "dps.mode",
+                format!("{other:?}: expected \"distributed\" or \"bank\""),
+            );
+            DpsMode::Distributed
+        }
+    };
+    if peers.len() + 1 > usize::from(u16::MAX) {
+        ctx.err(&d.span, "dps.peers", "too many hosts");
+    }
+    Some(DpsConfig {
+        period,
+        mode,
+        listen: listen?,
+        peers,
+        total: total?,
+        cpus: cpus?,
+        background,
+        acceptance,
+        withhold,
+        cap,
+        hook,
         vms,
     })
 }
@@ -953,10 +1420,84 @@ host = "h1"
         assert!(Config::parse(&format!("roles = [\"agent\"]\n{MINIMAL}")).is_ok());
         let errs = Config::parse(&format!("roles = [\"dps\"]\n{MINIMAL}")).unwrap_err();
         assert!(
-            errs.iter().all(|e| e.key == "roles" && e.line == 1),
+            errs.iter().any(|e| e.key == "dps" && e.line == 1),
             "{errs:?}"
         );
-        assert_eq!(errs.len(), 2, "reserved, and no role to run: {errs:?}");
+        let errs =
+            Config::parse(&format!("roles = [\"agent\", \"dps\", \"x\"]\n{MINIMAL}")).unwrap_err();
+        assert_eq!(
+            errs.iter().filter(|e| e.key == "roles").count(),
+            2,
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn dps_minimal_parses_with_defaults() {
+        let c = Config::parse(MINIMAL_DPS).unwrap();
+        assert!(c.roles.dps && !c.roles.agent);
+        let d = c.dps.unwrap();
+        assert_eq!(d.period, Duration::from_secs(5));
+        assert_eq!(d.mode, DpsMode::Distributed);
+        assert_eq!(d.acceptance, dps_core::Acceptance::UpToRoom);
+        assert_eq!((d.vms[0].rank, d.vms[1].rank), (0, 1));
+        assert!(d.hook.is_none() && !d.cap && d.withhold.is_none());
+    }
+
+    #[test]
+    fn every_dps_error_is_reported_with_key_and_line() {
+        let src = r#"host = "h1"
+roles = ["dps"]
+[dps]
+period_s = 0
+mode = "bank"
+bank = "h9"
+listen = "nowhere"
+total = -1
+cpus = 1.0
+background = 2.0
+acceptance = "some"
+withhold = 1.5
+cap = "yes"
+hook_socket = "relative.sock"
+job = "bsp"
+speed = 1
+[dps.peers]
+h2 = "127.0.0.1:99999"
+h1 = "127.0.0.1:7000"
+[[dps.vm]]
+name = "rank0"
+host = "h1"
+upstreams = ["rank0", "ghost"]
+colour = "red"
+[[dps.vm]]
+name = "rank1"
+host = "h3"
+rank = 0
+"#;
+        let errs = Config::parse(src).unwrap_err();
+        let got: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
+        for want in [
+            (4, "dps.period_s"),
+            (6, "dps.bank"),
+            (7, "dps.listen"),
+            (8, "dps.total"),
+            (10, "dps.background"),
+            (11, "dps.acceptance"),
+            (12, "dps.withhold"),
+            (13, "dps.cap"),
+            (14, "dps.hook_socket"),
+            (16, "dps.speed"),
+            (18, "dps.peers.h2"),
+            (19, "dps.peers.h1"),
+            (23, "dps.vm[0].upstreams[0]"),
+            (23, "dps.vm[0].upstreams[1]"),
+            (24, "dps.vm[0].colour"),
+            (27, "dps.vm[1].host"),
+            (28, "dps.vm[1].rank"),
+        ] {
+            assert!(got.contains(&want), "missing {want:?} in {got:?}");
+        }
     }
 
     #[test]

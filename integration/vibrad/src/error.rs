@@ -49,6 +49,9 @@ pub enum Error {
     /// The host controller failed.
     #[error("host controller: {0}")]
     Host(#[from] vibra_host::Error),
+    /// A DPS computation refused its input (dps-core's error).
+    #[error("dps: {0}")]
+    Dps(#[from] dps_core::DpsError),
     /// Other I/O (metrics socket, process spawn).
     #[error("{what}: {source}")]
     Io {

@@ -1,5 +1,6 @@
 //! vibrad: the per-host daemon that runs Vibra's allocation loop (vibra-alloc over
-//! vibra-host), with its VM directory in memory (one host) or on etcd (many hosts).
+//! vibra-host), with its VM directory in memory (one host) or on etcd (many hosts), and the
+//! DPS share exchange between hosts ([`dps`]).
 //!
 //! The period's logic ([`control`]) is separate from the kernel and process I/O ([`daemon`]),
 //! so it is tested without root against any [`vibra_host::HostController`].
@@ -13,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod directory;
+pub mod dps;
 mod error;
 pub mod kv;
 pub mod metrics;

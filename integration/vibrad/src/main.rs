@@ -1,5 +1,6 @@
-//! `vibrad --config FILE [--dry-run]` runs the agent; `vibrad check-config FILE` lists every
-//! configuration error (key and line) and exits 1 if there is one.
+//! `vibrad --config FILE [--dry-run]` runs the configured role (the agent, or the dps role);
+//! `vibrad check-config FILE` lists every configuration error (key and line) and exits 1 if
+//! there is one.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Cmd::CheckConfig { file }) = cli.cmd {
         return match Config::load(&file) {
+            Ok(c) if c.roles.dps => {
+                let d = c.dps.as_ref().map_or(0, |d| d.vms.len());
+                println!("{}: ok (dps role, {d} VMs)", file.display());
+                ExitCode::SUCCESS
+            }
             Ok(c) => {
                 println!(
                     "{}: ok ({} customers, {} VMs, {} hosts)",
@@ -85,6 +91,29 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let metrics_addr = cfg.metrics;
+    if cfg.roles.dps {
+        if cli.dry_run {
+            eprintln!("vibrad: --dry-run is not supported by the dps role");
+            return ExitCode::from(2);
+        }
+        let run = || -> vibrad::Result<()> {
+            let host = vibrad::dps::linux_host(&cfg)?;
+            let mut role = vibrad::dps::DpsRole::new(&cfg, host)?;
+            if let Some(a) = metrics_addr {
+                let bound = role.metrics().serve(a)?;
+                tracing::info!(%bound, "metrics endpoint");
+            }
+            tracing::info!(host = cfg.host, listen = %role.local_addr()?, "vibrad dps role running");
+            role.run(&signals)
+        };
+        return match run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "vibrad stopped");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let dir = open_directory(&cfg);
     let run = || -> vibrad::Result<()> {
         let (host, children) = linux_host(&cfg)?;

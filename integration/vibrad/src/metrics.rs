@@ -53,6 +53,67 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "VM failures seen on this host",
     ),
+    (
+        "vibrad_dps_share_cpus",
+        "gauge",
+        "DPS share of each local VM, in CPUs",
+    ),
+    (
+        "vibrad_dps_utilization_cpus",
+        "gauge",
+        "CPU used by each local VM over the last period, in CPUs",
+    ),
+    (
+        "vibrad_dps_weight",
+        "gauge",
+        "CPU weight written for each local VM (vibra-host's 1..=65535 scale)",
+    ),
+    (
+        "vibrad_dps_upstreams",
+        "gauge",
+        "Upstream VMs of each local VM this period (fully distributed mode)",
+    ),
+    (
+        "vibrad_dps_bank_balance_cpus",
+        "gauge",
+        "Bank balance (the bank's host only), in CPUs",
+    ),
+    (
+        "vibrad_dps_room_cpus",
+        "gauge",
+        "Unbooked CPUs on this host",
+    ),
+    (
+        "vibrad_dps_open_transfers",
+        "gauge",
+        "Transfers this host sent that are not answered yet",
+    ),
+    ("vibrad_dps_periods_total", "counter", "DPS periods run"),
+    (
+        "vibrad_dps_datagrams_sent_total",
+        "counter",
+        "DPS datagrams sent",
+    ),
+    (
+        "vibrad_dps_retransmissions_total",
+        "counter",
+        "Open offers sent again",
+    ),
+    (
+        "vibrad_dps_received_total",
+        "counter",
+        "Accepted DPS transfer datagrams, by message kind",
+    ),
+    (
+        "vibrad_dps_bad_messages_total",
+        "counter",
+        "DPS datagrams refused (nothing changed), by reason",
+    ),
+    (
+        "vibrad_dps_hook_records_total",
+        "counter",
+        "Wait records read from the PMPI hook",
+    ),
 ];
 
 /// The registry: values by metric name and label set.

@@ -1,0 +1,933 @@
+//! One host's half of the share-transfer protocol (dps-core's `ledger` module describes it for
+//! a cluster held in one process; here each daemon holds only its own part and the messages
+//! cross the network).
+//!
+//! The host keeps its VMs' shares, the bank balance when it is the bank, the transfers it sent
+//! that are still open, and its decisions on the offers it received. The sender deducts an
+//! offer's amount at once and keeps its host's room booked until a reply arrives; the receiver
+//! decides once (accept, reject, or accept part up to its host's room) and answers any
+//! duplicate of the offer with the same reply; the sender refunds what was not accepted when
+//! the reply arrives and ignores replies for transfers it already closed. Ids are unique per
+//! host (`epoch << 32 | counter`) and every datagram carries the sender's lowest open id, so a
+//! receiver forgets decisions the sender can no longer ask about and ignores offers below it.
+//!
+//! Hence, across the hosts, per program: `sum of shares + bank balance + in flight = W`, where
+//! a transfer is in flight for `amount - accepted` while its sender holds it open
+//! ([`conservation_error`]). Lost, duplicated and reordered datagrams change none of it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use dps_core::{Acceptance, DpsError, Message, Party, ProgramId, TransferId, VmId};
+
+use super::wire::Body;
+
+/// Rounding slack for room checks and "send all I hold".
+const EPS: f64 = 1e-9;
+
+/// The one program a dps configuration describes.
+pub const PROGRAM: ProgramId = ProgramId(0);
+
+/// Who is where: the fixed part of a host ledger, the same on every host except `me`.
+///
+/// ```
+/// let l = vibrad::dps::ledger::Layout { me: 0, bank_host: None, vm_host: vec![0, 1],
+///     total: 0.4, cpus: 1.0, background: 0.5 };
+/// assert_eq!(l.initial_share(), 0.2);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    /// This host's index.
+    pub me: u16,
+    /// The bank's host (bank mode), or none (fully distributed).
+    pub bank_host: Option<u16>,
+    /// Each VM's host (index = the VM's global id).
+    pub vm_host: Vec<u16>,
+    /// W, the program's total share, in CPUs.
+    pub total: f64,
+    /// This host's CPUs (its capacity C_j).
+    pub cpus: f64,
+    /// CPUs booked by load that DPS does not move (the dissertation's `eatcpu`).
+    pub background: f64,
+}
+
+impl Layout {
+    /// Every VM's share at start: W / N.
+    ///
+    /// ```
+    /// let l = vibrad::dps::ledger::Layout { me: 0, bank_host: None, vm_host: vec![0; 4],
+    ///     total: 1.0, cpus: 1.0, background: 0.0 };
+    /// assert_eq!(l.initial_share(), 0.25);
+    /// ```
+    #[must_use]
+    pub fn initial_share(&self) -> f64 {
+        self.total / self.vm_host.len().max(1) as f64
+    }
+
+    fn host_of(&self, p: Party) -> Option<u16> {
+        match p {
+            Party::Vm(v) => self.vm_host.get(v.0 as usize).copied(),
+            Party::Bank(b) if b == PROGRAM => self.bank_host,
+            Party::Bank(_) => None,
+        }
+    }
+}
+
+/// A datagram the ledger refused; nothing was changed.
+///
+/// ```
+/// let e = vibrad::dps::ledger::BadMessage::UnknownTransfer(7);
+/// assert!(e.to_string().contains("7"));
+/// ```
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BadMessage {
+    /// A party that does not exist in this configuration.
+    #[error("unknown party {0:?}")]
+    UnknownParty(Party),
+    /// The offer's sender is not on the host it came from.
+    #[error("{party:?} is not on the sending host {host}")]
+    WrongSender {
+        /// The party.
+        party: Party,
+        /// The host the datagram came from.
+        host: u16,
+    },
+    /// The offer's receiver is not on this host.
+    #[error("{0:?} is not on this host")]
+    NotMine(Party),
+    /// Sender and receiver are the same party.
+    #[error("a transfer from {0:?} to itself")]
+    SelfTransfer(Party),
+    /// An amount that is not in (0, W].
+    #[error("amount {0} outside (0, W]")]
+    Amount(f64),
+    /// An id already decided, with different content.
+    #[error("transfer {0} repeated with different content")]
+    Conflict(u64),
+    /// A reply for a transfer this host never sent.
+    #[error("reply for unknown transfer {0}")]
+    UnknownTransfer(u64),
+    /// A reply from a host that was not the transfer's receiver.
+    #[error("reply for transfer {0} from a host that did not receive it")]
+    WrongReplier(u64),
+    /// A partial acceptance outside [0, amount].
+    #[error("transfer {id}: accepted {accepted} outside [0, {amount}]")]
+    Accepted {
+        /// The transfer.
+        id: u64,
+        /// What the reply says was accepted.
+        accepted: f64,
+        /// The transfer's amount.
+        amount: f64,
+    },
+    /// A report sent to a host that is not the bank, or about a VM not on its sender.
+    #[error("report: {0}")]
+    Report(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Out {
+    from: Party,
+    to: Party,
+    amount: f64,
+    /// Room kept booked on this host until the reply (sent by a local VM).
+    reserved: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Decided {
+    from: Party,
+    to: Party,
+    amount: f64,
+    accepted: f64,
+}
+
+impl Decided {
+    fn reply(&self, id: TransferId) -> Message {
+        if self.accepted >= self.amount {
+            Message::Accept { id }
+        } else if self.accepted <= 0.0 {
+            Message::Reject { id }
+        } else {
+            Message::AcceptPart {
+                id,
+                accepted: self.accepted,
+            }
+        }
+    }
+}
+
+/// One host's shares, bank balance, open transfers and decisions.
+///
+/// ```
+/// use dps_core::{Party, VmId};
+/// use vibrad::dps::ledger::{HostLedger, Layout};
+/// let layout = |me| Layout { me, bank_host: None, vm_host: vec![0, 1], total: 0.4, cpus: 1.0, background: 0.0 };
+/// let (mut a, mut b) = (HostLedger::new(layout(0), Default::default(), 1), HostLedger::new(layout(1), Default::default(), 2));
+/// let offer = a.send(Party::Vm(VmId(0)), Party::Vm(VmId(1)), 0.1).unwrap();
+/// let reply = b.receive(0, a.low_open(), offer.into()).unwrap().unwrap();
+/// a.receive(1, b.low_open(), reply).unwrap();
+/// assert!((b.share(VmId(1)).unwrap() - 0.3).abs() < 1e-12);
+/// assert!(vibrad::dps::ledger::conservation_error(&[&a, &b]) < 1e-12);
+/// ```
+#[derive(Debug, Clone)]
+pub struct HostLedger {
+    layout: Layout,
+    acceptance: Acceptance,
+    shares: BTreeMap<u32, f64>,
+    dead: BTreeSet<u32>,
+    balance: f64,
+    next_id: u64,
+    outgoing: BTreeMap<u64, Out>,
+    decisions: HashMap<(u16, u64), Decided>,
+    floors: HashMap<u16, u64>,
+    reports: BTreeMap<u32, (f64, f64)>,
+}
+
+impl From<Message> for Body {
+    fn from(m: Message) -> Self {
+        Body::Transfer(m)
+    }
+}
+
+impl HostLedger {
+    /// This host's ledger: its VMs at W / N each, an empty bank, no transfer. `epoch` is the
+    /// high half of every id this host makes (the daemon uses its start time in seconds, so a
+    /// restarted daemon never reuses an id).
+    ///
+    /// ```
+    /// use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let l = HostLedger::new(Layout { me: 1, bank_host: None, vm_host: vec![0, 1, 1],
+    ///     total: 0.3, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// assert_eq!(l.local_vms().count(), 2);
+    /// ```
+    #[must_use]
+    pub fn new(layout: Layout, acceptance: Acceptance, epoch: u32) -> Self {
+        let w = layout.initial_share();
+        let shares = layout
+            .vm_host
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| **h == layout.me)
+            .map(|(i, _)| (i as u32, w))
+            .collect();
+        HostLedger {
+            layout,
+            acceptance,
+            shares,
+            dead: BTreeSet::new(),
+            balance: 0.0,
+            next_id: u64::from(epoch) << 32,
+            outgoing: BTreeMap::new(),
+            decisions: HashMap::new(),
+            floors: HashMap::new(),
+            reports: BTreeMap::new(),
+        }
+    }
+
+    /// The layout.
+    ///
+    /// ```
+    /// # use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// assert_eq!(l.layout().me, 0);
+    /// ```
+    #[must_use]
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// This host's VMs and their shares.
+    ///
+    /// ```
+    /// # use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0, 0], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// assert_eq!(l.local_vms().map(|(_, w)| w).sum::<f64>(), 1.0);
+    /// ```
+    pub fn local_vms(&self) -> impl Iterator<Item = (VmId, f64)> + '_ {
+        self.shares.iter().map(|(&v, &w)| (VmId(v), w))
+    }
+
+    /// A local VM's share.
+    ///
+    /// ```
+    /// # use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0, 1], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// assert_eq!(l.share(dps_core::VmId(0)), Some(0.5));
+    /// assert_eq!(l.share(dps_core::VmId(1)), None); // not on this host
+    /// ```
+    #[must_use]
+    pub fn share(&self, vm: VmId) -> Option<f64> {
+        self.shares.get(&vm.0).copied()
+    }
+
+    /// The bank balance (0 unless this host is the bank).
+    ///
+    /// ```
+    /// # use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let l = HostLedger::new(Layout { me: 0, bank_host: Some(0), vm_host: vec![0], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// assert_eq!(l.balance(), 0.0);
+    /// ```
+    #[must_use]
+    pub fn balance(&self) -> f64 {
+        self.balance
+    }
+
+    /// Marks a local VM as exited (it accepts nothing any more) or running again.
+    ///
+    /// ```
+    /// # use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let mut l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// l.set_alive(dps_core::VmId(0), false);
+    /// assert!(!l.alive(dps_core::VmId(0)));
+    /// ```
+    pub fn set_alive(&mut self, vm: VmId, alive: bool) {
+        if alive {
+            self.dead.remove(&vm.0);
+        } else if self.shares.contains_key(&vm.0) {
+            self.dead.insert(vm.0);
+        }
+    }
+
+    /// Whether a local VM runs (as far as the ledger was told).
+    ///
+    /// ```
+    /// # use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// assert!(l.alive(dps_core::VmId(0)));
+    /// ```
+    #[must_use]
+    pub fn alive(&self, vm: VmId) -> bool {
+        self.shares.contains_key(&vm.0) && !self.dead.contains(&vm.0)
+    }
+
+    /// Room left on this host: CPUs less background, local shares and reservations.
+    ///
+    /// ```
+    /// # use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0, 1], total: 0.4, cpus: 1.0, background: 0.5 }, Default::default(), 0);
+    /// assert!((l.room() - 0.3).abs() < 1e-12);
+    /// ```
+    #[must_use]
+    pub fn room(&self) -> f64 {
+        let reserved: f64 = self
+            .outgoing
+            .values()
+            .filter(|o| o.reserved)
+            .map(|o| o.amount)
+            .sum();
+        let booked = self.layout.background + self.shares.values().sum::<f64>() + reserved;
+        (self.layout.cpus - booked).max(0.0)
+    }
+
+    /// The lowest id still open here (the next id when none is): every datagram carries it.
+    ///
+    /// ```
+    /// # use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 3);
+    /// assert_eq!(l.low_open(), 3 << 32);
+    /// ```
+    #[must_use]
+    pub fn low_open(&self) -> u64 {
+        self.outgoing.keys().next().copied().unwrap_or(self.next_id)
+    }
+
+    /// Open transfers: (id, destination host, amount not yet known to be accepted).
+    ///
+    /// ```
+    /// # use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// assert_eq!(l.open().count(), 0);
+    /// ```
+    pub fn open(&self) -> impl Iterator<Item = (u64, u16, f64)> + '_ {
+        self.outgoing.iter().map(|(&id, o)| {
+            let to = self.layout.host_of(o.to).unwrap_or(self.layout.me);
+            (id, to, o.amount)
+        })
+    }
+
+    /// What this host accepted of `from_host`'s transfer `id`, if it decided it.
+    ///
+    /// ```
+    /// # use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// assert_eq!(l.accepted(1, 5), None);
+    /// ```
+    #[must_use]
+    pub fn accepted(&self, from_host: u16, id: u64) -> Option<f64> {
+        self.decisions.get(&(from_host, id)).map(|d| d.accepted)
+    }
+
+    /// Starts a transfer from a party of this host: deducts the amount (clamped to what the
+    /// party holds when within rounding of it) and returns the offer to deliver.
+    ///
+    /// ```
+    /// use dps_core::{Party, VmId};
+    /// # use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let mut l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0, 1], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// assert!(l.send(Party::Vm(VmId(0)), Party::Vm(VmId(1)), 0.6).is_err()); // holds 0.5
+    /// l.send(Party::Vm(VmId(0)), Party::Vm(VmId(1)), 0.2).unwrap();
+    /// assert!((l.share(VmId(0)).unwrap() - 0.3).abs() < 1e-12);
+    /// ```
+    pub fn send(&mut self, from: Party, to: Party, amount: f64) -> Result<Message, DpsError> {
+        if !(amount.is_finite() && amount > 0.0) {
+            return Err(DpsError::InvalidShare(amount));
+        }
+        if self.layout.host_of(from) != Some(self.layout.me) {
+            return Err(DpsError::InvalidTopology(format!(
+                "{from:?} is not on this host"
+            )));
+        }
+        if self.layout.host_of(to).is_none() || from == to {
+            return Err(DpsError::InvalidTopology(format!(
+                "no transfer from {from:?} to {to:?}"
+            )));
+        }
+        let available = self.holding(from);
+        if amount > available + EPS {
+            return Err(DpsError::InsufficientShare {
+                available,
+                requested: amount,
+            });
+        }
+        let amount = amount.min(available);
+        if amount <= 0.0 {
+            return Err(DpsError::InvalidShare(amount));
+        }
+        self.adjust(from, -amount);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.outgoing.insert(
+            id,
+            Out {
+                from,
+                to,
+                amount,
+                reserved: matches!(from, Party::Vm(_)),
+            },
+        );
+        Ok(Message::Offer {
+            id: TransferId(id),
+            from,
+            to,
+            amount,
+        })
+    }
+
+    fn holding(&self, p: Party) -> f64 {
+        match p {
+            Party::Vm(v) => self.shares.get(&v.0).copied().unwrap_or(0.0),
+            Party::Bank(_) => self.balance,
+        }
+    }
+
+    fn adjust(&mut self, p: Party, by: f64) {
+        match p {
+            Party::Vm(v) => {
+                if let Some(w) = self.shares.get_mut(&v.0) {
+                    *w = (*w + by).max(0.0);
+                }
+            }
+            Party::Bank(_) => self.balance = (self.balance + by).max(0.0),
+        }
+    }
+
+    /// Every open offer again, with its destination host (sent each retransmission tick; the
+    /// receiver answers duplicates with its first reply).
+    ///
+    /// ```
+    /// use dps_core::{Party, VmId};
+    /// # use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let mut l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0, 1], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// let m = l.send(Party::Vm(VmId(0)), Party::Vm(VmId(1)), 0.2).unwrap();
+    /// assert_eq!(l.retransmissions(), vec![(1, m)]);
+    /// ```
+    #[must_use]
+    pub fn retransmissions(&self) -> Vec<(u16, Message)> {
+        self.outgoing
+            .iter()
+            .map(|(&id, o)| {
+                (
+                    self.layout.host_of(o.to).unwrap_or(self.layout.me),
+                    Message::Offer {
+                        id: TransferId(id),
+                        from: o.from,
+                        to: o.to,
+                        amount: o.amount,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Handles one datagram's body from `from_host` (whose lowest open id is `low_open`):
+    /// an offer gets a reply (the same one for every duplicate), a reply closes its transfer,
+    /// a report is kept for the bank's next round. A bad body is refused and changes nothing
+    /// (not even the remembered floor).
+    ///
+    /// ```
+    /// use dps_core::{Message, Party, TransferId, VmId};
+    /// # use vibrad::dps::ledger::{HostLedger, Layout, BadMessage};
+    /// let mut l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0, 1], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// let forged = Message::Offer { id: TransferId(1), from: Party::Vm(VmId(0)), to: Party::Vm(VmId(0)), amount: 0.1 };
+    /// assert!(matches!(l.receive(1, 0, forged.into()), Err(BadMessage::WrongSender { .. })));
+    /// assert_eq!(l.share(VmId(0)), Some(0.5));
+    /// ```
+    pub fn receive(
+        &mut self,
+        from_host: u16,
+        low_open: u64,
+        body: Body,
+    ) -> Result<Option<Body>, BadMessage> {
+        let out = match body {
+            Body::Transfer(Message::Offer {
+                id,
+                from,
+                to,
+                amount,
+            }) => self.offer(from_host, low_open, id, from, to, amount)?,
+            Body::Transfer(m) => {
+                self.reply(from_host, m)?;
+                None
+            }
+            Body::Report {
+                vm,
+                share,
+                shortage,
+            } => {
+                if self.layout.bank_host != Some(self.layout.me) {
+                    return Err(BadMessage::Report("this host is not the bank"));
+                }
+                if self.layout.vm_host.get(vm.0 as usize) != Some(&from_host) {
+                    return Err(BadMessage::Report("the VM is not on the sending host"));
+                }
+                let ok = |x: f64| (0.0..=self.layout.total + EPS).contains(&x);
+                if !(ok(share) && ok(shortage)) {
+                    return Err(BadMessage::Report("share or shortage outside [0, W]"));
+                }
+                self.reports.insert(vm.0, (share, shortage));
+                None
+            }
+        };
+        let floor = self.floors.entry(from_host).or_insert(0);
+        if low_open > *floor {
+            *floor = low_open;
+            self.decisions
+                .retain(|&(h, id), _| h != from_host || id >= low_open);
+        }
+        Ok(out.map(Body::Transfer))
+    }
+
+    fn offer(
+        &mut self,
+        from_host: u16,
+        low_open: u64,
+        id: TransferId,
+        from: Party,
+        to: Party,
+        amount: f64,
+    ) -> Result<Option<Message>, BadMessage> {
+        let host_of = |p| self.layout.host_of(p).ok_or(BadMessage::UnknownParty(p));
+        if host_of(from)? != from_host {
+            return Err(BadMessage::WrongSender {
+                party: from,
+                host: from_host,
+            });
+        }
+        if host_of(to)? != self.layout.me {
+            return Err(BadMessage::NotMine(to));
+        }
+        if from == to {
+            return Err(BadMessage::SelfTransfer(from));
+        }
+        if !(amount > 0.0 && amount <= self.layout.total + EPS) {
+            return Err(BadMessage::Amount(amount));
+        }
+        if let Some(d) = self.decisions.get(&(from_host, id.0)) {
+            if (d.from, d.to, d.amount) != (from, to, amount) {
+                return Err(BadMessage::Conflict(id.0));
+            }
+            return Ok(Some(d.reply(id)));
+        }
+        let floor = self
+            .floors
+            .get(&from_host)
+            .copied()
+            .unwrap_or(0)
+            .max(low_open);
+        if id.0 < floor {
+            // Closed at its sender: a late duplicate, nothing to answer.
+            return Ok(None);
+        }
+        let accepted = match to {
+            Party::Bank(_) => amount,
+            Party::Vm(v) if self.dead.contains(&v.0) => 0.0,
+            Party::Vm(_) => {
+                let room = self.room();
+                if amount <= room + EPS {
+                    amount
+                } else if self.acceptance == Acceptance::UpToRoom && room > EPS {
+                    room
+                } else {
+                    0.0
+                }
+            }
+        };
+        if accepted > 0.0 {
+            self.adjust(to, accepted);
+        }
+        let d = Decided {
+            from,
+            to,
+            amount,
+            accepted,
+        };
+        self.decisions.insert((from_host, id.0), d);
+        Ok(Some(d.reply(id)))
+    }
+
+    fn reply(&mut self, from_host: u16, m: Message) -> Result<(), BadMessage> {
+        let id = m.id().0;
+        let Some(o) = self.outgoing.get(&id).copied() else {
+            if id < self.next_id && id >> 32 == self.next_id >> 32 {
+                return Ok(()); // a duplicate reply for a closed transfer
+            }
+            return Err(BadMessage::UnknownTransfer(id));
+        };
+        if self.layout.host_of(o.to) != Some(from_host) {
+            return Err(BadMessage::WrongReplier(id));
+        }
+        let accepted = match m {
+            Message::Accept { .. } => o.amount,
+            Message::Reject { .. } => 0.0,
+            Message::AcceptPart { accepted, .. } => {
+                if !(0.0..=o.amount).contains(&accepted) {
+                    return Err(BadMessage::Accepted {
+                        id,
+                        accepted,
+                        amount: o.amount,
+                    });
+                }
+                accepted
+            }
+            Message::Offer { .. } => return Ok(()),
+        };
+        self.outgoing.remove(&id);
+        let refund = o.amount - accepted;
+        if refund > 0.0 {
+            self.adjust(o.from, refund);
+        }
+        Ok(())
+    }
+
+    /// The bank's round (bank host only): the latest report of every VM (share, shortage;
+    /// none yet: 0, 0) through dps-core's `bank_redistribute` (SPEC 6, eq. 5.2), then one
+    /// grant offer per VM for its grant (grants below `min` stay in the bank). The reports
+    /// are cleared.
+    ///
+    /// ```
+    /// use dps_core::{Message, Party, ProgramId, VmId};
+    /// use vibrad::dps::{ledger::{HostLedger, Layout}, wire::Body};
+    /// let mut bank = HostLedger::new(Layout { me: 0, bank_host: Some(0), vm_host: vec![1, 1],
+    ///     total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// // VM 0 on host 1 deposits 0.3, VM 1 reports a shortage of 0.1
+    /// let dep = Message::Offer { id: dps_core::TransferId(5), from: Party::Vm(VmId(0)), to: Party::Bank(ProgramId(0)), amount: 0.3 };
+    /// bank.receive(1, 5, dep.into()).unwrap();
+    /// bank.receive(1, 5, Body::Report { vm: VmId(1), share: 0.5, shortage: 0.1 }).unwrap();
+    /// let grants = bank.bank_round(1e-4).unwrap();
+    /// assert_eq!(grants.len(), 2); // 0.1 + 0.2 * 0.6/0.8 to VM 1, 0.2 * 0.2/0.8 to VM 0
+    /// ```
+    pub fn bank_round(&mut self, min: f64) -> Result<Vec<(u16, Message)>, DpsError> {
+        if self.layout.bank_host != Some(self.layout.me) {
+            return Err(DpsError::InvalidTopology(
+                "this host is not the bank".into(),
+            ));
+        }
+        let n = self.layout.vm_host.len();
+        let mut shares = vec![0.0; n];
+        let mut shortages = vec![0.0; n];
+        for (&v, &(w, f)) in &self.reports {
+            shares[v as usize] = w;
+            shortages[v as usize] = f;
+        }
+        self.reports.clear();
+        let mut grants = vec![0.0; n];
+        dps_core::bank_redistribute(&shares, &shortages, self.balance, &mut grants)?;
+        let mut out = Vec::new();
+        for (v, g) in grants.into_iter().enumerate() {
+            if g >= min && self.balance > 0.0 {
+                let to = Party::Vm(VmId(v as u32));
+                let m = self.send(Party::Bank(PROGRAM), to, g.min(self.balance))?;
+                out.push((self.layout.vm_host[v], m));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// |sum of shares + bank balance + in flight - W| over the ledgers of every host of the
+/// program (taken at one instant): a transfer is in flight for its amount less what its
+/// receiver accepted, while its sender holds it open.
+///
+/// ```
+/// # use vibrad::dps::ledger::{HostLedger, Layout, conservation_error};
+/// let l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0, 0], total: 0.8, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+/// assert!(conservation_error(&[&l]) < 1e-12);
+/// ```
+#[must_use]
+pub fn conservation_error(hosts: &[&HostLedger]) -> f64 {
+    let Some(first) = hosts.first() else {
+        return 0.0;
+    };
+    let mut sum = 0.0;
+    for h in hosts {
+        sum += h.shares.values().sum::<f64>() + h.balance;
+        for (id, to, amount) in h.open() {
+            let accepted = hosts
+                .iter()
+                .find(|r| r.layout.me == to)
+                .and_then(|r| r.accepted(h.layout.me, id))
+                .unwrap_or(0.0);
+            sum += amount - accepted;
+        }
+    }
+    (sum - first.layout.total).abs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cluster(bank: bool, acceptance: Acceptance) -> Vec<HostLedger> {
+        // three hosts, two VMs each, W = 1.2, every host 1 CPU with 0.5 booked by a burner
+        let vm_host = vec![0, 0, 1, 1, 2, 2];
+        (0..3)
+            .map(|me| {
+                HostLedger::new(
+                    Layout {
+                        me,
+                        bank_host: bank.then_some(0),
+                        vm_host: vm_host.clone(),
+                        total: 1.2,
+                        cpus: 1.0,
+                        background: 0.5,
+                    },
+                    acceptance,
+                    u32::from(me) + 1,
+                )
+            })
+            .collect()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Send { from_vm: u32, to: u32, frac: f64 },
+        Deliver { pick: usize, dup: bool },
+        Drop { pick: usize },
+        Retransmit { host: u16 },
+        Exit { vm: u32 },
+        BankRound,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0u32..6, 0u32..7, 0.01f64..1.0).prop_map(|(from_vm, to, frac)| Step::Send {
+                from_vm,
+                to,
+                frac
+            }),
+            (any::<usize>(), any::<bool>()).prop_map(|(pick, dup)| Step::Deliver { pick, dup }),
+            any::<usize>().prop_map(|pick| Step::Drop { pick }),
+            (0u16..3).prop_map(|host| Step::Retransmit { host }),
+            (0u32..6).prop_map(|vm| Step::Exit { vm }),
+            Just(Step::BankRound),
+        ]
+    }
+
+    fn all(hosts: &[HostLedger]) -> Vec<&HostLedger> {
+        hosts.iter().collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Any interleaving of sends, deliveries in any order, duplicates, drops,
+        /// retransmissions, VM exits and bank rounds keeps shares + balance + in flight = W
+        /// and every host within its capacity; once the network is drained with every message
+        /// delivered, nothing stays in flight.
+        #[test]
+        fn conservation_under_loss_duplication_and_reordering(
+            bank in any::<bool>(),
+            part in any::<bool>(),
+            steps in proptest::collection::vec(step(), 1..120),
+        ) {
+            let acc = if part { Acceptance::UpToRoom } else { Acceptance::Whole };
+            let mut hosts = cluster(bank, acc);
+            // the network: (from host, to host, low_open, body)
+            let mut net: Vec<(u16, u16, u64, Body)> = Vec::new();
+            for s in steps {
+                match s {
+                    Step::Send { from_vm, to, frac } => {
+                        let h = (from_vm / 2) as usize;
+                        let w = hosts[h].share(VmId(from_vm)).unwrap_or(0.0);
+                        let to_party = if to == 6 { Party::Bank(PROGRAM) } else { Party::Vm(VmId(to)) };
+                        if w * frac > 0.0
+                            && let Ok(m) = hosts[h].send(Party::Vm(VmId(from_vm)), to_party, w * frac)
+                        {
+                            let dest = hosts[h].layout.host_of(to_party).unwrap();
+                            net.push((h as u16, dest, hosts[h].low_open(), m.into()));
+                        }
+                    }
+                    Step::Deliver { pick, dup } => {
+                        if net.is_empty() { continue; }
+                        let i = pick % net.len();
+                        let (from, to, low, body) = if dup { net[i] } else { net.swap_remove(i) };
+                        let r = hosts[to as usize].receive(from, low, body);
+                        prop_assert!(r.is_ok(), "{r:?}");
+                        if let Ok(Some(reply)) = r {
+                            net.push((to, from, hosts[to as usize].low_open(), reply));
+                        }
+                    }
+                    Step::Drop { pick } => {
+                        if !net.is_empty() { let i = pick % net.len(); net.swap_remove(i); }
+                    }
+                    Step::Retransmit { host } => {
+                        let low = hosts[host as usize].low_open();
+                        for (dest, m) in hosts[host as usize].retransmissions() {
+                            net.push((host, dest, low, m.into()));
+                        }
+                    }
+                    Step::Exit { vm } => hosts[(vm / 2) as usize].set_alive(VmId(vm), false),
+                    Step::BankRound => {
+                        if bank {
+                            let low = hosts[0].low_open();
+                            for (dest, m) in hosts[0].bank_round(1e-6).unwrap() {
+                                net.push((0, dest, low, m.into()));
+                            }
+                        }
+                    }
+                }
+                prop_assert!(conservation_error(&all(&hosts)) < 1e-9,
+                    "conservation broken: {}", conservation_error(&all(&hosts)));
+                for h in &hosts {
+                    // accepted transfers and refunds never book a host beyond its capacity
+                    let booked = 0.5 + h.shares.values().sum::<f64>();
+                    prop_assert!(booked <= 1.0 + 1e-6, "{booked}");
+                    prop_assert!(h.shares.values().all(|w| *w >= 0.0) && h.balance >= 0.0);
+                }
+            }
+            // drain: retransmit and deliver everything until no transfer is open
+            for _ in 0..4 {
+                net.clear();
+                for host in 0..3u16 {
+                    let low = hosts[host as usize].low_open();
+                    for (dest, m) in hosts[host as usize].retransmissions() {
+                        net.push((host, dest, low, m.into()));
+                    }
+                }
+                while let Some((from, to, low, body)) = net.pop() {
+                    if let Ok(Some(reply)) = hosts[to as usize].receive(from, low, body) {
+                        net.push((to, from, hosts[to as usize].low_open(), reply));
+                    }
+                }
+            }
+            prop_assert!(hosts.iter().all(|h| h.open().count() == 0));
+            prop_assert!(conservation_error(&all(&hosts)) < 1e-9);
+        }
+    }
+
+    #[test]
+    fn bad_bodies_change_nothing() {
+        let mut hosts = cluster(true, Acceptance::UpToRoom);
+        let before = format!("{:?}", hosts[1]);
+        let offer = |id, from, to, amount| {
+            Body::Transfer(Message::Offer {
+                id: TransferId(id),
+                from,
+                to,
+                amount,
+            })
+        };
+        let vm = |v| Party::Vm(VmId(v));
+        let bad = [
+            (0, offer(1, vm(9), vm(2), 0.1)),                     // unknown VM
+            (0, offer(1, vm(4), vm(2), 0.1)),                     // VM 4 is on host 2
+            (0, offer(1, vm(0), vm(0), 0.1)),                     // not for host 1
+            (0, offer(1, vm(0), vm(2), 5.0)),                     // more than W
+            (0, offer(1, vm(0), vm(2), -0.1)),                    // negative
+            (0, offer(1, Party::Bank(ProgramId(3)), vm(2), 0.1)), // no such program
+            (0, Body::Transfer(Message::Accept { id: TransferId(77) })), // never sent
+            (
+                0,
+                Body::Report {
+                    vm: VmId(0),
+                    share: 0.1,
+                    shortage: 0.0,
+                },
+            ), // host 1 is no bank
+        ];
+        for (from, b) in bad {
+            assert!(hosts[1].receive(from, 1 << 40, b).is_err(), "{b:?}");
+        }
+        assert_eq!(format!("{:?}", hosts[1]), before);
+        // a duplicate with different content is refused, the first decision stands
+        let m = hosts[0].send(vm(0), vm(2), 0.05).unwrap();
+        let r = hosts[1].receive(0, 0, m.into()).unwrap();
+        assert!(matches!(r, Some(Body::Transfer(Message::Accept { .. }))));
+        let id = m.id().0;
+        assert_eq!(
+            hosts[1].receive(0, 0, offer(id, vm(0), vm(2), 0.06)),
+            Err(BadMessage::Conflict(id))
+        );
+        // a partial acceptance larger than the amount is refused
+        let m = hosts[2].send(vm(4), vm(2), 0.1).unwrap();
+        let id = m.id();
+        assert!(matches!(
+            hosts[2].receive(
+                1,
+                0,
+                Body::Transfer(Message::AcceptPart { id, accepted: 0.2 })
+            ),
+            Err(BadMessage::Accepted { .. })
+        ));
+        // a reply from a host that did not receive the transfer is refused
+        assert_eq!(
+            hosts[2].receive(0, 0, Body::Transfer(Message::Accept { id })),
+            Err(BadMessage::WrongReplier(id.0))
+        );
+        assert!(conservation_error(&all(&hosts)) < 1e-12);
+    }
+
+    #[test]
+    fn partial_acceptance_takes_the_room_and_refunds_the_rest() {
+        let mut hosts = cluster(false, Acceptance::UpToRoom);
+        // host 1: 0.5 background + 0.4 shares: room 0.1
+        let m = hosts[0]
+            .send(Party::Vm(VmId(0)), Party::Vm(VmId(2)), 0.15)
+            .unwrap();
+        let r = hosts[1].receive(0, 0, m.into()).unwrap().unwrap();
+        assert!(
+            matches!(r, Body::Transfer(Message::AcceptPart { accepted, .. }) if (accepted - 0.1).abs() < 1e-9)
+        );
+        hosts[0].receive(1, 0, r).unwrap();
+        assert!((hosts[0].share(VmId(0)).unwrap() - 0.1).abs() < 1e-9);
+        assert!((hosts[1].share(VmId(2)).unwrap() - 0.3).abs() < 1e-9);
+        // whole-only: the same offer is rejected whole
+        let mut hosts = cluster(false, Acceptance::Whole);
+        let m = hosts[0]
+            .send(Party::Vm(VmId(0)), Party::Vm(VmId(2)), 0.15)
+            .unwrap();
+        let r = hosts[1].receive(0, 0, m.into()).unwrap().unwrap();
+        assert!(matches!(r, Body::Transfer(Message::Reject { .. })));
+    }
+
+    #[test]
+    fn exited_vm_refuses_offers() {
+        let mut hosts = cluster(false, Acceptance::UpToRoom);
+        hosts[1].set_alive(VmId(2), false);
+        let m = hosts[0]
+            .send(Party::Vm(VmId(0)), Party::Vm(VmId(2)), 0.05)
+            .unwrap();
+        let r = hosts[1].receive(0, 0, m.into()).unwrap().unwrap();
+        assert!(matches!(r, Body::Transfer(Message::Reject { .. })));
+    }
+}

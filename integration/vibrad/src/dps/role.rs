@@ -1,0 +1,713 @@
+//! The dps role's loop: every period T read each local VM's CPU use through the host
+//! controller, compute excess and offers (fully distributed) or deposits and shortages (bank)
+//! with dps-core's SPEC 6 functions, exchange datagrams with the other hosts' daemons over UDP,
+//! decide received offers by this host's room, and write each VM's share as its CPU weight
+//! (and cap) through the controller. Open transfers are sent again every T / 5 until answered.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use dps_core::{Message, Party, VmId};
+use parking_lot::Mutex;
+use vibra_host::{CpuCap, CpuSetting, CpuWeight};
+use vibra_mpi_hook::{UpstreamConfig, Upstreams, WaitListener, job_hash};
+
+use super::ledger::{HostLedger, Layout, PROGRAM};
+use super::wire::{Body, Envelope, MAX_LEN};
+use crate::config::{Config, DpsConfig, DpsMode};
+use crate::daemon::{Signals, Vms};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+
+/// Transfers smaller than this many CPUs are not sent (they would only churn the network).
+pub const MIN_TRANSFER: f64 = 1e-4;
+
+/// The PMPI hook's side: its socket, the upstream sets and the job.
+struct Hook {
+    listener: WaitListener,
+    upstreams: Upstreams,
+    job: u64,
+}
+
+/// One host's dps role.
+///
+/// ```no_run
+/// use vibrad::config::{Config, MINIMAL_DPS};
+/// use vibrad::dps::DpsRole;
+/// let cfg = Config::parse(MINIMAL_DPS).unwrap();
+/// let host = vibrad::dps::linux_host(&cfg)?;
+/// let mut role = DpsRole::new(&cfg, host)?;
+/// role.tick()?;
+/// # Ok::<(), vibrad::Error>(())
+/// ```
+pub struct DpsRole<H: Vms> {
+    cfg: DpsConfig,
+    host: H,
+    ledger: Arc<Mutex<HostLedger>>,
+    sock: UdpSocket,
+    me: u16,
+    addrs: Vec<Option<SocketAddr>>,
+    cluster: u64,
+    names: Vec<String>,
+    ranks: BTreeMap<u32, u32>,
+    upstreams: Vec<Vec<u32>>,
+    last: BTreeMap<u32, (Instant, Duration)>,
+    hook: Option<Hook>,
+    metrics: Arc<Metrics>,
+}
+
+/// The cluster fingerprint: FNV-1a 64 (the hook's `job_hash`) of the hosts, the VMs with
+/// their hosts, W and the mode. Two daemons with different layouts never exchange share.
+///
+/// ```
+/// use vibrad::config::{Config, MINIMAL_DPS};
+/// let a = Config::parse(MINIMAL_DPS).unwrap().dps.unwrap();
+/// let b = Config::parse(&MINIMAL_DPS.replace("total = 0.4", "total = 0.5")).unwrap().dps.unwrap();
+/// assert_ne!(vibrad::dps::fingerprint(&a), vibrad::dps::fingerprint(&b));
+/// ```
+#[must_use]
+pub fn fingerprint(cfg: &DpsConfig) -> u64 {
+    let mut s = cfg.hosts().join(",");
+    for v in &cfg.vms {
+        s.push_str(&format!(";{}@{}", v.name, v.host));
+    }
+    s.push_str(&format!(";W={:x}", cfg.total.to_bits()));
+    if let DpsMode::Bank { host } = &cfg.mode {
+        s.push_str(&format!(";bank={host}"));
+    }
+    job_hash(&s)
+}
+
+/// `CLOCK_MONOTONIC` in seconds: the hook's records carry it.
+fn monotonic_s() -> f64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+        .unwrap_or(0.0)
+}
+
+/// The CPU setting for a share: weight `share / cpus` of the host on vibra-host's neutral
+/// scale (`CpuWeight::from_share`), and with `cap` a cap of the share in percent of a CPU.
+///
+/// ```
+/// let s = vibrad::dps::cpu_setting(0.25, 1.0, true).unwrap();
+/// assert_eq!(s.weight.get(), 16384);
+/// assert_eq!(s.cap.unwrap().percent(), 25);
+/// assert_eq!(vibrad::dps::cpu_setting(0.0, 1.0, false).unwrap().weight.get(), 1);
+/// ```
+pub fn cpu_setting(share: f64, cpus: f64, cap: bool) -> Result<CpuSetting> {
+    let frac = (share / cpus).clamp(1.0 / CpuWeight::SHARE_SCALE, 1.0);
+    let weight = CpuWeight::from_share(frac)?;
+    let cap = if cap {
+        let pct = (share * 100.0)
+            .ceil()
+            .clamp(1.0, f64::from(CpuCap::MAX_PERCENT));
+        Some(CpuCap::new(pct as u32)?)
+    } else {
+        None
+    };
+    Ok(CpuSetting { weight, cap })
+}
+
+impl<H: Vms> DpsRole<H> {
+    /// The role for `cfg` (which must have a `[dps]` section) on `host`, whose VMs (this
+    /// host's `[[dps.vm]]`) must exist. Binds the UDP socket and the hook's socket.
+    ///
+    /// ```no_run
+    /// use vibrad::config::{Config, MINIMAL_DPS};
+    /// let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn new(cfg: &Config, host: H) -> Result<Self> {
+        let d = cfg.dps.clone().ok_or_else(|| Error::Directory {
+            key: "dps".into(),
+            message: "no [dps] section".into(),
+        })?;
+        let hosts = d.hosts();
+        let index = |h: &str| hosts.iter().position(|x| x == h).unwrap_or(0) as u16;
+        let me = index(&cfg.host);
+        let addrs = hosts
+            .iter()
+            .map(|h| {
+                if *h == cfg.host {
+                    Some(d.listen)
+                } else {
+                    d.peers.get(h).copied()
+                }
+            })
+            .collect();
+        let names: Vec<String> = d.vms.iter().map(|v| v.name.clone()).collect();
+        let id_of = |n: &str| names.iter().position(|x| x == n).unwrap_or(0) as u32;
+        let upstreams = d
+            .vms
+            .iter()
+            .map(|v| v.upstreams.iter().map(|u| id_of(u)).collect())
+            .collect();
+        let ranks = d
+            .vms
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.rank, i as u32))
+            .collect();
+        let layout = Layout {
+            me,
+            bank_host: match &d.mode {
+                DpsMode::Bank { host } => Some(index(host)),
+                DpsMode::Distributed => None,
+            },
+            vm_host: d.vms.iter().map(|v| index(&v.host)).collect(),
+            total: d.total,
+            cpus: d.cpus,
+            background: d.background,
+        };
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.as_secs() as u32);
+        let sock = UdpSocket::bind(d.listen).map_err(|source| Error::Io {
+            what: format!("dps listen on {}", d.listen),
+            source,
+        })?;
+        let hook = match &d.hook {
+            Some(h) => {
+                let listener = WaitListener::bind(&h.socket).map_err(|source| Error::Io {
+                    what: format!("hook socket {}", h.socket.display()),
+                    source,
+                })?;
+                // Entries expire after two periods: a peer waited on in neither is no upstream.
+                let upstreams = Upstreams::new(UpstreamConfig {
+                    ttl_s: 2.0 * d.period.as_secs_f64(),
+                    ..UpstreamConfig::default()
+                })
+                .map_err(|e| Error::Directory {
+                    key: "dps.period_s".into(),
+                    message: e.to_string(),
+                })?;
+                Some(Hook {
+                    listener,
+                    upstreams,
+                    job: job_hash(&h.job),
+                })
+            }
+            None => None,
+        };
+        let role = DpsRole {
+            cluster: fingerprint(&d),
+            ledger: Arc::new(Mutex::new(HostLedger::new(layout, d.acceptance, epoch))),
+            cfg: d,
+            host,
+            sock,
+            me,
+            addrs,
+            names,
+            ranks,
+            upstreams,
+            last: BTreeMap::new(),
+            hook,
+            metrics: Arc::new(Metrics::default()),
+        };
+        Ok(role)
+    }
+
+    /// The ledger (shared: tests check conservation across daemons under its lock).
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// let shares: Vec<_> = role.ledger().lock().local_vms().collect();
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    #[must_use]
+    pub fn ledger(&self) -> Arc<Mutex<HostLedger>> {
+        Arc::clone(&self.ledger)
+    }
+
+    /// The metrics registry.
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// let text = role.metrics().render();
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    #[must_use]
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The host controller.
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let mut role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// let _host = role.host_mut();
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn host_mut(&mut self) -> &mut H {
+        &mut self.host
+    }
+
+    /// The address the role's socket is bound to.
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// assert_eq!(role.local_addr()?.port(), 7701);
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.sock.local_addr().map_err(|source| Error::Io {
+            what: "dps local address".into(),
+            source,
+        })
+    }
+
+    /// The upstream VMs of local VM `vm` now: from the hook when its socket is configured
+    /// (the ranks the VM's rank waited on, mapped to VMs by `rank`), else the configuration.
+    fn upstreams_of(&self, vm: u32, now_s: f64) -> Vec<u32> {
+        match &self.hook {
+            Some(h) => {
+                let rank = self.cfg.vms[vm as usize].rank;
+                h.upstreams
+                    .upstreams(h.job, rank, now_s)
+                    .into_iter()
+                    .filter_map(|r| self.ranks.get(&r).copied())
+                    .filter(|&u| u != vm)
+                    .collect()
+            }
+            None => self.upstreams[vm as usize].clone(),
+        }
+    }
+
+    fn send_to(&self, host: u16, low_open: u64, body: Body) {
+        let Some(addr) = self.addrs.get(host as usize).copied().flatten() else {
+            return;
+        };
+        let e = Envelope {
+            from_host: self.me,
+            cluster: self.cluster,
+            low_open,
+            body,
+        };
+        if let Err(e) = self.sock.send_to(&e.encode(), addr) {
+            tracing::debug!(%addr, error = %e, "dps send failed; the transfer stays open and is sent again");
+        } else {
+            self.metrics
+                .add("vibrad_dps_datagrams_sent_total", &[], 1.0);
+        }
+    }
+
+    /// Delivers `(destination, body)` pairs: to other hosts over the socket, to this host
+    /// through the ledger at once (and its replies likewise).
+    fn dispatch(&self, mut out: Vec<(u16, Body)>) {
+        while let Some((to, body)) = out.pop() {
+            let low = self.ledger.lock().low_open();
+            if to != self.me {
+                self.send_to(to, low, body);
+                continue;
+            }
+            match self.ledger.lock().receive(self.me, low, body) {
+                Ok(Some(reply)) => out.push((self.me, reply)),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "dps: local delivery refused"),
+            }
+        }
+    }
+
+    /// One period: liveness and CPU use of the local VMs, this period's transfers (and the
+    /// bank's round on the bank host), and the weights.
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let mut role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// role.tick()?;
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn tick(&mut self) -> Result<()> {
+        let now_s = monotonic_s();
+        if let Some(h) = &mut self.hook {
+            let ups = &mut h.upstreams;
+            match h.listener.drain(|r| ups.ingest(r)) {
+                Ok(d) => {
+                    self.metrics
+                        .add("vibrad_dps_hook_records_total", &[], d.accepted as f64);
+                    if d.rejected > 0 {
+                        tracing::warn!(rejected = d.rejected, last = ?h.listener.last_rejection(), "dps: bad hook records");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "dps: hook socket read failed"),
+            }
+            ups.expire(now_s);
+        }
+        let now = Instant::now();
+        let local: Vec<(VmId, f64)> = self.ledger.lock().local_vms().collect();
+        let mut util = BTreeMap::new();
+        let mut exited = Vec::new();
+        for (vm, _) in &local {
+            let name = self.names[vm.0 as usize].clone();
+            match self.host.running(&name) {
+                Ok(true) => {}
+                Ok(false) => {
+                    exited.push(*vm);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(vm = name, error = %e, "dps: liveness check failed");
+                    continue;
+                }
+            }
+            let used = match self.host.usage(&name) {
+                Ok(u) => u.cpu_time,
+                Err(e) => {
+                    tracing::warn!(vm = name, error = %e, "dps: usage read failed");
+                    continue;
+                }
+            };
+            if let Some((then, before)) = self.last.insert(vm.0, (now, used)) {
+                let dt = now.duration_since(then).as_secs_f64().max(1e-3);
+                util.insert(vm.0, used.saturating_sub(before).as_secs_f64() / dt);
+            }
+        }
+        let mut out: Vec<(u16, Body)> = Vec::new();
+        {
+            let mut l = self.ledger.lock();
+            let bank = l.layout().bank_host;
+            let vm_host = l.layout().vm_host.clone();
+            for vm in &exited {
+                if l.alive(*vm) {
+                    tracing::warn!(
+                        vm = self.names[vm.0 as usize],
+                        "dps: VM exited; returning its share"
+                    );
+                }
+                l.set_alive(*vm, false);
+                let w = l.share(*vm).unwrap_or(0.0);
+                if w < MIN_TRANSFER {
+                    continue;
+                }
+                // A VM that exits returns its share: to the bank, or split among the others.
+                let to: Vec<Party> = match bank {
+                    Some(_) => vec![Party::Bank(PROGRAM)],
+                    None => (0..vm_host.len() as u32)
+                        .filter(|&v| v != vm.0)
+                        .map(|v| Party::Vm(VmId(v)))
+                        .collect(),
+                };
+                let each = w / to.len().max(1) as f64;
+                for p in to {
+                    if let Ok(m) = l.send(Party::Vm(*vm), p, each) {
+                        out.push((dest(&vm_host, bank, p), m.into()));
+                    }
+                }
+            }
+            for (&v, &u) in &util {
+                let vm = VmId(v);
+                let w = l.share(vm).unwrap_or(0.0);
+                match bank {
+                    None => {
+                        let ups = self.upstreams_of(v, now_s);
+                        let p = ups.len() as u32;
+                        let wh = self
+                            .cfg
+                            .withhold
+                            .unwrap_or_else(|| dps_core::default_withhold(p));
+                        let s = dps_core::offer(w, u, wh, p).map_err(dps_err)?;
+                        self.metrics.set(
+                            "vibrad_dps_upstreams",
+                            &[("vm", &self.names[v as usize])],
+                            f64::from(p),
+                        );
+                        if s >= MIN_TRANSFER {
+                            for j in ups {
+                                let to = Party::Vm(VmId(j));
+                                if let Ok(m) = l.send(Party::Vm(vm), to, s) {
+                                    out.push((vm_host[j as usize], m.into()));
+                                }
+                            }
+                        }
+                    }
+                    Some(bh) => {
+                        let e = dps_core::excess(w, u).map_err(dps_err)?;
+                        if e >= MIN_TRANSFER {
+                            if let Ok(m) = l.send(Party::Vm(vm), Party::Bank(PROGRAM), e) {
+                                out.push((bh, m.into()));
+                            }
+                        }
+                        let w = l.share(vm).unwrap_or(0.0);
+                        let f = dps_core::shortage(w, u, l.room()).map_err(dps_err)?;
+                        out.push((
+                            bh,
+                            Body::Report {
+                                vm,
+                                share: w,
+                                shortage: f,
+                            },
+                        ));
+                    }
+                }
+                self.metrics.set(
+                    "vibrad_dps_utilization_cpus",
+                    &[("vm", &self.names[v as usize])],
+                    u,
+                );
+            }
+        }
+        // The bank's round sees this host's own deposits and reports of this period.
+        self.dispatch(out);
+        if self.ledger.lock().layout().bank_host == Some(self.me) {
+            let grants = self
+                .ledger
+                .lock()
+                .bank_round(MIN_TRANSFER)
+                .map_err(dps_err)?;
+            self.dispatch(grants.into_iter().map(|(h, m)| (h, m.into())).collect());
+        }
+        self.apply();
+        self.metrics.add("vibrad_dps_periods_total", &[], 1.0);
+        Ok(())
+    }
+
+    /// Sends every open offer again.
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let mut role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// role.retransmit();
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn retransmit(&mut self) {
+        let again = self.ledger.lock().retransmissions();
+        self.metrics
+            .add("vibrad_dps_retransmissions_total", &[], again.len() as f64);
+        self.dispatch(again.into_iter().map(|(h, m)| (h, m.into())).collect());
+    }
+
+    /// Handles one datagram from `src`: refused with a logged reason (and a count in
+    /// `vibrad_dps_bad_messages_total`) when it does not decode, comes from another cluster,
+    /// from an unknown host or from an address that is not that host's, or when the ledger
+    /// refuses it; nothing changes then. Returns whether it was accepted.
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let mut role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// assert!(!role.handle(b"junk", "127.0.0.1:7702".parse().unwrap()));
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn handle(&mut self, bytes: &[u8], src: SocketAddr) -> bool {
+        let bad = |reason: &str, detail: String| {
+            tracing::warn!(%src, reason, detail, "dps: datagram refused; nothing changed");
+            self.metrics
+                .add("vibrad_dps_bad_messages_total", &[("reason", reason)], 1.0);
+            false
+        };
+        let e = match Envelope::decode(bytes) {
+            Ok(e) => e,
+            Err(err) => return bad("decode", err.to_string()),
+        };
+        if e.cluster != self.cluster {
+            return bad(
+                "cluster",
+                format!("fingerprint {:x}, ours {:x}", e.cluster, self.cluster),
+            );
+        }
+        if e.from_host == self.me {
+            return bad("host", "claims to come from this host".into());
+        }
+        match self.addrs.get(e.from_host as usize).copied().flatten() {
+            None => return bad("host", format!("unknown host index {}", e.from_host)),
+            Some(a) if a != src => {
+                return bad(
+                    "source",
+                    format!("host {} is at {a}, not {src}", e.from_host),
+                );
+            }
+            Some(_) => {}
+        }
+        let r = self.ledger.lock().receive(e.from_host, e.low_open, e.body);
+        match r {
+            Ok(reply) => {
+                if let Body::Transfer(m) = e.body {
+                    let kind = match m {
+                        Message::Offer { .. } => "offer",
+                        Message::Accept { .. } => "accept",
+                        Message::Reject { .. } => "reject",
+                        Message::AcceptPart { .. } => "accept_part",
+                    };
+                    self.metrics
+                        .add("vibrad_dps_received_total", &[("kind", kind)], 1.0);
+                }
+                if let Some(reply) = reply {
+                    let low = self.ledger.lock().low_open();
+                    self.send_to(e.from_host, low, reply);
+                }
+                true
+            }
+            Err(err) => bad("ledger", err.to_string()),
+        }
+    }
+
+    /// Receives and handles datagrams for up to `wait`; returns how many were accepted.
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let mut role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// role.poll(std::time::Duration::from_millis(10));
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn poll(&mut self, wait: Duration) -> usize {
+        let until = Instant::now() + wait;
+        let mut n = 0;
+        let mut buf = [0u8; MAX_LEN + 1];
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if self.sock.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match self.sock.recv_from(&mut buf) {
+                Ok((len, src)) => {
+                    if self.handle(&buf[..len], src) {
+                        n += 1;
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "dps: receive failed");
+                    std::thread::sleep(left.min(Duration::from_millis(10)));
+                }
+            }
+        }
+        if n > 0 {
+            self.apply();
+        }
+        n
+    }
+
+    /// Writes every local VM's share as its CPU setting (unchanged settings are skipped by
+    /// the controller); a controller error on one VM is logged and counted, the others go on.
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let mut role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// role.apply();
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn apply(&mut self) {
+        let (local, balance, room, open): (Vec<(VmId, f64, bool)>, f64, f64, usize) = {
+            let l = self.ledger.lock();
+            (
+                l.local_vms().map(|(v, w)| (v, w, l.alive(v))).collect(),
+                l.balance(),
+                l.room(),
+                l.open().count(),
+            )
+        };
+        for (vm, w, alive) in local {
+            let name = self.names[vm.0 as usize].clone();
+            self.metrics
+                .set("vibrad_dps_share_cpus", &[("vm", &name)], w);
+            if !alive {
+                continue;
+            }
+            let setting = match cpu_setting(w, self.cfg.cpus, self.cfg.cap) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(vm = name, error = %e, "dps: no CPU setting for share {w}");
+                    continue;
+                }
+            };
+            match self.host.set_cpu(&name, setting) {
+                Ok(_) => self.metrics.set(
+                    "vibrad_dps_weight",
+                    &[("vm", &name)],
+                    f64::from(setting.weight.get()),
+                ),
+                Err(e) => {
+                    tracing::warn!(vm = name, error = %e, "dps: CPU setting failed; retried");
+                    self.metrics
+                        .add("vibrad_apply_errors_total", &[("vm", &name)], 1.0);
+                }
+            }
+        }
+        self.metrics
+            .set("vibrad_dps_bank_balance_cpus", &[], balance);
+        self.metrics.set("vibrad_dps_room_cpus", &[], room);
+        self.metrics
+            .set("vibrad_dps_open_transfers", &[], open as f64);
+    }
+
+    /// Runs until `signals.stop`: a period every T, open offers again every T / 5, datagrams
+    /// handled in between. Stops between steps, never inside one.
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let mut role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// role.run(&vibrad::daemon::Signals::default())?;
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn run(&mut self, signals: &Signals) -> Result<()> {
+        let period = self.cfg.period;
+        let resend = (period / 5).max(Duration::from_millis(20));
+        let mut next = Instant::now();
+        let mut next_resend = Instant::now() + resend;
+        while !signals.stop.load(Ordering::SeqCst) {
+            if signals.reload.swap(false, Ordering::SeqCst) {
+                tracing::warn!(
+                    "dps: SIGHUP ignored (the dps role reads its configuration at start)"
+                );
+            }
+            let now = Instant::now();
+            if now >= next {
+                next += period;
+                if next < now {
+                    next = now + period;
+                }
+                if let Err(e) = self.tick() {
+                    tracing::error!(error = %e, "dps: period failed; next period retries");
+                }
+            }
+            if now >= next_resend {
+                next_resend = now + resend;
+                self.retransmit();
+            }
+            let wait = next
+                .min(next_resend)
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(200));
+            self.poll(wait.max(Duration::from_millis(1)));
+        }
+        tracing::info!("dps: stopping");
+        Ok(())
+    }
+}
+
+fn dest(vm_host: &[u16], bank: Option<u16>, p: Party) -> u16 {
+    match p {
+        Party::Vm(v) => vm_host[v.0 as usize],
+        Party::Bank(_) => bank.unwrap_or(0),
+    }
+}
+
+fn dps_err(e: dps_core::DpsError) -> Error {
+    Error::Dps(e)
+}
