@@ -1,0 +1,682 @@
+//! The dps role over real UDP sockets on loopback: three daemons (in-process, each its own
+//! thread, socket and ledger) exchanging share through fault-injecting relays that drop,
+//! duplicate and reorder datagrams, with conservation checked across the three ledgers at
+//! every instant the checker samples; bad datagrams refused; and (root) the same with real
+//! cgroups, where the kernel's CPU weights follow the shares.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dps_core::{Message, Party, ProgramId, TransferId, VmId};
+use parking_lot::Mutex;
+use rand::{Rng, SeedableRng};
+use vibra_host::{Bandwidth, CpuSetting, HostController, MemoryTarget, Outcome, VmUsage};
+use vibrad::config::Config;
+use vibrad::daemon::{Signals, Vms};
+use vibrad::dps::DpsRole;
+use vibrad::dps::ledger::{HostLedger, conservation_error};
+use vibrad::dps::wire::{Body, Envelope};
+
+/// A host whose VMs use CPU at scripted rates (CPUs) and whose CPU settings are recorded.
+#[derive(Clone, Default)]
+struct CpuHost {
+    vms: BTreeSet<String>,
+    rate: Arc<Mutex<BTreeMap<String, f64>>>,
+    dead: Arc<Mutex<BTreeSet<String>>>,
+    set: Arc<Mutex<BTreeMap<String, CpuSetting>>>,
+    start: Option<Instant>,
+    used: Arc<Mutex<BTreeMap<String, (Instant, f64)>>>,
+}
+
+fn unknown(vm: &str) -> vibra_host::Error {
+    vibra_host::Error::UnknownVm {
+        vm: vm.to_string(),
+        op: vibra_host::Operation::SetCpu,
+    }
+}
+
+impl HostController for CpuHost {
+    type VmId = String;
+    fn list_vms(&self) -> Result<Vec<String>, vibra_host::Error> {
+        Ok(self.vms.iter().cloned().collect())
+    }
+    fn set_cpu(&mut self, vm: &String, cpu: CpuSetting) -> Result<Outcome, vibra_host::Error> {
+        if !self.vms.contains(vm) {
+            return Err(unknown(vm));
+        }
+        self.set.lock().insert(vm.clone(), cpu);
+        Ok(Outcome::Written)
+    }
+    fn cpu(&self, vm: &String) -> Result<CpuSetting, vibra_host::Error> {
+        self.set.lock().get(vm).copied().ok_or_else(|| unknown(vm))
+    }
+    fn set_memory_target(
+        &mut self,
+        vm: &String,
+        _: MemoryTarget,
+    ) -> Result<Outcome, vibra_host::Error> {
+        Err(unknown(vm))
+    }
+    fn memory_target(&self, vm: &String) -> Result<Option<MemoryTarget>, vibra_host::Error> {
+        Err(unknown(vm))
+    }
+    fn set_egress(&mut self, vm: &String, _: Bandwidth) -> Result<Outcome, vibra_host::Error> {
+        Err(unknown(vm))
+    }
+    fn egress_limit(&self, vm: &String) -> Result<Option<Bandwidth>, vibra_host::Error> {
+        Err(unknown(vm))
+    }
+    /// CPU time integrates the VM's scripted rate since the last read.
+    fn usage(&self, vm: &String) -> Result<VmUsage, vibra_host::Error> {
+        let now = Instant::now();
+        let rate = self.rate.lock().get(vm).copied().unwrap_or(0.0);
+        let mut used = self.used.lock();
+        let e = used
+            .entry(vm.clone())
+            .or_insert((self.start.unwrap_or(now), 0.0));
+        e.1 += rate * now.duration_since(e.0).as_secs_f64();
+        e.0 = now;
+        Ok(VmUsage {
+            cpu_time: Duration::from_secs_f64(e.1),
+            ..VmUsage::default()
+        })
+    }
+}
+
+impl Vms for CpuHost {
+    fn running(&self, vm: &str) -> vibrad::Result<bool> {
+        Ok(!self.dead.lock().contains(vm))
+    }
+}
+
+/// Free loopback ports (bound and released; the tiny race with other processes is accepted).
+fn free_ports(n: usize) -> Vec<u16> {
+    let socks: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    socks
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect()
+}
+
+/// A relay between two daemons: every datagram from one is forwarded to the other from the
+/// relay's own socket (so each daemon knows the other at the relay's address), dropped,
+/// duplicated or held back (reordered) at random while `faulty` is set.
+struct Relay {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct FaultCounts {
+    forwarded: AtomicU64,
+    dropped: AtomicU64,
+    duplicated: AtomicU64,
+    delayed: AtomicU64,
+}
+
+impl Relay {
+    fn start(
+        a: SocketAddr,
+        b: SocketAddr,
+        seed: u64,
+        faulty: Arc<AtomicBool>,
+        counts: Arc<FaultCounts>,
+    ) -> Relay {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut held: Vec<(Instant, Vec<u8>, SocketAddr)> = Vec::new();
+            let mut buf = [0u8; 256];
+            while !st.load(Ordering::SeqCst) {
+                let now = Instant::now();
+                held.retain(|(at, bytes, to)| {
+                    if *at <= now {
+                        let _ = sock.send_to(bytes, to);
+                        false
+                    } else {
+                        true
+                    }
+                });
+                let Ok((n, src)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let to = if src == a {
+                    b
+                } else if src == b {
+                    a
+                } else {
+                    continue;
+                };
+                let bytes = buf[..n].to_vec();
+                if faulty.load(Ordering::SeqCst) {
+                    let x: f64 = rng.random();
+                    if x < 0.2 {
+                        counts.dropped.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    }
+                    if x < 0.4 {
+                        counts.duplicated.fetch_add(1, Ordering::SeqCst);
+                        let later =
+                            Instant::now() + Duration::from_millis(rng.random_range(0..150));
+                        held.push((later, bytes.clone(), to));
+                    } else if x < 0.6 {
+                        counts.delayed.fetch_add(1, Ordering::SeqCst);
+                        let later =
+                            Instant::now() + Duration::from_millis(rng.random_range(1..150));
+                        held.push((later, bytes, to));
+                        continue;
+                    }
+                }
+                counts.forwarded.fetch_add(1, Ordering::SeqCst);
+                let _ = sock.send_to(&bytes, to);
+            }
+        });
+        Relay {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The configuration of host `me` of three (one VM each, `vm0` <- `vm1` -> ... linear:
+/// vm0 and vm2 wait on vm1), with `peer(me, other)` the address at which `me` reaches `other`.
+fn config(
+    me: usize,
+    listen: SocketAddr,
+    peer: &dyn Fn(usize, usize) -> SocketAddr,
+    bank: bool,
+    parent: &str,
+) -> Config {
+    let mut s = format!(
+        "host = \"h{me}\"\nroles = [\"dps\"]\n[linux]\ncgroup_parent = \"{parent}\"\n[dps]\nperiod_s = 0.1\nlisten = \"{listen}\"\ntotal = 0.6\ncpus = 1.0\nbackground = 0.5\n"
+    );
+    if bank {
+        s.push_str("mode = \"bank\"\nbank = \"h0\"\n");
+    }
+    s.push_str("[dps.peers]\n");
+    for o in (0..3).filter(|&o| o != me) {
+        s.push_str(&format!("h{o} = \"{}\"\n", peer(me, o)));
+    }
+    let ups = ["[\"vm1\"]", "[]", "[\"vm1\"]"];
+    for (i, u) in ups.iter().enumerate() {
+        s.push_str(&format!(
+            "[[dps.vm]]\nname = \"vm{i}\"\nhost = \"h{i}\"\nupstreams = {u}\n"
+        ));
+    }
+    Config::parse(&s).unwrap_or_else(|e| panic!("{e:?}\n{s}"))
+}
+
+struct Cluster<H: Vms + Send + 'static> {
+    ledgers: Vec<Arc<Mutex<HostLedger>>>,
+    signals: Signals,
+    threads: Vec<JoinHandle<DpsRole<H>>>,
+}
+
+impl<H: Vms + Send + 'static> Cluster<H> {
+    fn start(roles: Vec<DpsRole<H>>) -> Self {
+        let signals = Signals::default();
+        let ledgers = roles.iter().map(DpsRole::ledger).collect();
+        let threads = roles
+            .into_iter()
+            .map(|mut r| {
+                let s = signals.clone();
+                std::thread::spawn(move || {
+                    r.run(&s).unwrap();
+                    r
+                })
+            })
+            .collect();
+        Cluster {
+            ledgers,
+            signals,
+            threads,
+        }
+    }
+
+    /// Conservation across the three ledgers, all locked at once (one instant).
+    fn conservation(&self) -> f64 {
+        let guards: Vec<_> = self.ledgers.iter().map(|l| l.lock()).collect();
+        let refs: Vec<&HostLedger> = guards.iter().map(|g| &**g).collect();
+        conservation_error(&refs)
+    }
+
+    fn open(&self) -> usize {
+        self.ledgers.iter().map(|l| l.lock().open().count()).sum()
+    }
+
+    fn share(&self, vm: u32) -> f64 {
+        self.ledgers
+            .iter()
+            .find_map(|l| l.lock().share(VmId(vm)))
+            .unwrap()
+    }
+
+    /// Checks conservation continuously for `d`; returns the number of checks.
+    fn watch(&self, d: Duration) -> u64 {
+        let until = Instant::now() + d;
+        let mut n = 0;
+        while Instant::now() < until {
+            let e = self.conservation();
+            assert!(e < 1e-9, "shares + balance + in flight != W: off by {e}");
+            n += 1;
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        n
+    }
+
+    fn stop(mut self) -> Vec<DpsRole<H>> {
+        self.signals.stop.store(true, Ordering::SeqCst);
+        std::mem::take(&mut self.threads)
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect()
+    }
+}
+
+impl<H: Vms + Send + 'static> Drop for Cluster<H> {
+    /// On a failed assertion too: the daemons stop and are dropped (cgroups removed).
+    fn drop(&mut self) {
+        self.signals.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Processes started for a test, killed and reaped on every exit path.
+struct Kids(Vec<std::process::Child>);
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Three daemons through relays (one per pair). Returns the roles, after a faulty phase, a
+/// clean phase and stop, having checked conservation all along.
+fn run_through_relays(bank: bool, seed: u64, kill_vm2: bool) {
+    let ports = free_ports(3);
+    let real: Vec<SocketAddr> = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
+        .collect();
+    let faulty = Arc::new(AtomicBool::new(true));
+    let counts = Arc::new(FaultCounts::default());
+    let mut relays = BTreeMap::new();
+    for i in 0..3 {
+        for j in i + 1..3 {
+            let r = Relay::start(
+                real[i],
+                real[j],
+                seed + (i * 3 + j) as u64,
+                Arc::clone(&faulty),
+                Arc::clone(&counts),
+            );
+            relays.insert((i, j), r);
+        }
+    }
+    let peer = |a: usize, b: usize| relays[&(a.min(b), a.max(b))].addr;
+    let mut hosts = Vec::new();
+    let mut roles = Vec::new();
+    for (me, addr) in real.iter().enumerate() {
+        let cfg = config(me, *addr, &peer, bank, "unused");
+        let name = format!("vm{me}");
+        let host = CpuHost {
+            vms: [name.clone()].into(),
+            start: Some(Instant::now()),
+            ..CpuHost::default()
+        };
+        // vm1 computes flat out (it holds the others back); vm0 and vm2 mostly wait.
+        host.rate
+            .lock()
+            .insert(name, if me == 1 { 1.0 } else { 0.05 });
+        hosts.push(host.clone());
+        roles.push(DpsRole::new(&cfg, host).unwrap());
+    }
+    let cluster = Cluster::start(roles);
+    let mut checks = cluster.watch(Duration::from_millis(1500));
+    if kill_vm2 {
+        hosts[2].dead.lock().insert("vm2".into());
+    }
+    checks += cluster.watch(Duration::from_millis(1500));
+    faulty.store(false, Ordering::SeqCst);
+    // Clean network: every open transfer is answered within a few retransmissions.
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        checks += cluster.watch(Duration::from_millis(100));
+        if cluster.open() == 0 || Instant::now() > until {
+            break;
+        }
+    }
+    let (s0, s1, s2) = (cluster.share(0), cluster.share(1), cluster.share(2));
+    let roles = cluster.stop();
+    let c = &counts;
+    eprintln!(
+        "bank={bank}: {checks} conservation checks; relays forwarded {} dropped {} duplicated {} delayed {}; shares {s0:.4} {s1:.4} {s2:.4}",
+        c.forwarded.load(Ordering::SeqCst),
+        c.dropped.load(Ordering::SeqCst),
+        c.duplicated.load(Ordering::SeqCst),
+        c.delayed.load(Ordering::SeqCst)
+    );
+    assert!(
+        c.dropped.load(Ordering::SeqCst) > 0
+            && c.duplicated.load(Ordering::SeqCst) > 0
+            && c.delayed.load(Ordering::SeqCst) > 0
+    );
+    let ledgers: Vec<_> = roles.iter().map(|r| r.ledger()).collect();
+    let guards: Vec<_> = ledgers.iter().map(|l| l.lock()).collect();
+    let refs: Vec<&HostLedger> = guards.iter().map(|g| &**g).collect();
+    assert!(
+        refs.iter().all(|l| l.open().count() == 0),
+        "transfers still open"
+    );
+    assert!(conservation_error(&refs) < 1e-9);
+    // Share moved to the VM that holds the others back, up to its host's room (1 - 0.5).
+    assert!(s1 > 0.35, "vm1 share {s1}");
+    assert!(s1 <= 0.5 + 1e-9, "vm1's host over capacity: {s1}");
+    if kill_vm2 {
+        assert!(s2 < 1e-3, "an exited VM keeps {s2}");
+    }
+    // The weights written follow the shares.
+    for (i, h) in hosts.iter().enumerate() {
+        let w = [s0, s1, s2][i];
+        if kill_vm2 && i == 2 {
+            continue;
+        }
+        let want = vibrad::dps::cpu_setting(w, 1.0, false).unwrap();
+        assert_eq!(h.set.lock()[&format!("vm{i}")], want, "vm{i}");
+    }
+    for r in &roles {
+        let bad = r.metrics().render();
+        assert!(
+            !bad.contains("vibrad_dps_bad_messages_total{"),
+            "a relayed datagram was refused: {bad}"
+        );
+    }
+}
+
+#[test]
+fn distributed_exchange_conserves_share_under_loss_duplication_and_reordering() {
+    run_through_relays(false, 11, true);
+}
+
+#[test]
+fn bank_exchange_conserves_share_under_loss_duplication_and_reordering() {
+    run_through_relays(true, 23, false);
+}
+
+#[test]
+fn bad_datagrams_are_refused_and_change_nothing() {
+    let ports = free_ports(2);
+    let me: SocketAddr = format!("127.0.0.1:{}", ports[0]).parse().unwrap();
+    let peer_sock = UdpSocket::bind(format!("127.0.0.1:{}", ports[1])).unwrap();
+    peer_sock
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let peer_addr = peer_sock.local_addr().unwrap();
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // host h0 is this daemon; h1 is the peer socket above, h2 a host the test never speaks as
+    let h2: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let cfg = config(
+        0,
+        me,
+        &|_, o| if o == 1 { peer_addr } else { h2 },
+        false,
+        "unused",
+    );
+    let host = CpuHost {
+        vms: ["vm0".to_string()].into(),
+        ..CpuHost::default()
+    };
+    let mut role = DpsRole::new(&cfg, host).unwrap();
+    let cluster = vibrad::dps::fingerprint(cfg.dps.as_ref().unwrap());
+    let ledger = role.ledger();
+    let before = format!("{:?}", ledger.lock());
+    let env = |from_host, cluster, body| {
+        Envelope {
+            from_host,
+            cluster,
+            low_open: 0,
+            body,
+        }
+        .encode()
+    };
+    let offer = |from: u32, to: u32, amount: f64| {
+        Body::Transfer(Message::Offer {
+            id: TransferId(1),
+            from: Party::Vm(VmId(from)),
+            to: Party::Vm(VmId(to)),
+            amount,
+        })
+    };
+    let mut nan = env(1, cluster, offer(1, 0, 0.1));
+    let at = nan.len() - 8;
+    nan[at..].copy_from_slice(&f64::NAN.to_le_bytes());
+    let bad: Vec<(&str, Vec<u8>, &UdpSocket)> = vec![
+        ("junk", b"hello".to_vec(), &peer_sock),
+        ("NaN amount", nan, &peer_sock),
+        (
+            "other cluster",
+            env(1, cluster ^ 1, offer(1, 0, 0.1)),
+            &peer_sock,
+        ),
+        (
+            "from a stranger's address",
+            env(1, cluster, offer(1, 0, 0.1)),
+            &stranger,
+        ),
+        (
+            "claims to be this host",
+            env(0, cluster, offer(1, 0, 0.1)),
+            &peer_sock,
+        ),
+        (
+            "VM not on the sender",
+            env(1, cluster, offer(2, 0, 0.1)),
+            &peer_sock,
+        ),
+        (
+            "VM not on this host",
+            env(1, cluster, offer(1, 2, 0.1)),
+            &peer_sock,
+        ),
+        ("more than W", env(1, cluster, offer(1, 0, 0.7)), &peer_sock),
+        ("unknown VM", env(1, cluster, offer(7, 0, 0.1)), &peer_sock),
+        (
+            "reply for a transfer never sent",
+            env(
+                1,
+                cluster,
+                Body::Transfer(Message::Accept { id: TransferId(99) }),
+            ),
+            &peer_sock,
+        ),
+        (
+            "report to a host that is no bank",
+            env(
+                1,
+                cluster,
+                Body::Report {
+                    vm: VmId(1),
+                    share: 0.1,
+                    shortage: 0.0,
+                },
+            ),
+            &peer_sock,
+        ),
+        (
+            "bank party without a bank",
+            env(
+                1,
+                cluster,
+                Body::Transfer(Message::Offer {
+                    id: TransferId(2),
+                    from: Party::Bank(ProgramId(0)),
+                    to: Party::Vm(VmId(0)),
+                    amount: 0.1,
+                }),
+            ),
+            &peer_sock,
+        ),
+    ];
+    for (what, bytes, from) in &bad {
+        from.send_to(bytes, me).unwrap();
+        assert_eq!(
+            role.poll(Duration::from_millis(100)),
+            0,
+            "{what} was accepted"
+        );
+    }
+    assert_eq!(
+        format!("{:?}", ledger.lock()),
+        before,
+        "a refused datagram changed the ledger"
+    );
+    let refused: f64 = ["decode", "cluster", "source", "host", "ledger"]
+        .iter()
+        .filter_map(|r| {
+            role.metrics()
+                .get("vibrad_dps_bad_messages_total", &[("reason", r)])
+        })
+        .sum();
+    assert_eq!(refused, bad.len() as f64);
+    // A good offer from the peer is accepted and answered (the path above can accept).
+    peer_sock
+        .send_to(&env(1, cluster, offer(1, 0, 0.1)), me)
+        .unwrap();
+    assert_eq!(role.poll(Duration::from_millis(200)), 1);
+    let mut buf = [0u8; 128];
+    let (n, _) = peer_sock.recv_from(&mut buf).unwrap();
+    let reply = Envelope::decode(&buf[..n]).unwrap();
+    assert_eq!(
+        reply.body,
+        Body::Transfer(Message::Accept { id: TransferId(1) })
+    );
+    assert!((ledger.lock().share(VmId(0)).unwrap() - 0.3).abs() < 1e-12);
+}
+
+/// Root: three daemons on loopback, each with its VM as a real cgroup (vibra-host's Linux
+/// backend): vm1 runs a CPU burner, vm0 and vm2 sleep. The shares move to vm1, the kernel's
+/// CPU weights (read back from the cgroup files) equal the shares' settings, and conservation
+/// holds at every sample.
+#[test]
+fn kernel_weights_follow_the_shares() {
+    const TEST: &str = "kernel_weights_follow_the_shares";
+    if !nix_is_root() {
+        common::skip(TEST, "needs root for cgroups and namespaces");
+        return;
+    }
+    let ports = free_ports(3);
+    let real: Vec<SocketAddr> = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
+        .collect();
+    let pid = std::process::id();
+    let mut roles = Vec::new();
+    let mut children = Kids(Vec::new());
+    for (me, addr) in real.iter().enumerate() {
+        let parent = format!("vdps{pid}h{me}");
+        let mut cfg = config(me, *addr, &|_, o| real[o], false, &parent);
+        // VM names must not collide between runs either.
+        let d = cfg.dps.as_mut().unwrap();
+        for v in &mut d.vms {
+            v.name = format!("vdps{pid}{}", v.name);
+        }
+        for v in &mut d.vms {
+            v.upstreams = v
+                .upstreams
+                .iter()
+                .map(|u| format!("vdps{pid}{u}"))
+                .collect();
+        }
+        let host = vibrad::dps::linux_host(&cfg).unwrap();
+        let name = format!("vdps{pid}vm{me}");
+        let script = if me == 1 {
+            "while :; do :; done"
+        } else {
+            "sleep 600"
+        };
+        let child = std::process::Command::new("sh")
+            .args(["-c", script])
+            .spawn()
+            .unwrap();
+        let cpid = child.id();
+        children.0.push(child);
+        host.attach(&name, cpid).unwrap();
+        roles.push(DpsRole::new(&cfg, host).unwrap());
+    }
+    let initial: Vec<u16> = roles
+        .iter_mut()
+        .enumerate()
+        .map(|(i, r)| {
+            r.apply();
+            r.host_mut()
+                .cpu(&format!("vdps{pid}vm{i}"))
+                .unwrap()
+                .weight
+                .get()
+        })
+        .collect();
+    let cluster = Cluster::start(roles);
+    let checks = cluster.watch(Duration::from_secs(3));
+    let until = Instant::now() + Duration::from_secs(3);
+    while cluster.open() > 0 && Instant::now() < until {
+        cluster.watch(Duration::from_millis(50));
+    }
+    let mut roles = cluster.stop();
+    drop(children);
+    let mut finals = Vec::new();
+    for (i, r) in roles.iter_mut().enumerate() {
+        let vm = format!("vdps{pid}vm{i}");
+        let share = r.ledger().lock().share(VmId(i as u32)).unwrap();
+        let kernel = r.host_mut().cpu(&vm).unwrap();
+        let want = vibrad::dps::cpu_setting(share, 1.0, false).unwrap();
+        assert_eq!(
+            kernel.weight, want.weight,
+            "{vm}: kernel weight vs share {share}"
+        );
+        finals.push((share, kernel.weight.get()));
+    }
+    eprintln!("{checks} conservation checks; weights {initial:?} -> {finals:?}");
+    assert!(finals[1].0 > 0.3, "vm1's share did not grow: {finals:?}");
+    assert!(finals[1].1 > initial[1] && finals[0].1 < initial[0]);
+    drop(roles); // removes the cgroups and namespaces
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
