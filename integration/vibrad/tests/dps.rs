@@ -680,3 +680,71 @@ fn nix_is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// With `hook_socket` configured, a VM's upstreams are the ranks the PMPI hook reports it
+/// waited on (records sent to the socket as the C hook sends them), not the configured
+/// topology; without records it has none and offers nothing.
+#[test]
+fn upstreams_come_from_the_hook_when_its_socket_is_configured() {
+    let ports = free_ports(3);
+    let addr = |i: usize| -> SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
+    let sock_path =
+        std::env::temp_dir().join(format!("vibrad-dps-hook-{}.sock", std::process::id()));
+    // vm0's configured upstream is vm1; the hook will say rank 0 waited on rank 2 instead.
+    let src = format!(
+        "host = \"h0\"\nroles = [\"dps\"]\n[dps]\nperiod_s = 0.1\nlisten = \"{}\"\ntotal = 0.6\ncpus = 1.0\nbackground = 0.5\nhook_socket = \"{}\"\njob = \"bsp-test\"\n[dps.peers]\nh1 = \"{}\"\nh2 = \"{}\"\n[[dps.vm]]\nname = \"vm0\"\nhost = \"h0\"\nupstreams = [\"vm1\"]\n[[dps.vm]]\nname = \"vm1\"\nhost = \"h1\"\n[[dps.vm]]\nname = \"vm2\"\nhost = \"h2\"\n",
+        addr(0),
+        sock_path.display(),
+        addr(1),
+        addr(2)
+    );
+    let hooked = Config::parse(&src).unwrap();
+    let host = CpuHost {
+        vms: ["vm0".to_string()].into(),
+        start: Some(Instant::now()),
+        ..CpuHost::default()
+    };
+    host.rate.lock().insert("vm0".into(), 0.01);
+    let mut role = DpsRole::new(&hooked, host).unwrap();
+    role.tick().unwrap(); // first reading: no utilisation yet
+    std::thread::sleep(Duration::from_millis(50));
+    role.tick().unwrap();
+    assert_eq!(
+        role.ledger().lock().open().count(),
+        0,
+        "no wait records: no upstream, no offer"
+    );
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    let now_ns = now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64;
+    let record = vibra_mpi_hook::WaitRecord {
+        kind: vibra_mpi_hook::WaitKind::PointToPoint,
+        job: vibra_mpi_hook::job_hash("bsp-test"),
+        pid: 1,
+        rank: 0,
+        world_size: 3,
+        peer: 2,
+        waits: 10,
+        wait_ns: 50_000_000,
+        start_ns: now_ns - 100_000_000,
+        end_ns: now_ns,
+    };
+    let client = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    client.send_to(&record.encode(), &sock_path).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    role.tick().unwrap();
+    let open: Vec<(u64, u16, f64)> = role.ledger().lock().open().collect();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(
+        open[0].1, 2,
+        "the offer goes to vm2's host, the hook's upstream"
+    );
+    assert_eq!(
+        role.metrics().get("vibrad_dps_hook_records_total", &[]),
+        Some(1.0)
+    );
+    drop(role);
+    assert!(
+        !sock_path.exists(),
+        "the hook socket is removed with the role"
+    );
+}
