@@ -748,3 +748,44 @@ fn upstreams_come_from_the_hook_when_its_socket_is_configured() {
         "the hook socket is removed with the role"
     );
 }
+
+/// A VM whose ranks are not started yet keeps its share; once seen running, its exit returns
+/// the share (offers to the other VMs); started again, it accepts share again.
+#[test]
+fn only_a_vm_seen_running_can_exit_and_it_can_come_back() {
+    let ports = free_ports(3);
+    let addr = |i: usize| -> SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
+    let cfg = config(0, addr(0), &|_, o| addr(o), false, "unused");
+    let host = CpuHost {
+        vms: ["vm0".to_string()].into(),
+        start: Some(Instant::now()),
+        ..CpuHost::default()
+    };
+    host.dead.lock().insert("vm0".into());
+    let dead = Arc::clone(&host.dead);
+    let mut role = DpsRole::new(&cfg, host).unwrap();
+    let ledger = role.ledger();
+    role.tick().unwrap();
+    role.tick().unwrap();
+    assert_eq!(
+        ledger.lock().open().count(),
+        0,
+        "a VM not started yet gave its share away"
+    );
+    assert!((ledger.lock().share(VmId(0)).unwrap() - 0.2).abs() < 1e-12);
+    dead.lock().clear();
+    role.tick().unwrap();
+    dead.lock().insert("vm0".into());
+    role.tick().unwrap();
+    assert!(!ledger.lock().alive(VmId(0)));
+    let open: Vec<(u64, u16, f64)> = ledger.lock().open().collect();
+    assert_eq!(
+        open.len(),
+        2,
+        "the exited VM's share goes to the other two: {open:?}"
+    );
+    assert!(ledger.lock().share(VmId(0)).unwrap() < 1e-12);
+    dead.lock().clear();
+    role.tick().unwrap();
+    assert!(ledger.lock().alive(VmId(0)));
+}

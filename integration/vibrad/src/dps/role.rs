@@ -55,6 +55,9 @@ pub struct DpsRole<H: Vms> {
     ranks: BTreeMap<u32, u32>,
     upstreams: Vec<Vec<u32>>,
     last: BTreeMap<u32, (Instant, Duration)>,
+    /// Local VMs seen running: only those can exit (a VM whose ranks are not started yet
+    /// keeps its share).
+    seen: std::collections::BTreeSet<u32>,
     hook: Option<Hook>,
     metrics: Arc<Metrics>,
 }
@@ -205,6 +208,7 @@ impl<H: Vms> DpsRole<H> {
             ranks,
             upstreams,
             last: BTreeMap::new(),
+            seen: std::collections::BTreeSet::new(),
             hook,
             metrics: Arc::new(Metrics::default()),
         };
@@ -350,12 +354,19 @@ impl<H: Vms> DpsRole<H> {
         let local: Vec<(VmId, f64)> = self.ledger.lock().local_vms().collect();
         let mut util = BTreeMap::new();
         let mut exited = Vec::new();
+        let mut running = Vec::new();
         for (vm, _) in &local {
             let name = self.names[vm.0 as usize].clone();
             match self.host.running(&name) {
-                Ok(true) => {}
+                Ok(true) => {
+                    running.push(*vm);
+                    self.seen.insert(vm.0);
+                }
                 Ok(false) => {
-                    exited.push(*vm);
+                    if self.seen.contains(&vm.0) {
+                        exited.push(*vm);
+                    }
+                    self.last.remove(&vm.0);
                     continue;
                 }
                 Err(e) => {
@@ -380,6 +391,12 @@ impl<H: Vms> DpsRole<H> {
             let mut l = self.ledger.lock();
             let bank = l.layout().bank_host;
             let vm_host = l.layout().vm_host.clone();
+            for vm in &running {
+                if !l.alive(*vm) {
+                    tracing::info!(vm = self.names[vm.0 as usize], "dps: VM runs again");
+                }
+                l.set_alive(*vm, true);
+            }
             for vm in &exited {
                 if l.alive(*vm) {
                     tracing::warn!(
