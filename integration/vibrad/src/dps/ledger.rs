@@ -629,12 +629,17 @@ impl HostLedger {
     /// use vibrad::dps::{ledger::{HostLedger, Layout}, wire::Body};
     /// let mut bank = HostLedger::new(Layout { me: 0, bank_host: Some(0), vm_host: vec![1, 1],
     ///     total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
-    /// // VM 0 on host 1 deposits 0.3, VM 1 reports a shortage of 0.1
+    /// // VM 0 on host 1 deposits 0.3 (keeping 0.2), VM 1 (share 0.5) reports a shortage of 0.1
     /// let dep = Message::Offer { id: dps_core::TransferId(5), from: Party::Vm(VmId(0)), to: Party::Bank(ProgramId(0)), amount: 0.3 };
     /// bank.receive(1, 5, dep.into()).unwrap();
+    /// bank.receive(1, 5, Body::Report { vm: VmId(0), share: 0.2, shortage: 0.0 }).unwrap();
     /// bank.receive(1, 5, Body::Report { vm: VmId(1), share: 0.5, shortage: 0.1 }).unwrap();
     /// let grants = bank.bank_round(1e-4).unwrap();
-    /// assert_eq!(grants.len(), 2); // 0.1 + 0.2 * 0.6/0.8 to VM 1, 0.2 * 0.2/0.8 to VM 0
+    /// // E = 0.3 >= F = 0.1: VM 1 gets 0.1 + 0.2 * 0.6 / 0.8, VM 0 gets 0.2 * 0.2 / 0.8
+    /// let amounts: Vec<f64> = grants.iter().map(|(_, m)| match m {
+    ///     Message::Offer { amount, .. } => *amount, _ => 0.0 }).collect();
+    /// assert!((amounts[0] - 0.05).abs() < 1e-12 && (amounts[1] - 0.25).abs() < 1e-12);
+    /// assert!(bank.balance() < 1e-12); // rounding only
     /// ```
     pub fn bank_round(&mut self, min: f64) -> Result<Vec<(u16, Message)>, DpsError> {
         if self.layout.bank_host != Some(self.layout.me) {
