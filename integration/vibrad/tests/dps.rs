@@ -6,7 +6,9 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use common::CpuHost;
+
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,84 +18,12 @@ use std::time::{Duration, Instant};
 use dps_core::{Message, Party, ProgramId, TransferId, VmId};
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
-use vibra_host::{Bandwidth, CpuSetting, HostController, MemoryTarget, Outcome, VmUsage};
+use vibra_host::HostController;
 use vibrad::config::Config;
 use vibrad::daemon::{Signals, Vms};
 use vibrad::dps::DpsRole;
 use vibrad::dps::ledger::{HostLedger, conservation_error};
 use vibrad::dps::wire::{Body, Envelope};
-
-/// A host whose VMs use CPU at scripted rates (CPUs) and whose CPU settings are recorded.
-#[derive(Clone, Default)]
-struct CpuHost {
-    vms: BTreeSet<String>,
-    rate: Arc<Mutex<BTreeMap<String, f64>>>,
-    dead: Arc<Mutex<BTreeSet<String>>>,
-    set: Arc<Mutex<BTreeMap<String, CpuSetting>>>,
-    start: Option<Instant>,
-    used: Arc<Mutex<BTreeMap<String, (Instant, f64)>>>,
-}
-
-fn unknown(vm: &str) -> vibra_host::Error {
-    vibra_host::Error::UnknownVm {
-        vm: vm.to_string(),
-        op: vibra_host::Operation::SetCpu,
-    }
-}
-
-impl HostController for CpuHost {
-    type VmId = String;
-    fn list_vms(&self) -> Result<Vec<String>, vibra_host::Error> {
-        Ok(self.vms.iter().cloned().collect())
-    }
-    fn set_cpu(&mut self, vm: &String, cpu: CpuSetting) -> Result<Outcome, vibra_host::Error> {
-        if !self.vms.contains(vm) {
-            return Err(unknown(vm));
-        }
-        self.set.lock().insert(vm.clone(), cpu);
-        Ok(Outcome::Written)
-    }
-    fn cpu(&self, vm: &String) -> Result<CpuSetting, vibra_host::Error> {
-        self.set.lock().get(vm).copied().ok_or_else(|| unknown(vm))
-    }
-    fn set_memory_target(
-        &mut self,
-        vm: &String,
-        _: MemoryTarget,
-    ) -> Result<Outcome, vibra_host::Error> {
-        Err(unknown(vm))
-    }
-    fn memory_target(&self, vm: &String) -> Result<Option<MemoryTarget>, vibra_host::Error> {
-        Err(unknown(vm))
-    }
-    fn set_egress(&mut self, vm: &String, _: Bandwidth) -> Result<Outcome, vibra_host::Error> {
-        Err(unknown(vm))
-    }
-    fn egress_limit(&self, vm: &String) -> Result<Option<Bandwidth>, vibra_host::Error> {
-        Err(unknown(vm))
-    }
-    /// CPU time integrates the VM's scripted rate since the last read.
-    fn usage(&self, vm: &String) -> Result<VmUsage, vibra_host::Error> {
-        let now = Instant::now();
-        let rate = self.rate.lock().get(vm).copied().unwrap_or(0.0);
-        let mut used = self.used.lock();
-        let e = used
-            .entry(vm.clone())
-            .or_insert((self.start.unwrap_or(now), 0.0));
-        e.1 += rate * now.duration_since(e.0).as_secs_f64();
-        e.0 = now;
-        Ok(VmUsage {
-            cpu_time: Duration::from_secs_f64(e.1),
-            ..VmUsage::default()
-        })
-    }
-}
-
-impl Vms for CpuHost {
-    fn running(&self, vm: &str) -> vibrad::Result<bool> {
-        Ok(!self.dead.lock().contains(vm))
-    }
-}
 
 /// Free loopback ports (bound and released; the tiny race with other processes is accepted).
 fn free_ports(n: usize) -> Vec<u16> {

@@ -584,38 +584,58 @@ impl<H: Vms> DpsRole<H> {
     pub fn poll(&mut self, wait: Duration) -> usize {
         let until = Instant::now() + wait;
         let mut n = 0;
-        let mut buf = [0u8; MAX_LEN + 1];
         loop {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            if self.sock.set_read_timeout(Some(left)).is_err() {
-                break;
-            }
-            match self.sock.recv_from(&mut buf) {
-                Ok((len, src)) => {
-                    if self.handle(&buf[..len], src) {
-                        n += 1;
-                    }
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "dps: receive failed");
-                    std::thread::sleep(left.min(Duration::from_millis(10)));
-                }
+            if self.recv_one(left) == Some(true) {
+                n += 1;
             }
         }
         if n > 0 {
             self.apply();
         }
         n
+    }
+
+    /// Waits up to `wait` for one datagram and handles it (without writing weights): `None`
+    /// when none came, else whether it was accepted.
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let mut role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// assert_eq!(role.recv_one(std::time::Duration::from_millis(1)), None);
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn recv_one(&mut self, wait: Duration) -> Option<bool> {
+        let mut buf = [0u8; MAX_LEN + 1];
+        if self
+            .sock
+            .set_read_timeout(Some(wait.max(Duration::from_micros(1))))
+            .is_err()
+        {
+            return None;
+        }
+        match self.sock.recv_from(&mut buf) {
+            Ok((len, src)) => Some(self.handle(&buf[..len], src)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "dps: receive failed");
+                std::thread::sleep(wait.min(Duration::from_millis(10)));
+                None
+            }
+        }
     }
 
     /// Writes every local VM's share as its CPU setting (unchanged settings are skipped by

@@ -305,3 +305,79 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// A host whose VMs use CPU at scripted rates (CPUs) and whose CPU settings are recorded.
+#[derive(Clone, Default)]
+pub struct CpuHost {
+    pub vms: BTreeSet<String>,
+    pub rate: Arc<Mutex<BTreeMap<String, f64>>>,
+    pub dead: Arc<Mutex<BTreeSet<String>>>,
+    pub set: Arc<Mutex<BTreeMap<String, CpuSetting>>>,
+    pub start: Option<Instant>,
+    pub used: Arc<Mutex<BTreeMap<String, (Instant, f64)>>>,
+}
+
+fn unknown_cpu_vm(vm: &str) -> vibra_host::Error {
+    vibra_host::Error::UnknownVm {
+        vm: vm.to_string(),
+        op: vibra_host::Operation::SetCpu,
+    }
+}
+
+impl HostController for CpuHost {
+    type VmId = String;
+    fn list_vms(&self) -> Result<Vec<String>, vibra_host::Error> {
+        Ok(self.vms.iter().cloned().collect())
+    }
+    fn set_cpu(&mut self, vm: &String, cpu: CpuSetting) -> Result<Outcome, vibra_host::Error> {
+        if !self.vms.contains(vm) {
+            return Err(unknown_cpu_vm(vm));
+        }
+        self.set.lock().insert(vm.clone(), cpu);
+        Ok(Outcome::Written)
+    }
+    fn cpu(&self, vm: &String) -> Result<CpuSetting, vibra_host::Error> {
+        self.set
+            .lock()
+            .get(vm)
+            .copied()
+            .ok_or_else(|| unknown_cpu_vm(vm))
+    }
+    fn set_memory_target(
+        &mut self,
+        vm: &String,
+        _: MemoryTarget,
+    ) -> Result<Outcome, vibra_host::Error> {
+        Err(unknown_cpu_vm(vm))
+    }
+    fn memory_target(&self, vm: &String) -> Result<Option<MemoryTarget>, vibra_host::Error> {
+        Err(unknown_cpu_vm(vm))
+    }
+    fn set_egress(&mut self, vm: &String, _: Bandwidth) -> Result<Outcome, vibra_host::Error> {
+        Err(unknown_cpu_vm(vm))
+    }
+    fn egress_limit(&self, vm: &String) -> Result<Option<Bandwidth>, vibra_host::Error> {
+        Err(unknown_cpu_vm(vm))
+    }
+    /// CPU time integrates the VM's scripted rate since the last read.
+    fn usage(&self, vm: &String) -> Result<VmUsage, vibra_host::Error> {
+        let now = Instant::now();
+        let rate = self.rate.lock().get(vm).copied().unwrap_or(0.0);
+        let mut used = self.used.lock();
+        let e = used
+            .entry(vm.clone())
+            .or_insert((self.start.unwrap_or(now), 0.0));
+        e.1 += rate * now.duration_since(e.0).as_secs_f64();
+        e.0 = now;
+        Ok(VmUsage {
+            cpu_time: Duration::from_secs_f64(e.1),
+            ..VmUsage::default()
+        })
+    }
+}
+
+impl vibrad::daemon::Vms for CpuHost {
+    fn running(&self, vm: &str) -> vibrad::Result<bool> {
+        Ok(!self.dead.lock().contains(vm))
+    }
+}
