@@ -199,6 +199,14 @@ fn reproduce(
                 }
                 summary.push((experiment.name(), "ok".to_string(), seconds, svgs.len()));
             }
+            Err(LabError::Skipped { experiment, reason }) => {
+                // SPEC section 10: listed as skipped with the reason; the rest still runs.
+                eprintln!("SKIPPED {experiment}: {reason}");
+                if !json {
+                    writeln!(stdout, "== {experiment}: SKIPPED: {reason} ==\n")?;
+                }
+                summary.push((experiment, format!("skipped: {reason}"), seconds, 0));
+            }
             Err(e) => {
                 eprintln!("vibra-lab: {e}");
                 summary.push((experiment.name(), format!("FAILED: {e}"), seconds, 0));

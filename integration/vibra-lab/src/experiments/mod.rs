@@ -6,6 +6,7 @@
 
 use crate::{LabError, Report, RunContext};
 
+mod fig3_8;
 mod fig4_1;
 mod fig5;
 mod fig6_5;
@@ -65,6 +66,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &fig4_1::Fig41,
     &table3_1::Table31,
     &table3_2::Table32,
+    &fig3_8::Fig38,
     &fig5::Fig57,
     &fig5::Fig58,
     &fig5::Fig59,
