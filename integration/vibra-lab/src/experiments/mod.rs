@@ -54,6 +54,17 @@ pub trait Experiment: Sync {
     /// random choice from `ctx.seed`, report long loops through `ctx.progress`, and never
     /// print to standard output.
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError>;
+    /// Whether it runs on the real testbed (root, namespaces, cgroups, nginx): such an
+    /// experiment skips with its reason where it cannot run, and `reproduce --no-testbed`
+    /// skips it. False unless overridden.
+    ///
+    /// ```
+    /// assert!(!vibra_lab::find("table3.1").unwrap().real_components());
+    /// assert!(vibra_lab::find("fig3.8").unwrap().real_components());
+    /// ```
+    fn real_components(&self) -> bool {
+        false
+    }
 }
 
 /// Every registered experiment, in the order `reproduce` runs them.

@@ -53,8 +53,7 @@ pub fn servable(url: &[u8]) -> bool {
 pub fn servable_corpus(corpus: &UrlCorpus) -> UrlCorpus {
     let ok: Vec<&Vec<u8>> = corpus.urls.iter().filter(|u| servable(u)).collect();
     let files: HashSet<&[u8]> = ok.iter().map(|u| u.as_slice()).collect();
-    let below_a_file =
-        |u: &[u8]| (1..u.len()).any(|i| u[i] == b'/' && files.contains(&u[..i]));
+    let below_a_file = |u: &[u8]| (1..u.len()).any(|i| u[i] == b'/' && files.contains(&u[..i]));
     UrlCorpus {
         urls: ok
             .iter()
@@ -133,7 +132,10 @@ pub(crate) fn write_copy(
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| TestbedError::io(dir, e))?;
         }
-        let seed = f.url.bytes().fold(0u8, |a, b| a.wrapping_mul(31).wrapping_add(b));
+        let seed = f
+            .url
+            .bytes()
+            .fold(0u8, |a, b| a.wrapping_mul(31).wrapping_add(b));
         for (i, b) in block.iter_mut().enumerate() {
             *b = seed.wrapping_add(i as u8);
         }
@@ -192,11 +194,20 @@ mod tests {
     fn copies_have_the_sizes_and_eviction_runs() {
         let root = std::env::temp_dir().join(format!("vibra-lab-corpus-{}", std::process::id()));
         let files = vec![
-            CorpusFile { url: "/a/b.gif".into(), bytes: 70_000 },
-            CorpusFile { url: "/c.htm".into(), bytes: 0 },
+            CorpusFile {
+                url: "/a/b.gif".into(),
+                bytes: 70_000,
+            },
+            CorpusFile {
+                url: "/c.htm".into(),
+                bytes: 0,
+            },
         ];
         write_copy(&root, &files, &AtomicBool::new(false)).unwrap();
-        assert_eq!(std::fs::metadata(root.join("a/b.gif")).unwrap().len(), 70_000);
+        assert_eq!(
+            std::fs::metadata(root.join("a/b.gif")).unwrap().len(),
+            70_000
+        );
         assert_eq!(std::fs::metadata(root.join("c.htm")).unwrap().len(), 0);
         evict(std::slice::from_ref(&root), &files).unwrap();
         assert!(matches!(

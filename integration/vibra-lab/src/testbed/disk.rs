@@ -66,7 +66,8 @@ impl BlockDevice {
     /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
     /// ```
     pub fn read_bytes(&self) -> Result<u64, TestbedError> {
-        let text = std::fs::read_to_string(&self.stat).map_err(|e| TestbedError::io(&self.stat, e))?;
+        let text =
+            std::fs::read_to_string(&self.stat).map_err(|e| TestbedError::io(&self.stat, e))?;
         sectors_read(&text)
             .map(|s| s * SECTOR_BYTES)
             .ok_or_else(|| TestbedError::Parse {

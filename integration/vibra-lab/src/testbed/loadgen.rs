@@ -115,7 +115,9 @@ pub fn run_load(
             .into_iter()
             .map(|w| {
                 w.join().unwrap_or_else(|_| {
-                    Err(TestbedError::Load("a load-generator thread panicked".into()))
+                    Err(TestbedError::Load(
+                        "a load-generator thread panicked".into(),
+                    ))
                 })
             })
             .collect()
@@ -124,6 +126,11 @@ pub fn run_load(
         seconds: started.elapsed().as_secs_f64(),
         ..LoadStats::default()
     };
+    // A signal also reaches nginx and the proxy (a terminal's Ctrl-C goes to the whole
+    // process group): the failures it causes are the interruption.
+    if stop.load(Ordering::Relaxed) {
+        return Err(TestbedError::Interrupted);
+    }
     // Report the first real failure, not a worker that stopped because another failed.
     let mut interrupted = false;
     for r in results {
@@ -212,7 +219,9 @@ impl ExchangeError {
 
     fn into_error(self, addr: SocketAddr, target: &str) -> TestbedError {
         TestbedError::Load(match self {
-            ExchangeError::Reset(e) | ExchangeError::Io(e) => format!("GET {target} via {addr}: {e}"),
+            ExchangeError::Reset(e) | ExchangeError::Io(e) => {
+                format!("GET {target} via {addr}: {e}")
+            }
             ExchangeError::Protocol(why) => format!("GET {target} via {addr}: {why}"),
         })
     }
@@ -230,15 +239,22 @@ fn exchange(
         .map_err(ExchangeError::Reset)?;
     let mut line = String::new();
     let n = conn.read_line(&mut line).map_err(|e| match e.kind() {
-        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => ExchangeError::Reset(e),
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
+            ExchangeError::Reset(e)
+        }
         _ => ExchangeError::Io(e),
     })?;
     if n == 0 {
-        return Err(ExchangeError::Reset(std::io::ErrorKind::UnexpectedEof.into()));
+        return Err(ExchangeError::Reset(
+            std::io::ErrorKind::UnexpectedEof.into(),
+        ));
     }
     let status = line.split_whitespace().nth(1).unwrap_or("");
     if status != "200" {
-        return Err(ExchangeError::Protocol(format!("answer {:?}", line.trim_end())));
+        return Err(ExchangeError::Protocol(format!(
+            "answer {:?}",
+            line.trim_end()
+        )));
     }
     let mut length = None;
     let mut close = false;
@@ -308,7 +324,8 @@ mod tests {
                                 break;
                             }
                         }
-                        let head = format!("HTTP/1.1 {status}\r\nContent-Length: {body_len}\r\n\r\n");
+                        let head =
+                            format!("HTTP/1.1 {status}\r\nContent-Length: {body_len}\r\n\r\n");
                         let _ = w.write_all(head.as_bytes());
                         let _ = w.write_all(&vec![b'x'; body_len]);
                     }
@@ -322,7 +339,10 @@ mod tests {
     fn every_request_is_sent_once_and_reconnects_survive_closed_keepalives() {
         let addr = server(1000, 3, "200 OK");
         let reqs: Vec<Request> = (0..50)
-            .map(|i| Request { target: format!("/f{i}"), bytes: 1000 })
+            .map(|i| Request {
+                target: format!("/f{i}"),
+                bytes: 1000,
+            })
             .collect();
         let s = run_load(addr, &reqs, 4, &AtomicBool::new(false)).unwrap();
         assert_eq!(s.requests, 50);
@@ -333,11 +353,17 @@ mod tests {
     #[test]
     fn a_wrong_size_or_status_fails_the_run() {
         let addr = server(999, 100, "200 OK");
-        let reqs = vec![Request { target: "/f".into(), bytes: 1000 }];
+        let reqs = vec![Request {
+            target: "/f".into(),
+            bytes: 1000,
+        }];
         let e = run_load(addr, &reqs, 1, &AtomicBool::new(false)).unwrap_err();
         assert!(e.to_string().contains("999 bytes"), "{e}");
         let addr = server(10, 100, "404 Not Found");
-        let reqs = vec![Request { target: "/f".into(), bytes: 10 }];
+        let reqs = vec![Request {
+            target: "/f".into(),
+            bytes: 10,
+        }];
         let e = run_load(addr, &reqs, 2, &AtomicBool::new(false)).unwrap_err();
         assert!(e.to_string().contains("404"), "{e}");
     }

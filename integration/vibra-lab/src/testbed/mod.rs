@@ -133,7 +133,8 @@ impl TestbedError {
 /// ```
 pub fn stop_flag() -> Arc<AtomicBool> {
     static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-    STOP.get_or_init(|| Arc::new(AtomicBool::new(false))).clone()
+    STOP.get_or_init(|| Arc::new(AtomicBool::new(false)))
+        .clone()
 }
 
 fn catch_signals() -> Result<(), TestbedError> {
@@ -165,7 +166,11 @@ pub fn unavailable() -> Option<String> {
             nix::unistd::geteuid()
         ));
     }
-    for (cmd, arg, package) in [("nginx", "-v", "nginx"), ("ip", "-V", "iproute2"), ("tc", "-V", "iproute2")] {
+    for (cmd, arg, package) in [
+        ("nginx", "-v", "nginx"),
+        ("ip", "-V", "iproute2"),
+        ("tc", "-V", "iproute2"),
+    ] {
         let ok = Command::new(cmd)
             .arg(arg)
             .stdout(Stdio::null())
@@ -173,7 +178,9 @@ pub fn unavailable() -> Option<String> {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            return Some(format!("`{cmd}` is not installed (Debian package {package})"));
+            return Some(format!(
+                "`{cmd}` is not installed (Debian package {package})"
+            ));
         }
     }
     FrontEnd::locate().err().map(|e| e.to_string())
@@ -306,11 +313,18 @@ impl Testbed {
             });
             let host = tb.host_mut();
             host.set_memory_target(&vm, MemoryTarget::from_mib(config.memory_mib)?)?;
-            host.set_egress(&vm, Bandwidth::from_bits_per_sec(config.egress_bits_per_sec)?)?;
+            host.set_egress(
+                &vm,
+                Bandwidth::from_bits_per_sec(config.egress_bits_per_sec)?,
+            )?;
             tb.start_nginx(i)?;
         }
         for b in &tb.backends {
-            wait_listening(b.addr, &format!("nginx of {}", b.vm), Duration::from_secs(10))?;
+            wait_listening(
+                b.addr,
+                &format!("nginx of {}", b.vm),
+                Duration::from_secs(10),
+            )?;
         }
         tb.setup_seconds = started.elapsed().as_secs_f64();
         Ok(tb)
@@ -437,7 +451,10 @@ impl Drop for Testbed {
         if let Err(e) = std::fs::remove_dir_all(&self.work)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            eprintln!("vibra-lab testbed: cleanup of {} failed: {e}", self.work.display());
+            eprintln!(
+                "vibra-lab testbed: cleanup of {} failed: {e}",
+                self.work.display()
+            );
         }
     }
 }
@@ -552,7 +569,9 @@ impl FrontEnd {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log_path = log_dir.join(format!("proxy-{}.log", policy.replace('/', "_")));
         let log = std::fs::File::create(&log_path).map_err(|e| TestbedError::io(&log_path, e))?;
-        let err_log = log.try_clone().map_err(|e| TestbedError::io(&log_path, e))?;
+        let err_log = log
+            .try_clone()
+            .map_err(|e| TestbedError::io(&log_path, e))?;
         let mut cmd = Command::new(bin);
         cmd.args(["--listen", &addr.to_string(), "--policy", policy])
             .args(["--replication", &replication.to_string(), "--hash", "md5"])
