@@ -36,8 +36,8 @@ export VIBRA_PROXY_BIN="$PWD/target/debug/vibra-proxy"
 # The corpus copies go in a folder of their own on the disk, so the check below sees exactly
 # what the runs left (every run removes its own vibra-testbed-<run id> folder).
 export VIBRA_TESTBED_DIR="$PWD/target/testbed-ci"
-rm -rf "$VIBRA_TESTBED_DIR"
-mkdir -p "$VIBRA_TESTBED_DIR"
+rm -rf "$VIBRA_TESTBED_DIR" target/vibra-lab-testbed
+mkdir -p "$VIBRA_TESTBED_DIR" target/vibra-lab-testbed
 
 for run in 1 2 3; do
     begin "fig3.8 --quick, run $run of 3 (load: $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -73,6 +73,6 @@ for id in $(sed -n 's/.*run id \([0-9a-f]\{6\}\).*/\1/p' target/vibra-lab-testbe
 done
 
 begin "Ctrl-C during a run tears everything down (tests/testbed.rs)"
-cargo test --release -p vibra-lab --test testbed
+cargo test -p vibra-lab --test testbed
 
 begin "ok"
