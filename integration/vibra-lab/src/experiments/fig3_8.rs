@@ -6,11 +6,9 @@
 
 use serde_json::json;
 
-use crate::testbed::{
-    self, FrontEnd, LoadStats, REQUIRE_PRIVILEGED_ENV, Request, Testbed, TestbedConfig,
-    TestbedError, files_of, run_load, servable_corpus, stop_flag,
-};
-use crate::workload::{StreamModel, UrlCorpus};
+use super::web::{Replay, Workload, mean_sd, replay, require_testbed};
+use crate::testbed::{FrontEnd, Testbed, TestbedConfig};
+use crate::workload::StreamModel;
 use crate::{
     Comparison, DissertationMark, Experiment, Figure, LabError, Report, RunContext, Series,
 };
@@ -78,38 +76,11 @@ fn setup(quick: bool) -> Setup {
     }
 }
 
-/// Skips (or, with `VIBRA_REQUIRE_PRIVILEGED=1`, fails) when the testbed cannot run here.
-pub(crate) fn require_testbed(experiment: &'static str) -> Result<(), LabError> {
-    let Some(reason) = testbed::unavailable() else {
-        return Ok(());
-    };
-    if std::env::var(REQUIRE_PRIVILEGED_ENV).is_ok_and(|v| v == "1") {
-        return Err(TestbedError::Unavailable(format!(
-            "{reason}, and {REQUIRE_PRIVILEGED_ENV}=1 forbids skipping"
-        ))
-        .into());
-    }
-    Err(LabError::Skipped { experiment, reason })
-}
-
 /// One policy's replay.
 struct Measured {
     policy: &'static str,
     repeat: usize,
-    disk_bytes: u64,
-    stats: LoadStats,
-    memory_max: u64,
-}
-
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let sd = if v.len() > 1 {
-        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    (mean, sd)
+    replay: Replay,
 }
 
 impl Experiment for Fig38 {
@@ -143,22 +114,7 @@ impl Experiment for Fig38 {
         } else {
             FULL_POLICIES
         };
-        let corpus = servable_corpus(&UrlCorpus::from_option(ctx.urls.as_deref(), ctx.seed));
-        let stream = s.model.generate(&corpus, ctx.seed)?;
-        let files = files_of(&corpus, &stream)?;
-        let requests: Vec<Request> = stream
-            .requests
-            .iter()
-            .map(|&o| {
-                let obj = stream.objects[o as usize];
-                Request {
-                    target: String::from_utf8_lossy(&corpus.urls[obj.url]).into_owned(),
-                    bytes: obj.bytes,
-                }
-            })
-            .collect();
-        let corpus_bytes: u64 = files.iter().map(|f| f.bytes).sum();
-        let stream_bytes = stream.total_bytes();
+        let work = Workload::new(ctx, s.model)?;
         let config = TestbedConfig {
             memory_mib: s.memory_mib,
             egress_bits_per_sec: s.egress_bits_per_sec,
@@ -170,12 +126,11 @@ impl Experiment for Fig38 {
             &format!(
                 "bringing up {} back ends, {} files ({:.0} MB) per copy",
                 config.backends,
-                files.len(),
-                corpus_bytes as f64 / 1e6
+                work.files.len(),
+                work.corpus_bytes() as f64 / 1e6
             ),
         );
-        let tb = Testbed::up(&config, &files)?;
-        let stop = stop_flag();
+        let tb = Testbed::up(&config, &work.files)?;
         let mut measured: Vec<Measured> = Vec::new();
         let mut task = ctx.progress.task(
             self.name(),
@@ -184,20 +139,10 @@ impl Experiment for Fig38 {
         );
         for repeat in 0..s.repeats {
             for &policy in policies {
-                let r = if policy.ends_with("/r") { 2 } else { 1 };
-                let fe = FrontEnd::start(&proxy, policy, r, tb.backend_addrs(), tb.work_dir())?;
-                tb.evict()?;
-                let before = tb.disk().read_bytes()?;
-                let stats = run_load(fe.addr(), &requests, s.connections, &stop)?;
-                let disk_bytes = tb.disk().read_bytes()?.saturating_sub(before);
-                let memory_max = tb.memory_bytes()?.into_iter().max().unwrap_or(0);
-                drop(fe);
                 measured.push(Measured {
                     policy,
                     repeat,
-                    disk_bytes,
-                    stats,
-                    memory_max,
+                    replay: replay(&tb, &proxy, policy, &work.requests, s.connections)?,
                 });
                 task.advance(1);
             }
@@ -223,20 +168,7 @@ impl Experiment for Fig38 {
             proxy.display(),
             s.connections
         ));
-        report.note(format!(
-            "workload: {} requests ({:.0} MB) over {} distinct objects ({:.0} MB per copy), the \
-             World Cup stream model (hot objects + Zipf {} over {} cold URLs, log-normal sizes, \
-             median {:.0} KiB) over the servable URLs of {}, seed {}",
-            requests.len(),
-            stream_bytes as f64 / 1e6,
-            files.len(),
-            corpus_bytes as f64 / 1e6,
-            s.model.zipf_exponent,
-            s.model.cold_objects,
-            s.model.median_bytes / 1024.0,
-            corpus.source,
-            ctx.seed
-        ));
+        report.note(work.note(ctx.seed));
         report.note(format!(
             "each policy: corpus evicted (syncfs + posix_fadvise DONTNEED), then the whole \
              replay; {} repeat(s); disk reads are the device's, so other activity on it adds noise",
@@ -247,22 +179,22 @@ impl Experiment for Fig38 {
         let rr: Vec<f64> = measured
             .iter()
             .filter(|m| m.policy == "round-robin")
-            .map(|m| m.disk_bytes as f64 / 1e6)
+            .map(|m| m.replay.disk_bytes as f64 / 1e6)
             .collect();
         let (rr_mean, _) = mean_sd(&rr);
         for m in &measured {
-            let mb = m.disk_bytes as f64 / 1e6;
+            let mb = m.replay.disk_bytes as f64 / 1e6;
             report.row(json!({
                 "policy": m.policy,
                 "disk_read_mb": mb,
                 "repeat": m.repeat,
                 "ratio_to_round_robin": if rr_mean > 0.0 { mb / rr_mean } else { f64::NAN },
-                "requests": m.stats.requests,
-                "requests_per_s": m.stats.requests as f64 / m.stats.seconds,
-                "mb_per_s": m.stats.bytes as f64 / 1e6 / m.stats.seconds,
-                "mean_ms": m.stats.mean_ms(),
-                "p95_ms": m.stats.latency_ms(0.95),
-                "max_backend_memory_mb": m.memory_max as f64 / 1e6,
+                "requests": m.replay.stats.requests,
+                "requests_per_s": m.replay.stats.requests as f64 / m.replay.stats.seconds,
+                "mb_per_s": m.replay.stats.bytes as f64 / 1e6 / m.replay.stats.seconds,
+                "mean_ms": m.replay.stats.mean_ms(),
+                "p95_ms": m.replay.stats.latency_ms(0.95),
+                "max_backend_memory_mb": m.replay.memory_max as f64 / 1e6,
             }));
         }
         let per_policy: Vec<(&str, f64, f64)> = policies
@@ -271,7 +203,7 @@ impl Experiment for Fig38 {
                 let v: Vec<f64> = measured
                     .iter()
                     .filter(|m| m.policy == p)
-                    .map(|m| m.disk_bytes as f64 / 1e6)
+                    .map(|m| m.replay.disk_bytes as f64 / 1e6)
                     .collect();
                 let (mean, sd) = mean_sd(&v);
                 (p, mean, sd)

@@ -8,10 +8,12 @@ use crate::{LabError, Report, RunContext};
 
 mod fig3_8;
 mod fig4_1;
+mod fig4_3;
 mod fig5;
 mod fig6_5;
 mod table3_1;
 mod table3_2;
+mod web;
 
 /// One reproducible result of the dissertation.
 ///
@@ -78,6 +80,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &table3_1::Table31,
     &table3_2::Table32,
     &fig3_8::Fig38,
+    &fig4_3::Fig43,
     &fig5::Fig57,
     &fig5::Fig58,
     &fig5::Fig59,

@@ -49,11 +49,23 @@ pub use loadgen::{IO_TIMEOUT, LoadStats, Request, run_load};
 
 /// The variable that turns a skipped real-component experiment into a failure (CI sets it; the
 /// same one the vibra-host and vibrad tests use).
+///
+/// ```
+/// assert_eq!(vibra_lab::testbed::REQUIRE_PRIVILEGED_ENV, "VIBRA_REQUIRE_PRIVILEGED");
+/// ```
 pub const REQUIRE_PRIVILEGED_ENV: &str = "VIBRA_REQUIRE_PRIVILEGED";
 /// The variable naming the `vibra-proxy` binary (else it is looked for beside this program).
+///
+/// ```
+/// assert_eq!(vibra_lab::testbed::PROXY_BIN_ENV, "VIBRA_PROXY_BIN");
+/// ```
 pub const PROXY_BIN_ENV: &str = "VIBRA_PROXY_BIN";
 /// The variable naming the folder the run's corpus copies go in (default `/var/tmp`): it must
 /// be on a block device, whose reads are what the experiments count.
+///
+/// ```
+/// assert_eq!(vibra_lab::testbed::DIR_ENV, "VIBRA_TESTBED_DIR");
+/// ```
 pub const DIR_ENV: &str = "VIBRA_TESTBED_DIR";
 
 /// Everything that can go wrong on the testbed.
@@ -228,6 +240,13 @@ struct Backend {
 }
 
 /// A running testbed; dropping it tears everything down (see the module documentation).
+///
+/// ```no_run
+/// use vibra_lab::testbed::{Testbed, TestbedConfig};
+/// let tb = Testbed::up(&TestbedConfig { backends: 2, ..TestbedConfig::default() }, &[])?;
+/// drop(tb); // nginx, namespaces, cgroups, qdiscs and files are gone
+/// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+/// ```
 #[derive(Debug)]
 pub struct Testbed {
     run_id: String,
@@ -255,6 +274,13 @@ impl Testbed {
     /// one VM per back end (memory limit, egress rate, addresses 10.214.x.y/30 from the run
     /// id), one nginx per back end started inside its VM, every nginx answering. On error,
     /// what was made is torn down before returning.
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[CorpusFile { url: "/a.htm".into(), bytes: 1 }])?;
+    /// assert_eq!(tb.backend_addrs().len(), 4);
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
     pub fn up(config: &TestbedConfig, files: &[CorpusFile]) -> Result<Testbed, TestbedError> {
         if !(1..=60).contains(&config.backends) {
             return Err(TestbedError::Unavailable(format!(
@@ -311,12 +337,7 @@ impl Testbed {
                 root,
                 nginx: None,
             });
-            let host = tb.host_mut();
-            host.set_memory_target(&vm, MemoryTarget::from_mib(config.memory_mib)?)?;
-            host.set_egress(
-                &vm,
-                Bandwidth::from_bits_per_sec(config.egress_bits_per_sec)?,
-            )?;
+            tb.set_resources(i, config.memory_mib, config.egress_bits_per_sec)?;
             tb.start_nginx(i)?;
         }
         for b in &tb.backends {
@@ -382,44 +403,187 @@ impl Testbed {
         go.map(|_| ())
     }
 
+    /// Fails back end `i`: its nginx gets SIGTERM (master and worker exit; SIGKILL after
+    /// 10 s) and is reaped, so its address refuses connections. Its VM and resources stay.
+    /// Stopping a stopped back end does nothing.
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let mut tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// tb.stop_backend(1)?;
+    /// tb.start_backend(1)?;
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
+    pub fn stop_backend(&mut self, i: usize) -> Result<(), TestbedError> {
+        let b = self.backend_mut(i)?;
+        let Some(mut child) = b.nginx.take() else {
+            return Ok(());
+        };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Starts back end `i`'s nginx again (after [`Testbed::stop_backend`]) and waits until it
+    /// answers. Starting a running back end does nothing.
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let mut tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// tb.stop_backend(0)?;
+    /// tb.start_backend(0)?;
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
+    pub fn start_backend(&mut self, i: usize) -> Result<(), TestbedError> {
+        let b = self.backend_mut(i)?;
+        if b.nginx.is_some() {
+            return Ok(());
+        }
+        self.start_nginx(i)?;
+        let b = &self.backends[i];
+        wait_listening(
+            b.addr,
+            &format!("nginx of {}", b.vm),
+            Duration::from_secs(10),
+        )
+    }
+
+    /// Sets back end `i`'s memory limit (MiB) and egress rate (bits per second) through
+    /// vibra-host; lowering the limit reclaims page cache at once.
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let mut tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// tb.set_resources(2, 96, 300e6)?; // 96 MiB, 300 Mbit/s
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
+    pub fn set_resources(
+        &mut self,
+        i: usize,
+        memory_mib: u64,
+        egress_bits_per_sec: f64,
+    ) -> Result<(), TestbedError> {
+        let vm = self.backend_mut(i)?.vm.clone();
+        let host = self.host_mut();
+        host.set_memory_target(&vm, MemoryTarget::from_mib(memory_mib)?)?;
+        host.set_egress(&vm, Bandwidth::from_bits_per_sec(egress_bits_per_sec)?)?;
+        Ok(())
+    }
+
+    fn backend_mut(&mut self, i: usize) -> Result<&mut Backend, TestbedError> {
+        let n = self.backends.len();
+        self.backends
+            .get_mut(i)
+            .ok_or_else(|| TestbedError::Unavailable(format!("back end {i} of {n}")))
+    }
+
     /// The run id every name of this run carries.
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// assert_eq!(tb.run_id().len(), 6);
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
 
     /// The run's own folder (corpus copies, nginx configurations and logs).
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// assert!(tb.work_dir().ends_with(format!("vibra-testbed-{}", tb.run_id())));
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
     pub fn work_dir(&self) -> &Path {
         &self.work
     }
 
     /// The block device the corpus copies are on.
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// println!("{} bytes read", tb.disk().read_bytes()?);
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
     pub fn disk(&self) -> &BlockDevice {
         &self.disk
     }
 
     /// The back ends' addresses, in back-end order (server 0 first).
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// assert_eq!(tb.backend_addrs()[0].port(), 80);
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
     pub fn backend_addrs(&self) -> Vec<SocketAddr> {
         self.backends.iter().map(|b| b.addr).collect()
     }
 
     /// Seconds `up` took.
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// assert!(tb.setup_seconds() > 0.0);
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
     pub fn setup_seconds(&self) -> f64 {
         self.setup_seconds
     }
 
     /// The cgroup layout in use (v1 or v2, as detected).
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// assert!(tb.cgroup_layout().contains("memory:"));
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
     pub fn cgroup_layout(&self) -> String {
         self.host().layout().to_string()
     }
 
     /// Drops every copy of the corpus from the page cache ([`corpus`]'s `evict`: sync, then
     /// `posix_fadvise(DONTNEED)`).
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[CorpusFile { url: "/a.htm".into(), bytes: 9 }])?;
+    /// tb.evict()?;
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
     pub fn evict(&self) -> Result<(), TestbedError> {
         let roots: Vec<PathBuf> = self.backends.iter().map(|b| b.root.clone()).collect();
         corpus::evict(&roots, &self.files)
     }
 
     /// Each back end's memory charge now (page cache included), in bytes.
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// assert_eq!(tb.memory_bytes()?.len(), 4);
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
     pub fn memory_bytes(&self) -> Result<Vec<u64>, TestbedError> {
         self.backends
             .iter()
@@ -428,6 +592,13 @@ impl Testbed {
     }
 
     /// Each back end's egress bytes so far (counted at the host end of its veth).
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// assert_eq!(tb.egress_bytes()?.len(), 4);
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
     pub fn egress_bytes(&self) -> Result<Vec<u64>, TestbedError> {
         self.backends
             .iter()
@@ -508,6 +679,14 @@ fn wait_listening(addr: SocketAddr, what: &str, limit: Duration) -> Result<(), T
 
 /// The front end: a `vibra-proxy` process on 127.0.0.1 in front of the back ends, killed and
 /// reaped when dropped.
+///
+/// ```no_run
+/// use vibra_lab::testbed::{FrontEnd, Testbed, TestbedConfig};
+/// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+/// let fe = FrontEnd::start(&FrontEnd::locate()?, "least-conn", 1, tb.backend_addrs(), tb.work_dir())?;
+/// drop(fe); // the proxy is killed and reaped
+/// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+/// ```
 #[derive(Debug)]
 pub struct FrontEnd {
     child: Child,
@@ -555,6 +734,14 @@ impl FrontEnd {
     /// Starts `bin --listen 127.0.0.1:<free port> --policy <policy> --replication <r>
     /// --hash md5 --threads 2 <back ends...>`, its output logged to `<log_dir>/proxy-*.log`,
     /// and waits until it accepts connections.
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// let fe = FrontEnd::start(&FrontEnd::locate()?, "url-hash/r", 2, tb.backend_addrs(), tb.work_dir())?;
+    /// assert!(fe.addr().ip().is_loopback());
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
     pub fn start(
         bin: &Path,
         policy: &str,
@@ -601,6 +788,14 @@ impl FrontEnd {
     }
 
     /// Where the proxy listens.
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{CorpusFile, FrontEnd, Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// let fe = FrontEnd::start(&FrontEnd::locate()?, "round-robin", 1, tb.backend_addrs(), tb.work_dir())?;
+    /// println!("proxy on {}", fe.addr());
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
