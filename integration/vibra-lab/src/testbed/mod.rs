@@ -271,8 +271,8 @@ fn new_run_id() -> String {
 
 impl Testbed {
     /// Brings a testbed up serving `files`: the run's folder, one corpus copy per back end,
-    /// one VM per back end (memory limit, egress rate, addresses 10.214.x.y/30 from the run
-    /// id), one nginx per back end started inside its VM, every nginx answering. On error,
+    /// one VM per back end (memory limit, egress rate, /30 links in a 10.214.x.0/24 no
+    /// interface of the host uses, x tried from the run id on), one nginx per back end started inside its VM, every nginx answering. On error,
     /// what was made is torn down before returning.
     ///
     /// ```no_run
@@ -317,7 +317,7 @@ impl Testbed {
             host: Some(host),
             setup_seconds: 0.0,
         };
-        let subnet = u8::from_str_radix(&tb.run_id[..2], 16).unwrap_or(0);
+        let subnet = free_subnet(u8::from_str_radix(&tb.run_id[..2], 16).unwrap_or(0))?;
         for i in 0..config.backends {
             let root = tb.work.join(format!("b{i}")).join("www");
             corpus::write_copy(&root, files, &stop)?;
@@ -655,6 +655,24 @@ fn nginx_conf(dir: &Path, root: &Path, addr: SocketAddr) -> String {
          }}\n",
         root.display()
     )
+}
+
+/// The first third octet X, from `start` on, such that no interface of the host has an address
+/// in 10.214.X.0/24: the back ends' links of one run live there, and another run's (or anyone
+/// else's) would make their routes ambiguous.
+fn free_subnet(start: u8) -> Result<u8, TestbedError> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .output()
+        .map_err(|e| TestbedError::Process {
+            what: "ip -4 -o addr show".into(),
+            detail: e.to_string(),
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    (0..=255u8)
+        .map(|k| start.wrapping_add(k))
+        .find(|x| !text.contains(&format!(" 10.214.{x}.")))
+        .ok_or_else(|| TestbedError::Unavailable("every 10.214.x.0/24 is in use".into()))
 }
 
 /// Waits until `addr` accepts a TCP connection.
