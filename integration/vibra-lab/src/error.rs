@@ -87,7 +87,7 @@ pub enum LabError {
     Dps(#[from] dps_core::DpsError),
     /// The real-component testbed failed (or was interrupted, after tearing itself down).
     #[error(transparent)]
-    Testbed(#[from] crate::testbed::TestbedError),
+    Testbed(#[from] crate::testbed::error::TestbedError),
     /// An experiment on real components cannot run here (not root, a package missing) and
     /// `VIBRA_REQUIRE_PRIVILEGED=1` is not set: `reproduce` lists it as skipped, with why.
     #[error("{experiment} skipped: {reason}")]

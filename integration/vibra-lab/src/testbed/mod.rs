@@ -31,6 +31,7 @@
 
 mod corpus;
 mod disk;
+pub(crate) mod error;
 mod loadgen;
 
 use std::io::Write as _;
@@ -45,6 +46,7 @@ use vibra_host::{Bandwidth, HostController as _, LinkAddrs, LinuxHost, MemoryTar
 
 pub use corpus::{CorpusFile, files_of, servable, servable_corpus};
 pub use disk::BlockDevice;
+pub use error::TestbedError;
 pub use loadgen::{IO_TIMEOUT, LoadStats, Request, run_load};
 
 /// The variable that turns a skipped real-component experiment into a failure (CI sets it; the
@@ -67,74 +69,6 @@ pub const PROXY_BIN_ENV: &str = "VIBRA_PROXY_BIN";
 /// assert_eq!(vibra_lab::testbed::DIR_ENV, "VIBRA_TESTBED_DIR");
 /// ```
 pub const DIR_ENV: &str = "VIBRA_TESTBED_DIR";
-
-/// Everything that can go wrong on the testbed.
-///
-/// ```
-/// let e = vibra_lab::testbed::TestbedError::Interrupted;
-/// assert_eq!(e.to_string(), "interrupted (SIGINT or SIGTERM): the testbed was torn down");
-/// ```
-#[derive(Debug, thiserror::Error)]
-pub enum TestbedError {
-    /// Something the testbed needs is missing (root, nginx, ip, the proxy binary).
-    #[error("testbed unavailable: {0}")]
-    Unavailable(String),
-    /// A file or folder operation failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// vibra-host refused or failed (cgroups, namespaces, tc).
-    #[error(transparent)]
-    Host(#[from] vibra_host::Error),
-    /// The corpus folder's file system has no block device to count reads on.
-    #[error(
-        "{dir} is on device {device}, which is no block device (tmpfs, overlay?): set {DIR_ENV} to a folder on a disk"
-    )]
-    NotOnBlockDevice {
-        /// The folder.
-        dir: PathBuf,
-        /// Its `major:minor`.
-        device: String,
-    },
-    /// A kernel file did not read as expected.
-    #[error("cannot parse {what}: {text:?}")]
-    Parse {
-        /// The file.
-        what: String,
-        /// Its content.
-        text: String,
-    },
-    /// A URL of the workload cannot be a file (see [`servable`]).
-    #[error("URL {0:?} cannot be served as a file")]
-    Unservable(String),
-    /// A process (nginx, the proxy) did not start or died.
-    #[error("{what}: {detail}")]
-    Process {
-        /// Which process.
-        what: String,
-        /// What happened, with its log's tail when there is one.
-        detail: String,
-    },
-    /// The load generator saw a failed request.
-    #[error("load generator: {0}")]
-    Load(String),
-    /// SIGINT or SIGTERM arrived; everything was torn down.
-    #[error("interrupted (SIGINT or SIGTERM): the testbed was torn down")]
-    Interrupted,
-}
-
-impl TestbedError {
-    fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        TestbedError::Io {
-            path: path.into(),
-            source,
-        }
-    }
-}
 
 /// The process-wide stop flag, set by SIGINT or SIGTERM once the first testbed of the process
 /// has been brought up (a second signal then exits at once with status 130).
