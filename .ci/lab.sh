@@ -11,11 +11,13 @@ run_step() { step="$1"; printf '\n----- lab: %s -----\n' "$1"; }
 run_step "release build of vibra-lab"
 cargo build --release -p vibra-lab
 
-run_step "main job: cargo run --release -p vibra-lab -- reproduce"
+# The experiments on the real testbed (root, namespaces, nginx, vibra-proxy) run with --quick
+# in their own stage (.ci/testbed.sh), after the packages and the proxy they need are built.
+run_step "main job: cargo run --release -p vibra-lab -- reproduce --no-testbed"
 rm -rf target/vibra-lab
 report=target/vibra-lab-report.txt
 started=$(date +%s)
-cargo run --release -q -p vibra-lab -- reproduce > "$report"
+cargo run --release -q -p vibra-lab -- reproduce --no-testbed > "$report"
 echo "main job took $(( $(date +%s) - started )) s"
 sed -n '/^== summary ==/,$p' "$report"
 
@@ -31,7 +33,8 @@ while IFS= read -r path; do
 done < <(sed -n 's/^figure: //p' "$report")
 experiments=$(cargo run --release -q -p vibra-lab -- list | wc -l)
 reports=$(grep -c "^ours vs dissertation:" "$report")
-echo "$experiments experiments, $reports reports, $figures figures"
-[ "$reports" -eq "$experiments" ] || { echo "expected $experiments reports" >&2; false; }
-[ "$figures" -ge "$experiments" ] || { echo "expected at least one figure each" >&2; false; }
+skipped=$(grep -c "^== .*: SKIPPED: --no-testbed ==" "$report" || true)
+echo "$experiments experiments, $reports reports, $skipped on the testbed (their own stage), $figures figures"
+[ $((reports + skipped)) -eq "$experiments" ] || { echo "expected $experiments reports" >&2; false; }
+[ "$figures" -ge "$reports" ] || { echo "expected at least one figure each" >&2; false; }
 echo "lab stage ok"

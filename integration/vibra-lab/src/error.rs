@@ -85,6 +85,18 @@ pub enum LabError {
     /// dps-core refused a configuration or a simulation did not finish.
     #[error(transparent)]
     Dps(#[from] dps_core::DpsError),
+    /// The real-component testbed failed (or was interrupted, after tearing itself down).
+    #[error(transparent)]
+    Testbed(#[from] crate::testbed::error::TestbedError),
+    /// An experiment on real components cannot run here (not root, a package missing) and
+    /// `VIBRA_REQUIRE_PRIVILEGED=1` is not set: `reproduce` lists it as skipped, with why.
+    #[error("{experiment} skipped: {reason}")]
+    Skipped {
+        /// The experiment's name.
+        experiment: &'static str,
+        /// Why it cannot run here.
+        reason: String,
+    },
 }
 
 impl LabError {

@@ -24,6 +24,7 @@ mod output;
 mod plot;
 mod report;
 mod rss;
+pub mod testbed;
 pub mod workload;
 
 pub use context::{DEFAULT_SEED, Progress, RunContext, Task};

@@ -69,6 +69,10 @@ enum Command {
         /// No progress lines on standard error.
         #[arg(long, short)]
         quiet: bool,
+        /// Skip the experiments on the real testbed (root, namespaces, cgroups, nginx):
+        /// CI's lab stage does, and runs them with --quick in their own stage.
+        #[arg(long)]
+        no_testbed: bool,
     },
     /// List the experiments `reproduce` knows.
     List,
@@ -144,6 +148,7 @@ fn run(command: Command) -> Result<ExitCode, LabError> {
             generated_urls,
             seed,
             quiet,
+            no_testbed,
         } => {
             // The one reader and its one rule for finding the data (the wc98 crate); read once,
             // shared by every experiment.
@@ -166,7 +171,7 @@ fn run(command: Command) -> Result<ExitCode, LabError> {
                 Some(n) => vec![find(&n)?],
                 None => EXPERIMENTS.to_vec(),
             };
-            reproduce(&selected, &ctx, json, &out)
+            reproduce(&selected, &ctx, json, &out, no_testbed)
         }
     }
 }
@@ -176,6 +181,7 @@ fn reproduce(
     ctx: &RunContext,
     json: bool,
     out: &Path,
+    no_testbed: bool,
 ) -> Result<ExitCode, LabError> {
     let mut stdout = std::io::stdout().lock();
     let mut failures = Vec::new();
@@ -183,7 +189,15 @@ fn reproduce(
     for experiment in selected {
         ctx.progress.say(experiment.name(), "running");
         let started = Instant::now();
-        let result = run_checked(*experiment, ctx)
+        let result = if no_testbed && experiment.real_components() {
+            Err(LabError::Skipped {
+                experiment: experiment.name(),
+                reason: "--no-testbed".to_string(),
+            })
+        } else {
+            run_checked(*experiment, ctx)
+        };
+        let result = result
             .and_then(|report| write_outputs(*experiment, &report, out).map(|svgs| (report, svgs)));
         let seconds = started.elapsed().as_secs_f64();
         match result {
@@ -198,6 +212,14 @@ fn reproduce(
                     writeln!(stdout, "{}", render_text(*experiment, &report, &svgs))?;
                 }
                 summary.push((experiment.name(), "ok".to_string(), seconds, svgs.len()));
+            }
+            Err(LabError::Skipped { experiment, reason }) => {
+                // SPEC section 10: listed as skipped with the reason; the rest still runs.
+                eprintln!("SKIPPED {experiment}: {reason}");
+                if !json {
+                    writeln!(stdout, "== {experiment}: SKIPPED: {reason} ==\n")?;
+                }
+                summary.push((experiment, format!("skipped: {reason}"), seconds, 0));
             }
             Err(e) => {
                 eprintln!("vibra-lab: {e}");

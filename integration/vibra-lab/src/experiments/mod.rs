@@ -6,11 +6,14 @@
 
 use crate::{LabError, Report, RunContext};
 
+mod fig3_8;
 mod fig4_1;
+mod fig4_3;
 mod fig5;
 mod fig6_5;
 mod table3_1;
 mod table3_2;
+mod web;
 
 /// One reproducible result of the dissertation.
 ///
@@ -53,6 +56,17 @@ pub trait Experiment: Sync {
     /// random choice from `ctx.seed`, report long loops through `ctx.progress`, and never
     /// print to standard output.
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError>;
+    /// Whether it runs on the real testbed (root, namespaces, cgroups, nginx): such an
+    /// experiment skips with its reason where it cannot run, and `reproduce --no-testbed`
+    /// skips it. False unless overridden.
+    ///
+    /// ```
+    /// assert!(!vibra_lab::find("table3.1").unwrap().real_components());
+    /// assert!(vibra_lab::find("fig3.8").unwrap().real_components());
+    /// ```
+    fn real_components(&self) -> bool {
+        false
+    }
 }
 
 /// Every registered experiment, in the order `reproduce` runs them.
@@ -65,6 +79,8 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &fig4_1::Fig41,
     &table3_1::Table31,
     &table3_2::Table32,
+    &fig3_8::Fig38,
+    &fig4_3::Fig43,
     &fig5::Fig57,
     &fig5::Fig58,
     &fig5::Fig59,

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# CI stage for the Vibra Web testbed (issue 14, items 2-5): real nginx back ends in their own
+# network namespaces and memory cgroups (vibra-host), vibra-proxy in front. Installs nginx,
+# builds the proxy (cmake: the proxy stage's Pingora build) and vibra-lab, then runs
+# `vibra-lab reproduce fig3.8 --quick` and `fig4.3 --quick` three times each and checks the
+# direction of each run: URL hash with R = 2 reads at most 0.75x round-robin's disk data; after
+# a failure, `failed+both` keeps at least 1.1x the throughput of `failed`. Then checks that the
+# runs left nothing behind, and that Ctrl-C tears a run down (tests/testbed.rs). Root;
+# VIBRA_REQUIRE_PRIVILEGED=1 turns any skip into a failure. Under 10 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+export VIBRA_REQUIRE_PRIVILEGED=1
+
+step=""
+begin() { step="$*"; printf '\n--- testbed stage (%ss): %s\n' "$SECONDS" "$*"; }
+trap 'echo "testbed stage FAILED in step: ${step}" >&2' ERR
+
+begin "install nginx, iproute2 and cmake"
+need=()
+command -v nginx >/dev/null || need+=(nginx)
+command -v tc >/dev/null || need+=(iproute2)
+command -v cmake >/dev/null || need+=(cmake)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Debian's postinst may start a system nginx on port 80 of the root namespace: harmless (the
+# back ends listen on their own namespaces' addresses), but stop it so it uses no memory.
+if [ -f /run/nginx.pid ]; then nginx -s stop 2>/dev/null || true; fi
+
+begin "build vibra-proxy (as the proxy stage does, so it is reused) and vibra-lab"
+cargo build -p vibra-proxy -p vibra-pingora --features vibra-proxy/pingora,vibra-pingora/pingora --bins
+cargo build --release -p vibra-lab
+export VIBRA_PROXY_BIN="$PWD/target/debug/vibra-proxy"
+
+# The corpus copies go in a folder of their own on the disk, so the check below sees exactly
+# what the runs left (every run removes its own vibra-testbed-<run id> folder).
+export VIBRA_TESTBED_DIR="$PWD/target/testbed-ci"
+rm -rf "$VIBRA_TESTBED_DIR" target/vibra-lab-testbed
+mkdir -p "$VIBRA_TESTBED_DIR" target/vibra-lab-testbed
+
+for run in 1 2 3; do
+    begin "fig3.8 --quick, run $run of 3 (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    out="target/vibra-lab-testbed/run$run"
+    started=$SECONDS
+    target/release/vibra-lab reproduce fig3.8 --quick --json --out "$out" > "$out.json.txt" 2> "$out.log" ||
+        { cat "$out.log" >&2; false; }
+    echo "run $run took $((SECONDS - started)) s"
+    python3 - "$out.json.txt" <<'EOF'
+import json, sys
+rows = json.loads(open(sys.argv[1]).read())["rows"]
+mb = {r["policy"]: r["disk_read_mb"] for r in rows}
+for p, v in mb.items():
+    print(f"  {p:12} {v:8.1f} MB read from disk")
+ratio = mb["url-hash/r"] / mb["round-robin"]
+print(f"  url-hash/r / round-robin = {ratio:.3f} (must be <= 0.75; dissertation 0.67)")
+if not ratio <= 0.75:
+    sys.exit("URL hash R = 2 read more than 0.75x round-robin's disk data")
+EOF
+    for svg in target/vibra-lab-testbed/run$run/fig3.8.svg target/vibra-lab-testbed/run$run/fig3.8-relative.svg; do
+        head -c 4 "$svg" | grep -q "<svg" || { echo "not an SVG: $svg" >&2; false; }
+    done
+done
+
+for run in 1 2 3; do
+    begin "fig4.3 --quick, run $run of 3 (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    out="target/vibra-lab-testbed/fig4.3-run$run"
+    started=$SECONDS
+    target/release/vibra-lab reproduce fig4.3 --quick --json --out "$out" > "$out.json.txt" 2> "$out.log" ||
+        { cat "$out.log" >&2; false; }
+    echo "run $run took $((SECONDS - started)) s"
+    python3 - "$out.json.txt" <<'EOF'
+import json, sys
+rows = json.loads(open(sys.argv[1]).read())["rows"]
+mbs = {r["scenario"]: r["mb_per_s"] for r in rows}
+for s, v in mbs.items():
+    print(f"  {s:12} {v:6.1f} MB/s")
+gain = mbs["failed+both"] / mbs["failed"]
+print(f"  failed+both / failed = {gain:.3f} (must be >= 1.1); failed+both / normal = "
+      f"{mbs['failed+both'] / mbs['normal']:.3f} (dissertation 0.97)")
+if not gain >= 1.1:
+    sys.exit("after a failure, transferring both resources kept less than 1.1x the throughput of not")
+EOF
+    head -c 4 "$out/fig4.3.svg" | grep -q "<svg" || { echo "not an SVG: $out/fig4.3.svg" >&2; false; }
+done
+
+begin "nothing left behind: corpus folders, namespaces, cgroups"
+left=$(find "$VIBRA_TESTBED_DIR" -mindepth 1 -maxdepth 1 | wc -l)
+[ "$left" -eq 0 ] || { ls "$VIBRA_TESTBED_DIR" >&2; echo "a run left its folder" >&2; false; }
+for id in $(cat target/vibra-lab-testbed/*/fig*.json | sed -n 's/.*run id \([0-9a-f]\{6\}\).*/\1/p' | sort -u); do
+    ! ls /run/netns 2>/dev/null | grep -q "^vt${id}b" || { echo "namespace of run $id left" >&2; false; }
+    ! find /sys/fs/cgroup -maxdepth 3 -name "vibra-testbed-$id" | grep -q . ||
+        { echo "cgroup of run $id left" >&2; false; }
+    echo "run $id: nothing left"
+done
+
+begin "Ctrl-C during a run tears everything down (tests/testbed.rs)"
+cargo test -p vibra-lab --test testbed
+
+begin "ok"

@@ -1,0 +1,126 @@
+//! What the Vibra Web experiments on the real testbed (fig3.8, fig4.3) share: the skip rule,
+//! the World Cup workload as files and requests, and one measured replay through the proxy.
+
+use std::path::Path;
+
+use crate::testbed::{
+    self, CorpusFile, FrontEnd, LoadStats, REQUIRE_PRIVILEGED_ENV, Request, Testbed, TestbedError,
+    files_of, run_load, servable_corpus, stop_flag,
+};
+use crate::workload::{StreamModel, UrlCorpus};
+use crate::{LabError, RunContext};
+
+/// Skips (or, with `VIBRA_REQUIRE_PRIVILEGED=1`, fails) when the testbed cannot run here.
+pub(crate) fn require_testbed(experiment: &'static str) -> Result<(), LabError> {
+    let Some(reason) = testbed::unavailable() else {
+        return Ok(());
+    };
+    if std::env::var(REQUIRE_PRIVILEGED_ENV).is_ok_and(|v| v == "1") {
+        return Err(TestbedError::Unavailable(format!(
+            "{reason}, and {REQUIRE_PRIVILEGED_ENV}=1 forbids skipping"
+        ))
+        .into());
+    }
+    Err(LabError::Skipped { experiment, reason })
+}
+
+/// Mean and sample standard deviation (0 for fewer than two values).
+pub(crate) fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = if v.len() > 1 {
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    (mean, sd)
+}
+
+/// The World Cup stream of `model` over the servable URLs, as files and requests.
+pub(crate) struct Workload {
+    pub(crate) model: StreamModel,
+    pub(crate) files: Vec<CorpusFile>,
+    pub(crate) requests: Vec<Request>,
+    source: String,
+    stream_bytes: u64,
+}
+
+impl Workload {
+    pub(crate) fn new(ctx: &RunContext, model: StreamModel) -> Result<Self, LabError> {
+        let corpus = servable_corpus(&UrlCorpus::from_option(ctx.urls.as_deref(), ctx.seed));
+        let stream = model.generate(&corpus, ctx.seed)?;
+        let files = files_of(&corpus, &stream)?;
+        let requests = stream
+            .requests
+            .iter()
+            .map(|&o| {
+                let obj = stream.objects[o as usize];
+                Request {
+                    target: String::from_utf8_lossy(&corpus.urls[obj.url]).into_owned(),
+                    bytes: obj.bytes,
+                }
+            })
+            .collect();
+        Ok(Workload {
+            model,
+            files,
+            requests,
+            source: corpus.source.to_string(),
+            stream_bytes: stream.total_bytes(),
+        })
+    }
+
+    /// Bytes of one corpus copy.
+    pub(crate) fn corpus_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+
+    /// The set-up line describing it.
+    pub(crate) fn note(&self, seed: u64) -> String {
+        format!(
+            "workload: {} requests ({:.0} MB) over {} distinct objects ({:.0} MB per copy), \
+             the World Cup stream model (hot objects + Zipf {} over {} cold URLs, log-normal \
+             sizes, median {:.0} KiB) over the servable URLs of {}, seed {}",
+            self.requests.len(),
+            self.stream_bytes as f64 / 1e6,
+            self.files.len(),
+            self.corpus_bytes() as f64 / 1e6,
+            self.model.zipf_exponent,
+            self.model.cold_objects,
+            self.model.median_bytes / 1024.0,
+            self.source,
+            seed
+        )
+    }
+}
+
+/// One replay's measurements.
+pub(crate) struct Replay {
+    pub(crate) disk_bytes: u64,
+    pub(crate) stats: LoadStats,
+    pub(crate) memory_max: u64,
+}
+
+/// Starts the proxy with `policy` (R = 2 for the `/r` policies), evicts every corpus copy,
+/// replays `requests` over `connections` connections, and counts the disk's reads meanwhile.
+pub(crate) fn replay(
+    tb: &Testbed,
+    proxy: &Path,
+    policy: &str,
+    requests: &[Request],
+    connections: usize,
+) -> Result<Replay, LabError> {
+    let r = if policy.ends_with("/r") { 2 } else { 1 };
+    let fe = FrontEnd::start(proxy, policy, r, tb.backend_addrs(), tb.work_dir())?;
+    tb.evict()?;
+    let before = tb.disk().read_bytes()?;
+    let stats = run_load(fe.addr(), requests, connections, &stop_flag())?;
+    let disk_bytes = tb.disk().read_bytes()?.saturating_sub(before);
+    let memory_max = tb.memory_bytes()?.into_iter().max().unwrap_or(0);
+    drop(fe);
+    Ok(Replay {
+        disk_bytes,
+        stats,
+        memory_max,
+    })
+}
