@@ -34,4 +34,4 @@ pub use map::{MapConfig, run_map};
 pub use output::{TEXT_ROW_LIMIT, json_line, render_text, write_outputs};
 pub use plot::{bar_centre, render_svg};
 pub use report::{Comparison, DissertationMark, Figure, FigureKind, Report, Row, Series};
-pub use rss::{exclude_huge_pages, resident_bytes};
+pub use rss::{anonymous_resident_bytes, exclude_huge_pages};

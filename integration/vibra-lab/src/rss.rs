@@ -1,11 +1,17 @@
-//! The process's resident set size, read from `/proc` (Linux): table 3.2's memory per
-//! distinct object is the growth of the resident set across preloading LARD with every URL,
-//! as the dissertation measured it (section 3.5.2, in 4 KiB pages). No allocator hook and no
+//! The process's resident anonymous memory, read from `/proc` (Linux): table 3.2's memory per
+//! distinct object is its growth across preloading LARD with every URL, as the dissertation
+//! measured the resident set (section 3.5.2, in 4 KiB pages). No allocator hook and no
 //! `unsafe`: the crate forbids it.
 //!
-//! The source is `/proc/self/smaps_rollup`'s `Rss:` line (Linux 4.14+), which the kernel sums
-//! from the page tables, so it is exact; `/proc/self/status`'s `VmRSS:` is the fallback (its
-//! counters may lag by a few pages). Both are in KiB, so the page size does not matter.
+//! Anonymous memory (heap, stacks), not the whole resident set: per-object state lives on the
+//! heap, while the resident set also counts the program's own file pages as code is first
+//! run. Those are not per-object memory, and right after a build they are even dirty in the
+//! page cache (a debug test binary faulted in ~500 KiB of them during round-robin's preload).
+//!
+//! The source is `/proc/self/smaps_rollup`'s `Anonymous:` line (Linux 4.14+), which the
+//! kernel sums from the page tables, so it is exact; `/proc/self/status`'s `RssAnon:` is the
+//! fallback (its counters may lag by a few pages). Both are in KiB, so the page size does not
+//! matter.
 //!
 //! What the growth does and does not see: pages first touched in the window count, whoever
 //! touched them (so measure while no other thread of the process allocates); memory the
@@ -20,20 +26,20 @@
 use std::io::Read as _;
 use std::path::Path;
 
-/// The resident set size of this process in bytes, or `None` where `/proc` does not give it
-/// (not Linux).
+/// The resident anonymous memory (heap, stacks) of this process in bytes, or `None` where
+/// `/proc` does not give it (not Linux).
 ///
 /// ```
-/// if let Some(before) = vibra_lab::resident_bytes() {
+/// if let Some(before) = vibra_lab::anonymous_resident_bytes() {
 ///     let v = vec![1u8; 8 << 20]; // 8 MiB, every page written
-///     let after = vibra_lab::resident_bytes().unwrap();
+///     let after = vibra_lab::anonymous_resident_bytes().unwrap();
 ///     assert!(after >= before + (4 << 20), "{before} -> {after}");
 ///     drop(v);
 /// }
 /// ```
-pub fn resident_bytes() -> Option<u64> {
-    kib_field(Path::new("/proc/self/smaps_rollup"), "Rss:")
-        .or_else(|| kib_field(Path::new("/proc/self/status"), "VmRSS:"))
+pub fn anonymous_resident_bytes() -> Option<u64> {
+    kib_field(Path::new("/proc/self/smaps_rollup"), "Anonymous:")
+        .or_else(|| kib_field(Path::new("/proc/self/status"), "RssAnon:"))
         .map(|kib| kib * 1024)
 }
 

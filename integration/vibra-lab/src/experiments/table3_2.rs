@@ -196,9 +196,9 @@ fn measure(
     pass(policy, &w.urls[..w.warm_up], w.loads)?;
     // The preload (as in the dissertation): one pass over every URL. For LARD this puts every
     // key in its history; the resident-set growth across it is the per-object memory.
-    let rss_before = crate::resident_bytes();
+    let rss_before = crate::anonymous_resident_bytes();
     pass(policy, w.urls, w.loads)?;
-    let rss_growth = crate::resident_bytes()
+    let rss_growth = crate::anonymous_resident_bytes()
         .zip(rss_before)
         .map(|(after, before)| after.saturating_sub(before));
     let mut best = f64::MAX;
@@ -306,8 +306,9 @@ impl Experiment for Table32 {
             Clock::describe()
         ));
         report.note(
-            "bytes per object: growth of this process's resident set (/proc/self/smaps_rollup \
-             Rss, exact; else /proc/self/status VmRSS) across the pass that preloads every URL, \
+            "bytes per object: growth of this process's resident anonymous memory (heap and \
+             stacks: /proc/self/smaps_rollup Anonymous, exact; else /proc/self/status RssAnon; \
+             the program's own file pages are not per-object memory) across the pass that preloads every URL, \
              divided by the distinct keys the warm-up had not seen; the dissertation measured \
              the same, in 4 KiB pages. Memory the allocator reuses from earlier frees was \
              already resident and does not count, so this is a lower bound; \
