@@ -6,8 +6,7 @@
 
 use serde_json::json;
 
-use super::web::{Replay, Workload, mean_sd, replay, require_testbed};
-use crate::testbed::{FrontEnd, Testbed, TestbedConfig};
+use super::web::{Replay, Setup, bring_up, mean_sd, replay, require_testbed, scaled_world_cup};
 use crate::workload::StreamModel;
 use crate::{
     Comparison, DissertationMark, Experiment, Figure, LabError, Report, RunContext, Series,
@@ -29,26 +28,12 @@ const FULL_POLICIES: &[&str] = &[
     "round-robin",
 ];
 
-/// The sizes of a run: quick or full.
-#[derive(Debug, Clone, Copy)]
-struct Setup {
-    model: StreamModel,
-    memory_mib: u64,
-    egress_bits_per_sec: f64,
-    connections: usize,
-    repeats: usize,
-}
-
-/// The World Cup stream model of `crate::workload` (hot objects, Zipf 1.0 over the rest,
-/// log-normal sizes) with sizes scaled 4x (median 16 KiB), and each back end's memory limit
+/// The scaled World Cup model (`web::scaled_world_cup`) with each back end's memory limit
 /// about a third of one corpus copy: the working set does not fit one back end, as in the
 /// dissertation's cluster, at a size this machine writes in seconds. The full run replays
 /// three times as many requests over twice the objects, three times.
 fn setup(quick: bool) -> Setup {
-    let scaled = StreamModel {
-        median_bytes: 4.0 * StreamModel::WORLD_CUP_CLIP.median_bytes,
-        ..StreamModel::WORLD_CUP_CLIP
-    };
+    let scaled = scaled_world_cup();
     if quick {
         Setup {
             model: StreamModel {
@@ -56,6 +41,7 @@ fn setup(quick: bool) -> Setup {
                 cold_objects: 1_500,
                 ..scaled
             },
+            backends: 4,
             memory_mib: 24,
             egress_bits_per_sec: 400e6,
             connections: 8,
@@ -68,6 +54,7 @@ fn setup(quick: bool) -> Setup {
                 cold_objects: 3_000,
                 ..scaled
             },
+            backends: 4,
             memory_mib: 40,
             egress_bits_per_sec: 400e6,
             connections: 8,
@@ -114,23 +101,7 @@ impl Experiment for Fig38 {
         } else {
             FULL_POLICIES
         };
-        let work = Workload::new(ctx, s.model)?;
-        let config = TestbedConfig {
-            memory_mib: s.memory_mib,
-            egress_bits_per_sec: s.egress_bits_per_sec,
-            ..TestbedConfig::default()
-        };
-        let proxy = FrontEnd::locate()?;
-        ctx.progress.say(
-            self.name(),
-            &format!(
-                "bringing up {} back ends, {} files ({:.0} MB) per copy",
-                config.backends,
-                work.files.len(),
-                work.corpus_bytes() as f64 / 1e6
-            ),
-        );
-        let tb = Testbed::up(&config, &work.files)?;
+        let (work, tb, proxy) = bring_up(ctx, self.name(), &s)?;
         let mut measured: Vec<Measured> = Vec::new();
         let mut task = ctx.progress.task(
             self.name(),
@@ -153,7 +124,7 @@ impl Experiment for Fig38 {
             "testbed: {} back ends (nginx in its own network namespace, cgroup memory limit {} \
              MiB, egress {:.0} Mbit/s, its own corpus copy), run id {}, set up in {:.1} s; \
              cgroups {}; disk reads from {}",
-            config.backends,
+            s.backends,
             s.memory_mib,
             s.egress_bits_per_sec / 1e6,
             tb.run_id(),

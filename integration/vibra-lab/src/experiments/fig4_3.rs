@@ -8,8 +8,8 @@
 
 use serde_json::json;
 
-use super::web::{Workload, mean_sd, replay, require_testbed};
-use crate::testbed::{FrontEnd, Testbed, TestbedConfig};
+use super::web::{Setup, bring_up, mean_sd, replay, require_testbed, scaled_world_cup};
+use crate::testbed::Testbed;
 use crate::workload::StreamModel;
 use crate::{
     Comparison, DissertationMark, Experiment, Figure, LabError, Report, RunContext, Series,
@@ -33,29 +33,18 @@ const BACKENDS: usize = 4;
 /// The dissertation: 97% of normal throughput with both resources transferred.
 const DISSERTATION_BOTH: f64 = 0.97;
 
-#[derive(Debug, Clone, Copy)]
-struct Setup {
-    model: StreamModel,
-    memory_mib: u64,
-    egress_bits_per_sec: f64,
-    connections: usize,
-    repeats: usize,
-}
-
-/// fig3.8's scaled World Cup model; 60 Mbit/s per back end, so the four back ends' 30 MB/s
+/// The scaled World Cup model (`web::scaled_world_cup`); 60 Mbit/s per back end, so the four back ends' 30 MB/s
 /// is the bottleneck (the proxy and load generator carry 70-90 MB/s here, 25-45 MB/s when
 /// other builds load the machine), as bandwidth was scarce in the dissertation's cluster.
 fn setup(quick: bool) -> Setup {
-    let scaled = StreamModel {
-        median_bytes: 4.0 * StreamModel::WORLD_CUP_CLIP.median_bytes,
-        ..StreamModel::WORLD_CUP_CLIP
-    };
+    let scaled = scaled_world_cup();
     Setup {
         model: StreamModel {
             requests: if quick { 6_000 } else { 20_000 },
             cold_objects: 1_500,
             ..scaled
         },
+        backends: BACKENDS,
         memory_mib: 24,
         egress_bits_per_sec: 60e6,
         connections: 32,
@@ -123,24 +112,7 @@ impl Experiment for Fig43 {
         } else {
             FULL_SCENARIOS
         };
-        let work = Workload::new(ctx, s.model)?;
-        let config = TestbedConfig {
-            backends: BACKENDS,
-            memory_mib: s.memory_mib,
-            egress_bits_per_sec: s.egress_bits_per_sec,
-            ..TestbedConfig::default()
-        };
-        let proxy = FrontEnd::locate()?;
-        ctx.progress.say(
-            self.name(),
-            &format!(
-                "bringing up {} back ends, {} files ({:.0} MB) per copy",
-                config.backends,
-                work.files.len(),
-                work.corpus_bytes() as f64 / 1e6
-            ),
-        );
-        let mut tb = Testbed::up(&config, &work.files)?;
+        let (work, mut tb, proxy) = bring_up(ctx, self.name(), &s)?;
         let mut task = ctx.progress.task(
             self.name(),
             "scenario replays",

@@ -1,11 +1,11 @@
 //! What the Vibra Web experiments on the real testbed (fig3.8, fig4.3) share: the skip rule,
 //! the World Cup workload as files and requests, and one measured replay through the proxy.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::testbed::{
-    self, CorpusFile, FrontEnd, LoadStats, REQUIRE_PRIVILEGED_ENV, Request, Testbed, TestbedError,
-    files_of, run_load, servable_corpus, stop_flag,
+    self, CorpusFile, FrontEnd, LoadStats, REQUIRE_PRIVILEGED_ENV, Request, Testbed, TestbedConfig,
+    TestbedError, files_of, run_load, servable_corpus, stop_flag,
 };
 use crate::workload::{StreamModel, UrlCorpus};
 use crate::{LabError, RunContext};
@@ -22,6 +22,54 @@ pub(crate) fn require_testbed(experiment: &'static str) -> Result<(), LabError> 
         .into());
     }
     Err(LabError::Skipped { experiment, reason })
+}
+
+/// The sizes of one testbed experiment's run (quick or full).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Setup {
+    pub(crate) model: StreamModel,
+    pub(crate) backends: usize,
+    pub(crate) memory_mib: u64,
+    pub(crate) egress_bits_per_sec: f64,
+    pub(crate) connections: usize,
+    pub(crate) repeats: usize,
+}
+
+/// The World Cup stream model of `crate::workload` (hot objects, Zipf 1.0 over the rest,
+/// log-normal sizes) with sizes scaled 4x (median 16 KiB): the testbed experiments' workload.
+pub(crate) fn scaled_world_cup() -> StreamModel {
+    StreamModel {
+        median_bytes: 4.0 * StreamModel::WORLD_CUP_CLIP.median_bytes,
+        ..StreamModel::WORLD_CUP_CLIP
+    }
+}
+
+/// Generates `s`'s workload, finds the proxy and brings the testbed up (saying so as
+/// `experiment`): what every testbed experiment starts with.
+pub(crate) fn bring_up(
+    ctx: &RunContext,
+    experiment: &'static str,
+    s: &Setup,
+) -> Result<(Workload, Testbed, PathBuf), LabError> {
+    let work = Workload::new(ctx, s.model)?;
+    let config = TestbedConfig {
+        backends: s.backends,
+        memory_mib: s.memory_mib,
+        egress_bits_per_sec: s.egress_bits_per_sec,
+        ..TestbedConfig::default()
+    };
+    let proxy = FrontEnd::locate()?;
+    ctx.progress.say(
+        experiment,
+        &format!(
+            "bringing up {} back ends, {} files ({:.0} MB) per copy",
+            config.backends,
+            work.files.len(),
+            work.corpus_bytes() as f64 / 1e6
+        ),
+    );
+    let tb = Testbed::up(&config, &work.files)?;
+    Ok((work, tb, proxy))
 }
 
 /// Mean and sample standard deviation (0 for fewer than two values).
