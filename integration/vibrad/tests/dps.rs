@@ -548,10 +548,12 @@ fn kernel_weights_follow_the_shares() {
         }
         let host = vibrad::dps::linux_host(&cfg).unwrap();
         let name = format!("vdps{pid}vm{me}");
+        // `exec`: the shell becomes the sleep, so killing the child kills the sleep (a forked
+        // `sleep` would outlive it, holding the test's stdout open for 10 minutes).
         let script = if me == 1 {
             "while :; do :; done"
         } else {
-            "sleep 600"
+            "exec sleep 600"
         };
         let child = std::process::Command::new("sh")
             .args(["-c", script])
