@@ -21,6 +21,35 @@ use crate::model::{HostId, HostSpec, ProgramId, VmId};
 /// Slack for floating-point comparisons of bookings against capacity.
 const EPS: f64 = 1e-9;
 
+/// How much of `requested` a party holding `available` can send: all of it, clamped to
+/// `available` when it exceeds it only by rounding slack (so "send everything I hold" works
+/// after float arithmetic). The one rule every ledger that starts transfers applies.
+///
+/// Errors: [`DpsError::InsufficientShare`] when `requested` exceeds `available` by more than
+/// the slack; [`DpsError::InvalidShare`] when the amount to send is not positive.
+///
+/// ```
+/// use dps_core::ledger::transferable;
+/// assert_eq!(transferable(0.5, 0.2).unwrap(), 0.2);
+/// assert_eq!(transferable(0.5, 0.5 + 1e-12).unwrap(), 0.5); // rounding: all it holds
+/// assert!(transferable(0.5, 0.6).is_err());
+/// assert!(transferable(0.0, 0.0).is_err());
+/// ```
+pub fn transferable(available: f64, requested: f64) -> Result<f64, DpsError> {
+    if requested > available + EPS {
+        return Err(DpsError::InsufficientShare {
+            available,
+            requested,
+        });
+    }
+    let amount = requested.min(available);
+    if amount > 0.0 {
+        Ok(amount)
+    } else {
+        Err(DpsError::InvalidShare(amount))
+    }
+}
+
 /// One end of a transfer: a VM, or a program's bank.
 ///
 /// ```
@@ -607,18 +636,7 @@ impl ShareLedger {
         if pf != pt {
             return Err(DpsError::CrossProgram);
         }
-        let available = self.holding(from);
-        // Rounding slack: "send everything I hold" must work after float arithmetic.
-        if amount > available + EPS {
-            return Err(DpsError::InsufficientShare {
-                available,
-                requested: amount,
-            });
-        }
-        let amount = amount.min(available);
-        if amount <= 0.0 {
-            return Err(DpsError::InvalidShare(amount));
-        }
+        let amount = transferable(self.holding(from), amount)?;
         self.adjust(from, -amount);
         // Keep the room reserved on the sender's host until the receiver accepts.
         let reserved_on = match from {

@@ -382,17 +382,7 @@ impl HostLedger {
                 "no transfer from {from:?} to {to:?}"
             )));
         }
-        let available = self.holding(from);
-        if amount > available + EPS {
-            return Err(DpsError::InsufficientShare {
-                available,
-                requested: amount,
-            });
-        }
-        let amount = amount.min(available);
-        if amount <= 0.0 {
-            return Err(DpsError::InvalidShare(amount));
-        }
+        let amount = dps_core::ledger::transferable(self.holding(from), amount)?;
         self.adjust(from, -amount);
         let id = self.next_id;
         self.next_id += 1;
