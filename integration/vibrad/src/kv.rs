@@ -322,7 +322,9 @@ impl Kv for MemKv {
 /// etcd through its v3 JSON API (the gRPC gateway every etcd 3.4+ serves on its client URL):
 /// `/v3/kv/range`, `/v3/kv/put`, `/v3/kv/txn`, `/v3/kv/deleterange`, `/v3/lease/grant`,
 /// `/v3/lease/keepalive`, `/v3/lease/revoke`, `/v3/watch`. Keys and values travel in base64.
-/// Tries each endpoint in turn until one answers.
+/// Tries each endpoint in turn until one answers, starting from the one that answered last
+/// (so a member that is down costs one failed attempt, not one per request: behind a partition
+/// each attempt would wait for the whole timeout).
 ///
 /// ```no_run
 /// use vibrad::kv::{EtcdKv, Kv};
@@ -334,6 +336,8 @@ impl Kv for MemKv {
 pub struct EtcdKv {
     endpoints: Vec<String>,
     agent: ureq::Agent,
+    /// Index of the endpoint that answered last: where the next request starts.
+    preferred: std::sync::atomic::AtomicUsize,
 }
 
 fn b64(s: &str) -> String {
@@ -383,15 +387,37 @@ impl EtcdKv {
             .http_status_as_error(false)
             .build()
             .new_agent();
-        EtcdKv { endpoints, agent }
+        EtcdKv {
+            endpoints,
+            agent,
+            preferred: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The endpoints in the order to try them: the last one that answered first, then the
+    /// rest in configured order after it, with their indices.
+    fn rotation(&self) -> impl Iterator<Item = (usize, &str)> {
+        let n = self.endpoints.len();
+        let first = self.preferred.load(std::sync::atomic::Ordering::Relaxed);
+        (0..n).map(move |k| {
+            let i = (first + k) % n;
+            (i, self.endpoints[i].as_str())
+        })
+    }
+
+    /// Remembers that endpoint `i` answered.
+    fn answered(&self, i: usize) {
+        self.preferred
+            .store(i, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn call(&self, path: &str, body: &Value) -> Result<Value> {
         let mut last = String::from("no endpoints");
-        for ep in &self.endpoints {
+        for (i, ep) in self.rotation() {
             let url = format!("{}{path}", ep.trim_end_matches('/'));
             match self.agent.post(&url).send_json(body) {
                 Ok(resp) => {
+                    self.answered(i);
                     let status = resp.status();
                     let text = resp
                         .into_body()
@@ -511,7 +537,7 @@ impl Kv for EtcdKv {
         }});
         let deadline = Instant::now() + timeout;
         let mut last = String::from("no endpoints");
-        for ep in &self.endpoints {
+        for (i, ep) in self.rotation() {
             let url = format!("{}/v3/watch", ep.trim_end_matches('/'));
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -524,7 +550,10 @@ impl Kv for EtcdKv {
                 .timeout_global(Some(left))
                 .build();
             let resp = match req.send_json(&body) {
-                Ok(r) => r,
+                Ok(r) => {
+                    self.answered(i);
+                    r
+                }
                 Err(ureq::Error::Timeout(_)) => return Ok(false),
                 Err(e) => {
                     last = format!("{url}: {e}");

@@ -1,13 +1,16 @@
 //! Three `vibrad` processes on one machine, each in its own network namespace joined to the
 //! root namespace (where etcd listens) by a veth, each with two VMs as cgroups + network namespaces through
-//! vibra-host's Linux backend, sending real UDP traffic, against one real etcd started here.
+//! vibra-host's Linux backend, sending real UDP traffic, against a real three-member etcd
+//! cluster started here.
 //! Needs root, `ip` and `etcd`: skips loudly without them (CI forbids the skip).
 //!
 //! Shown: the grant follows a demand shift within two periods (alpha = 0 here, so the
 //! estimate is the last period's usage) and the kernel's measured egress follows the grant;
 //! killing a VM's processes gives its share to the next R = 2 VMs (SPEC 4) within one period,
-//! applied on their hosts; no version of the granted or applied records exceeds the pool;
-//! SIGTERM stops every daemon cleanly and removes its VMs.
+//! applied on their hosts; losing one etcd member of three, and then restarting the whole etcd
+//! cluster, loses no allocation and no host's lease while the daemons keep running; no version
+//! of the granted or applied records exceeds the pool (faults included); SIGHUP reloads; a
+//! host killed with its VMs is compensated once its lease lapses; SIGTERM stops every daemon cleanly and removes its VMs.
 
 mod common;
 
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 use vibra_alloc::ResourceKind;
 use vibrad::directory::{Directory, Record, Units};
 
-use common::{Etcd, skip};
+use common::{Cluster, skip};
 
 const TEST: &str = "three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm";
 const POOL: u64 = 3_000_000; // bytes/s for the customer
@@ -83,7 +86,36 @@ fn metrics_port(pid: u32) -> u16 {
     20000 + ((pid * 8 + 6) % 40000) as u16
 }
 
-fn config(host: &str, pid: u32, url: &str, load: &Path, metrics_ip: std::net::Ipv4Addr) -> String {
+/// h1's Prometheus text (its endpoint listens inside h1's namespace, reached over the veth).
+fn metrics_body(ip: std::net::Ipv4Addr, pid: u32) -> String {
+    use std::io::{Read, Write};
+    let mut body = String::new();
+    let mut c = std::net::TcpStream::connect((ip, metrics_port(pid))).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    c.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// The value of an unlabelled metric in Prometheus text (0 when absent).
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn config(
+    host: &str,
+    pid: u32,
+    endpoints: &[String],
+    load: &Path,
+    metrics_ip: std::net::Ipv4Addr,
+) -> String {
+    let endpoints = endpoints
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let net = 100 + pid % 100;
     let metrics = if host == "h1" {
         format!(
@@ -95,7 +127,7 @@ fn config(host: &str, pid: u32, url: &str, load: &Path, metrics_ip: std::net::Ip
     };
     let mut s = format!(
         "host = \"{host}\"\n[agent]\nperiod_s = {PERIOD}\nalpha = 0.0\n\
-         [directory]\nbackend = \"etcd\"\nendpoints = [\"{url}\"]\nprefix = \"/mh{pid}\"\nlease_ttl_s = 3\n\
+         [directory]\nbackend = \"etcd\"\nendpoints = [{endpoints}]\nprefix = \"/mh{pid}\"\nlease_ttl_s = 3\n\
          [linux]\ncgroup_parent = \"vibrad-t{pid}-{host}\"\n\
          [[customer]]\nname = \"acme\"\nreplication = 2\n[customer.bandwidth]\n\
          pool_bytes_per_s = {POOL}\nfloor_bytes_per_s = 50_000\nunit_bytes_per_s = 1000\n"
@@ -241,10 +273,10 @@ fn three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm() {
     };
     let pid = std::process::id();
     let nets = HostNets::new(pid, 3);
-    let Some(etcd) = Etcd::start_on(TEST, &nets.roots) else {
+    // Three etcd members (the fault phase loses one, then restarts all three).
+    let Some(mut etcd) = Cluster::start_on(TEST, 3, &nets.roots) else {
         return;
     };
-    let port = etcd.url.rsplit(':').next().unwrap().to_string();
     let tmp = std::env::temp_dir().join(format!("vibrad-mh-{pid}"));
     std::fs::create_dir_all(&tmp).unwrap();
     let mut daemons = Daemons {
@@ -253,9 +285,9 @@ fn three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm() {
     };
     for (k, h) in ["h1", "h2", "h3"].into_iter().enumerate() {
         let file = tmp.join(format!("{h}.toml"));
-        // Each host reaches etcd over its own veth, at the root end's address.
-        let url = format!("http://{}:{port}", nets.roots[k]);
-        std::fs::write(&file, config(h, pid, &url, &load, nets.inners[k])).unwrap();
+        // Each host reaches the etcd members over its own veth, at the root end's address.
+        let urls = etcd.urls_on(nets.roots[k]);
+        std::fs::write(&file, config(h, pid, &urls, &load, nets.inners[k])).unwrap();
         let log = std::fs::File::create(tmp.join(format!("{h}.log"))).unwrap();
         daemons.children.push(
             // vibrad joins its host's network namespace (nsenter) in a mount namespace of its
@@ -389,6 +421,71 @@ fn three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm() {
         },
     );
     eprintln!("compensation applied {:?} after the kill", killed.elapsed());
+    // Phase 4: etcd faults under the running daemons. First one member of three is lost (the
+    // first endpoint every client tries), then the whole cluster restarts. Neither loses an
+    // allocation or a host's lease, and the daemons keep running their periods.
+    let periods = || metric(&metrics_body(nets.inners[0], pid), "vibrad_periods_total");
+    let all_granted = |what: &str| {
+        let g = granted(&dir);
+        assert_eq!(
+            g.values().sum::<u64>() * 1000,
+            POOL,
+            "{what}: share lost: {g:?}"
+        );
+        for (v, u) in &g {
+            assert!(
+                *v == v4 || *u > 0,
+                "{what}: live {v} lost its allocation: {g:?}"
+            );
+        }
+        assert_eq!(
+            dir.live_hosts().unwrap().len(),
+            3,
+            "{what}: a host's lease lapsed"
+        );
+    };
+    let p0 = periods();
+    etcd.kill_member(0);
+    std::thread::sleep(Duration::from_secs_f64(3.0 * PERIOD + 0.5));
+    all_granted("one etcd member of three down");
+    let p1 = periods();
+    assert!(
+        p1 >= p0 + 2.0,
+        "periods stalled with two of three members: {p0} -> {p1}"
+    );
+    eprintln!(
+        "one member of three down: {} periods ran, nothing lost",
+        p1 - p0
+    );
+    for i in 0..3 {
+        etcd.kill_member(i);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for i in 0..3 {
+        etcd.start_member(i);
+    }
+    let back = etcd.wait_ready(Duration::from_secs(20));
+    let p2 = periods();
+    std::thread::sleep(Duration::from_secs_f64(3.0 * PERIOD + 0.5));
+    all_granted("after the whole etcd cluster restarted");
+    let p3 = periods();
+    assert!(
+        p3 >= p2 + 2.0,
+        "periods stalled after etcd came back: {p2} -> {p3}"
+    );
+    wait_for(
+        "hosts apply what is granted after the restart",
+        Duration::from_secs(3),
+        || {
+            let g = granted(&dir);
+            let a = applied(&dir);
+            g.iter().all(|(v, u)| a.get(v) == Some(u))
+        },
+    );
+    eprintln!(
+        "whole etcd cluster down 2 s, back {back:?} later: nothing lost, {} periods ran",
+        p3 - p2
+    );
     // The bound held in every version of both records.
     for which in [Record::Granted, Record::Applied] {
         let h = dir
@@ -402,14 +499,7 @@ fn three_vibrad_hosts_follow_demand_and_compensate_a_failed_vm() {
         eprintln!("{which:?}: {} versions, all within the pool", h.len());
     }
     // The Prometheus endpoint (h1) shows allocations, plan sizes and latency.
-    let mut body = String::new();
-    {
-        use std::io::{Read, Write};
-        let mut c = std::net::TcpStream::connect((nets.inners[0], metrics_port(pid))).unwrap();
-        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        c.read_to_string(&mut body).unwrap();
-    }
+    let body = metrics_body(nets.inners[0], pid);
     for want in [
         "HTTP/1.1 200 OK",
         "vibrad_periods_total",

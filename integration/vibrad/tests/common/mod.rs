@@ -202,10 +202,18 @@ pub struct Cluster {
     members: Vec<(String, std::path::PathBuf, String, String, Option<Child>)>,
     initial: String,
     token: String,
+    /// Further addresses every member also serves clients on (its own port).
+    extra: Vec<std::net::Ipv4Addr>,
 }
 
 impl Cluster {
     pub fn start(test: &str, n: usize) -> Option<Cluster> {
+        Cluster::start_on(test, n, &[])
+    }
+
+    /// Also serves clients on `extra` addresses (each member on its own port), e.g. the root
+    /// ends of veths to other network namespaces.
+    pub fn start_on(test: &str, n: usize, extra: &[std::net::Ipv4Addr]) -> Option<Cluster> {
         if Command::new("etcd").arg("--version").output().is_err() {
             skip(test, "no etcd binary (apt-get install etcd-server)");
             return None;
@@ -235,29 +243,26 @@ impl Cluster {
             members,
             initial,
             token: format!("c{pid}x{k}"),
+            extra: extra.to_vec(),
         };
         for i in 0..n {
             c.start_member(i);
         }
-        let kv = c.kv();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while kv.put("/ready", "1", None).is_err() {
-            assert!(Instant::now() < deadline, "etcd cluster did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        c.wait_ready(Duration::from_secs(20));
         Some(c)
     }
 
     pub fn start_member(&mut self, i: usize) {
         let initial = self.initial.clone();
         let token = self.token.clone();
+        let listen = self.client_urls(i).join(",");
         let (name, dir, client, peer, child) = &mut self.members[i];
         let c = Command::new("etcd")
             .args(["--name", name.as_str(), "--data-dir"])
             .arg(&*dir)
             .args([
                 "--listen-client-urls",
-                client.as_str(),
+                listen.as_str(),
                 "--advertise-client-urls",
                 client.as_str(),
             ])
@@ -290,6 +295,37 @@ impl Cluster {
 
     pub fn urls(&self) -> Vec<String> {
         self.members.iter().map(|m| m.2.clone()).collect()
+    }
+
+    /// Member `i`'s client URLs: loopback, then each extra address on the same port.
+    fn client_urls(&self, i: usize) -> Vec<String> {
+        let local = &self.members[i].2;
+        let port = local.rsplit(':').next().unwrap();
+        std::iter::once(local.clone())
+            .chain(self.extra.iter().map(|ip| format!("http://{ip}:{port}")))
+            .collect()
+    }
+
+    /// Every member's client URL on `ip` (one of the extra addresses).
+    pub fn urls_on(&self, ip: std::net::Ipv4Addr) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("http://{ip}:{}", m.2.rsplit(':').next().unwrap()))
+            .collect()
+    }
+
+    /// Waits until the cluster accepts a write again (after members were started).
+    pub fn wait_ready(&self, limit: Duration) -> Duration {
+        let t = Instant::now();
+        let kv = self.kv();
+        while kv.put("/ready", "1", None).is_err() {
+            assert!(
+                t.elapsed() < limit,
+                "etcd cluster did not come back in {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        t.elapsed()
     }
 
     pub fn kv(&self) -> EtcdKv {
