@@ -8,7 +8,9 @@
 
 use serde_json::json;
 
-use super::web::{Setup, bring_up, mean_sd, replay, require_testbed, scaled_world_cup};
+use super::web::{
+    Setup, Transfer, bring_up, give_survivors, mean_sd, replay, require_testbed, scaled_world_cup,
+};
 use crate::testbed::Testbed;
 use crate::workload::StreamModel;
 use crate::{
@@ -28,15 +30,15 @@ const FULL_SCENARIOS: &[&str] = &[
     "failed+both",
 ];
 /// The back end that fails (0-based; any one would do).
-const FAILED: usize = 1;
-const BACKENDS: usize = 4;
+pub(super) const FAILED: usize = 1;
+pub(super) const BACKENDS: usize = 4;
 /// The dissertation: 97% of normal throughput with both resources transferred.
 const DISSERTATION_BOTH: f64 = 0.97;
 
 /// The scaled World Cup model (`web::scaled_world_cup`); 60 Mbit/s per back end, so the four back ends' 30 MB/s
 /// is the bottleneck (the proxy and load generator carry 70-90 MB/s here, 25-45 MB/s when
 /// other builds load the machine), as bandwidth was scarce in the dissertation's cluster.
-fn setup(quick: bool) -> Setup {
+pub(super) fn setup(quick: bool) -> Setup {
     let scaled = scaled_world_cup();
     Setup {
         model: StreamModel {
@@ -52,27 +54,15 @@ fn setup(quick: bool) -> Setup {
     }
 }
 
-/// Sets every back end's resources for `scenario`: the survivors get an even share of the
-/// failed one's bandwidth and/or memory.
+/// Sets every back end's resources for `scenario` (`web::give_survivors`) and stops or
+/// starts the failed back end.
 fn apply(tb: &mut Testbed, s: &Setup, scenario: &str) -> Result<(), LabError> {
     let failed = scenario.starts_with("failed");
-    let more = BACKENDS as f64 / (BACKENDS - 1) as f64;
-    let bw = scenario.ends_with("+bandwidth") || scenario.ends_with("+both");
-    let mem = scenario.ends_with("+memory") || scenario.ends_with("+both");
-    for i in 0..BACKENDS {
-        let survivor = failed && i != FAILED;
-        let memory = if survivor && mem {
-            (s.memory_mib as f64 * more).round() as u64
-        } else {
-            s.memory_mib
-        };
-        let egress = if survivor && bw {
-            s.egress_bits_per_sec * more
-        } else {
-            s.egress_bits_per_sec
-        };
-        tb.set_resources(i, memory, egress)?;
-    }
+    let transfer = Transfer {
+        bandwidth: failed && (scenario.ends_with("+bandwidth") || scenario.ends_with("+both")),
+        memory: failed && (scenario.ends_with("+memory") || scenario.ends_with("+both")),
+    };
+    give_survivors(tb, s, FAILED, transfer)?;
     if failed {
         tb.stop_backend(FAILED)?;
     } else {

@@ -9,6 +9,7 @@ use crate::{LabError, Report, RunContext};
 mod fig3_8;
 mod fig4_1;
 mod fig4_3;
+mod fig4_4;
 mod fig5;
 mod fig6_5;
 mod table3_1;
@@ -81,6 +82,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &table3_2::Table32,
     &fig3_8::Fig38,
     &fig4_3::Fig43,
+    &fig4_4::Fig44,
     &fig5::Fig57,
     &fig5::Fig58,
     &fig5::Fig59,

@@ -1,5 +1,6 @@
-//! What the Vibra Web experiments on the real testbed (fig3.8, fig4.3) share: the skip rule,
-//! the World Cup workload as files and requests, and one measured replay through the proxy.
+//! What the Vibra Web experiments on the real testbed (fig3.8, fig4.3, fig4.4) share: the skip
+//! rule, the World Cup workload as files and requests, one measured replay through the proxy,
+//! and moving a failed back end's resources to the survivors.
 
 use std::path::{Path, PathBuf};
 
@@ -70,6 +71,41 @@ pub(crate) fn bring_up(
     );
     let tb = Testbed::up(&config, &work.files)?;
     Ok((work, tb, proxy))
+}
+
+/// Which of a failed back end's resources the survivors get, split evenly among them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Transfer {
+    pub(crate) bandwidth: bool,
+    pub(crate) memory: bool,
+}
+
+/// Sets every back end's memory limit and egress rate through vibra-host: `s`'s for each,
+/// and for the survivors of back end `failed` also an even share of its bandwidth and/or
+/// memory as `transfer` says (what the allocation agent does after a failure, SPEC 4 with
+/// the whole pool moved). `Transfer::default()` restores everyone's own resources.
+pub(crate) fn give_survivors(
+    tb: &mut Testbed,
+    s: &Setup,
+    failed: usize,
+    transfer: Transfer,
+) -> Result<(), LabError> {
+    let more = s.backends as f64 / (s.backends - 1).max(1) as f64;
+    for i in 0..s.backends {
+        let survivor = i != failed;
+        let memory = if survivor && transfer.memory {
+            (s.memory_mib as f64 * more).round() as u64
+        } else {
+            s.memory_mib
+        };
+        let egress = if survivor && transfer.bandwidth {
+            s.egress_bits_per_sec * more
+        } else {
+            s.egress_bits_per_sec
+        };
+        tb.set_resources(i, memory, egress)?;
+    }
+    Ok(())
 }
 
 /// Mean and sample standard deviation (0 for fewer than two values).

@@ -1,11 +1,14 @@
 //! The load generator: `connections` threads, each with one keep-alive HTTP/1.1 connection,
 //! taking the next request of a shared list in order (so the stream's order is kept up to
 //! the `connections` requests in flight), checking every answer is `200` with the object's
-//! size, and timing each request.
+//! size, and timing each request. By default one pass over the list, and any failure ends
+//! the run; [`LoadOptions`] turn it into a timed run that cycles the list, counts failures
+//! and publishes live counters (for a time series around a failure, fig. 4.4).
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::TestbedError;
@@ -41,6 +44,9 @@ pub struct LoadStats {
     pub requests: u64,
     /// Body bytes received for them.
     pub bytes: u64,
+    /// Requests that failed (only with [`LoadOptions::count_failures`]; otherwise the first
+    /// failure ends the run with an error).
+    pub failed: u64,
     /// Wall time of the whole run.
     pub seconds: f64,
     /// Per-request latencies in microseconds, sorted.
@@ -77,6 +83,65 @@ impl LoadStats {
     }
 }
 
+/// Counters a run updates as each request completes, for a sampler to read while it runs.
+///
+/// ```
+/// let live = vibra_lab::testbed::LiveCounters::default();
+/// assert_eq!(live.snapshot(), (0, 0, 0, 0));
+/// ```
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    /// Requests answered correctly.
+    pub requests: AtomicU64,
+    /// Their body bytes.
+    pub bytes: AtomicU64,
+    /// Requests that failed (counted only with [`LoadOptions::count_failures`]).
+    pub failed: AtomicU64,
+    /// Sum of the answered requests' latencies, microseconds.
+    pub latency_us: AtomicU64,
+}
+
+impl LiveCounters {
+    /// `(requests, bytes, failed, latency_us)` now.
+    ///
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// let live = vibra_lab::testbed::LiveCounters::default();
+    /// live.failed.fetch_add(2, Ordering::Relaxed);
+    /// assert_eq!(live.snapshot().2, 2);
+    /// ```
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.latency_us.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// How a run ends and what it does with a failed request. The default is [`run_load`]'s: one
+/// pass over the list, the first failure ends the run.
+///
+/// ```
+/// let o = vibra_lab::testbed::LoadOptions::default();
+/// assert!(!o.count_failures && o.until.is_none() && o.live.is_none() && o.arrivals.is_none());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Count a failed request (and drop its connection) instead of ending the run.
+    pub count_failures: bool,
+    /// Cycle through the list until this instant, then end normally (instead of one pass).
+    pub until: Option<Instant>,
+    /// Open loop: request `i` (the list cycled) is sent `arrivals[i]` after the run starts,
+    /// and its latency counts from then (waiting for a free connection included); the run
+    /// ends after the last arrival (or at `until`). Offsets in increasing order, e.g. from
+    /// [`crate::testbed::poisson_arrivals`].
+    pub arrivals: Option<Arc<[Duration]>>,
+    /// Counters updated as requests complete.
+    pub live: Option<Arc<LiveCounters>>,
+}
+
 /// Sends every request of `requests` to `addr` over `connections` keep-alive connections.
 /// Any failed request (connection refused, timeout, a status other than 200, a body of the
 /// wrong size) ends the run with an error: the figures count only complete runs. Stops with
@@ -96,6 +161,35 @@ pub fn run_load(
     connections: usize,
     stop: &AtomicBool,
 ) -> Result<LoadStats, TestbedError> {
+    run_load_with(addr, requests, connections, stop, &LoadOptions::default())
+}
+
+/// [`run_load`] with [`LoadOptions`]: e.g. a timed run that cycles the list, counts failures
+/// and publishes live counters.
+///
+/// ```no_run
+/// use std::sync::{Arc, atomic::AtomicBool};
+/// use std::time::{Duration, Instant};
+/// use vibra_lab::testbed::{LiveCounters, LoadOptions, Request, run_load_with};
+/// let reqs = vec![Request { target: "/index.html".into(), bytes: 615 }];
+/// let live = Arc::new(LiveCounters::default());
+/// let opts = LoadOptions {
+///     count_failures: true,
+///     until: Some(Instant::now() + Duration::from_secs(10)),
+///     live: Some(Arc::clone(&live)),
+///     arrivals: None,
+/// };
+/// let stats = run_load_with("127.0.0.1:80".parse().unwrap(), &reqs, 4, &AtomicBool::new(false), &opts)?;
+/// println!("{} answered, {} failed", stats.requests, stats.failed);
+/// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+/// ```
+pub fn run_load_with(
+    addr: SocketAddr,
+    requests: &[Request],
+    connections: usize,
+    stop: &AtomicBool,
+    options: &LoadOptions,
+) -> Result<LoadStats, TestbedError> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let started = Instant::now();
@@ -103,7 +197,7 @@ pub fn run_load(
         let workers: Vec<_> = (0..connections.max(1))
             .map(|_| {
                 s.spawn(|| {
-                    let r = worker(addr, requests, &next, stop, &failed);
+                    let r = worker(addr, requests, &next, stop, &failed, options, started);
                     if r.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     }
@@ -138,6 +232,7 @@ pub fn run_load(
             Ok(s) => {
                 total.requests += s.requests;
                 total.bytes += s.bytes;
+                total.failed += s.failed;
                 total.latencies_us.extend(s.latencies_us);
             }
             Err(TestbedError::Interrupted) => interrupted = true,
@@ -157,38 +252,97 @@ fn worker(
     next: &AtomicUsize,
     stop: &AtomicBool,
     failed: &AtomicBool,
+    options: &LoadOptions,
+    started: Instant,
 ) -> Result<LoadStats, TestbedError> {
     let mut stats = LoadStats::default();
     let mut conn: Option<BufReader<TcpStream>> = None;
     let mut sink = vec![0u8; 64 * 1024];
+    let cycle = options.until.is_some() || options.arrivals.is_some();
     loop {
         if stop.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed) {
             return Err(TestbedError::Interrupted);
         }
         let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(req) = requests.get(i) else {
+        if options.until.is_some_and(|until| Instant::now() >= until) {
             return Ok(stats);
-        };
-        let t0 = Instant::now();
-        // One retry on a fresh connection: a keep-alive connection may have been closed by the
-        // other side between two requests.
-        let mut attempt = 0;
-        let keep = loop {
-            let fresh = conn.is_none();
-            let c = match conn.take() {
-                Some(c) => c,
-                None => connect(addr)?,
-            };
-            match exchange(c, req, &mut sink) {
-                Ok(keep) => break keep,
-                Err(e) if !fresh && attempt == 0 && e.is_reset() => attempt += 1,
-                Err(e) => return Err(e.into_error(addr, &req.target)),
+        }
+        let req = if cycle && !requests.is_empty() {
+            &requests[i % requests.len()]
+        } else {
+            match requests.get(i) {
+                Some(r) => r,
+                None => return Ok(stats),
             }
         };
-        conn = keep;
-        stats.latencies_us.push(t0.elapsed().as_micros() as u64);
-        stats.requests += 1;
-        stats.bytes += req.bytes;
+        let t0 = match &options.arrivals {
+            Some(arrivals) => {
+                let Some(at) = arrivals.get(i) else {
+                    return Ok(stats);
+                };
+                let due = started + *at;
+                // Sleep in short steps, so a stop or a deadline is seen in time.
+                while let Some(left) = due.checked_duration_since(Instant::now()) {
+                    if stop.load(Ordering::Relaxed)
+                        || options.until.is_some_and(|u| Instant::now() >= u)
+                    {
+                        break;
+                    }
+                    std::thread::sleep(left.min(Duration::from_millis(100)));
+                }
+                due
+            }
+            None => Instant::now(),
+        };
+        match request(addr, &mut conn, req, &mut sink) {
+            Ok(()) => {
+                let us = t0.elapsed().as_micros() as u64;
+                stats.latencies_us.push(us);
+                stats.requests += 1;
+                stats.bytes += req.bytes;
+                if let Some(live) = &options.live {
+                    live.requests.fetch_add(1, Ordering::Relaxed);
+                    live.bytes.fetch_add(req.bytes, Ordering::Relaxed);
+                    live.latency_us.fetch_add(us, Ordering::Relaxed);
+                }
+            }
+            Err(_) if options.count_failures => {
+                stats.failed += 1;
+                if let Some(live) = &options.live {
+                    live.failed.fetch_add(1, Ordering::Relaxed);
+                }
+                // Not a busy loop against a front end that refuses everything.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends `req` on `conn` (or a new connection) and reads its answer; leaves the connection
+/// in `conn` when it may be reused. One retry on a fresh connection: a keep-alive connection
+/// may have been closed by the other side between two requests.
+fn request(
+    addr: SocketAddr,
+    conn: &mut Option<BufReader<TcpStream>>,
+    req: &Request,
+    sink: &mut [u8],
+) -> Result<(), TestbedError> {
+    let mut attempt = 0;
+    loop {
+        let fresh = conn.is_none();
+        let c = match conn.take() {
+            Some(c) => c,
+            None => connect(addr)?,
+        };
+        match exchange(c, req, sink) {
+            Ok(keep) => {
+                *conn = keep;
+                return Ok(());
+            }
+            Err(e) if !fresh && attempt == 0 && e.is_reset() => attempt += 1,
+            Err(e) => return Err(e.into_error(addr, &req.target)),
+        }
     }
 }
 
@@ -348,6 +502,69 @@ mod tests {
         assert_eq!(s.requests, 50);
         assert_eq!(s.bytes, 50_000);
         assert_eq!(s.latencies_us.len(), 50);
+    }
+
+    #[test]
+    fn a_timed_run_cycles_the_list_counts_failures_and_publishes_live_counters() {
+        let addr = server(10, 100, "404 Not Found");
+        let good = server(100, 100, "200 OK");
+        let reqs = vec![Request {
+            target: "/f".into(),
+            bytes: 10,
+        }];
+        let live = Arc::new(LiveCounters::default());
+        let opts = LoadOptions {
+            count_failures: true,
+            until: Some(Instant::now() + Duration::from_millis(300)),
+            live: Some(Arc::clone(&live)),
+            arrivals: None,
+        };
+        let s = run_load_with(addr, &reqs, 2, &AtomicBool::new(false), &opts).unwrap();
+        assert_eq!(s.requests, 0);
+        assert!(s.failed >= 2, "{s:?}");
+        assert_eq!(live.snapshot().2, s.failed);
+        // Two requests cycled past the list's end: every answer counted, live and total.
+        let reqs = vec![
+            Request {
+                target: "/a".into(),
+                bytes: 100,
+            },
+            Request {
+                target: "/b".into(),
+                bytes: 100,
+            },
+        ];
+        let live = Arc::new(LiveCounters::default());
+        let opts = LoadOptions {
+            live: Some(Arc::clone(&live)),
+            until: Some(Instant::now() + Duration::from_millis(300)),
+            ..LoadOptions::default()
+        };
+        let s = run_load_with(good, &reqs, 2, &AtomicBool::new(false), &opts).unwrap();
+        assert!(s.requests > 2, "the list was not cycled: {s:?}");
+        let (n, bytes, failed, _) = live.snapshot();
+        assert_eq!((n, bytes, failed), (s.requests, s.bytes, 0));
+    }
+
+    #[test]
+    fn an_open_loop_run_sends_each_arrival_once_and_ends_after_the_last() {
+        let addr = server(100, 1000, "200 OK");
+        let reqs = vec![Request {
+            target: "/a".into(),
+            bytes: 100,
+        }];
+        let arrivals: Arc<[Duration]> = (0..20).map(|k| Duration::from_millis(10 * k)).collect();
+        let opts = LoadOptions {
+            arrivals: Some(arrivals),
+            ..LoadOptions::default()
+        };
+        let t = Instant::now();
+        let s = run_load_with(addr, &reqs, 3, &AtomicBool::new(false), &opts).unwrap();
+        assert_eq!(s.requests, 20, "one request per arrival, the list cycled");
+        assert!(
+            t.elapsed() >= Duration::from_millis(190),
+            "sent before their arrival times"
+        );
     }
 
     #[test]

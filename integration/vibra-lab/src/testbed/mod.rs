@@ -29,6 +29,7 @@
 //! # Ok::<(), vibra_lab::testbed::TestbedError>(())
 //! ```
 
+mod arrivals;
 mod corpus;
 mod disk;
 pub(crate) mod error;
@@ -44,10 +45,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use vibra_host::{Bandwidth, HostController as _, LinkAddrs, LinuxHost, MemoryTarget, VmSpec};
 
+pub use arrivals::poisson_arrivals;
 pub use corpus::{CorpusFile, files_of, servable, servable_corpus};
 pub use disk::BlockDevice;
 pub use error::TestbedError;
-pub use loadgen::{IO_TIMEOUT, LoadStats, Request, run_load};
+pub use loadgen::{
+    IO_TIMEOUT, LiveCounters, LoadOptions, LoadStats, Request, run_load, run_load_with,
+};
 
 /// The variable that turns a skipped real-component experiment into a failure (CI sets it; the
 /// same one the vibra-host and vibrad tests use).
