@@ -4,7 +4,8 @@
 # builds the proxy (cmake: the proxy stage's Pingora build) and vibra-lab, then runs
 # `vibra-lab reproduce fig3.8 --quick` and `fig4.3 --quick` three times each and checks the
 # direction of each run: URL hash with R = 2 reads at most 0.75x round-robin's disk data; after
-# a failure, `failed+both` keeps at least 1.1x the throughput of `failed`. Then checks that the
+# a failure, `failed+both` keeps at least 1.1x the throughput of `failed`; and `fig4.4 --quick`
+# once (the killed back end serves nothing afterwards, the survivors carry the demand). Then checks that the
 # runs left nothing behind, and that Ctrl-C tears a run down (tests/testbed.rs). Root;
 # VIBRA_REQUIRE_PRIVILEGED=1 turns any skip into a failure. Under 10 minutes.
 set -euo pipefail
@@ -40,13 +41,13 @@ export VIBRA_TESTBED_DIR="$PWD/target/testbed-ci"
 rm -rf "$VIBRA_TESTBED_DIR" target/vibra-lab-testbed
 mkdir -p "$VIBRA_TESTBED_DIR" target/vibra-lab-testbed
 
-# quick_runs EXPERIMENT PREFIX CHECK: three `--quick` runs of EXPERIMENT into
+# quick_runs EXPERIMENT PREFIX CHECK [RUNS]: RUNS (default 3) `--quick` runs of EXPERIMENT into
 # target/vibra-lab-testbed/PREFIX<n>, each checked by the Python program CHECK (given the JSON
 # path; it prints the figures and exits non-zero on a failed direction), and its SVGs.
 quick_runs() {
-    local experiment=$1 prefix=$2 check=$3 run out started svg
-    for run in 1 2 3; do
-        begin "$experiment --quick, run $run of 3 (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    local experiment=$1 prefix=$2 check=$3 runs=${4:-3} run out started svg
+    for run in $(seq "$runs"); do
+        begin "$experiment --quick, run $run of $runs (load: $(cut -d' ' -f1-3 /proc/loadavg))"
         out="target/vibra-lab-testbed/$prefix$run"
         started=$SECONDS
         target/release/vibra-lab reproduce "$experiment" --quick --json --out "$out" > "$out.json.txt" 2> "$out.log" ||
@@ -85,6 +86,28 @@ print(f"  failed+both / failed = {gain:.3f} (must be >= 1.1); failed+both / norm
 if not gain >= 1.1:
     sys.exit("after a failure, transferring both resources kept less than 1.1x the throughput of not")
 '
+
+# fig4.4 once (its time series is its own repeat): the killed back end serves nothing after
+# the failure, and the survivors carry the open-loop demand (the total stays within 20%).
+quick_runs fig4.4 fig4.4-run '
+import json, sys
+from collections import defaultdict
+rows = json.loads(open(sys.argv[1]).read())["rows"]
+per = defaultdict(dict)
+for r in rows:
+    per[r["t_s"]][r["server"]] = r["mb_per_s"]
+ts = sorted(per)
+fail = rows[0]["killed_at_s"]
+before = [sum(per[t].values()) for t in ts if 5 <= t < fail]
+after = [sum(per[t].values()) for t in ts if t >= fail + 6]
+dead = [per[t][1] for t in ts if t >= fail + 2]
+b, a = sum(before) / len(before), sum(after) / len(after)
+print(f"  total {b:.1f} MB/s before, {a:.1f} after; killed back end after the failure: max {max(dead):.3f} MB/s")
+if max(dead) > 0.01:
+    sys.exit("the killed back end still served after the failure")
+if not a >= 0.8 * b:
+    sys.exit("the survivors did not carry the demand after the failure")
+' 1
 
 begin "nothing left behind: corpus folders, namespaces, cgroups"
 left=$(find "$VIBRA_TESTBED_DIR" -mindepth 1 -maxdepth 1 | wc -l)

@@ -196,6 +196,7 @@ impl Experiment for Fig44 {
                     "server": server,
                     "mb_per_s": mb,
                     "policy": POLICY,
+                    "killed_at_s": fail_s,
                     "requests_per_s": smp.requests_per_s,
                     "failed_requests": smp.failed,
                     "mean_ms": smp.mean_ms,
