@@ -5,7 +5,8 @@
 # `vibra-lab reproduce fig3.8 --quick` and `fig4.3 --quick` three times each and checks the
 # direction of each run: URL hash with R = 2 reads at most 0.75x round-robin's disk data; after
 # a failure, `failed+both` keeps at least 1.1x the throughput of `failed`; and `fig4.4 --quick`
-# once (the killed back end serves nothing afterwards, the survivors carry the demand). Then checks that the
+# once (the killed back end serves nothing afterwards, the survivors carry the demand); and
+# nginx as the front end (least_conn, hash consistent, and with Vibra's module) on a small testbed. Then checks that the
 # runs left nothing behind, and that Ctrl-C tears a run down (tests/testbed.rs). Root;
 # VIBRA_REQUIRE_PRIVILEGED=1 turns any skip into a failure. Under 10 minutes.
 set -euo pipefail
@@ -29,6 +30,19 @@ fi
 # Debian's postinst may start a system nginx on port 80 of the root namespace: harmless (the
 # back ends listen on their own namespaces' addresses), but stop it so it uses no memory.
 if [ -f /run/nginx.pid ]; then nginx -s stop 2>/dev/null || true; fi
+
+begin "build libvibra and the Vibra nginx module (as the nginx stage does) for the nginx-vibra front end"
+need=()
+for pkg in nginx-dev pkg-config gcc make; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The release profile the ffi and nginx stages build with, so libvibra is reused, not rebuilt.
+CARGO_PROFILE_RELEASE_DEBUG=2 bash ffi/install.sh --prefix "$PWD/target/testbed-vibra" >/dev/null
+PKG_CONFIG_PATH="$PWD/target/testbed-vibra/lib/pkgconfig" \
+    examples/nginx/build.sh "$PWD/target/testbed-vibra/module" >/dev/null
+export VIBRA_NGINX_MODULE="$PWD/target/testbed-vibra/module/ngx_http_upstream_vibra_module.so"
 
 begin "build vibra-proxy (as the proxy stage does, so it is reused) and vibra-lab"
 cargo build -p vibra-proxy -p vibra-pingora --features vibra-proxy/pingora,vibra-pingora/pingora --bins
@@ -119,7 +133,7 @@ for id in $(cat target/vibra-lab-testbed/*/fig*.json | sed -n 's/.*run id \([0-9
     echo "run $id: nothing left"
 done
 
-begin "Ctrl-C during a run tears everything down (tests/testbed.rs)"
-cargo test -p vibra-lab --test testbed
+begin "Ctrl-C during a run tears everything down (tests/testbed.rs); nginx front ends (tests/nginx_front.rs)"
+cargo test -p vibra-lab --test testbed --test nginx_front
 
 begin "ok"

@@ -7,6 +7,7 @@
 use serde_json::json;
 
 use super::web::{Replay, Setup, bring_up, mean_sd, replay, require_testbed, scaled_world_cup};
+use crate::testbed::FrontEnd;
 use crate::workload::StreamModel;
 use crate::{
     Comparison, DissertationMark, Experiment, Figure, LabError, Report, RunContext, Series,
@@ -26,6 +27,9 @@ const FULL_POLICIES: &[&str] = &[
     "lard/r",
     "least-conn",
     "round-robin",
+    "nginx-vibra",
+    "nginx-hash-consistent",
+    "nginx-least-conn",
 ];
 
 /// The scaled World Cup model (`web::scaled_world_cup`) with each back end's memory limit
@@ -96,10 +100,22 @@ impl Experiment for Fig38 {
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
         require_testbed(self.name())?;
         let s = setup(ctx.quick);
-        let policies = if ctx.quick {
-            QUICK_POLICIES
+        let mut skipped = Vec::new();
+        let policies: Vec<&str> = if ctx.quick {
+            QUICK_POLICIES.to_vec()
         } else {
+            // nginx with Vibra's module runs only where the module was built.
             FULL_POLICIES
+                .iter()
+                .copied()
+                .filter(|&p| match (p, FrontEnd::locate_nginx_module()) {
+                    ("nginx-vibra", Err(e)) => {
+                        skipped.push(format!("{p} skipped: {e}"));
+                        false
+                    }
+                    _ => true,
+                })
+                .collect()
         };
         let (work, tb, proxy) = bring_up(ctx, self.name(), &s)?;
         let mut measured: Vec<Measured> = Vec::new();
@@ -109,7 +125,7 @@ impl Experiment for Fig38 {
             (s.repeats * policies.len()) as u64,
         );
         for repeat in 0..s.repeats {
-            for &policy in policies {
+            for &policy in &policies {
                 measured.push(Measured {
                     policy,
                     repeat,
@@ -135,10 +151,16 @@ impl Experiment for Fig38 {
         report.note(format!(
             "front end: {} (--hash md5, R = 2 for the /r policies: least-loaded member of the \
              URL's subset by the proxy's active-request counts; no allocation agent moves \
-             memory or bandwidth here), {} keep-alive connections",
+             memory or bandwidth here); the nginx-* policies: Debian's nginx as the front end \
+             (2 workers, 64 keep-alive connections per worker to the back ends; vibra_hash \
+             replication=2 hash=md5 from examples/nginx, hash $request_uri consistent, \
+             least_conn); {} keep-alive connections from the load generator",
             proxy.display(),
             s.connections
         ));
+        for why in &skipped {
+            report.note(why.clone());
+        }
         report.note(work.note(ctx.seed));
         report.note(format!(
             "each policy: corpus evicted (syncfs + posix_fadvise DONTNEED), then the whole \

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::testbed::{
-    self, CorpusFile, FrontEnd, LoadStats, REQUIRE_PRIVILEGED_ENV, Request, Testbed, TestbedConfig,
-    TestbedError, files_of, run_load, servable_corpus, stop_flag,
+    self, CorpusFile, FrontEnd, LoadStats, NGINX_POLICIES, REQUIRE_PRIVILEGED_ENV, Request,
+    Testbed, TestbedConfig, TestbedError, files_of, run_load, servable_corpus, stop_flag,
 };
 use crate::workload::{StreamModel, UrlCorpus};
 use crate::{LabError, RunContext};
@@ -185,7 +185,8 @@ pub(crate) struct Replay {
     pub(crate) memory_max: u64,
 }
 
-/// Starts the proxy with `policy` (R = 2 for the `/r` policies), evicts every corpus copy,
+/// Starts the front end for `policy` (`vibra-proxy`, R = 2 for the `/r` policies; nginx for
+/// the `nginx-*` policies), evicts every corpus copy,
 /// replays `requests` over `connections` connections, and counts the disk's reads meanwhile.
 pub(crate) fn replay(
     tb: &Testbed,
@@ -194,8 +195,12 @@ pub(crate) fn replay(
     requests: &[Request],
     connections: usize,
 ) -> Result<Replay, LabError> {
-    let r = if policy.ends_with("/r") { 2 } else { 1 };
-    let fe = FrontEnd::start(proxy, policy, r, tb.backend_addrs(), tb.work_dir())?;
+    let fe = if NGINX_POLICIES.contains(&policy) {
+        FrontEnd::start_nginx(policy, tb.backend_addrs(), tb.work_dir())?
+    } else {
+        let r = if policy.ends_with("/r") { 2 } else { 1 };
+        FrontEnd::start(proxy, policy, r, tb.backend_addrs(), tb.work_dir())?
+    };
     tb.evict()?;
     let before = tb.disk().read_bytes()?;
     let stats = run_load(fe.addr(), requests, connections, &stop_flag())?;

@@ -34,6 +34,7 @@ mod corpus;
 mod disk;
 pub(crate) mod error;
 mod loadgen;
+mod nginx_front;
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -52,6 +53,7 @@ pub use error::TestbedError;
 pub use loadgen::{
     IO_TIMEOUT, LiveCounters, LoadOptions, LoadStats, Request, run_load, run_load_with,
 };
+pub use nginx_front::{NGINX_MODULE_ENV, NGINX_POLICIES};
 
 /// The variable that turns a skipped real-component experiment into a failure (CI sets it; the
 /// same one the vibra-host and vibrad tests use).
@@ -633,8 +635,9 @@ fn wait_listening(addr: SocketAddr, what: &str, limit: Duration) -> Result<(), T
     }
 }
 
-/// The front end: a `vibra-proxy` process on 127.0.0.1 in front of the back ends, killed and
-/// reaped when dropped.
+/// The front end: a `vibra-proxy` process ([`FrontEnd::start`]) or an nginx
+/// ([`FrontEnd::start_nginx`]) on 127.0.0.1 in front of the back ends, killed and reaped when
+/// dropped.
 ///
 /// ```no_run
 /// use vibra_lab::testbed::{FrontEnd, Testbed, TestbedConfig};
