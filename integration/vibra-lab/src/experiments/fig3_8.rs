@@ -50,6 +50,7 @@ fn setup(quick: bool) -> Setup {
             egress_bits_per_sec: 400e6,
             connections: 8,
             repeats: 1,
+            disk_read_bytes_per_sec: None,
         }
     } else {
         Setup {
@@ -63,6 +64,7 @@ fn setup(quick: bool) -> Setup {
             egress_bits_per_sec: 400e6,
             connections: 8,
             repeats: 3,
+            disk_read_bytes_per_sec: None,
         }
     }
 }

@@ -51,6 +51,7 @@ pub(super) fn setup(quick: bool) -> Setup {
         egress_bits_per_sec: 60e6,
         connections: 32,
         repeats: if quick { 1 } else { 3 },
+        disk_read_bytes_per_sec: None,
     }
 }
 

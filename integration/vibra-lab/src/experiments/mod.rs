@@ -7,6 +7,7 @@
 use crate::{LabError, Report, RunContext};
 
 mod fig3_8;
+mod fig3_9;
 mod fig4_1;
 mod fig4_3;
 mod fig4_4;
@@ -81,6 +82,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &table3_1::Table31,
     &table3_2::Table32,
     &fig3_8::Fig38,
+    &fig3_9::Fig39,
     &fig4_3::Fig43,
     &fig4_4::Fig44,
     &fig5::Fig57,

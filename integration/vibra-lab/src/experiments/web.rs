@@ -34,6 +34,8 @@ pub(crate) struct Setup {
     pub(crate) egress_bits_per_sec: f64,
     pub(crate) connections: usize,
     pub(crate) repeats: usize,
+    /// Each back end's disk-read rate (bytes/s), `None` for the disk's own speed.
+    pub(crate) disk_read_bytes_per_sec: Option<u64>,
 }
 
 /// The World Cup stream model of `crate::workload` (hot objects, Zipf 1.0 over the rest,
@@ -57,6 +59,7 @@ pub(crate) fn bring_up(
         backends: s.backends,
         memory_mib: s.memory_mib,
         egress_bits_per_sec: s.egress_bits_per_sec,
+        disk_read_bytes_per_sec: s.disk_read_bytes_per_sec,
         ..TestbedConfig::default()
     };
     let proxy = FrontEnd::locate()?;

@@ -46,6 +46,29 @@ impl BlockDevice {
         Ok(BlockDevice { stat })
     }
 
+    /// The whole disk's `major:minor` (the device itself, or the disk a partition is on):
+    /// what a cgroup's read throttle names.
+    ///
+    /// ```no_run
+    /// let disk = vibra_lab::testbed::BlockDevice::of_dir(std::path::Path::new("/"))?;
+    /// assert!(disk.whole_disk()?.contains(':'));
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
+    pub fn whole_disk(&self) -> Result<String, TestbedError> {
+        // /sys/dev/block/M:m is a link to the device's folder; a partition's folder holds a
+        // `partition` file and sits in its disk's folder.
+        let dir = self.stat.parent().unwrap_or(Path::new("/"));
+        let dir = std::fs::canonicalize(dir).map_err(|e| TestbedError::io(dir, e))?;
+        let disk = if dir.join("partition").is_file() {
+            dir.parent().unwrap_or(&dir).to_path_buf()
+        } else {
+            dir
+        };
+        let dev = disk.join("dev");
+        let text = std::fs::read_to_string(&dev).map_err(|e| TestbedError::io(&dev, e))?;
+        Ok(text.trim().to_string())
+    }
+
     /// The `stat` file read.
     ///
     /// ```no_run

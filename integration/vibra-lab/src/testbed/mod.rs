@@ -35,6 +35,7 @@ mod disk;
 pub(crate) mod error;
 mod loadgen;
 mod nginx_front;
+mod throttle;
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -154,10 +155,14 @@ pub struct TestbedConfig {
     pub egress_bits_per_sec: f64,
     /// The folder the run's own folder is made in (on a block device).
     pub dir: PathBuf,
+    /// Each back end's disk-read rate, bytes per second (a cgroup v1 blkio throttle on the
+    /// corpus's disk), or `None` for the disk's own speed.
+    pub disk_read_bytes_per_sec: Option<u64>,
 }
 
 impl Default for TestbedConfig {
-    /// 4 back ends, 64 MiB each, 200 Mbit/s each, in `$VIBRA_TESTBED_DIR` or `/var/tmp`.
+    /// 4 back ends, 64 MiB each, 200 Mbit/s each, no disk-read throttle, in
+    /// `$VIBRA_TESTBED_DIR` or `/var/tmp`.
     fn default() -> Self {
         TestbedConfig {
             backends: 4,
@@ -166,6 +171,7 @@ impl Default for TestbedConfig {
             dir: std::env::var_os(DIR_ENV)
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/var/tmp")),
+            disk_read_bytes_per_sec: None,
         }
     }
 }
@@ -177,6 +183,8 @@ struct Backend {
     addr: SocketAddr,
     root: PathBuf,
     nginx: Option<Child>,
+    /// Its blkio group's `cgroup.procs`, when reads are throttled.
+    blkio_procs: Option<PathBuf>,
 }
 
 /// A running testbed; dropping it tears everything down (see the module documentation).
@@ -196,6 +204,9 @@ pub struct Testbed {
     backends: Vec<Backend>,
     /// `None` only while dropping (so it is dropped after the nginx processes are reaped).
     host: Option<LinuxHost>,
+    /// The back ends' disk-read throttle, if any (dropped after the host: its groups can only
+    /// be removed once their processes are gone).
+    throttle: Option<throttle::ReadThrottle>,
     setup_seconds: f64,
 }
 
@@ -255,8 +266,13 @@ impl Testbed {
             files: files.to_vec(),
             backends: Vec::new(),
             host: Some(host),
+            throttle: None,
             setup_seconds: 0.0,
         };
+        if let Some(bps) = config.disk_read_bytes_per_sec {
+            let disk = tb.disk.whole_disk()?;
+            tb.throttle = Some(throttle::ReadThrottle::new(&tb.run_id, disk, bps)?);
+        }
         let subnet = free_subnet(u8::from_str_radix(&tb.run_id[..2], 16).unwrap_or(0))?;
         for i in 0..config.backends {
             let root = tb.work.join(format!("b{i}")).join("www");
@@ -271,11 +287,13 @@ impl Testbed {
             let vm = format!("vt{}b{i}", tb.run_id);
             let host = tb.host_mut();
             host.create_vm(&VmSpec::new(&vm)?.with_link(link))?;
+            let blkio_procs = tb.throttle.as_mut().map(|t| t.add(&vm)).transpose()?;
             tb.backends.push(Backend {
                 vm: vm.clone(),
                 addr: SocketAddr::from((link.vm(), 80)),
                 root,
                 nginx: None,
+                blkio_procs,
             });
             tb.set_resources(i, config.memory_mib, config.egress_bits_per_sec)?;
             tb.start_nginx(i)?;
@@ -327,8 +345,16 @@ impl Testbed {
                 what: "sh (nginx launcher)".into(),
                 detail: e.to_string(),
             })?;
-        let attached = self.host().attach(&b.vm, child.id());
-        let go = attached.map_err(TestbedError::from).and_then(|()| {
+        let attached = self
+            .host()
+            .attach(&b.vm, child.id())
+            .map_err(TestbedError::from)
+            .and_then(|()| {
+                b.blkio_procs
+                    .as_deref()
+                    .map_or(Ok(()), |p| throttle::ReadThrottle::attach(p, child.id()))
+            });
+        let go = attached.and_then(|()| {
             child
                 .stdin
                 .take()
@@ -428,6 +454,20 @@ impl Testbed {
         self.backends
             .get_mut(i)
             .ok_or_else(|| TestbedError::Unavailable(format!("back end {i} of {n}")))
+    }
+
+    /// Each back end's disk-read rate in bytes per second, if reads are throttled.
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig { disk_read_bytes_per_sec: Some(4_000_000), ..TestbedConfig::default() }, &[])?;
+    /// assert_eq!(tb.disk_read_limit(), Some(4_000_000));
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
+    pub fn disk_read_limit(&self) -> Option<u64> {
+        self.throttle
+            .as_ref()
+            .map(throttle::ReadThrottle::bytes_per_sec)
     }
 
     /// The run id every name of this run carries.
@@ -559,6 +599,7 @@ impl Drop for Testbed {
             }
         }
         drop(self.host.take());
+        drop(self.throttle.take());
         if let Err(e) = std::fs::remove_dir_all(&self.work)
             && e.kind() != std::io::ErrorKind::NotFound
         {
