@@ -771,10 +771,25 @@ impl FrontEnd {
             what: format!("{}", bin.display()),
             detail: e.to_string(),
         })?;
+        FrontEnd::listening(
+            child,
+            addr,
+            format!("vibra-proxy --policy {policy}"),
+            &log_path,
+        )
+    }
+
+    /// A started front end once it accepts connections on `addr`; else (it is killed on
+    /// drop) an error with its exit status and the tail of its log.
+    fn listening(
+        child: Child,
+        addr: SocketAddr,
+        what: String,
+        log: &Path,
+    ) -> Result<FrontEnd, TestbedError> {
         let mut fe = FrontEnd { child, addr };
-        let what = format!("vibra-proxy --policy {policy}");
         if let Err(e) = wait_listening(addr, &what, Duration::from_secs(15)) {
-            let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail = std::fs::read_to_string(log).unwrap_or_default();
             let exited = fe.child.try_wait().ok().flatten();
             return Err(match e {
                 TestbedError::Interrupted => e,

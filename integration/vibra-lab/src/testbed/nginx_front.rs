@@ -5,9 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use super::{FrontEnd, TestbedError, wait_listening};
+use super::{FrontEnd, TestbedError};
 
 /// Where the Vibra nginx module (`ngx_http_upstream_vibra_module.so`, built by
 /// `examples/nginx/build.sh`) is found: the `nginx-vibra` policy needs it.
@@ -157,20 +156,7 @@ impl FrontEnd {
                 what: "nginx (front end)".into(),
                 detail: e.to_string(),
             })?;
-        let mut fe = FrontEnd { child, addr };
-        let what = format!("nginx front end ({policy})");
-        if let Err(e) = wait_listening(addr, &what, Duration::from_secs(15)) {
-            let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            let exited = fe.child.try_wait().ok().flatten();
-            return Err(match e {
-                TestbedError::Interrupted => e,
-                _ => TestbedError::Process {
-                    what,
-                    detail: format!("{e}; exit {exited:?}; log: {}", tail.trim_end()),
-                },
-            });
-        }
-        Ok(fe)
+        FrontEnd::listening(child, addr, format!("nginx front end ({policy})"), &log)
     }
 }
 
