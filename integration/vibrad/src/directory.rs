@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use vibra_alloc::ResourceKind;
 
 use crate::config::Config;
+use crate::dps::ledger::Snapshot;
 use crate::error::{Error, Result};
 use crate::kv::Kv;
 
@@ -464,6 +465,86 @@ impl Directory {
             Some(e) => Ok(e.value == host),
             None => self.kv.cas(&key, 0, host, lease),
         }
+    }
+
+    /// `dps/<cluster>/<host>`: a dps host's ledger ([`Snapshot`]); `cluster` is the
+    /// configuration's fingerprint in hex, so daemons of another layout never read it.
+    ///
+    /// ```
+    /// # let dir = vibrad::directory::Directory::new(std::sync::Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// assert_eq!(dir.key_dps(0xab, "h1"), "/d/dps/00000000000000ab/h1");
+    /// ```
+    #[must_use]
+    pub fn key_dps(&self, cluster: u64, host: &str) -> String {
+        format!("{}/dps/{cluster:016x}/{host}", self.prefix)
+    }
+
+    /// A dps host's last recorded ledger (none with revision 0 when absent). Unreadable
+    /// content is an error naming the key.
+    ///
+    /// ```
+    /// # let dir = vibrad::directory::Directory::new(std::sync::Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// assert_eq!(dir.read_dps(1, "h1").unwrap().revision, 0);
+    /// dir.kv().put(&dir.key_dps(1, "h1"), "{\"next_id\": -1}", None).unwrap();
+    /// assert!(dir.read_dps(1, "h1").unwrap_err().to_string().contains("/d/dps/"));
+    /// ```
+    pub fn read_dps(&self, cluster: u64, host: &str) -> Result<Versioned<Option<Snapshot>>> {
+        let key = self.key_dps(cluster, host);
+        match self.kv.get(&key)? {
+            None => Ok(Versioned {
+                value: None,
+                revision: 0,
+            }),
+            Some(e) => Ok(Versioned {
+                value: Some(parse(&key, &e.value)?),
+                revision: e.mod_revision,
+            }),
+        }
+    }
+
+    /// Records a dps host's ledger if its key still has mod revision `expected` (one
+    /// transaction; 0: absent). Returns the new mod revision, or none when another writer
+    /// changed the key since (a second daemon for the same host: this one must stop).
+    ///
+    /// ```
+    /// # let dir = vibrad::directory::Directory::new(std::sync::Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 1);
+    /// let r = dir.write_dps(1, "h1", 0, &l.snapshot()).unwrap().unwrap();
+    /// assert!(dir.write_dps(1, "h1", 0, &l.snapshot()).unwrap().is_none()); // stale
+    /// assert_eq!(dir.read_dps(1, "h1").unwrap().revision, r);
+    /// ```
+    pub fn write_dps(
+        &self,
+        cluster: u64,
+        host: &str,
+        expected: i64,
+        snap: &Snapshot,
+    ) -> Result<Option<i64>> {
+        let key = self.key_dps(cluster, host);
+        let text = serde_json::to_string(snap).map_err(|e| Error::Directory {
+            key: key.clone(),
+            message: format!("cannot encode the ledger: {e}"),
+        })?;
+        self.kv.cas_put(&key, expected, &text, None)
+    }
+
+    /// Every dps host's recorded ledger of a cluster, read at one store revision (a
+    /// consistent cut: tests and tools check W on it).
+    ///
+    /// ```
+    /// # let dir = vibrad::directory::Directory::new(std::sync::Arc::new(vibrad::kv::MemKv::new()), "/d");
+    /// assert!(dir.dps_ledgers(1).unwrap().0.is_empty());
+    /// ```
+    pub fn dps_ledgers(&self, cluster: u64) -> Result<(BTreeMap<String, Snapshot>, i64)> {
+        let (kvs, rev) = self
+            .kv
+            .get_prefix(&format!("{}/dps/{cluster:016x}/", self.prefix))?;
+        let mut out = BTreeMap::new();
+        for (k, e) in kvs {
+            out.insert(last_segment(&k).to_string(), parse(&k, &e.value)?);
+        }
+        Ok((out, rev))
     }
 
     /// Blocks until a key under the prefix changes after revision `after`, or `timeout`.

@@ -67,7 +67,21 @@ pub trait Kv: Send + Sync {
     /// assert!(kv.cas("/a", r, "2", None).unwrap());
     /// assert!(!kv.cas("/a", r, "3", None).unwrap());
     /// ```
-    fn cas(&self, key: &str, expected: i64, value: &str, lease: Option<i64>) -> Result<bool>;
+    fn cas(&self, key: &str, expected: i64, value: &str, lease: Option<i64>) -> Result<bool> {
+        Ok(self.cas_put(key, expected, value, lease)?.is_some())
+    }
+    /// [`Kv::cas`] returning the key's new mod revision when it wrote (the next compare of a
+    /// key that only one writer changes needs no read).
+    ///
+    /// ```
+    /// use vibrad::kv::{Kv, MemKv};
+    /// let kv = MemKv::new();
+    /// let r = kv.cas_put("/a", 0, "1", None).unwrap().unwrap();
+    /// assert_eq!(kv.cas_put("/a", r, "2", None).unwrap(), Some(r + 1));
+    /// assert_eq!(kv.cas_put("/a", r, "3", None).unwrap(), None);
+    /// ```
+    fn cas_put(&self, key: &str, expected: i64, value: &str, lease: Option<i64>)
+    -> Result<Option<i64>>;
     /// Deletes a key (absent is fine).
     ///
     /// ```
@@ -131,6 +145,19 @@ pub trait Kv: Send + Sync {
     /// assert_eq!(kv.history("/a").unwrap(), vec!["1", "2"]);
     /// ```
     fn history(&self, key: &str) -> Result<Vec<String>>;
+    /// Every key under `prefix` as it was at store revision `revision` (tests check an
+    /// invariant over several keys at every revision).
+    ///
+    /// ```
+    /// use vibrad::kv::{Kv, MemKv};
+    /// let kv = MemKv::new();
+    /// let r = kv.put("/p/a", "1", None).unwrap();
+    /// kv.put("/p/a", "2", None).unwrap();
+    /// kv.delete("/p/a").unwrap();
+    /// assert_eq!(kv.get_prefix_at("/p/", r).unwrap()[0].1.value, "1");
+    /// assert!(kv.get_prefix_at("/p/", r + 2).unwrap().is_empty());
+    /// ```
+    fn get_prefix_at(&self, prefix: &str, revision: i64) -> Result<Vec<(String, Entry)>>;
 }
 
 #[derive(Debug, Default)]
@@ -139,7 +166,8 @@ struct MemState {
     keys: BTreeMap<String, (Entry, Option<i64>)>,
     leases: HashMap<i64, (Duration, Instant)>,
     next_lease: i64,
-    history: Vec<(String, String)>,
+    /// Every change: (revision, key, value; none for a deletion or an expiry).
+    history: Vec<(i64, String, Option<String>)>,
 }
 
 impl MemState {
@@ -157,11 +185,18 @@ impl MemState {
         for id in &dead {
             self.leases.remove(id);
         }
-        let before = self.keys.len();
-        self.keys
-            .retain(|_, (_, lease)| !lease.is_some_and(|l| dead.contains(&l)));
-        if self.keys.len() != before {
+        let gone: Vec<String> = self
+            .keys
+            .iter()
+            .filter(|(_, (_, lease))| lease.is_some_and(|l| dead.contains(&l)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !gone.is_empty() {
             self.revision += 1;
+        }
+        for k in gone {
+            self.keys.remove(&k);
+            self.history.push((self.revision, k, None));
         }
     }
 
@@ -177,7 +212,8 @@ impl MemState {
             mod_revision: self.revision,
         };
         self.keys.insert(key.to_string(), (entry, lease));
-        self.history.push((key.to_string(), value.to_string()));
+        self.history
+            .push((self.revision, key.to_string(), Some(value.to_string())));
         Ok(self.revision)
     }
 }
@@ -237,22 +273,30 @@ impl Kv for MemKv {
         Ok(r)
     }
 
-    fn cas(&self, key: &str, expected: i64, value: &str, lease: Option<i64>) -> Result<bool> {
+    fn cas_put(
+        &self,
+        key: &str,
+        expected: i64,
+        value: &str,
+        lease: Option<i64>,
+    ) -> Result<Option<i64>> {
         let mut s = self.state.lock();
         s.expire();
         let current = s.keys.get(key).map_or(0, |(e, _)| e.mod_revision);
         if current != expected {
-            return Ok(false);
+            return Ok(None);
         }
-        s.write(key, value, lease)?;
+        let r = s.write(key, value, lease)?;
         self.changed.notify_all();
-        Ok(true)
+        Ok(Some(r))
     }
 
     fn delete(&self, key: &str) -> Result<()> {
         let mut s = self.state.lock();
         if s.keys.remove(key).is_some() {
             s.revision += 1;
+            let r = s.revision;
+            s.history.push((r, key.to_string(), None));
             self.changed.notify_all();
         }
         Ok(())
@@ -313,9 +357,34 @@ impl Kv for MemKv {
         let s = self.state.lock();
         Ok(s.history
             .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
+            .filter(|(_, k, _)| k == key)
+            .filter_map(|(_, _, v)| v.clone())
             .collect())
+    }
+
+    fn get_prefix_at(&self, prefix: &str, revision: i64) -> Result<Vec<(String, Entry)>> {
+        let s = self.state.lock();
+        let mut at: BTreeMap<String, Entry> = BTreeMap::new();
+        for (rev, k, v) in s.history.iter().take_while(|(r, _, _)| *r <= revision) {
+            if !k.starts_with(prefix) {
+                continue;
+            }
+            match v {
+                Some(value) => {
+                    at.insert(
+                        k.clone(),
+                        Entry {
+                            value: value.clone(),
+                            mod_revision: *rev,
+                        },
+                    );
+                }
+                None => {
+                    at.remove(k);
+                }
+            }
+        }
+        Ok(at.into_iter().collect())
     }
 }
 
@@ -359,6 +428,21 @@ fn int(v: &Value) -> i64 {
         Value::Number(n) => n.as_i64().unwrap_or(0),
         _ => 0,
     }
+}
+
+/// The key-values of a range answer.
+fn entries(v: &Value) -> Result<Vec<(String, Entry)>> {
+    let mut out = Vec::new();
+    for kv in v["kvs"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        out.push((
+            unb64(&kv["key"])?,
+            Entry {
+                value: unb64(&kv["value"])?,
+                mod_revision: int(&kv["mod_revision"]),
+            },
+        ));
+    }
+    Ok(out)
 }
 
 /// The end of the range of every key starting with `prefix` (etcd's `range_end`).
@@ -468,17 +552,7 @@ impl Kv for EtcdKv {
             "/v3/kv/range",
             &json!({ "key": b64(prefix), "range_end": prefix_end(prefix) }),
         )?;
-        let mut out = Vec::new();
-        for kv in v["kvs"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-            out.push((
-                unb64(&kv["key"])?,
-                Entry {
-                    value: unb64(&kv["value"])?,
-                    mod_revision: int(&kv["mod_revision"]),
-                },
-            ));
-        }
-        Ok((out, int(&v["header"]["revision"])))
+        Ok((entries(&v)?, int(&v["header"]["revision"])))
     }
 
     fn put(&self, key: &str, value: &str, lease: Option<i64>) -> Result<i64> {
@@ -486,7 +560,13 @@ impl Kv for EtcdKv {
         Ok(int(&v["header"]["revision"]))
     }
 
-    fn cas(&self, key: &str, expected: i64, value: &str, lease: Option<i64>) -> Result<bool> {
+    fn cas_put(
+        &self,
+        key: &str,
+        expected: i64,
+        value: &str,
+        lease: Option<i64>,
+    ) -> Result<Option<i64>> {
         let body = json!({
             "compare": [{
                 "key": b64(key),
@@ -497,7 +577,11 @@ impl Kv for EtcdKv {
             "success": [{ "request_put": Self::put_op(key, value, lease) }],
         });
         let v = self.call("/v3/kv/txn", &body)?;
-        Ok(v["succeeded"].as_bool().unwrap_or(false))
+        // The one put of a successful transaction has the transaction's revision.
+        Ok(v["succeeded"]
+            .as_bool()
+            .unwrap_or(false)
+            .then(|| int(&v["header"]["revision"])))
     }
 
     fn delete(&self, key: &str) -> Result<()> {
@@ -579,6 +663,15 @@ impl Kv for EtcdKv {
             return Ok(false);
         }
         Err(Error::Etcd(last))
+    }
+
+    fn get_prefix_at(&self, prefix: &str, revision: i64) -> Result<Vec<(String, Entry)>> {
+        let v = self.call(
+            "/v3/kv/range",
+            &json!({ "key": b64(prefix), "range_end": prefix_end(prefix),
+                     "revision": revision.to_string() }),
+        )?;
+        entries(&v)
     }
 
     fn history(&self, key: &str) -> Result<Vec<String>> {

@@ -21,6 +21,10 @@ struct Cli {
     /// Print the plans, apply nothing (neither kernel nor applied records).
     #[arg(long)]
     dry_run: bool,
+    /// Fault injection for the dps role's recovery tests: SIGKILL itself at this point of the
+    /// exchange (offer-sent, offer-accepted, reply-received, grants-sent).
+    #[arg(long, hide = true)]
+    crash_at: Option<vibrad::dps::CrashPoint>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -92,13 +96,14 @@ fn main() -> ExitCode {
     }
     let metrics_addr = cfg.metrics;
     if cfg.roles.dps {
-        if cli.dry_run {
-            eprintln!("vibrad: --dry-run is not supported by the dps role");
-            return ExitCode::from(2);
-        }
         let run = || -> vibrad::Result<()> {
             let host = vibrad::dps::linux_host(&cfg)?;
             let mut role = vibrad::dps::DpsRole::new(&cfg, host)?;
+            role.set_dry_run(cli.dry_run);
+            role.set_config_path(path.clone());
+            if let Some(p) = cli.crash_at {
+                role.crash_at(p, vibrad::dps::CrashMode::Kill);
+            }
             if let Some(a) = metrics_addr {
                 let bound = role.metrics().serve(a)?;
                 tracing::info!(%bound, "metrics endpoint");

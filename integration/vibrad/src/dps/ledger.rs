@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use dps_core::{Acceptance, DpsError, Message, Party, ProgramId, TransferId, VmId};
+use serde::{Deserialize, Serialize};
 
 use super::wire::Body;
 
@@ -656,6 +657,271 @@ impl HostLedger {
             }
         }
         Ok(out)
+    }
+}
+
+/// A party as the directory stores it (`{"Vm": 3}` or `{"Bank": 0}`).
+///
+/// ```
+/// use vibrad::dps::ledger::Who;
+/// assert_eq!(serde_json::to_string(&Who::Vm(3)).unwrap(), r#"{"Vm":3}"#);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Who {
+    /// A VM, by its global id.
+    Vm(u32),
+    /// The bank of a program.
+    Bank(u32),
+}
+
+impl From<Party> for Who {
+    fn from(p: Party) -> Self {
+        match p {
+            Party::Vm(v) => Who::Vm(v.0),
+            Party::Bank(b) => Who::Bank(b.0),
+        }
+    }
+}
+
+impl From<Who> for Party {
+    fn from(w: Who) -> Self {
+        match w {
+            Who::Vm(v) => Party::Vm(VmId(v)),
+            Who::Bank(b) => Party::Bank(ProgramId(b)),
+        }
+    }
+}
+
+/// An open transfer of a [`Snapshot`]: sent by this host, not yet answered.
+///
+/// ```
+/// use vibrad::dps::ledger::{OpenTransfer, Who};
+/// let o = OpenTransfer { id: 1, from: Who::Vm(0), to: Who::Vm(1), amount: 0.1, reserved: true };
+/// assert_eq!(o.amount, 0.1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenTransfer {
+    /// The transfer id.
+    pub id: u64,
+    /// The sending party (on this host).
+    pub from: Who,
+    /// The receiving party.
+    pub to: Who,
+    /// The amount deducted from the sender.
+    pub amount: f64,
+    /// Whether this host's room stays booked until the reply.
+    pub reserved: bool,
+}
+
+/// A decision of a [`Snapshot`]: an offer this host received and answered.
+///
+/// ```
+/// use vibrad::dps::ledger::{Decision, Who};
+/// let d = Decision { host: 1, id: 7, from: Who::Vm(2), to: Who::Vm(0), amount: 0.1, accepted: 0.05 };
+/// assert!(d.accepted <= d.amount);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// The sending host.
+    pub host: u16,
+    /// The transfer id (the sender's).
+    pub id: u64,
+    /// The sending party.
+    pub from: Who,
+    /// The receiving party (on this host).
+    pub to: Who,
+    /// The amount offered.
+    pub amount: f64,
+    /// What this host accepted of it.
+    pub accepted: f64,
+}
+
+/// Everything of a [`HostLedger`] that a restarted daemon needs to go on where the killed one
+/// stopped: its VMs' shares, the bank balance, the next id, the open transfers and the
+/// decisions on received offers (with the senders' floors). The bank's pending reports are
+/// not in it (every VM reports again each period). The dps role writes it to the directory
+/// before any datagram that reflects it leaves the host (`README`, "Crash recovery").
+///
+/// ```
+/// use vibrad::dps::ledger::{HostLedger, Layout};
+/// let layout = Layout { me: 0, bank_host: None, vm_host: vec![0, 1], total: 0.4, cpus: 1.0, background: 0.0 };
+/// let l = HostLedger::new(layout.clone(), Default::default(), 1);
+/// let text = serde_json::to_string(&l.snapshot()).unwrap();
+/// let back = HostLedger::restore(layout, Default::default(), serde_json::from_str(&text).unwrap()).unwrap();
+/// assert_eq!(back.snapshot(), l.snapshot());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// The next transfer id this host makes.
+    pub next_id: u64,
+    /// This host's VMs' shares, by global VM id.
+    pub shares: BTreeMap<u32, f64>,
+    /// The bank balance (0 unless this host is the bank).
+    pub balance: f64,
+    /// Transfers sent and not yet answered, by id.
+    pub open: Vec<OpenTransfer>,
+    /// Decisions on received offers, by (host, id).
+    pub decided: Vec<Decision>,
+    /// Per sending host, the lowest id it still holds open (as last heard).
+    pub floors: BTreeMap<u16, u64>,
+}
+
+impl HostLedger {
+    /// The ledger's durable state (deterministic: equal ledgers give equal snapshots).
+    ///
+    /// ```
+    /// use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0], total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 2);
+    /// assert_eq!(l.snapshot().next_id, 2 << 32);
+    /// ```
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        let mut decided: Vec<Decision> = self
+            .decisions
+            .iter()
+            .map(|(&(host, id), d)| Decision {
+                host,
+                id,
+                from: d.from.into(),
+                to: d.to.into(),
+                amount: d.amount,
+                accepted: d.accepted,
+            })
+            .collect();
+        decided.sort_by_key(|d| (d.host, d.id));
+        Snapshot {
+            next_id: self.next_id,
+            shares: self.shares.clone(),
+            balance: self.balance,
+            open: self
+                .outgoing
+                .iter()
+                .map(|(&id, o)| OpenTransfer {
+                    id,
+                    from: o.from.into(),
+                    to: o.to.into(),
+                    amount: o.amount,
+                    reserved: o.reserved,
+                })
+                .collect(),
+            decided,
+            floors: self.floors.iter().map(|(&h, &f)| (h, f)).collect(),
+        }
+    }
+
+    /// A ledger from a snapshot, after checking it against the layout: exactly this host's
+    /// VMs with finite shares in [0, W], a balance only on the bank's host, open transfers
+    /// from this host's parties to known parties with amounts in (0, W] and ids below
+    /// `next_id`, decisions on offers from other hosts to this host's parties with
+    /// 0 <= accepted <= amount. A bad snapshot is refused with the reason.
+    ///
+    /// ```
+    /// use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let layout = Layout { me: 0, bank_host: None, vm_host: vec![0, 1], total: 0.4, cpus: 1.0, background: 0.0 };
+    /// let mut s = HostLedger::new(layout.clone(), Default::default(), 1).snapshot();
+    /// s.shares.insert(1, 0.2); // VM 1 is on host 1
+    /// assert!(HostLedger::restore(layout, Default::default(), s).is_err());
+    /// ```
+    pub fn restore(
+        layout: Layout,
+        acceptance: Acceptance,
+        snap: Snapshot,
+    ) -> Result<Self, String> {
+        let w = layout.total;
+        let amount_ok = |a: f64| a.is_finite() && a > 0.0 && a <= w + EPS;
+        let share_ok = |a: f64| a.is_finite() && (0.0..=w + EPS).contains(&a);
+        let mut l = HostLedger::new(layout, acceptance, 0);
+        let mine: BTreeSet<u32> = l.shares.keys().copied().collect();
+        let got: BTreeSet<u32> = snap.shares.keys().copied().collect();
+        if mine != got {
+            return Err(format!(
+                "shares for VMs {got:?}, this host has {mine:?}"
+            ));
+        }
+        if let Some((v, s)) = snap.shares.iter().find(|(_, s)| !share_ok(**s)) {
+            return Err(format!("VM {v}: share {s} outside [0, W]"));
+        }
+        if !share_ok(snap.balance)
+            || (snap.balance > 0.0 && l.layout.bank_host != Some(l.layout.me))
+        {
+            return Err(format!("bank balance {} on this host", snap.balance));
+        }
+        let me = l.layout.me;
+        for o in &snap.open {
+            let (from, to) = (Party::from(o.from), Party::from(o.to));
+            if l.layout.host_of(from) != Some(me) || l.layout.host_of(to).is_none() || from == to
+            {
+                return Err(format!("open transfer {}: {from:?} -> {to:?}", o.id));
+            }
+            if !amount_ok(o.amount) || o.id >= snap.next_id {
+                return Err(format!(
+                    "open transfer {}: amount {} or id not below next_id {}",
+                    o.id, o.amount, snap.next_id
+                ));
+            }
+            let out = Out {
+                from,
+                to,
+                amount: o.amount,
+                reserved: o.reserved,
+            };
+            if l.outgoing.insert(o.id, out).is_some() {
+                return Err(format!("open transfer {} twice", o.id));
+            }
+        }
+        for d in &snap.decided {
+            let (from, to) = (Party::from(d.from), Party::from(d.to));
+            if d.host == me
+                || l.layout.host_of(from) != Some(d.host)
+                || l.layout.host_of(to) != Some(me)
+            {
+                return Err(format!(
+                    "decision on {}'s transfer {}: {from:?} -> {to:?}",
+                    d.host, d.id
+                ));
+            }
+            if !amount_ok(d.amount) || !(d.accepted >= 0.0 && d.accepted <= d.amount) {
+                return Err(format!(
+                    "decision on {}'s transfer {}: accepted {} of {}",
+                    d.host, d.id, d.accepted, d.amount
+                ));
+            }
+            let dec = Decided {
+                from,
+                to,
+                amount: d.amount,
+                accepted: d.accepted,
+            };
+            if l.decisions.insert((d.host, d.id), dec).is_some() {
+                return Err(format!("decision on {}'s transfer {} twice", d.host, d.id));
+            }
+        }
+        if snap.floors.contains_key(&me) {
+            return Err("a floor for this host itself".into());
+        }
+        l.shares = snap.shares;
+        l.balance = snap.balance;
+        l.next_id = snap.next_id;
+        l.floors = snap.floors.into_iter().collect();
+        Ok(l)
+    }
+
+    /// Changes this host's capacity and background (a configuration reload); shares, open
+    /// transfers and decisions stay.
+    ///
+    /// ```
+    /// use vibrad::dps::ledger::{HostLedger, Layout};
+    /// let mut l = HostLedger::new(Layout { me: 0, bank_host: None, vm_host: vec![0], total: 0.2, cpus: 1.0, background: 0.5 }, Default::default(), 0);
+    /// l.set_capacity(2.0, 0.5, Default::default());
+    /// assert!((l.room() - 1.3).abs() < 1e-12);
+    /// ```
+    pub fn set_capacity(&mut self, cpus: f64, background: f64, acceptance: Acceptance) {
+        self.layout.cpus = cpus;
+        self.layout.background = background;
+        self.acceptance = acceptance;
     }
 }
 

@@ -16,7 +16,7 @@ pub mod ledger;
 pub mod role;
 pub mod wire;
 
-pub use role::{DpsRole, MIN_TRANSFER, cpu_setting, fingerprint};
+pub use role::{CrashMode, CrashPoint, DpsRole, MIN_TRANSFER, cpu_setting, fingerprint};
 
 use crate::config::Config;
 use crate::error::Result;

@@ -15,10 +15,11 @@ use parking_lot::Mutex;
 use vibra_host::{CpuCap, CpuSetting, CpuWeight};
 use vibra_mpi_hook::{UpstreamConfig, Upstreams, WaitListener, job_hash};
 
-use super::ledger::{HostLedger, Layout, PROGRAM};
+use super::ledger::{HostLedger, Layout, PROGRAM, Snapshot};
 use super::wire::{Body, Envelope, MAX_LEN};
 use crate::config::{Config, DpsConfig, DpsMode};
-use crate::daemon::{Signals, Vms};
+use crate::daemon::{Signals, Vms, open_directory};
+use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
@@ -30,6 +31,55 @@ struct Hook {
     listener: WaitListener,
     upstreams: Upstreams,
     job: u64,
+}
+
+/// A point in the exchange where a fault-injection run stops the daemon dead (the recovery
+/// tests; `vibrad --crash-at`): nothing more is written to the directory, the kernel or the
+/// network, as after `kill -9` there.
+///
+/// ```
+/// use vibrad::dps::CrashPoint;
+/// assert_eq!("offer-sent".parse::<CrashPoint>().unwrap(), CrashPoint::OfferSent);
+/// assert!("later".parse::<CrashPoint>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Right after the first offer of a batch left for another host.
+    OfferSent,
+    /// Right after a reply accepting (some of) an offer left.
+    OfferAccepted,
+    /// Right after a reply closed one of this host's transfers (the refund not yet recorded).
+    ReplyReceived,
+    /// On the bank's host, right after the grants of a bank round left.
+    GrantsSent,
+}
+
+impl std::str::FromStr for CrashPoint {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "offer-sent" => Ok(CrashPoint::OfferSent),
+            "offer-accepted" => Ok(CrashPoint::OfferAccepted),
+            "reply-received" => Ok(CrashPoint::ReplyReceived),
+            "grants-sent" => Ok(CrashPoint::GrantsSent),
+            _ => Err(format!(
+                "unknown crash point {s:?} (offer-sent, offer-accepted, reply-received, grants-sent)"
+            )),
+        }
+    }
+}
+
+/// How a reached [`CrashPoint`] stops the daemon.
+///
+/// ```
+/// assert_ne!(vibrad::dps::CrashMode::Kill, vibrad::dps::CrashMode::Halt);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashMode {
+    /// The process sends itself SIGKILL (a real `kill -9`).
+    Kill,
+    /// The role goes silent and `run` returns (in-process daemons of a test).
+    Halt,
 }
 
 /// One host's dps role.
@@ -60,6 +110,19 @@ pub struct DpsRole<H: Vms> {
     seen: std::collections::BTreeSet<u32>,
     hook: Option<Hook>,
     metrics: Arc<Metrics>,
+    /// The whole configuration (what a reload may not change is compared against it).
+    base: Config,
+    config_path: Option<std::path::PathBuf>,
+    dir: Directory,
+    /// The mod revision of this host's `dps/` record as last written (0: not yet).
+    record_rev: i64,
+    /// The ledger as last recorded in the directory.
+    recorded: Option<Snapshot>,
+    /// Another writer changed this host's record: this daemon must stop.
+    owner_lost: bool,
+    crash: Option<(CrashPoint, CrashMode)>,
+    crashed: bool,
+    dry_run: bool,
 }
 
 /// The cluster fingerprint: FNV-1a 64 (the hook's `job_hash`) of the hosts, the VMs with
@@ -125,6 +188,22 @@ impl<H: Vms> DpsRole<H> {
     /// # Ok::<(), vibrad::Error>(())
     /// ```
     pub fn new(cfg: &Config, host: H) -> Result<Self> {
+        Self::with_directory(cfg, host, open_directory(cfg))
+    }
+
+    /// The role over `dir`: when the directory holds this host's ledger (`dps/<cluster>/<host>`,
+    /// written by an earlier daemon of this host that was killed or stopped), the ledger is
+    /// restored from it (shares, bank balance, open transfers, decisions, next id); else it
+    /// starts at W / N per VM. Unreadable or inconsistent content is an error naming the key.
+    ///
+    /// ```no_run
+    /// use vibrad::config::{Config, MINIMAL_DPS};
+    /// let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let dir = vibrad::daemon::open_directory(&cfg);
+    /// let role = vibrad::dps::DpsRole::with_directory(&cfg, vibrad::dps::linux_host(&cfg)?, dir)?;
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn with_directory(cfg: &Config, host: H, dir: Directory) -> Result<Self> {
         let d = cfg.dps.clone().ok_or_else(|| Error::Directory {
             key: "dps".into(),
             message: "no [dps] section".into(),
@@ -196,9 +275,30 @@ impl<H: Vms> DpsRole<H> {
             }
             None => None,
         };
+        let cluster = fingerprint(&d);
+        let stored = dir.read_dps(cluster, &cfg.host)?;
+        let ledger = match stored.value {
+            Some(snap) => {
+                let l = HostLedger::restore(layout, d.acceptance, snap.clone()).map_err(|message| {
+                    Error::Directory {
+                        key: dir.key_dps(cluster, &cfg.host),
+                        message,
+                    }
+                })?;
+                tracing::info!(
+                    key = dir.key_dps(cluster, &cfg.host),
+                    open = l.open().count(),
+                    balance = l.balance(),
+                    "dps: ledger restored from the directory"
+                );
+                l
+            }
+            None => HostLedger::new(layout, d.acceptance, epoch),
+        };
+        let recorded = (stored.revision != 0).then(|| ledger.snapshot());
         let role = DpsRole {
-            cluster: fingerprint(&d),
-            ledger: Arc::new(Mutex::new(HostLedger::new(layout, d.acceptance, epoch))),
+            cluster,
+            ledger: Arc::new(Mutex::new(ledger)),
             cfg: d,
             host,
             sock,
@@ -211,6 +311,15 @@ impl<H: Vms> DpsRole<H> {
             seen: std::collections::BTreeSet::new(),
             hook,
             metrics: Arc::new(Metrics::default()),
+            base: cfg.clone(),
+            config_path: None,
+            dir,
+            record_rev: stored.revision,
+            recorded,
+            owner_lost: false,
+            crash: None,
+            crashed: false,
+            dry_run: false,
         };
         Ok(role)
     }
@@ -256,6 +365,138 @@ impl<H: Vms> DpsRole<H> {
         &mut self.host
     }
 
+    /// Dry run: every period the planned transfers and CPU settings are printed; nothing is
+    /// sent, written to the kernel or recorded in the directory, and received offers are
+    /// decided on a copy of the ledger and not answered.
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let mut role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// role.set_dry_run(true);
+    /// role.tick()?; // prints, changes nothing
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn set_dry_run(&mut self, dry_run: bool) {
+        self.dry_run = dry_run;
+    }
+
+    /// The file SIGHUP re-reads.
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let mut role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// role.set_config_path("/etc/vibrad/dps.toml".into());
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn set_config_path(&mut self, path: std::path::PathBuf) {
+        self.config_path = Some(path);
+    }
+
+    /// Fault injection: stop dead at `point` (see [`CrashPoint`]).
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// use vibrad::dps::{CrashMode, CrashPoint};
+    /// let mut role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// role.crash_at(CrashPoint::OfferSent, CrashMode::Halt);
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn crash_at(&mut self, point: CrashPoint, mode: CrashMode) {
+        self.crash = Some((point, mode));
+    }
+
+    /// Whether a [`CrashMode::Halt`] crash point was reached (the role is silent since).
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// assert!(!role.crashed());
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    #[must_use]
+    pub fn crashed(&self) -> bool {
+        self.crashed
+    }
+
+    /// The fingerprint of this role's layout (its directory records are under it).
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// assert_eq!(role.cluster(), vibrad::dps::fingerprint(cfg.dps.as_ref().unwrap()));
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    #[must_use]
+    pub fn cluster(&self) -> u64 {
+        self.cluster
+    }
+
+    fn crash_point(&mut self, point: CrashPoint) {
+        let Some((p, mode)) = self.crash else {
+            return;
+        };
+        if p != point || self.crashed {
+            return;
+        }
+        tracing::warn!(?point, "dps: crash point reached; stopping dead");
+        if mode == CrashMode::Kill {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+        self.crashed = true;
+    }
+
+    /// Records the ledger in the directory if it changed since the last record: one
+    /// compare-and-swap on this host's `dps/` key. Every datagram is sent only after this
+    /// succeeded, so nothing another host sees is ever missing from the directory (README,
+    /// "Crash recovery"). Returns whether the directory holds the ledger as it is now.
+    fn persist(&mut self) -> bool {
+        if self.crashed || self.owner_lost || self.dry_run {
+            return false;
+        }
+        let snap = self.ledger.lock().snapshot();
+        if self.recorded.as_ref() == Some(&snap) {
+            return true;
+        }
+        let t = Instant::now();
+        let r = self
+            .dir
+            .write_dps(self.cluster, &self.base.host, self.record_rev, &snap);
+        let took = t.elapsed().as_secs_f64();
+        self.metrics.set(
+            "vibrad_directory_latency_seconds",
+            &[("op", "dps_record")],
+            took,
+        );
+        self.metrics
+            .add("vibrad_dps_record_seconds_total", &[], took);
+        match r {
+            Ok(Some(rev)) => {
+                self.record_rev = rev;
+                self.recorded = Some(snap);
+                self.metrics.add("vibrad_dps_records_total", &[], 1.0);
+                true
+            }
+            Ok(None) => {
+                tracing::error!(
+                    key = self.dir.key_dps(self.cluster, &self.base.host),
+                    "dps: another daemon wrote this host's ledger; stopping"
+                );
+                self.owner_lost = true;
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "dps: recording the ledger failed; holding this host's datagrams until it succeeds");
+                self.metrics.add("vibrad_directory_errors_total", &[], 1.0);
+                false
+            }
+        }
+    }
+
     /// The address the role's socket is bound to.
     ///
     /// ```no_run
@@ -289,10 +530,18 @@ impl<H: Vms> DpsRole<H> {
         }
     }
 
-    fn send_to(&self, host: u16, low_open: u64, body: Body) {
+    /// Sends one datagram, after recording the ledger (the write-ahead rule: the directory
+    /// holds every state a datagram reflects before it leaves). When the record fails nothing
+    /// is sent: open offers go out again at the next retransmission, replies when the sender
+    /// asks again.
+    fn send_to(&mut self, host: u16, body: Body) -> bool {
         let Some(addr) = self.addrs.get(host as usize).copied().flatten() else {
-            return;
+            return false;
         };
+        if !self.persist() {
+            return false;
+        }
+        let low_open = self.ledger.lock().low_open();
         let e = Envelope {
             from_host: self.me,
             cluster: self.cluster,
@@ -301,25 +550,36 @@ impl<H: Vms> DpsRole<H> {
         };
         if let Err(e) = self.sock.send_to(&e.encode(), addr) {
             tracing::debug!(%addr, error = %e, "dps send failed; the transfer stays open and is sent again");
+            false
         } else {
             self.metrics
                 .add("vibrad_dps_datagrams_sent_total", &[], 1.0);
+            true
         }
     }
 
     /// Delivers `(destination, body)` pairs: to other hosts over the socket, to this host
     /// through the ledger at once (and its replies likewise).
-    fn dispatch(&self, mut out: Vec<(u16, Body)>) {
+    fn dispatch(&mut self, mut out: Vec<(u16, Body)>) {
+        let mut remote = Vec::new();
         while let Some((to, body)) = out.pop() {
-            let low = self.ledger.lock().low_open();
             if to != self.me {
-                self.send_to(to, low, body);
+                remote.push((to, body));
                 continue;
             }
+            let low = self.ledger.lock().low_open();
             match self.ledger.lock().receive(self.me, low, body) {
                 Ok(Some(reply)) => out.push((self.me, reply)),
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = %e, "dps: local delivery refused"),
+            }
+        }
+        for (to, body) in remote {
+            if self.crashed {
+                return;
+            }
+            if self.send_to(to, body) && matches!(body, Body::Transfer(Message::Offer { .. })) {
+                self.crash_point(CrashPoint::OfferSent);
             }
         }
     }
@@ -335,6 +595,9 @@ impl<H: Vms> DpsRole<H> {
     /// # Ok::<(), vibrad::Error>(())
     /// ```
     pub fn tick(&mut self) -> Result<()> {
+        if self.crashed || self.owner_lost {
+            return Ok(());
+        }
         let now_s = monotonic_s();
         if let Some(h) = &mut self.hook {
             let ups = &mut h.upstreams;
@@ -476,17 +739,94 @@ impl<H: Vms> DpsRole<H> {
                 );
             }
         }
+        if self.dry_run {
+            return self.print_plan(out);
+        }
         // The bank's round sees this host's own deposits and reports of this period.
         self.dispatch(out);
-        if self.ledger.lock().layout().bank_host == Some(self.me) {
+        if self.ledger.lock().layout().bank_host == Some(self.me) && !self.crashed {
             let grants = self
                 .ledger
                 .lock()
                 .bank_round(MIN_TRANSFER)
                 .map_err(dps_err)?;
+            let any = !grants.is_empty();
             self.dispatch(grants.into_iter().map(|(h, m)| (h, m.into())).collect());
+            if any {
+                self.crash_point(CrashPoint::GrantsSent);
+            }
         }
         self.apply();
+        self.metrics.add("vibrad_dps_periods_total", &[], 1.0);
+        Ok(())
+    }
+
+    /// Dry run: prints this period's transfers (and on the bank's host its round) and the CPU
+    /// settings, then puts the ledger back as it was.
+    fn print_plan(&mut self, out: Vec<(u16, Body)>) -> Result<()> {
+        let saved = self.ledger.lock().clone();
+        let hosts = self.cfg.hosts();
+        let name = |p: Party| match p {
+            Party::Vm(v) => self.names[v.0 as usize].clone(),
+            Party::Bank(_) => "bank".into(),
+        };
+        let mut lines = Vec::new();
+        for (to, body) in &out {
+            let host = hosts.get(usize::from(*to)).cloned().unwrap_or_default();
+            match body {
+                Body::Transfer(Message::Offer {
+                    from, to, amount, ..
+                }) => lines.push(format!(
+                    "dry-run dps {}: {} -> {} ({host}): {amount:.6} CPUs",
+                    self.base.host,
+                    name(*from),
+                    name(*to)
+                )),
+                Body::Report {
+                    vm,
+                    share,
+                    shortage,
+                } => lines.push(format!(
+                    "dry-run dps {}: report {} to the bank ({host}): share {share:.6}, shortage {shortage:.6}",
+                    self.base.host,
+                    name(Party::Vm(*vm))
+                )),
+                Body::Transfer(_) => {}
+            }
+        }
+        let mut l = self.ledger.lock();
+        for (to, body) in out {
+            if to == self.me {
+                let low = l.low_open();
+                let _ = l.receive(self.me, low, body);
+            }
+        }
+        if l.layout().bank_host == Some(self.me) {
+            for (_, m) in l.bank_round(MIN_TRANSFER).map_err(dps_err)? {
+                if let Message::Offer { to, amount, .. } = m {
+                    lines.push(format!(
+                        "dry-run dps {}: bank -> {}: {amount:.6} CPUs",
+                        self.base.host,
+                        name(to)
+                    ));
+                }
+            }
+        }
+        for (vm, w) in l.local_vms() {
+            let setting = cpu_setting(w, self.cfg.cpus, self.cfg.cap)?;
+            lines.push(format!(
+                "dry-run dps {}: {} weight {} cap {:?} (share {w:.6})",
+                self.base.host,
+                name(Party::Vm(vm)),
+                setting.weight.get(),
+                setting.cap.map(|c| c.percent())
+            ));
+        }
+        *l = saved;
+        drop(l);
+        for line in lines {
+            println!("{line}");
+        }
         self.metrics.add("vibrad_dps_periods_total", &[], 1.0);
         Ok(())
     }
@@ -549,6 +889,19 @@ impl<H: Vms> DpsRole<H> {
             }
             Some(_) => {}
         }
+        if self.crashed || self.owner_lost {
+            return false;
+        }
+        if self.dry_run {
+            // Decided on a copy: a dry run changes nothing and answers nothing.
+            let r = self
+                .ledger
+                .lock()
+                .clone()
+                .receive(e.from_host, e.low_open, e.body);
+            tracing::info!(?e.body, would_reply = ?r, "dps dry-run: datagram not answered");
+            return r.is_ok();
+        }
         let r = self.ledger.lock().receive(e.from_host, e.low_open, e.body);
         match r {
             Ok(reply) => {
@@ -562,9 +915,23 @@ impl<H: Vms> DpsRole<H> {
                     self.metrics
                         .add("vibrad_dps_received_total", &[("kind", kind)], 1.0);
                 }
-                if let Some(reply) = reply {
-                    let low = self.ledger.lock().low_open();
-                    self.send_to(e.from_host, low, reply);
+                if let Body::Transfer(m) = e.body
+                    && !matches!(m, Message::Offer { .. })
+                {
+                    self.crash_point(CrashPoint::ReplyReceived);
+                }
+                if let Some(reply) = reply
+                    && self.send_to(e.from_host, reply)
+                {
+                    let accepted = match reply {
+                        Body::Transfer(Message::Accept { .. } | Message::AcceptPart { .. }) => {
+                            true
+                        }
+                        _ => false,
+                    };
+                    if accepted {
+                        self.crash_point(CrashPoint::OfferAccepted);
+                    }
                 }
                 true
             }
@@ -582,6 +949,10 @@ impl<H: Vms> DpsRole<H> {
     /// # Ok::<(), vibrad::Error>(())
     /// ```
     pub fn poll(&mut self, wait: Duration) -> usize {
+        if self.crashed || self.owner_lost {
+            std::thread::sleep(wait);
+            return 0;
+        }
         let until = Instant::now() + wait;
         let mut n = 0;
         loop {
@@ -591,6 +962,9 @@ impl<H: Vms> DpsRole<H> {
             }
             if self.recv_one(left) == Some(true) {
                 n += 1;
+            }
+            if self.crashed || self.owner_lost {
+                return n;
             }
         }
         if n > 0 {
@@ -658,6 +1032,9 @@ impl<H: Vms> DpsRole<H> {
                 l.open().count(),
             )
         };
+        if self.crashed || self.dry_run {
+            return;
+        }
         for (vm, w, alive) in local {
             let name = self.names[vm.0 as usize].clone();
             self.metrics
@@ -703,16 +1080,24 @@ impl<H: Vms> DpsRole<H> {
     /// # Ok::<(), vibrad::Error>(())
     /// ```
     pub fn run(&mut self, signals: &Signals) -> Result<()> {
-        let period = self.cfg.period;
-        let resend = (period / 5).max(Duration::from_millis(20));
         let mut next = Instant::now();
-        let mut next_resend = Instant::now() + resend;
+        let mut next_resend = Instant::now();
         while !signals.stop.load(Ordering::SeqCst) {
             if signals.reload.swap(false, Ordering::SeqCst) {
-                tracing::warn!(
-                    "dps: SIGHUP ignored (the dps role reads its configuration at start)"
-                );
+                self.reload();
             }
+            if self.crashed {
+                tracing::warn!("dps: halted at a crash point");
+                return Ok(());
+            }
+            if self.owner_lost {
+                return Err(Error::Directory {
+                    key: self.dir.key_dps(self.cluster, &self.base.host),
+                    message: "written by another daemon of this host; stopped".into(),
+                });
+            }
+            let period = self.cfg.period;
+            let resend = (period / 5).max(Duration::from_millis(20));
             let now = Instant::now();
             if now >= next {
                 next += period;
@@ -734,6 +1119,79 @@ impl<H: Vms> DpsRole<H> {
             self.poll(wait.max(Duration::from_millis(1)));
         }
         tracing::info!("dps: stopping");
+        Ok(())
+    }
+
+    /// SIGHUP: re-reads the configuration file. `period_s`, `withhold`, `cap`, `acceptance`,
+    /// `cpus`, `background` and the VMs' `upstreams` change in place (shares, open transfers
+    /// and decisions stay); anything else (host, directory, the layout: VMs, ranks, W, mode,
+    /// bank, addresses, hook, metrics, cgroup parent) is refused, as is a file with errors,
+    /// and the old configuration kept.
+    fn reload(&mut self) {
+        let Some(path) = self.config_path.clone() else {
+            tracing::warn!("dps: SIGHUP without a configuration file; ignored");
+            return;
+        };
+        match Config::load(&path).and_then(|new| self.reconfigure(new)) {
+            Ok(()) => tracing::info!("dps: configuration reloaded"),
+            Err(e) => tracing::error!(error = %e, "dps: reload refused; keeping the old configuration"),
+        }
+    }
+
+    /// Applies a new configuration as SIGHUP does (see `reload`): refused with the reason
+    /// (nothing changed) when it changes more than the tunables.
+    ///
+    /// ```no_run
+    /// # use vibrad::config::{Config, MINIMAL_DPS};
+    /// # let cfg = Config::parse(MINIMAL_DPS).unwrap();
+    /// let mut role = vibrad::dps::DpsRole::new(&cfg, vibrad::dps::linux_host(&cfg)?)?;
+    /// role.reconfigure(Config::parse(&MINIMAL_DPS.replace("total = 0.4", "total = 0.5")).unwrap())
+    ///     .unwrap_err(); // W is part of the layout
+    /// role.reconfigure(Config::parse(&MINIMAL_DPS.replace("cpus = 1.0", "cpus = 2.0")).unwrap())?;
+    /// # Ok::<(), vibrad::Error>(())
+    /// ```
+    pub fn reconfigure(&mut self, new: Config) -> Result<()> {
+        let refuse = |what: &str| {
+            Err(Error::Directory {
+                key: what.to_string(),
+                message: "changed; restart vibrad for that".into(),
+            })
+        };
+        let Some(d) = new.dps.clone() else {
+            return refuse("dps");
+        };
+        let mut same = d.clone();
+        same.period = self.cfg.period;
+        same.withhold = self.cfg.withhold;
+        same.cap = self.cfg.cap;
+        same.acceptance = self.cfg.acceptance;
+        same.cpus = self.cfg.cpus;
+        same.background = self.cfg.background;
+        if same.vms.len() == self.cfg.vms.len() {
+            for (n, o) in same.vms.iter_mut().zip(&self.cfg.vms) {
+                n.upstreams.clone_from(&o.upstreams);
+            }
+        }
+        if same != self.cfg {
+            return refuse("dps (layout, addresses or hook)");
+        }
+        let mut rest = new.clone();
+        rest.dps = self.base.dps.clone();
+        if rest != self.base {
+            return refuse("host, directory, metrics or linux");
+        }
+        let names = &self.names;
+        let id_of = |n: &str| names.iter().position(|x| x == n).unwrap_or(0) as u32;
+        self.upstreams = d
+            .vms
+            .iter()
+            .map(|v| v.upstreams.iter().map(|u| id_of(u)).collect())
+            .collect();
+        self.ledger
+            .lock()
+            .set_capacity(d.cpus, d.background, d.acceptance);
+        self.cfg = d;
+        self.base = new;
         Ok(())
     }
 }
