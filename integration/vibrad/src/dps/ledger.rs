@@ -815,7 +815,7 @@ impl HostLedger {
     /// A ledger from a snapshot, after checking it against the layout: exactly this host's
     /// VMs with finite shares in [0, W], a balance only on the bank's host, open transfers
     /// from this host's parties to known parties with amounts in (0, W] and ids below
-    /// `next_id`, decisions on offers from other hosts to this host's parties with
+    /// `next_id`, decisions on offers from the senders' hosts to this host's parties with
     /// 0 <= accepted <= amount. A bad snapshot is refused with the reason.
     ///
     /// ```
@@ -874,8 +874,7 @@ impl HostLedger {
         }
         for d in &snap.decided {
             let (from, to) = (Party::from(d.from), Party::from(d.to));
-            if d.host == me
-                || l.layout.host_of(from) != Some(d.host)
+            if l.layout.host_of(from) != Some(d.host)
                 || l.layout.host_of(to) != Some(me)
             {
                 return Err(format!(
@@ -898,9 +897,6 @@ impl HostLedger {
             if l.decisions.insert((d.host, d.id), dec).is_some() {
                 return Err(format!("decision on {}'s transfer {} twice", d.host, d.id));
             }
-        }
-        if snap.floors.contains_key(&me) {
-            return Err("a floor for this host itself".into());
         }
         l.shares = snap.shares;
         l.balance = snap.balance;
@@ -1094,6 +1090,214 @@ mod tests {
             prop_assert!(hosts.iter().all(|h| h.open().count() == 0));
             prop_assert!(conservation_error(&all(&hosts)) < 1e-9);
         }
+    }
+
+    #[derive(Debug, Clone)]
+    enum CrashStep {
+        Net(Step),
+        /// The host records its ledger and its held datagrams leave.
+        Record { host: u16 },
+        /// kill -9: the host's ledger and held datagrams are lost; it restarts from its record.
+        Crash { host: u16 },
+    }
+
+    fn crash_step() -> impl Strategy<Value = CrashStep> {
+        prop_oneof![
+            6 => step().prop_map(CrashStep::Net),
+            3 => (0u16..3).prop_map(|host| CrashStep::Record { host }),
+            1 => (0u16..3).prop_map(|host| CrashStep::Crash { host }),
+        ]
+    }
+
+    /// The ledgers a directory restores: each host's record, or a fresh ledger for a host
+    /// that never wrote one (it has sent nothing).
+    fn restored(fresh: &[HostLedger], dir: &[Option<Snapshot>]) -> Vec<HostLedger> {
+        fresh
+            .iter()
+            .zip(dir)
+            .map(|(f, d)| match d {
+                Some(s) => {
+                    HostLedger::restore(f.layout.clone(), f.acceptance, s.clone()).unwrap()
+                }
+                None => f.clone(),
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// The dps role's write-ahead rule over a model of crash points: a host's datagrams
+        /// leave only when its ledger is recorded (the directory), and a crash at any point
+        /// loses the host's unrecorded state and held datagrams and restarts it from its
+        /// record. Then at every step both the live ledgers and the directory's ledgers keep
+        /// shares + balance + in flight = W, a restored snapshot round-trips through JSON,
+        /// and once drained nothing stays open.
+        #[test]
+        fn crashes_at_any_point_keep_w_in_the_ledgers_and_the_directory(
+            bank in any::<bool>(),
+            part in any::<bool>(),
+            steps in proptest::collection::vec(crash_step(), 1..150),
+        ) {
+            let acc = if part { Acceptance::UpToRoom } else { Acceptance::Whole };
+            let fresh = cluster(bank, acc);
+            let mut hosts = fresh.clone();
+            let mut dir: Vec<Option<Snapshot>> = vec![None; 3];
+            // held[h]: datagrams of host h waiting for its record; net: datagrams sent
+            let mut held: Vec<Vec<(u16, Body)>> = vec![Vec::new(); 3];
+            let mut net: Vec<(u16, u16, u64, Body)> = Vec::new();
+            let mut crashes = 0;
+            for s in steps {
+                match s {
+                    CrashStep::Net(Step::Send { from_vm, to, frac }) => {
+                        let h = (from_vm / 2) as usize;
+                        let w = hosts[h].share(VmId(from_vm)).unwrap_or(0.0);
+                        let to_party = if to == 6 { Party::Bank(PROGRAM) } else { Party::Vm(VmId(to)) };
+                        if w * frac > 0.0
+                            && let Ok(m) = hosts[h].send(Party::Vm(VmId(from_vm)), to_party, w * frac)
+                        {
+                            held[h].push((hosts[h].layout.host_of(to_party).unwrap(), m.into()));
+                        }
+                    }
+                    CrashStep::Net(Step::Deliver { pick, dup }) => {
+                        if net.is_empty() { continue; }
+                        let i = pick % net.len();
+                        let (from, to, low, body) = if dup { net[i] } else { net.swap_remove(i) };
+                        let r = hosts[to as usize].receive(from, low, body);
+                        prop_assert!(r.is_ok(), "{r:?}");
+                        if let Ok(Some(reply)) = r {
+                            held[to as usize].push((from, reply));
+                        }
+                    }
+                    CrashStep::Net(Step::Drop { pick }) => {
+                        if !net.is_empty() { let i = pick % net.len(); net.swap_remove(i); }
+                    }
+                    CrashStep::Net(Step::Retransmit { host }) => {
+                        for (dest, m) in hosts[host as usize].retransmissions() {
+                            held[host as usize].push((dest, m.into()));
+                        }
+                    }
+                    CrashStep::Net(Step::Exit { vm }) => hosts[(vm / 2) as usize].set_alive(VmId(vm), false),
+                    CrashStep::Net(Step::BankRound) => {
+                        if bank {
+                            for (dest, m) in hosts[0].bank_round(1e-6).unwrap() {
+                                held[0].push((dest, m.into()));
+                            }
+                        }
+                    }
+                    CrashStep::Record { host } => {
+                        let h = host as usize;
+                        let text = serde_json::to_string(&hosts[h].snapshot()).unwrap();
+                        dir[h] = Some(serde_json::from_str(&text).unwrap());
+                        let low = hosts[h].low_open();
+                        for (dest, b) in held[h].drain(..) {
+                            net.push((host, dest, low, b));
+                        }
+                    }
+                    CrashStep::Crash { host } => {
+                        let h = host as usize;
+                        crashes += 1;
+                        held[h].clear();
+                        hosts[h] = restored(&fresh, &dir).swap_remove(h);
+                    }
+                }
+                let e = conservation_error(&all(&hosts));
+                prop_assert!(e < 1e-9, "live ledgers: off by {e}");
+                let from_dir = restored(&fresh, &dir);
+                let e = conservation_error(&all(&from_dir));
+                prop_assert!(e < 1e-9, "directory: off by {e}");
+            }
+            // Drain: every host records and sends, every datagram is delivered.
+            for _ in 0..4 {
+                for host in 0..3u16 {
+                    for (dest, m) in hosts[host as usize].retransmissions() {
+                        held[host as usize].push((dest, m.into()));
+                    }
+                }
+                loop {
+                    for host in 0..3u16 {
+                        let h = host as usize;
+                        dir[h] = Some(hosts[h].snapshot());
+                        let low = hosts[h].low_open();
+                        for (dest, b) in held[h].drain(..) {
+                            net.push((host, dest, low, b));
+                        }
+                    }
+                    let Some((from, to, low, body)) = net.pop() else { break };
+                    if let Ok(Some(reply)) = hosts[to as usize].receive(from, low, body) {
+                        held[to as usize].push((from, reply));
+                    }
+                }
+            }
+            prop_assert!(hosts.iter().all(|h| h.open().count() == 0), "open after drain ({crashes} crashes)");
+            prop_assert!(conservation_error(&all(&hosts)) < 1e-9);
+        }
+    }
+
+    #[test]
+    fn bad_snapshots_are_refused() {
+        let hosts = cluster(true, Acceptance::UpToRoom);
+        let good = hosts[1].snapshot();
+        let layout = hosts[1].layout.clone();
+        let bad: Vec<Box<dyn Fn(&mut Snapshot)>> = vec![
+            Box::new(|s| {
+                s.shares.remove(&2);
+            }),
+            Box::new(|s| {
+                s.shares.insert(2, f64::NAN);
+            }),
+            Box::new(|s| {
+                s.shares.insert(2, 5.0);
+            }),
+            Box::new(|s| s.balance = 0.1), // host 1 is not the bank
+            Box::new(|s| {
+                s.open.push(OpenTransfer {
+                    id: s.next_id,
+                    from: Who::Vm(2),
+                    to: Who::Vm(0),
+                    amount: 0.1,
+                    reserved: true,
+                });
+            }),
+            Box::new(|s| {
+                s.open.push(OpenTransfer {
+                    id: 0,
+                    from: Who::Vm(0),
+                    to: Who::Vm(2),
+                    amount: 0.1,
+                    reserved: true,
+                });
+            }),
+            Box::new(|s| {
+                s.decided.push(Decision {
+                    host: 0,
+                    id: 1,
+                    from: Who::Vm(0),
+                    to: Who::Vm(2),
+                    amount: 0.1,
+                    accepted: 0.2,
+                });
+            }),
+            Box::new(|s| {
+                s.decided.push(Decision {
+                    host: 2,
+                    id: 1,
+                    from: Who::Vm(0),
+                    to: Who::Vm(2),
+                    amount: 0.1,
+                    accepted: 0.0,
+                });
+            }),
+        ];
+        for (i, f) in bad.iter().enumerate() {
+            let mut s = good.clone();
+            f(&mut s);
+            assert!(
+                HostLedger::restore(layout.clone(), Acceptance::UpToRoom, s).is_err(),
+                "bad snapshot {i} accepted"
+            );
+        }
+        let l = HostLedger::restore(layout, Acceptance::UpToRoom, good.clone()).unwrap();
+        assert_eq!(l.snapshot(), good);
     }
 
     #[test]
