@@ -560,7 +560,8 @@ impl<H: Vms> DpsRole<H> {
 
     /// Delivers `(destination, body)` pairs: to other hosts over the socket, to this host
     /// through the ledger at once (and its replies likewise).
-    fn dispatch(&mut self, mut out: Vec<(u16, Body)>) {
+    /// Returns how many offers left for other hosts.
+    fn dispatch(&mut self, mut out: Vec<(u16, Body)>) -> usize {
         let mut remote = Vec::new();
         while let Some((to, body)) = out.pop() {
             if to != self.me {
@@ -574,14 +575,17 @@ impl<H: Vms> DpsRole<H> {
                 Err(e) => tracing::error!(error = %e, "dps: local delivery refused"),
             }
         }
+        let mut offers = 0;
         for (to, body) in remote {
             if self.crashed {
-                return;
+                break;
             }
             if self.send_to(to, body) && matches!(body, Body::Transfer(Message::Offer { .. })) {
+                offers += 1;
                 self.crash_point(CrashPoint::OfferSent);
             }
         }
+        offers
     }
 
     /// One period: liveness and CPU use of the local VMs, this period's transfers (and the
@@ -743,16 +747,15 @@ impl<H: Vms> DpsRole<H> {
             return self.print_plan(out);
         }
         // The bank's round sees this host's own deposits and reports of this period.
-        self.dispatch(out);
+        let _ = self.dispatch(out);
         if self.ledger.lock().layout().bank_host == Some(self.me) && !self.crashed {
             let grants = self
                 .ledger
                 .lock()
                 .bank_round(MIN_TRANSFER)
                 .map_err(dps_err)?;
-            let any = !grants.is_empty();
-            self.dispatch(grants.into_iter().map(|(h, m)| (h, m.into())).collect());
-            if any {
+            let sent = self.dispatch(grants.into_iter().map(|(h, m)| (h, m.into())).collect());
+            if sent > 0 {
                 self.crash_point(CrashPoint::GrantsSent);
             }
         }
@@ -844,7 +847,7 @@ impl<H: Vms> DpsRole<H> {
         let again = self.ledger.lock().retransmissions();
         self.metrics
             .add("vibrad_dps_retransmissions_total", &[], again.len() as f64);
-        self.dispatch(again.into_iter().map(|(h, m)| (h, m.into())).collect());
+        let _ = self.dispatch(again.into_iter().map(|(h, m)| (h, m.into())).collect());
     }
 
     /// Handles one datagram from `src`: refused with a logged reason (and a count in
