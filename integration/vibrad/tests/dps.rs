@@ -945,3 +945,300 @@ fn a_daemon_stopped_dead_mid_exchange_restarts_from_the_directory() {
         }
     });
 }
+
+/// A `vibrad` dps process of the kill -9 test, its VM's process and its log.
+struct Daemon {
+    child: Option<std::process::Child>,
+    vm: Option<std::process::Child>,
+    log: std::path::PathBuf,
+    restarts: u32,
+    parent: String,
+    name: String,
+}
+
+impl Daemon {
+    /// What an operator does after a kill -9 (vibrad owns its VMs, a restart recreates
+    /// them): the dead daemon's VM is stopped and its cgroups, namespace and link removed.
+    fn remove_vm(&mut self) {
+        if let Some(mut v) = self.vm.take() {
+            let _ = v.kill();
+            let _ = v.wait();
+        }
+        for cg in vm_cgroups(&self.parent, &self.name) {
+            let until = Instant::now() + Duration::from_secs(5);
+            while std::fs::remove_dir(&cg).is_err() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let link = format!("{}h", self.name);
+        let ip = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        ip(&["link", "del", &link]);
+        ip(&["netns", "del", &self.name]);
+        // The namespace's teardown is asynchronous: wait for the link to be gone.
+        let until = Instant::now() + Duration::from_secs(5);
+        while ip(&["link", "show", &link]) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    /// On every exit path: the daemon killed, its VM and the VM's kernel objects removed,
+    /// its cgroup parent too.
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.remove_vm();
+        for h in ["cpu", "cpuacct", "memory", ""] {
+            let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(h).join(&self.parent));
+        }
+    }
+}
+
+/// The cgroup directories vibra-host made for `vm` under `parent` (cgroup v1 hierarchies or
+/// the v2 tree).
+fn vm_cgroups(parent: &str, vm: &str) -> Vec<std::path::PathBuf> {
+    ["cpu", "cpuacct", "memory", ""]
+        .iter()
+        .map(|h| std::path::Path::new("/sys/fs/cgroup").join(h).join(parent).join(vm))
+        .filter(|p| p.join("cgroup.procs").exists())
+        .collect()
+}
+
+/// Root and etcd: three `vibrad` dps processes on loopback with the directory on a real etcd,
+/// each VM a real cgroup (vm1 burns CPU, vm0 and vm2 sleep). Daemons are killed with SIGKILL
+/// mid-exchange (by themselves at `--crash-at` points, and one from outside at an arbitrary
+/// moment), their dead VMs removed as an operator would, and restarted; the restarted daemon
+/// restores its ledger from etcd. W holds on etcd at every sample and on every revision.
+fn kill_dash_nine_processes(etcd: &common::Etcd, bank: bool) {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = std::process::id();
+    let tag = if bank { "b" } else { "d" };
+    let prefix = format!("/vibra-dps-kill-{pid}-{tag}");
+    let kv: Arc<dyn vibrad::kv::Kv> = Arc::new(etcd.kv());
+    let dir = Directory::new(Arc::clone(&kv), &prefix);
+    let first_rev = dir.revision().unwrap();
+    let ports = free_ports(3);
+    let addr: Vec<SocketAddr> = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
+        .collect();
+    let tmp = std::env::temp_dir().join(format!("vibrad-dps-kill-{pid}-{tag}"));
+    std::fs::create_dir_all(&tmp).unwrap();
+    struct RmDir(std::path::PathBuf);
+    impl Drop for RmDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _tmp = RmDir(tmp.clone());
+    let vm = |i: usize| format!("vk{pid}{tag}{i}");
+    let parent = |i: usize| format!("vdpsk{pid}{tag}{i}");
+    let mut files = Vec::new();
+    let mut cfgs = Vec::new();
+    for me in 0..3 {
+        let mut text = format!(
+            "host = \"h{me}\"\nroles = [\"dps\"]\n[directory]\nbackend = \"etcd\"\nendpoints = [\"{}\"]\nprefix = \"{prefix}\"\n[linux]\ncgroup_parent = \"{}\"\n[dps]\nperiod_s = 0.1\nlisten = \"{}\"\ntotal = 0.6\ncpus = 1.0\nbackground = 0.5\n",
+            etcd.url,
+            parent(me),
+            addr[me]
+        );
+        if bank {
+            text.push_str("mode = \"bank\"\nbank = \"h0\"\n");
+        }
+        text.push_str("[dps.peers]\n");
+        for o in (0..3).filter(|&o| o != me) {
+            text.push_str(&format!("h{o} = \"{}\"\n", addr[o]));
+        }
+        let ups = [format!("[\"{}\"]", vm(1)), "[]".into(), format!("[\"{}\"]", vm(1))];
+        for (i, u) in ups.iter().enumerate() {
+            text.push_str(&format!(
+                "[[dps.vm]]\nname = \"{}\"\nhost = \"h{i}\"\nupstreams = {u}\n",
+                vm(i)
+            ));
+        }
+        let f = tmp.join(format!("h{me}.toml"));
+        std::fs::write(&f, &text).unwrap();
+        cfgs.push(Config::parse(&text).unwrap());
+        files.push(f);
+    }
+    let cluster_id = vibrad::dps::fingerprint(cfgs[0].dps.as_ref().unwrap());
+    // The ledgers of hosts that have not written yet.
+    let fresh: Vec<HostLedger> = (0..3)
+        .map(|me| {
+            let d = cfgs[me].dps.as_ref().unwrap();
+            let layout = vibrad::dps::ledger::Layout {
+                me: me as u16,
+                bank_host: bank.then_some(0),
+                vm_host: vec![0, 1, 2],
+                total: d.total,
+                cpus: d.cpus,
+                background: d.background,
+            };
+            HostLedger::new(layout, d.acceptance, 0)
+        })
+        .collect();
+    let dps_prefix = format!("{prefix}/dps/{cluster_id:016x}/");
+    let check = || {
+        let (entries, _) = kv.get_prefix(&dps_prefix).unwrap();
+        let e = directory_error(&entries, &fresh);
+        assert!(e < 1e-9, "etcd's ledgers off W by {e}");
+    };
+    // Crash points per host, one per life; "outside" is a SIGKILL from this test.
+    let mut plans: Vec<Vec<&str>> = if bank {
+        vec![vec!["grants-sent", "offer-accepted"], vec!["outside"], vec![]]
+    } else {
+        vec![vec!["offer-sent", "reply-received"], vec!["offer-accepted"], vec!["outside"]]
+    };
+    for p in &mut plans {
+        p.reverse();
+    }
+    let start = |me: usize, point: Option<&str>, d: &mut Daemon| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vibrad"));
+        cmd.arg("--config").arg(&files[me]);
+        if let Some(p) = point.filter(|p| *p != "outside") {
+            cmd.args(["--crash-at", p]);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&d.log)
+            .unwrap();
+        cmd.env("RUST_LOG", "info").stderr(log).stdout(std::process::Stdio::null());
+        d.child = Some(cmd.spawn().unwrap());
+        // Its VM appears; a process is started into it.
+        let until = Instant::now() + Duration::from_secs(20);
+        while vm_cgroups(&parent(me), &vm(me)).is_empty() {
+            assert!(Instant::now() < until, "h{me}'s VM never appeared: {}", std::fs::read_to_string(&d.log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let script = if me == 1 { "while :; do :; done" } else { "exec sleep 600" };
+        let child = std::process::Command::new("sh").args(["-c", script]).spawn().unwrap();
+        for cg in vm_cgroups(&parent(me), &vm(me)) {
+            std::fs::write(cg.join("cgroup.procs"), child.id().to_string()).unwrap();
+        }
+        d.vm = Some(child);
+    };
+    let mut daemons: Vec<Daemon> = (0..3)
+        .map(|me| Daemon {
+            child: None,
+            vm: None,
+            log: tmp.join(format!("h{me}.log")),
+            restarts: 0,
+            parent: parent(me),
+            name: vm(me),
+        })
+        .collect();
+    let mut current: Vec<Option<&str>> = vec![None; 3];
+    for me in 0..3 {
+        current[me] = plans[me].pop();
+        start(me, current[me], &mut daemons[me]);
+    }
+    let t0 = Instant::now();
+    let mut checks = 0u64;
+    let mut kills = 0;
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        check();
+        checks += 1;
+        for me in 0..3 {
+            let d = &mut daemons[me];
+            if current[me] == Some("outside") && t0.elapsed() > Duration::from_millis(1500 + 300 * kills) {
+                let p = nix::unistd::Pid::from_raw(d.child.as_ref().unwrap().id() as i32);
+                let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+            }
+            let Some(status) = d.child.as_mut().unwrap().try_wait().unwrap() else {
+                continue;
+            };
+            assert_eq!(
+                status.signal(),
+                Some(9),
+                "h{me} ended without SIGKILL ({status}): {}",
+                std::fs::read_to_string(&d.log).unwrap_or_default()
+            );
+            kills += 1;
+            check();
+            d.remove_vm();
+            assert!(vm_cgroups(&parent(me), &vm(me)).is_empty(), "h{me}'s VM stays");
+            d.restarts += 1;
+            current[me] = plans[me].pop();
+            start(me, current[me], d);
+        }
+        if plans.iter().all(Vec::is_empty) && current.iter().all(Option::is_none) {
+            break;
+        }
+        assert!(Instant::now() < until, "crash points not all reached in 60 s: left {plans:?}, current {current:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Everyone back: a second of exchange, checked all along.
+    let settle = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < settle {
+        check();
+        checks += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for (me, d) in daemons.iter_mut().enumerate() {
+        // The VM's process ends first, so that the daemon can remove the VM's cgroup.
+        if let Some(mut v) = d.vm.take() {
+            let _ = v.kill();
+            let _ = v.wait();
+        }
+        let c = d.child.as_mut().unwrap();
+        let p = nix::unistd::Pid::from_raw(c.id() as i32);
+        nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = c.wait().unwrap();
+        let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+        assert!(status.success(), "h{me}: {status}: {log}");
+        if d.restarts > 0 {
+            assert!(
+                log.contains("ledger restored from the directory"),
+                "h{me} did not restore its ledger: {log}"
+            );
+        }
+    }
+    check();
+    let last = dir.revision().unwrap();
+    for rev in first_rev + 1..=last {
+        let at = kv.get_prefix_at(&dps_prefix, rev).unwrap();
+        let e = directory_error(&at, &fresh);
+        assert!(e < 1e-9, "etcd revision {rev} off W by {e}");
+    }
+    let (recs, _) = dir.dps_ledgers(cluster_id).unwrap();
+    let shares: Vec<f64> = recs.values().flat_map(|s| s.shares.values().copied()).collect();
+    let balance: f64 = recs.values().map(|s| s.balance).sum();
+    eprintln!(
+        "kill -9 (bank {bank}): {kills} daemons killed and restarted, {checks} checks of W on etcd, {} revisions checked; shares at the end {shares:.4?}, bank balance {balance:.4}",
+        last - first_rev
+    );
+    assert_eq!(kills, plans_len(bank));
+}
+
+fn plans_len(bank: bool) -> u64 {
+    if bank { 3 } else { 4 }
+}
+
+/// Root and etcd: real `vibrad` processes killed with SIGKILL mid-exchange and restarted,
+/// fully distributed and with the bank (the bank's daemon killed twice); see
+/// `kill_dash_nine_processes`.
+#[test]
+fn dps_daemons_killed_with_sigkill_restart_from_etcd() {
+    const TEST: &str = "dps_daemons_killed_with_sigkill_restart_from_etcd";
+    if !nix_is_root() {
+        common::skip(TEST, "needs root for cgroups and namespaces");
+        return;
+    }
+    let Some(etcd) = common::Etcd::start(TEST) else {
+        return;
+    };
+    kill_dash_nine_processes(&etcd, false);
+    kill_dash_nine_processes(&etcd, true);
+}
