@@ -1242,3 +1242,135 @@ fn dps_daemons_killed_with_sigkill_restart_from_etcd() {
     kill_dash_nine_processes(&etcd, false);
     kill_dash_nine_processes(&etcd, true);
 }
+
+/// `--dry-run` in the dps role: the period's transfers are computed and printed, but no
+/// datagram leaves, no CPU setting is written, nothing is recorded in the directory, and a
+/// received offer is decided on a copy and not answered.
+#[test]
+fn dry_run_sends_writes_and_records_nothing() {
+    let ports = free_ports(3);
+    let addr = |i: usize| -> SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
+    // The peers' addresses are sockets of this test: anything sent to them is seen.
+    let peer1 = UdpSocket::bind(addr(1)).unwrap();
+    let peer2 = UdpSocket::bind(addr(2)).unwrap();
+    for p in [&peer1, &peer2] {
+        p.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    }
+    for bank in [false, true] {
+        let cfg = config(0, addr(0), &|_, o| addr(o), bank, "unused");
+        let host = CpuHost {
+            vms: ["vm0".to_string()].into(),
+            start: Some(Instant::now()),
+            ..CpuHost::default()
+        };
+        host.rate.lock().insert("vm0".into(), 0.01);
+        let set = Arc::clone(&host.set);
+        let dir = Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/dry");
+        let mut role = DpsRole::with_directory(&cfg, host, dir.clone()).unwrap();
+        role.set_dry_run(true);
+        let before = role.ledger().lock().snapshot();
+        for _ in 0..3 {
+            role.tick().unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        role.retransmit();
+        // An offer from h1 is decided on a copy and not answered.
+        let offer = Body::Transfer(Message::Offer {
+            id: TransferId(1),
+            from: Party::Vm(VmId(1)),
+            to: Party::Vm(VmId(0)),
+            amount: 0.05,
+        });
+        let env = Envelope {
+            from_host: 1,
+            cluster: role.cluster(),
+            low_open: 0,
+            body: offer,
+        };
+        peer1.send_to(&env.encode(), addr(0)).unwrap();
+        assert_eq!(role.poll(Duration::from_millis(100)), 1);
+        let mut buf = [0u8; 256];
+        assert!(peer1.recv_from(&mut buf).is_err(), "bank {bank}: a dry run answered");
+        assert!(peer2.recv_from(&mut buf).is_err(), "bank {bank}: a dry run sent");
+        assert_eq!(role.ledger().lock().snapshot(), before, "bank {bank}");
+        assert!(set.lock().is_empty(), "bank {bank}: a dry run wrote a CPU setting");
+        assert_eq!(dir.read_dps(role.cluster(), "h0").unwrap().revision, 0);
+        // The same role, not dry, moves share (vm0 offers its excess to vm1 on h1, or
+        // deposits it in the bank, which is on this host) and records it.
+        role.set_dry_run(false);
+        role.tick().unwrap();
+        assert_ne!(role.ledger().lock().snapshot(), before, "bank {bank}");
+        if !bank {
+            assert!(peer1.recv_from(&mut buf).is_ok(), "the real run sent nothing");
+            assert!(dir.read_dps(role.cluster(), "h0").unwrap().revision > 0);
+        }
+    }
+}
+
+/// SIGHUP in the dps role: a file that changes only tunables (here `cpus`, `period_s`) is
+/// applied in place, keeping the ledger; one that changes the layout (W) or does not parse is
+/// refused and the old configuration kept.
+#[test]
+fn sighup_reloads_tunables_and_refuses_layout_changes() {
+    let ports = free_ports(3);
+    let addr = |i: usize| -> SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
+    let cfg = config(0, addr(0), &|_, o| addr(o), false, "unused");
+    let file = std::env::temp_dir().join(format!("vibrad-dps-reload-{}.toml", std::process::id()));
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _rm = Rm(file.clone());
+    let host = CpuHost {
+        vms: ["vm0".to_string()].into(),
+        start: Some(Instant::now()),
+        ..CpuHost::default()
+    };
+    let mut role = DpsRole::new(&cfg, host).unwrap();
+    role.set_config_path(file.clone());
+    let ledger = role.ledger();
+    let signals = Signals::default();
+    let s = signals.clone();
+    let t = std::thread::spawn(move || {
+        role.run(&s).unwrap();
+        role
+    });
+    let source = |cpus: &str, total: &str| {
+        let mut s = format!(
+            "host = \"h0\"\nroles = [\"dps\"]\n[linux]\ncgroup_parent = \"unused\"\n[dps]\nperiod_s = 0.2\nlisten = \"{}\"\ntotal = {total}\ncpus = {cpus}\nbackground = 0.5\n[dps.peers]\n",
+            addr(0)
+        );
+        for o in 1..3 {
+            s.push_str(&format!("h{o} = \"{}\"\n", addr(o)));
+        }
+        let ups = ["[\"vm1\"]", "[]", "[\"vm1\"]"];
+        for (i, u) in ups.iter().enumerate() {
+            s.push_str(&format!("[[dps.vm]]\nname = \"vm{i}\"\nhost = \"h{i}\"\nupstreams = {u}\n"));
+        }
+        s
+    };
+    let reload = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        signals.reload.store(true, Ordering::SeqCst);
+        let until = Instant::now() + Duration::from_secs(5);
+        while signals.reload.load(Ordering::SeqCst) {
+            assert!(Instant::now() < until, "SIGHUP never handled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let shares = || ledger.lock().snapshot().shares;
+    let before = shares();
+    reload(&source("1.5", "0.6"));
+    assert_eq!(ledger.lock().layout().cpus, 1.5, "a tunable was not reloaded");
+    assert_eq!(shares(), before, "a reload changed the shares");
+    reload(&source("2.0", "0.9"));
+    assert_eq!(ledger.lock().layout().cpus, 1.5, "a layout change (W) was applied");
+    assert_eq!(ledger.lock().layout().total, 0.6);
+    reload("host = \"h0\"\n[dps\n");
+    assert_eq!(ledger.lock().layout().cpus, 1.5, "a bad file was applied");
+    signals.stop.store(true, Ordering::SeqCst);
+    drop(t.join().unwrap());
+}

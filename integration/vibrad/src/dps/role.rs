@@ -602,6 +602,8 @@ impl<H: Vms> DpsRole<H> {
         if self.crashed || self.owner_lost {
             return Ok(());
         }
+        // A dry run works on the ledger and puts it back afterwards.
+        let saved = self.dry_run.then(|| self.ledger.lock().clone());
         let now_s = monotonic_s();
         if let Some(h) = &mut self.hook {
             let ups = &mut h.upstreams;
@@ -743,8 +745,10 @@ impl<H: Vms> DpsRole<H> {
                 );
             }
         }
-        if self.dry_run {
-            return self.print_plan(out);
+        if let Some(saved) = saved {
+            let r = self.print_plan(out);
+            *self.ledger.lock() = saved;
+            return r;
         }
         // The bank's round sees this host's own deposits and reports of this period.
         let _ = self.dispatch(out);
@@ -765,9 +769,8 @@ impl<H: Vms> DpsRole<H> {
     }
 
     /// Dry run: prints this period's transfers (and on the bank's host its round) and the CPU
-    /// settings, then puts the ledger back as it was.
+    /// settings; the caller puts the ledger back as it was.
     fn print_plan(&mut self, out: Vec<(u16, Body)>) -> Result<()> {
-        let saved = self.ledger.lock().clone();
         let hosts = self.cfg.hosts();
         let name = |p: Party| match p {
             Party::Vm(v) => self.names[v.0 as usize].clone(),
@@ -805,13 +808,19 @@ impl<H: Vms> DpsRole<H> {
             }
         }
         if l.layout().bank_host == Some(self.me) {
-            for (_, m) in l.bank_round(MIN_TRANSFER).map_err(dps_err)? {
+            for (h, m) in l.bank_round(MIN_TRANSFER).map_err(dps_err)? {
                 if let Message::Offer { to, amount, .. } = m {
                     lines.push(format!(
                         "dry-run dps {}: bank -> {}: {amount:.6} CPUs",
                         self.base.host,
                         name(to)
                     ));
+                }
+                if h == self.me {
+                    let low = l.low_open();
+                    if let Ok(Some(reply)) = l.receive(self.me, low, m.into()) {
+                        let _ = l.receive(self.me, low, reply);
+                    }
                 }
             }
         }
@@ -825,7 +834,6 @@ impl<H: Vms> DpsRole<H> {
                 setting.cap.map(|c| c.percent())
             ));
         }
-        *l = saved;
         drop(l);
         for line in lines {
             println!("{line}");
