@@ -917,9 +917,21 @@ fn crash_and_restart(
                 .unwrap()
         })
         .collect();
+    let metric = |name: &str| -> f64 {
+        roles
+            .iter()
+            .map(|r| r.metrics().get(name, &[]).unwrap_or(0.0))
+            .sum()
+    };
+    let (records, periods) = (
+        metric("vibrad_dps_records_total"),
+        metric("vibrad_dps_periods_total"),
+    );
     eprintln!(
-        "{point:?} on h{victim} (bank {bank}): {checks} checks, {} revisions, shares {shares:.4?}",
-        last - first_rev
+        "{point:?} on h{victim} (bank {bank}): {checks} checks, {} revisions, shares {shares:.4?}; after the restart {records} records in {periods} host periods ({:.2} per period), {:.2} ms per record",
+        last - first_rev,
+        records / periods.max(1.0),
+        1e3 * metric("vibrad_dps_record_seconds_total") / records.max(1.0)
     );
     (checks, last - first_rev)
 }

@@ -1129,6 +1129,8 @@ impl<H: Vms> DpsRole<H> {
                 .min(Duration::from_millis(200));
             self.poll(wait.max(Duration::from_millis(1)));
         }
+        // A clean stop records the ledger as it is (a restart then reopens nothing closed).
+        self.persist();
         tracing::info!("dps: stopping");
         Ok(())
     }
