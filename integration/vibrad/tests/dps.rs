@@ -928,7 +928,7 @@ fn crash_and_restart(
         metric("vibrad_dps_periods_total"),
     );
     eprintln!(
-        "{point:?} on h{victim} (bank {bank}): {checks} checks, {} revisions, shares {shares:.4?}; after the restart {records} records in {periods} host periods ({:.2} per period), {:.2} ms per record",
+        "{point:?} on h{victim} (bank {bank}): {checks} checks, {} revisions, shares {shares:.4?}; {records} records in {periods} periods of the daemons (survivors' whole run, the victim's second life: {:.2} per period), {:.2} ms per record",
         last - first_rev,
         records / periods.max(1.0),
         1e3 * metric("vibrad_dps_record_seconds_total") / records.max(1.0)
