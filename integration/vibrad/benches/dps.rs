@@ -141,7 +141,10 @@ fn record_100(c: &mut Criterion) {
             });
         });
     };
-    bench("memory", Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/b"));
+    bench(
+        "memory",
+        Directory::new(Arc::new(vibrad::kv::MemKv::new()), "/b"),
+    );
     match common::Etcd::start("dps/record_100/etcd") {
         Some(etcd) => bench("etcd", Directory::new(Arc::new(etcd.kv()), "/b")),
         None => eprintln!("dps/record_100/etcd: left out (no etcd)"),

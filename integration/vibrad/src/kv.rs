@@ -80,8 +80,13 @@ pub trait Kv: Send + Sync {
     /// assert_eq!(kv.cas_put("/a", r, "2", None).unwrap(), Some(r + 1));
     /// assert_eq!(kv.cas_put("/a", r, "3", None).unwrap(), None);
     /// ```
-    fn cas_put(&self, key: &str, expected: i64, value: &str, lease: Option<i64>)
-    -> Result<Option<i64>>;
+    fn cas_put(
+        &self,
+        key: &str,
+        expected: i64,
+        value: &str,
+        lease: Option<i64>,
+    ) -> Result<Option<i64>>;
     /// Deletes a key (absent is fine).
     ///
     /// ```

@@ -23,8 +23,8 @@ use vibrad::config::Config;
 use vibrad::daemon::{Signals, Vms};
 use vibrad::directory::Directory;
 use vibrad::dps::ledger::{HostLedger, Snapshot, Who, conservation_error};
-use vibrad::dps::{CrashMode, CrashPoint, DpsRole};
 use vibrad::dps::wire::{Body, Envelope};
+use vibrad::dps::{CrashMode, CrashPoint, DpsRole};
 
 /// Free loopback ports (bound and released; the tiny race with other processes is accepted).
 fn free_ports(n: usize) -> Vec<u16> {
@@ -726,10 +726,7 @@ fn only_a_vm_seen_running_can_exit_and_it_can_come_back() {
 /// |shares + balance + in flight - W| over the ledgers the directory holds for `cluster`: each
 /// host's record, or its fresh ledger (`fresh`, in host order) when it has not written one
 /// (it has sent nothing yet).
-fn directory_error(
-    entries: &[(String, vibrad::kv::Entry)],
-    fresh: &[HostLedger],
-) -> f64 {
+fn directory_error(entries: &[(String, vibrad::kv::Entry)], fresh: &[HostLedger]) -> f64 {
     let ledgers: Vec<HostLedger> = fresh
         .iter()
         .enumerate()
@@ -800,7 +797,10 @@ fn crash_and_restart(
     let check_dir = || {
         let (entries, _) = dir.kv().get_prefix(&dps_prefix).unwrap();
         let e = directory_error(&entries, &fresh);
-        assert!(e < 1e-9, "{point:?}: the directory's ledgers are off W by {e}");
+        assert!(
+            e < 1e-9,
+            "{point:?}: the directory's ledgers are off W by {e}"
+        );
     };
     let mut ledgers: Vec<Arc<Mutex<HostLedger>>> = roles.iter().map(DpsRole::ledger).collect();
     let signals = Signals::default();
@@ -825,7 +825,10 @@ fn crash_and_restart(
     let mut checks = 0u64;
     let until = Instant::now() + Duration::from_secs(10);
     while !threads[victim].as_ref().unwrap().is_finished() {
-        assert!(Instant::now() < until, "{point:?}: host {victim} never reached it");
+        assert!(
+            Instant::now() < until,
+            "{point:?}: host {victim} never reached it"
+        );
         check_dir();
         checks += 1;
         std::thread::sleep(Duration::from_millis(1));
@@ -858,8 +861,7 @@ fn crash_and_restart(
         std::thread::sleep(Duration::from_millis(2));
     }
     // Restart: the ledger comes back from the directory.
-    let back =
-        DpsRole::with_directory(&cfgs[victim], hosts[victim].clone(), dir.clone()).unwrap();
+    let back = DpsRole::with_directory(&cfgs[victim], hosts[victim].clone(), dir.clone()).unwrap();
     assert_eq!(back.ledger().lock().snapshot(), record);
     ledgers[victim] = back.ledger();
     threads[victim] = Some(spawn(back, signals.clone()));
@@ -877,7 +879,10 @@ fn crash_and_restart(
     let mut settled = 0;
     loop {
         let (e, open) = live(&ledgers);
-        assert!(e < 1e-9, "{point:?}: live ledgers off W by {e} after the restart");
+        assert!(
+            e < 1e-9,
+            "{point:?}: live ledgers off W by {e} after the restart"
+        );
         check_dir();
         checks += 2;
         settled = if open == 0 { settled + 1 } else { 0 };
@@ -896,9 +901,11 @@ fn crash_and_restart(
     // Every transfer is answered, those restored from the directory included.
     let restored: Vec<u64> = record.open.iter().map(|o| o.id).collect();
     assert!(
-        roles
-            .iter()
-            .all(|r| r.ledger().lock().open().all(|(id, _, _)| !restored.contains(&id))),
+        roles.iter().all(|r| r
+            .ledger()
+            .lock()
+            .open()
+            .all(|(id, _, _)| !restored.contains(&id))),
         "{point:?}: a transfer restored from the directory was never closed"
     );
     assert_eq!(open, 0, "{point:?}: transfers still open at the end");
@@ -1011,7 +1018,11 @@ impl Drop for Daemon {
         }
         self.remove_vm();
         for h in ["cpu", "cpuacct", "memory", ""] {
-            let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(h).join(&self.parent));
+            let _ = std::fs::remove_dir(
+                std::path::Path::new("/sys/fs/cgroup")
+                    .join(h)
+                    .join(&self.parent),
+            );
         }
     }
 }
@@ -1021,7 +1032,12 @@ impl Drop for Daemon {
 fn vm_cgroups(parent: &str, vm: &str) -> Vec<std::path::PathBuf> {
     ["cpu", "cpuacct", "memory", ""]
         .iter()
-        .map(|h| std::path::Path::new("/sys/fs/cgroup").join(h).join(parent).join(vm))
+        .map(|h| {
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(h)
+                .join(parent)
+                .join(vm)
+        })
         .filter(|p| p.join("cgroup.procs").exists())
         .collect()
 }
@@ -1071,7 +1087,11 @@ fn kill_dash_nine_processes(etcd: &common::Etcd, bank: bool) {
         for o in (0..3).filter(|&o| o != me) {
             text.push_str(&format!("h{o} = \"{}\"\n", addr[o]));
         }
-        let ups = [format!("[\"{}\"]", vm(1)), "[]".into(), format!("[\"{}\"]", vm(1))];
+        let ups = [
+            format!("[\"{}\"]", vm(1)),
+            "[]".into(),
+            format!("[\"{}\"]", vm(1)),
+        ];
         for (i, u) in ups.iter().enumerate() {
             text.push_str(&format!(
                 "[[dps.vm]]\nname = \"{}\"\nhost = \"h{i}\"\nupstreams = {u}\n",
@@ -1107,9 +1127,17 @@ fn kill_dash_nine_processes(etcd: &common::Etcd, bank: bool) {
     };
     // Crash points per host, one per life; "outside" is a SIGKILL from this test.
     let mut plans: Vec<Vec<&str>> = if bank {
-        vec![vec!["grants-sent", "offer-accepted"], vec!["outside"], vec![]]
+        vec![
+            vec!["grants-sent", "offer-accepted"],
+            vec!["outside"],
+            vec![],
+        ]
     } else {
-        vec![vec!["offer-sent", "reply-received"], vec!["offer-accepted"], vec!["outside"]]
+        vec![
+            vec!["offer-sent", "reply-received"],
+            vec!["offer-accepted"],
+            vec!["outside"],
+        ]
     };
     for p in &mut plans {
         p.reverse();
@@ -1125,16 +1153,29 @@ fn kill_dash_nine_processes(etcd: &common::Etcd, bank: bool) {
             .append(true)
             .open(&d.log)
             .unwrap();
-        cmd.env("RUST_LOG", "info").stderr(log).stdout(std::process::Stdio::null());
+        cmd.env("RUST_LOG", "info")
+            .stderr(log)
+            .stdout(std::process::Stdio::null());
         d.child = Some(cmd.spawn().unwrap());
         // Its VM appears; a process is started into it.
         let until = Instant::now() + Duration::from_secs(20);
         while vm_cgroups(&parent(me), &vm(me)).is_empty() {
-            assert!(Instant::now() < until, "h{me}'s VM never appeared: {}", std::fs::read_to_string(&d.log).unwrap_or_default());
+            assert!(
+                Instant::now() < until,
+                "h{me}'s VM never appeared: {}",
+                std::fs::read_to_string(&d.log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let script = if me == 1 { "while :; do :; done" } else { "exec sleep 600" };
-        let child = std::process::Command::new("sh").args(["-c", script]).spawn().unwrap();
+        let script = if me == 1 {
+            "while :; do :; done"
+        } else {
+            "exec sleep 600"
+        };
+        let child = std::process::Command::new("sh")
+            .args(["-c", script])
+            .spawn()
+            .unwrap();
         for cg in vm_cgroups(&parent(me), &vm(me)) {
             std::fs::write(cg.join("cgroup.procs"), child.id().to_string()).unwrap();
         }
@@ -1164,7 +1205,9 @@ fn kill_dash_nine_processes(etcd: &common::Etcd, bank: bool) {
         checks += 1;
         for me in 0..3 {
             let d = &mut daemons[me];
-            if current[me] == Some("outside") && t0.elapsed() > Duration::from_millis(1500 + 300 * kills) {
+            if current[me] == Some("outside")
+                && t0.elapsed() > Duration::from_millis(1500 + 300 * kills)
+            {
                 let p = nix::unistd::Pid::from_raw(d.child.as_ref().unwrap().id() as i32);
                 let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
             }
@@ -1180,7 +1223,10 @@ fn kill_dash_nine_processes(etcd: &common::Etcd, bank: bool) {
             kills += 1;
             check();
             d.remove_vm();
-            assert!(vm_cgroups(&parent(me), &vm(me)).is_empty(), "h{me}'s VM stays");
+            assert!(
+                vm_cgroups(&parent(me), &vm(me)).is_empty(),
+                "h{me}'s VM stays"
+            );
             d.restarts += 1;
             current[me] = plans[me].pop();
             start(me, current[me], d);
@@ -1188,7 +1234,10 @@ fn kill_dash_nine_processes(etcd: &common::Etcd, bank: bool) {
         if plans.iter().all(Vec::is_empty) && current.iter().all(Option::is_none) {
             break;
         }
-        assert!(Instant::now() < until, "crash points not all reached in 60 s: left {plans:?}, current {current:?}");
+        assert!(
+            Instant::now() < until,
+            "crash points not all reached in 60 s: left {plans:?}, current {current:?}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     // Everyone back: a second of exchange, checked all along.
@@ -1225,7 +1274,10 @@ fn kill_dash_nine_processes(etcd: &common::Etcd, bank: bool) {
         assert!(e < 1e-9, "etcd revision {rev} off W by {e}");
     }
     let (recs, _) = dir.dps_ledgers(cluster_id).unwrap();
-    let shares: Vec<f64> = recs.values().flat_map(|s| s.shares.values().copied()).collect();
+    let shares: Vec<f64> = recs
+        .values()
+        .flat_map(|s| s.shares.values().copied())
+        .collect();
     let balance: f64 = recs.values().map(|s| s.balance).sum();
     eprintln!(
         "kill -9 (bank {bank}): {kills} daemons killed and restarted, {checks} checks of W on etcd, {} revisions checked; shares at the end {shares:.4?}, bank balance {balance:.4}",
@@ -1302,10 +1354,19 @@ fn dry_run_sends_writes_and_records_nothing() {
         peer1.send_to(&env.encode(), addr(0)).unwrap();
         assert_eq!(role.poll(Duration::from_millis(100)), 1);
         let mut buf = [0u8; 256];
-        assert!(peer1.recv_from(&mut buf).is_err(), "bank {bank}: a dry run answered");
-        assert!(peer2.recv_from(&mut buf).is_err(), "bank {bank}: a dry run sent");
+        assert!(
+            peer1.recv_from(&mut buf).is_err(),
+            "bank {bank}: a dry run answered"
+        );
+        assert!(
+            peer2.recv_from(&mut buf).is_err(),
+            "bank {bank}: a dry run sent"
+        );
         assert_eq!(role.ledger().lock().snapshot(), before, "bank {bank}");
-        assert!(set.lock().is_empty(), "bank {bank}: a dry run wrote a CPU setting");
+        assert!(
+            set.lock().is_empty(),
+            "bank {bank}: a dry run wrote a CPU setting"
+        );
         assert_eq!(dir.read_dps(role.cluster(), "h0").unwrap().revision, 0);
         // The same role, not dry, moves share (vm0 offers its excess to vm1 on h1, or
         // deposits it in the bank, which is on this host) and records it.
@@ -1313,7 +1374,10 @@ fn dry_run_sends_writes_and_records_nothing() {
         role.tick().unwrap();
         assert_ne!(role.ledger().lock().snapshot(), before, "bank {bank}");
         if !bank {
-            assert!(peer1.recv_from(&mut buf).is_ok(), "the real run sent nothing");
+            assert!(
+                peer1.recv_from(&mut buf).is_ok(),
+                "the real run sent nothing"
+            );
             assert!(dir.read_dps(role.cluster(), "h0").unwrap().revision > 0);
         }
     }
@@ -1359,7 +1423,9 @@ fn sighup_reloads_tunables_and_refuses_layout_changes() {
         }
         let ups = ["[\"vm1\"]", "[]", "[\"vm1\"]"];
         for (i, u) in ups.iter().enumerate() {
-            s.push_str(&format!("[[dps.vm]]\nname = \"vm{i}\"\nhost = \"h{i}\"\nupstreams = {u}\n"));
+            s.push_str(&format!(
+                "[[dps.vm]]\nname = \"vm{i}\"\nhost = \"h{i}\"\nupstreams = {u}\n"
+            ));
         }
         s
     };
@@ -1376,10 +1442,18 @@ fn sighup_reloads_tunables_and_refuses_layout_changes() {
     let shares = || ledger.lock().snapshot().shares;
     let before = shares();
     reload(&source("1.5", "0.6"));
-    assert_eq!(ledger.lock().layout().cpus, 1.5, "a tunable was not reloaded");
+    assert_eq!(
+        ledger.lock().layout().cpus,
+        1.5,
+        "a tunable was not reloaded"
+    );
     assert_eq!(shares(), before, "a reload changed the shares");
     reload(&source("2.0", "0.9"));
-    assert_eq!(ledger.lock().layout().cpus, 1.5, "a layout change (W) was applied");
+    assert_eq!(
+        ledger.lock().layout().cpus,
+        1.5,
+        "a layout change (W) was applied"
+    );
     assert_eq!(ledger.lock().layout().total, 0.6);
     reload("host = \"h0\"\n[dps\n");
     assert_eq!(ledger.lock().layout().cpus, 1.5, "a bad file was applied");

@@ -825,11 +825,7 @@ impl HostLedger {
     /// s.shares.insert(1, 0.2); // VM 1 is on host 1
     /// assert!(HostLedger::restore(layout, Default::default(), s).is_err());
     /// ```
-    pub fn restore(
-        layout: Layout,
-        acceptance: Acceptance,
-        snap: Snapshot,
-    ) -> Result<Self, String> {
+    pub fn restore(layout: Layout, acceptance: Acceptance, snap: Snapshot) -> Result<Self, String> {
         let w = layout.total;
         let amount_ok = |a: f64| a.is_finite() && a > 0.0 && a <= w + EPS;
         let share_ok = |a: f64| a.is_finite() && (0.0..=w + EPS).contains(&a);
@@ -837,9 +833,7 @@ impl HostLedger {
         let mine: BTreeSet<u32> = l.shares.keys().copied().collect();
         let got: BTreeSet<u32> = snap.shares.keys().copied().collect();
         if mine != got {
-            return Err(format!(
-                "shares for VMs {got:?}, this host has {mine:?}"
-            ));
+            return Err(format!("shares for VMs {got:?}, this host has {mine:?}"));
         }
         if let Some((v, s)) = snap.shares.iter().find(|(_, s)| !share_ok(**s)) {
             return Err(format!("VM {v}: share {s} outside [0, W]"));
@@ -852,8 +846,7 @@ impl HostLedger {
         let me = l.layout.me;
         for o in &snap.open {
             let (from, to) = (Party::from(o.from), Party::from(o.to));
-            if l.layout.host_of(from) != Some(me) || l.layout.host_of(to).is_none() || from == to
-            {
+            if l.layout.host_of(from) != Some(me) || l.layout.host_of(to).is_none() || from == to {
                 return Err(format!("open transfer {}: {from:?} -> {to:?}", o.id));
             }
             if !amount_ok(o.amount) || o.id >= snap.next_id {
@@ -874,15 +867,13 @@ impl HostLedger {
         }
         for d in &snap.decided {
             let (from, to) = (Party::from(d.from), Party::from(d.to));
-            if l.layout.host_of(from) != Some(d.host)
-                || l.layout.host_of(to) != Some(me)
-            {
+            if l.layout.host_of(from) != Some(d.host) || l.layout.host_of(to) != Some(me) {
                 return Err(format!(
                     "decision on {}'s transfer {}: {from:?} -> {to:?}",
                     d.host, d.id
                 ));
             }
-            if !amount_ok(d.amount) || !(d.accepted >= 0.0 && d.accepted <= d.amount) {
+            if !(amount_ok(d.amount) && d.accepted >= 0.0 && d.accepted <= d.amount) {
                 return Err(format!(
                     "decision on {}'s transfer {}: accepted {} of {}",
                     d.host, d.id, d.accepted, d.amount
@@ -1096,9 +1087,13 @@ mod tests {
     enum CrashStep {
         Net(Step),
         /// The host records its ledger and its held datagrams leave.
-        Record { host: u16 },
+        Record {
+            host: u16,
+        },
         /// kill -9: the host's ledger and held datagrams are lost; it restarts from its record.
-        Crash { host: u16 },
+        Crash {
+            host: u16,
+        },
     }
 
     fn crash_step() -> impl Strategy<Value = CrashStep> {
@@ -1116,9 +1111,7 @@ mod tests {
             .iter()
             .zip(dir)
             .map(|(f, d)| match d {
-                Some(s) => {
-                    HostLedger::restore(f.layout.clone(), f.acceptance, s.clone()).unwrap()
-                }
+                Some(s) => HostLedger::restore(f.layout.clone(), f.acceptance, s.clone()).unwrap(),
                 None => f.clone(),
             })
             .collect()
@@ -1238,7 +1231,8 @@ mod tests {
         let hosts = cluster(true, Acceptance::UpToRoom);
         let good = hosts[1].snapshot();
         let layout = hosts[1].layout.clone();
-        let bad: Vec<Box<dyn Fn(&mut Snapshot)>> = vec![
+        type Edit = Box<dyn Fn(&mut Snapshot)>;
+        let bad: Vec<Edit> = vec![
             Box::new(|s| {
                 s.shares.remove(&2);
             }),

@@ -279,12 +279,13 @@ impl<H: Vms> DpsRole<H> {
         let stored = dir.read_dps(cluster, &cfg.host)?;
         let ledger = match stored.value {
             Some(snap) => {
-                let l = HostLedger::restore(layout, d.acceptance, snap.clone()).map_err(|message| {
-                    Error::Directory {
-                        key: dir.key_dps(cluster, &cfg.host),
-                        message,
-                    }
-                })?;
+                let l =
+                    HostLedger::restore(layout, d.acceptance, snap.clone()).map_err(|message| {
+                        Error::Directory {
+                            key: dir.key_dps(cluster, &cfg.host),
+                            message,
+                        }
+                    })?;
                 tracing::info!(
                     key = dir.key_dps(cluster, &cfg.host),
                     open = l.open().count(),
@@ -934,12 +935,10 @@ impl<H: Vms> DpsRole<H> {
                 if let Some(reply) = reply
                     && self.send_to(e.from_host, reply)
                 {
-                    let accepted = match reply {
-                        Body::Transfer(Message::Accept { .. } | Message::AcceptPart { .. }) => {
-                            true
-                        }
-                        _ => false,
-                    };
+                    let accepted = matches!(
+                        reply,
+                        Body::Transfer(Message::Accept { .. } | Message::AcceptPart { .. })
+                    );
                     if accepted {
                         self.crash_point(CrashPoint::OfferAccepted);
                     }
@@ -1147,7 +1146,9 @@ impl<H: Vms> DpsRole<H> {
         };
         match Config::load(&path).and_then(|new| self.reconfigure(new)) {
             Ok(()) => tracing::info!("dps: configuration reloaded"),
-            Err(e) => tracing::error!(error = %e, "dps: reload refused; keeping the old configuration"),
+            Err(e) => {
+                tracing::error!(error = %e, "dps: reload refused; keeping the old configuration")
+            }
         }
     }
 
