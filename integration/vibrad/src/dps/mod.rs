@@ -5,7 +5,9 @@
 //!
 //! - [`wire`]: the datagram, carrying dps-core's [`dps_core::Message`].
 //! - [`ledger`]: one host's half of the transfer protocol (ids, idempotence, conservation).
-//! - [`role`]: the loop over a host controller and a UDP socket.
+//! - [`role`]: the loop over a host controller and a UDP socket; it records the ledger in the
+//!   directory (`dps/<cluster>/<host>`) before any datagram leaves and restores it at start,
+//!   so a daemon killed mid-exchange loses no share.
 //!
 //! ```
 //! let cfg = vibrad::config::Config::parse(vibrad::config::MINIMAL_DPS).unwrap();
