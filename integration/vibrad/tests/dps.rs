@@ -250,6 +250,21 @@ impl Drop for Kids {
     }
 }
 
+/// Host `me`'s controller with its one VM `vm<me>`: vm1 computes flat out (it holds the others
+/// back); vm0 and vm2 mostly wait.
+fn scripted_host(me: usize) -> CpuHost {
+    let name = format!("vm{me}");
+    let host = CpuHost {
+        vms: [name.clone()].into(),
+        start: Some(Instant::now()),
+        ..CpuHost::default()
+    };
+    host.rate
+        .lock()
+        .insert(name, if me == 1 { 1.0 } else { 0.05 });
+    host
+}
+
 /// Three daemons through relays (one per pair). Returns the roles, after a faulty phase, a
 /// clean phase and stop, having checked conservation all along.
 fn run_through_relays(bank: bool, seed: u64, kill_vm2: bool) {
@@ -278,16 +293,7 @@ fn run_through_relays(bank: bool, seed: u64, kill_vm2: bool) {
     let mut roles = Vec::new();
     for (me, addr) in real.iter().enumerate() {
         let cfg = config(me, *addr, &peer, bank, "unused");
-        let name = format!("vm{me}");
-        let host = CpuHost {
-            vms: [name.clone()].into(),
-            start: Some(Instant::now()),
-            ..CpuHost::default()
-        };
-        // vm1 computes flat out (it holds the others back); vm0 and vm2 mostly wait.
-        host.rate
-            .lock()
-            .insert(name, if me == 1 { 1.0 } else { 0.05 });
+        let host = scripted_host(me);
         hosts.push(host.clone());
         roles.push(DpsRole::new(&cfg, host).unwrap());
     }
@@ -773,20 +779,7 @@ fn crash_and_restart(
     let cfgs: Vec<Config> = (0..3)
         .map(|me| config(me, addr[me], &|_, o| addr[o], bank, "unused"))
         .collect();
-    let hosts: Vec<CpuHost> = (0..3)
-        .map(|me| {
-            let name = format!("vm{me}");
-            let host = CpuHost {
-                vms: [name.clone()].into(),
-                start: Some(Instant::now()),
-                ..CpuHost::default()
-            };
-            host.rate
-                .lock()
-                .insert(name, if me == 1 { 1.0 } else { 0.05 });
-            host
-        })
-        .collect();
+    let hosts: Vec<CpuHost> = (0..3).map(scripted_host).collect();
     let mut roles: Vec<DpsRole<CpuHost>> = (0..3)
         .map(|me| DpsRole::with_directory(&cfgs[me], hosts[me].clone(), dir.clone()).unwrap())
         .collect();

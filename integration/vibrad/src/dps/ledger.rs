@@ -992,6 +992,63 @@ mod tests {
         ]
     }
 
+    /// One step of the network model on `hosts`: the datagrams it makes go to `emit` as
+    /// (from host, to host, body); `Deliver` and `Drop` take from `net`.
+    fn play(
+        hosts: &mut [HostLedger],
+        s: Step,
+        bank: bool,
+        net: &mut Vec<(u16, u16, u64, Body)>,
+        emit: &mut Vec<(u16, u16, Body)>,
+    ) -> Result<(), BadMessage> {
+        match s {
+            Step::Send { from_vm, to, frac } => {
+                let h = (from_vm / 2) as usize;
+                let w = hosts[h].share(VmId(from_vm)).unwrap_or(0.0);
+                let to_party = if to == 6 {
+                    Party::Bank(PROGRAM)
+                } else {
+                    Party::Vm(VmId(to))
+                };
+                if w * frac > 0.0
+                    && let Ok(m) = hosts[h].send(Party::Vm(VmId(from_vm)), to_party, w * frac)
+                {
+                    let dest = hosts[h].layout.host_of(to_party).unwrap();
+                    emit.push((h as u16, dest, m.into()));
+                }
+            }
+            Step::Deliver { pick, dup } => {
+                if !net.is_empty() {
+                    let i = pick % net.len();
+                    let (from, to, low, body) = if dup { net[i] } else { net.swap_remove(i) };
+                    if let Some(reply) = hosts[to as usize].receive(from, low, body)? {
+                        emit.push((to, from, reply));
+                    }
+                }
+            }
+            Step::Drop { pick } => {
+                if !net.is_empty() {
+                    let i = pick % net.len();
+                    net.swap_remove(i);
+                }
+            }
+            Step::Retransmit { host } => {
+                for (dest, m) in hosts[host as usize].retransmissions() {
+                    emit.push((host, dest, m.into()));
+                }
+            }
+            Step::Exit { vm } => hosts[(vm / 2) as usize].set_alive(VmId(vm), false),
+            Step::BankRound => {
+                if bank {
+                    for (dest, m) in hosts[0].bank_round(1e-6).unwrap() {
+                        emit.push((0, dest, m.into()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn all(hosts: &[HostLedger]) -> Vec<&HostLedger> {
         hosts.iter().collect()
     }
@@ -1012,47 +1069,12 @@ mod tests {
             let mut hosts = cluster(bank, acc);
             // the network: (from host, to host, low_open, body)
             let mut net: Vec<(u16, u16, u64, Body)> = Vec::new();
+            let mut emit = Vec::new();
             for s in steps {
-                match s {
-                    Step::Send { from_vm, to, frac } => {
-                        let h = (from_vm / 2) as usize;
-                        let w = hosts[h].share(VmId(from_vm)).unwrap_or(0.0);
-                        let to_party = if to == 6 { Party::Bank(PROGRAM) } else { Party::Vm(VmId(to)) };
-                        if w * frac > 0.0
-                            && let Ok(m) = hosts[h].send(Party::Vm(VmId(from_vm)), to_party, w * frac)
-                        {
-                            let dest = hosts[h].layout.host_of(to_party).unwrap();
-                            net.push((h as u16, dest, hosts[h].low_open(), m.into()));
-                        }
-                    }
-                    Step::Deliver { pick, dup } => {
-                        if net.is_empty() { continue; }
-                        let i = pick % net.len();
-                        let (from, to, low, body) = if dup { net[i] } else { net.swap_remove(i) };
-                        let r = hosts[to as usize].receive(from, low, body);
-                        prop_assert!(r.is_ok(), "{r:?}");
-                        if let Ok(Some(reply)) = r {
-                            net.push((to, from, hosts[to as usize].low_open(), reply));
-                        }
-                    }
-                    Step::Drop { pick } => {
-                        if !net.is_empty() { let i = pick % net.len(); net.swap_remove(i); }
-                    }
-                    Step::Retransmit { host } => {
-                        let low = hosts[host as usize].low_open();
-                        for (dest, m) in hosts[host as usize].retransmissions() {
-                            net.push((host, dest, low, m.into()));
-                        }
-                    }
-                    Step::Exit { vm } => hosts[(vm / 2) as usize].set_alive(VmId(vm), false),
-                    Step::BankRound => {
-                        if bank {
-                            let low = hosts[0].low_open();
-                            for (dest, m) in hosts[0].bank_round(1e-6).unwrap() {
-                                net.push((0, dest, low, m.into()));
-                            }
-                        }
-                    }
+                let r = play(&mut hosts, s, bank, &mut net, &mut emit);
+                prop_assert!(r.is_ok(), "{r:?}");
+                for (from, to, body) in emit.drain(..) {
+                    net.push((from, to, hosts[from as usize].low_open(), body));
                 }
                 prop_assert!(conservation_error(&all(&hosts)) < 1e-9,
                     "conservation broken: {}", conservation_error(&all(&hosts)));
@@ -1141,40 +1163,12 @@ mod tests {
             let mut crashes = 0;
             for s in steps {
                 match s {
-                    CrashStep::Net(Step::Send { from_vm, to, frac }) => {
-                        let h = (from_vm / 2) as usize;
-                        let w = hosts[h].share(VmId(from_vm)).unwrap_or(0.0);
-                        let to_party = if to == 6 { Party::Bank(PROGRAM) } else { Party::Vm(VmId(to)) };
-                        if w * frac > 0.0
-                            && let Ok(m) = hosts[h].send(Party::Vm(VmId(from_vm)), to_party, w * frac)
-                        {
-                            held[h].push((hosts[h].layout.host_of(to_party).unwrap(), m.into()));
-                        }
-                    }
-                    CrashStep::Net(Step::Deliver { pick, dup }) => {
-                        if net.is_empty() { continue; }
-                        let i = pick % net.len();
-                        let (from, to, low, body) = if dup { net[i] } else { net.swap_remove(i) };
-                        let r = hosts[to as usize].receive(from, low, body);
+                    CrashStep::Net(s) => {
+                        let mut emit = Vec::new();
+                        let r = play(&mut hosts, s, bank, &mut net, &mut emit);
                         prop_assert!(r.is_ok(), "{r:?}");
-                        if let Ok(Some(reply)) = r {
-                            held[to as usize].push((from, reply));
-                        }
-                    }
-                    CrashStep::Net(Step::Drop { pick }) => {
-                        if !net.is_empty() { let i = pick % net.len(); net.swap_remove(i); }
-                    }
-                    CrashStep::Net(Step::Retransmit { host }) => {
-                        for (dest, m) in hosts[host as usize].retransmissions() {
-                            held[host as usize].push((dest, m.into()));
-                        }
-                    }
-                    CrashStep::Net(Step::Exit { vm }) => hosts[(vm / 2) as usize].set_alive(VmId(vm), false),
-                    CrashStep::Net(Step::BankRound) => {
-                        if bank {
-                            for (dest, m) in hosts[0].bank_round(1e-6).unwrap() {
-                                held[0].push((dest, m.into()));
-                            }
+                        for (from, to, body) in emit {
+                            held[from as usize].push((to, body));
                         }
                     }
                     CrashStep::Record { host } => {
