@@ -12,7 +12,8 @@
 //!   shares + bank + in flight = W under loss, duplication and reordering.
 //! - [`upstream`]: upstream inference from wake-up events, with expiry and traffic filters.
 //! - [`bank`]: pluggable banker routines. [`crm`]: bottlenecks, migration choice, repacking,
-//!   migration cost.
+//!   migration cost (section 5.2.2). [`balance`](mod@balance): the demand-aware CRM that
+//!   evens hosts' per-round demand (the recommended one where VMs may move).
 //!
 //! The deterministic cluster simulator that reproduces the chapter's figures is the separate,
 //! unpublished crate `dps-sim` (`integration/dps-sim`), so this library links nothing it needs.
@@ -23,6 +24,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod balance;
 pub mod bank;
 pub mod crm;
 pub mod error;
@@ -31,10 +33,11 @@ pub mod ledger;
 pub mod model;
 pub mod upstream;
 
+pub use balance::{HostDemand, VmDemand, balance, round_loads};
 pub use bank::{BankRound, BankerPolicy, CappedBanker, SpecBanker};
 pub use crm::{
-    Destination, HostDemand, HostLoad, Migration, MigrationCost, MigrationTime, VmLoad, balance,
-    bottlenecks, choose_migration, repack,
+    Destination, HostLoad, Migration, MigrationCost, MigrationTime, VmLoad, bottlenecks,
+    choose_migration, repack,
 };
 pub use error::DpsError;
 pub use formula::{bank_redistribute, default_withhold, excess, offer, shortage};
@@ -42,4 +45,4 @@ pub use ledger::{
     Acceptance, MAX_LEDGER_TOTAL, Message, Outcome, Party, ProgramLayout, ShareLedger, TransferId,
 };
 pub use model::{HostId, HostSpec, ProgramId, VmId};
-pub use upstream::{INFRASTRUCTURE_PORTS, TrafficFilter, UpstreamTracker, WakeUp};
+pub use upstream::{INFRASTRUCTURE_PORTS, TrafficFilter, UpstreamTracker, WakeRate, WakeUp};

@@ -131,6 +131,74 @@ impl<K: Copy + PartialEq> UpstreamTracker<K> {
     }
 }
 
+/// How often one VM is woken from blocking by its peers, in wake-ups per second: for a BSP
+/// program every iteration ends in a barrier that wakes each VM that got there first, so this
+/// is the program's measured iteration rate (its *pace*), from the same wake-up reports the
+/// [`UpstreamTracker`] reads. A window runs from one [`WakeRate::close`] to the next and spans
+/// its wake-ups: rate = (wake-ups - 1) / (last - first) over the wake-ups since the last
+/// counted one, so a steady pace reads exactly whatever the window length. A window with fewer
+/// than two wake-ups (an iteration longer than the window) keeps the last rate and carries
+/// its wake-ups into the next window.
+///
+/// ```
+/// let mut r = dps_core::WakeRate::default();
+/// for k in 0..6 {
+///     r.observe(0.1 + 0.2 * f64::from(k)); // a wake-up every 0.2 s
+/// }
+/// assert!((r.close().unwrap() - 5.0).abs() < 1e-9);
+/// assert!((r.close().unwrap() - 5.0).abs() < 1e-9); // no new wake-up: the last rate stays
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WakeRate {
+    first: f64,
+    last: f64,
+    count: u32,
+    rate: Option<f64>,
+}
+
+impl WakeRate {
+    /// Records a wake-up of the blocked VM at `at` seconds (times must not go backwards).
+    ///
+    /// ```
+    /// let mut r = dps_core::WakeRate::default();
+    /// r.observe(1.0);
+    /// assert_eq!(r.close(), None); // one wake-up gives no rate yet
+    /// r.observe(1.5);
+    /// assert_eq!(r.close(), Some(2.0));
+    /// ```
+    pub fn observe(&mut self, at: f64) {
+        if self.count == 0 {
+            self.first = at;
+        }
+        self.last = at;
+        self.count += 1;
+    }
+
+    /// Ends the window: the rate over its wake-ups (the last one starts the next window), or
+    /// the previous rate when there were fewer than two; `None` until a rate was ever measured.
+    ///
+    /// ```
+    /// assert_eq!(dps_core::WakeRate::default().close(), None);
+    /// ```
+    pub fn close(&mut self) -> Option<f64> {
+        if self.count >= 2 && self.last > self.first {
+            self.rate = Some(f64::from(self.count - 1) / (self.last - self.first));
+            self.first = self.last;
+            self.count = 1;
+        }
+        self.rate
+    }
+
+    /// The last measured rate, if any.
+    ///
+    /// ```
+    /// assert_eq!(dps_core::WakeRate::default().rate(), None);
+    /// ```
+    pub fn rate(&self) -> Option<f64> {
+        self.rate
+    }
+}
+
 impl UpstreamTracker<SocketAddr> {
     /// Records a wake-up caused by a packet from `w.sender` to `receiver`, unless `filter`
     /// says the packet is not part of the parallel program. Returns whether it counted.

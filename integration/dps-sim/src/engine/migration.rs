@@ -13,6 +13,9 @@ impl Engine<'_> {
         let Some(m) = self.cfg.migration else {
             return Ok(());
         };
+        if m.balancing == Balancing::DemandAware {
+            self.measure_paces();
+        }
         let chosen = match m.balancing {
             Balancing::Utilization => self.utilization_moves(&m, util, host_used, t)?,
             Balancing::DemandAware => self.demand_aware_moves(&m, util, host_used, t)?,
@@ -97,7 +100,27 @@ impl Engine<'_> {
         Ok(out)
     }
 
-    /// [`dps_core::balance`] over the hosts with no migration in flight.
+    /// Closes every VM's wake-up window; a program's pace is the mean of its VMs' rates
+    /// (all of a BSP program's VMs go at one pace; the last to reach a barrier is never
+    /// woken, so its peers measure it).
+    pub(crate) fn measure_paces(&mut self) {
+        for p in 0..self.progs.len() {
+            let (first, n) = (self.progs[p].first as usize, self.progs[p].n as usize);
+            let (mut sum, mut k) = (0.0, 0u32);
+            for meter in &mut self.wake_rates[first..first + n] {
+                if let Some(r) = meter.close() {
+                    sum += r;
+                    k += 1;
+                }
+            }
+            if k > 0 {
+                self.pace[p] = Some(sum / f64::from(k));
+            }
+        }
+    }
+
+    /// [`dps_core::balance`] over the hosts with no migration in flight: every running VM
+    /// on them with its measured use and its program's measured pace.
     pub(crate) fn demand_aware_moves(
         &self,
         m: &MigrationSettings,
@@ -122,20 +145,27 @@ impl Engine<'_> {
                 unmet: unmet[h],
             })
             .collect();
-        let vms: Vec<VmLoad> = (0..self.vms.len())
-            .filter(|&vm| self.movable(vm, t) && !in_flight[self.vms[vm].host as usize])
-            .map(|vm| self.vm_load(vm, util))
+        let vms: Vec<VmDemand> = (0..self.vms.len())
+            .filter(|&vm| self.running(vm) && !in_flight[self.vms[vm].host as usize])
+            .map(|vm| VmDemand {
+                vm: VmId(vm as u32),
+                host: HostId(self.vms[vm].host),
+                used: util[vm],
+                pace: self.pace[self.vms[vm].prog as usize],
+                movable: self.movable(vm, t),
+            })
             .collect();
         balance(&hosts, &vms, m.max_per_period, m.min_gain)
     }
 
     /// Per host: unmet shortage in the last period (section 5.2.2's signal to the CRM). It had
     /// no idle CPU (less than [`IDLE_EPS`] of capacity: with idle CPU, every runnable VM got
-    /// all it asked for) and either a grant to one of its VMs was rejected, or it was fully
-    /// booked and one of its running VMs used at least
-    /// [`FULL_USE`] of what its share guarantees (its share, scaled by capacity / booking when
-    /// a migration left the host booked above capacity): that VM wanted more than the host
-    /// could give.
+    /// all it asked for) and either a grant to one of its VMs was rejected, or one of its
+    /// running VMs used at least [`FULL_USE`] of what its share guarantees (its share, scaled
+    /// by capacity / booking when a migration left the host booked above capacity) and so
+    /// wanted more: on a fully booked host it "notifies the CRM and seeks migration"; on one
+    /// with unbooked room it has a positive shortage for the bank, but a grant there only
+    /// divides the same busy CPU differently, so the CRM hears of it too.
     pub(crate) fn unmet_shortage(
         &self,
         util: &[f64],
@@ -155,15 +185,13 @@ impl Engine<'_> {
                     return Ok(true);
                 }
                 let booked = self.ledger.booked(id)?;
-                let full = self.ledger.unbooked(id)? <= 1e-9;
                 // What a VM's share guarantees it: all of it, or its proportional part of
                 // the capacity when a migration left the host booked above capacity.
                 let scale = if booked > cap { cap / booked } else { 1.0 };
-                let wants_more = self.hosts[h].vms.iter().any(|&vm| {
+                Ok(self.hosts[h].vms.iter().any(|&vm| {
                     let vm = vm as usize;
                     self.running(vm) && util[vm] >= FULL_USE * shares[vm] * scale
-                });
-                Ok(full && wants_more)
+                }))
             })
             .collect()
     }
@@ -219,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn unmet_shortage_needs_a_full_host_without_idle_cpu() {
+    fn unmet_shortage_needs_a_host_without_idle_cpu_and_a_vm_using_its_share() {
         let c = cfg();
         let e = Engine::new(&c).unwrap();
         // VMs 0 and 4 are on host 0, 3 and 7 on host 3.

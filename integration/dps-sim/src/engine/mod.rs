@@ -18,14 +18,13 @@ use crate::gps::gps_rates;
 use crate::report::{MigrationEvent, ProgramResult, ShareSample, SimReport};
 use crate::topology::Topology;
 use dps_core::DpsError;
+use dps_core::balance::{HostDemand, VmDemand, balance};
 use dps_core::bank::BankRound;
-use dps_core::crm::{
-    HostDemand, HostLoad, Migration, VmLoad, balance, bottlenecks, choose_migration,
-};
+use dps_core::crm::{HostLoad, Migration, VmLoad, bottlenecks, choose_migration};
 use dps_core::formula::{excess, offer, shortage};
 use dps_core::ledger::{Party, ProgramLayout, ShareLedger};
 use dps_core::model::{HostId, ProgramId, VmId};
-use dps_core::upstream::{UpstreamTracker, WakeUp};
+use dps_core::upstream::{UpstreamTracker, WakeRate, WakeUp};
 
 /// The smallest scheduling weight, as a share: Xen's weight 1 when 0.1 share is weight 256.
 pub(crate) const MIN_WEIGHT_SHARE: f64 = 1.0 / 2560.0;
@@ -117,6 +116,11 @@ pub(crate) struct Engine<'c> {
     pub report: SimReport,
     pub total_iterations: u64,
     pub shortages_pending: Vec<f64>,
+    /// Per VM: how often its peers wake it from blocking (its program's pace).
+    pub wake_rates: Vec<WakeRate>,
+    /// Per program: its measured pace, iterations per second (the mean of its VMs'
+    /// [`WakeRate`]s at the last exchange), for the demand-aware CRM.
+    pub pace: Vec<Option<f64>>,
 }
 
 /// f64 with a total order, for the timer heap.
@@ -226,6 +230,8 @@ impl<'c> Engine<'c> {
             report: SimReport::default(),
             total_iterations: 0,
             shortages_pending: vec![0.0; nvm],
+            wake_rates: vec![WakeRate::default(); nvm],
+            pace: vec![None; cfg.programs.len()],
         };
         for p in 0..e.progs.len() {
             if e.progs[p].iterations == 0 {

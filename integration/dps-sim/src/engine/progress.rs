@@ -68,6 +68,7 @@ impl Engine<'_> {
                                 receiver_was_blocked: true,
                                 at: t,
                             });
+                            self.wake_rates[other as usize].observe(t);
                         }
                         self.start_iteration(other);
                     }
@@ -89,6 +90,7 @@ impl Engine<'_> {
                         receiver_was_blocked: true,
                         at: t,
                     });
+                    self.wake_rates[o].observe(t);
                     self.start_iteration(first + nb);
                 }
             }
