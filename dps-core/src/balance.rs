@@ -214,21 +214,24 @@ pub fn balance(
             .total_cmp(&level(&load, a))
             .then(hosts[a].host.cmp(&hosts[b].host))
     });
+    // Destinations, least loaded first: sorted once, as only hosts that took part in a move
+    // (and are then busy) change their load.
+    let mut dests: Vec<usize> = (0..hosts.len()).filter(|&i| !source[i]).collect();
+    dests.sort_by(|&x, &y| {
+        level(&load, x)
+            .total_cmp(&level(&load, y))
+            .then(hosts[x].host.cmp(&hosts[y].host))
+    });
     let gain = min_gain.max(1e-12);
     let mut out = Vec::new();
     for b in sources {
         if out.len() >= max {
             break;
         }
-        let mut dests: Vec<usize> = (0..hosts.len())
-            .filter(|&i| i != b && !busy[i] && !source[i])
-            .collect();
-        dests.sort_by(|&x, &y| {
-            level(&load, x)
-                .total_cmp(&level(&load, y))
-                .then(hosts[x].host.cmp(&hosts[y].host))
-        });
-        for d in dests {
+        for &d in &dests {
+            if busy[d] {
+                continue;
+            }
             let (cb, cd) = (hosts[b].capacity, hosts[d].capacity);
             let gap = level(&load, b) - level(&load, d);
             if gap <= gain {

@@ -220,9 +220,12 @@ pub enum Balancing {
     /// between equally loaded hosts (fig. 5.10: a loss).
     #[default]
     Utilization,
-    /// [`dps_core::balance`]: the source is a host with unmet shortage, the destination the
-    /// host with the most measured idle CPU, the VM the one whose measured use best evens the
-    /// two, never pushing the destination's measured demand above its capacity; one move per
+    /// [`dps_core::balance()`]: hosts are compared by *per-round load* (each VM's measured use
+    /// scaled to the common pace by its program's measured pace, from wake-ups), so the CRM
+    /// evens the programs' paces, not the hosts' use. While some host has unmet shortage, the
+    /// sources are the short hosts and every host loaded more than `min_gain` above the mean;
+    /// the destination is the least loaded host; the VM (or swap) is the one that best evens
+    /// the two, never pushing the destination's measured use above its capacity; one move per
     /// host at a time, and a VM waits [`MigrationSettings::cooldown_periods`] exchange periods
     /// after its move before it may move again. The recommended mode where migration is
     /// allowed ([`MigrationSettings::demand_aware`]).
@@ -268,8 +271,9 @@ pub struct MigrationSettings {
     /// 0.2 s stopped); `Some(MigrationTime { total_s: 0.0, downtime_s: 0.0 })` is the free
     /// migration of an upper-bound run ([`MigrationSettings::free`]).
     pub fixed_time: Option<MigrationTime>,
-    /// [`Balancing::DemandAware`]'s hysteresis: a move must narrow the two hosts'
-    /// utilisation gap by more than this fraction of capacity (default
+    /// [`Balancing::DemandAware`]'s hysteresis: a move must narrow the gap between the two
+    /// hosts' per-round loads by more than this fraction of capacity, and a host that is not
+    /// itself short sheds load only when it is this much above the mean (default
     /// [`MigrationSettings::DEFAULT_MIN_GAIN`]).
     pub min_gain: f64,
 }
@@ -312,8 +316,10 @@ impl MigrationSettings {
     pub const DEFAULT_COOLDOWN_PERIODS: f64 = 10.0;
 
     /// The default [`MigrationSettings::min_gain`]: 10% of capacity. In fig. 5.10 at N = 3 (1000
-    /// iterations, four seeds) 0.05 gave 32-64 migrations per run and 0.1 gave 20-38, with the
-    /// same speed-ups within 0.02.
+    /// iterations, four seeds) with the earlier use-based loads, 0.05 gave 32-64 migrations per
+    /// run and 0.1 gave 20-38, with the same speed-ups within 0.02; with per-round loads (before
+    /// above-mean hosts became sources) 0.05 again about doubled the migrations without a
+    /// smaller spread.
     ///
     /// ```
     /// assert_eq!(dps_sim::MigrationSettings::DEFAULT_MIN_GAIN, 0.1);
