@@ -19,6 +19,7 @@
 mod context;
 mod error;
 mod experiments;
+pub mod live;
 mod map;
 mod output;
 mod plot;

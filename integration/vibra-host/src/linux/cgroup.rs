@@ -153,6 +153,42 @@ impl CgroupLayout {
         })
     }
 
+    /// The directory of cgroup `relative` (for example `parent/vm`, as [`crate::LinuxHost`]
+    /// names a VM's cgroup) in each distinct hierarchy in use: where another process (a
+    /// launcher such as an MPI wrapper) writes a pid to `cgroup.procs` to place it in a VM
+    /// that a daemon created. Nothing is read or created.
+    ///
+    /// ```no_run
+    /// let layout = vibra_host::CgroupLayout::detect()?;
+    /// for dir in layout.dirs_of("vibrad/vm0") {
+    ///     std::fs::write(dir.join("cgroup.procs"), std::process::id().to_string())?;
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn dirs_of(&self, relative: &str) -> Vec<PathBuf> {
+        self.hierarchies()
+            .into_iter()
+            .map(|h| h.root().join(relative))
+            .collect()
+    }
+
+    /// The directory of cgroup `relative` in the hierarchy that serves cpu, and whether that
+    /// hierarchy is cgroup v2 (control files `cpu.weight`, `cpu.max`) rather than v1
+    /// (`cpu.shares`, `cpu.cfs_quota_us`). Nothing is read or created.
+    ///
+    /// ```no_run
+    /// let layout = vibra_host::CgroupLayout::detect()?;
+    /// let (dir, v2) = layout.cpu_dir_of("vibrad");
+    /// println!("{} ({})", dir.display(), if v2 { "v2" } else { "v1" });
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
+    pub fn cpu_dir_of(&self, relative: &str) -> (PathBuf, bool) {
+        (
+            self.cpu.root().join(relative),
+            matches!(self.cpu, Hierarchy::V2(_)),
+        )
+    }
+
     /// The distinct hierarchies in use (a process is placed once in each).
     pub(crate) fn hierarchies(&self) -> Vec<&Hierarchy> {
         let mut out: Vec<&Hierarchy> = Vec::with_capacity(3);
@@ -238,6 +274,24 @@ mod tests {
             memory: Hierarchy::V2(p),
         };
         assert_eq!(l.hierarchies().len(), 1);
+        assert_eq!(l.dirs_of("p/vm"), vec![PathBuf::from("/x/p/vm")]);
+        assert_eq!(l.cpu_dir_of("p"), (PathBuf::from("/x/p"), true));
+    }
+
+    #[test]
+    fn v1_dirs_name_every_hierarchy_once() {
+        let l = CgroupLayout {
+            cpu: Hierarchy::V1(PathBuf::from("/c/cpu")),
+            cpuacct: Hierarchy::V1(PathBuf::from("/c/cpuacct")),
+            memory: Hierarchy::V1(PathBuf::from("/c/memory")),
+        };
+        assert_eq!(
+            l.dirs_of("h/v"),
+            ["/c/cpu/h/v", "/c/cpuacct/h/v", "/c/memory/h/v"]
+                .map(PathBuf::from)
+                .to_vec()
+        );
+        assert_eq!(l.cpu_dir_of("h"), (PathBuf::from("/c/cpu/h"), false));
     }
 
     #[test]

@@ -331,7 +331,7 @@ pub struct Fig58;
 
 /// First cycle from which VM 1's share stays within 10% of its final band (the mean of the
 /// last third of the run): "settled".
-fn settle_cycle(trace: &[(u32, f64)]) -> u32 {
+pub(crate) fn settle_cycle(trace: &[(u32, f64)]) -> u32 {
     if trace.is_empty() {
         return 0;
     }

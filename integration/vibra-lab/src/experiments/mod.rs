@@ -12,6 +12,7 @@ mod fig4_1;
 mod fig4_3;
 mod fig4_4;
 mod fig5;
+mod fig5_live;
 mod fig6_5;
 mod table3_1;
 mod table3_2;
@@ -89,6 +90,8 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &fig5::Fig58,
     &fig5::Fig59,
     &fig5::Fig510,
+    &fig5_live::Fig57Live,
+    &fig5_live::Fig58Live,
     &fig6_5::Fig65,
 ];
 

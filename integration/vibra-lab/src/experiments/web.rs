@@ -13,7 +13,15 @@ use crate::{LabError, RunContext};
 
 /// Skips (or, with `VIBRA_REQUIRE_PRIVILEGED=1`, fails) when the testbed cannot run here.
 pub(crate) fn require_testbed(experiment: &'static str) -> Result<(), LabError> {
-    let Some(reason) = testbed::unavailable() else {
+    require(experiment, testbed::unavailable())
+}
+
+/// Skips (or, with `VIBRA_REQUIRE_PRIVILEGED=1`, fails) when `unavailable` gives a reason.
+pub(crate) fn require(
+    experiment: &'static str,
+    unavailable: Option<String>,
+) -> Result<(), LabError> {
+    let Some(reason) = unavailable else {
         return Ok(());
     };
     if std::env::var(REQUIRE_PRIVILEGED_ENV).is_ok_and(|v| v == "1") {

@@ -90,7 +90,7 @@ pub fn stop_flag() -> Arc<AtomicBool> {
         .clone()
 }
 
-fn catch_signals() -> Result<(), TestbedError> {
+pub(crate) fn catch_signals() -> Result<(), TestbedError> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     let done = DONE.get_or_init(|| {
         let stop = stop_flag();
@@ -212,7 +212,7 @@ pub struct Testbed {
 
 /// The run id: 6 hex digits from the process id and the clock (VM names are limited to 14
 /// bytes, `vt<id>b<i>`).
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -676,6 +676,37 @@ fn wait_listening(addr: SocketAddr, what: &str, limit: Duration) -> Result<(), T
     }
 }
 
+/// A program of the workspace: `$<env>` if set (an error if it is no file), else `name` beside
+/// this program or in the `release`/`debug` folder of its target folder (where `cargo build`
+/// puts it); `build` says how to build it when it is not found.
+pub(crate) fn locate_binary(name: &str, env: &str, build: &str) -> Result<PathBuf, TestbedError> {
+    if let Some(p) = std::env::var_os(env) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(TestbedError::Unavailable(format!(
+                "{env}={} is no file",
+                p.display()
+            )))
+        };
+    }
+    let exe = std::env::current_exe().map_err(|e| TestbedError::io("current_exe", e))?;
+    let mut dirs = exe.ancestors().skip(1).take(3);
+    let found = dirs.find_map(|d| {
+        ["", "release", "debug"]
+            .iter()
+            .map(|sub| d.join(sub).join(name))
+            .find(|p| p.is_file())
+    });
+    found.ok_or_else(|| {
+        TestbedError::Unavailable(format!(
+            "no {name} binary beside {} (build it: {build}; or set {env})",
+            exe.display()
+        ))
+    })
+}
+
 /// The front end: a `vibra-proxy` process ([`FrontEnd::start`]) or an nginx
 /// ([`FrontEnd::start_nginx`]) on 127.0.0.1 in front of the back ends, killed and reaped when
 /// dropped.
@@ -703,32 +734,11 @@ impl FrontEnd {
     /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
     /// ```
     pub fn locate() -> Result<PathBuf, TestbedError> {
-        if let Some(p) = std::env::var_os(PROXY_BIN_ENV) {
-            let p = PathBuf::from(p);
-            return if p.is_file() {
-                Ok(p)
-            } else {
-                Err(TestbedError::Unavailable(format!(
-                    "{PROXY_BIN_ENV}={} is no file",
-                    p.display()
-                )))
-            };
-        }
-        let exe = std::env::current_exe().map_err(|e| TestbedError::io("current_exe", e))?;
-        let mut dirs = exe.ancestors().skip(1).take(3);
-        let found = dirs.find_map(|d| {
-            ["", "release", "debug"]
-                .iter()
-                .map(|sub| d.join(sub).join("vibra-proxy"))
-                .find(|p| p.is_file())
-        });
-        found.ok_or_else(|| {
-            TestbedError::Unavailable(format!(
-                "no vibra-proxy binary beside {} (build it: `cargo build --release -p vibra-proxy \
-                 --features pingora`, which needs cmake; or set {PROXY_BIN_ENV})",
-                exe.display()
-            ))
-        })
+        locate_binary(
+            "vibra-proxy",
+            PROXY_BIN_ENV,
+            "`cargo build --release -p vibra-proxy --features pingora`, which needs cmake",
+        )
     }
 
     /// Starts `bin --listen 127.0.0.1:<free port> --policy <policy> --replication <r>
