@@ -592,6 +592,7 @@ impl Cluster {
         let period = Duration::from_secs_f64(cfg.period_s);
         let mut next_sample = started;
         let mut shares = Vec::new();
+        let mut sampling = true;
         let status = loop {
             if stop_flag().load(Ordering::Relaxed) {
                 return Err(TestbedError::Interrupted);
@@ -608,13 +609,20 @@ impl Cluster {
                     detail: format!("still running after {RUN_LIMIT:?}"),
                 });
             }
+            // The trace covers the program: from the first sample with every rank in its VM
+            // (cycle 0) to the last before any rank has exited (an exited VM returns its share).
             let now = Instant::now();
-            if cfg.sample_shares && now >= next_sample {
-                let cycle = shares.len() / cfg.hosts.max(1);
-                for (vm, share) in self.sample_shares()?.into_iter().enumerate() {
-                    shares.push((cycle as u32, vm, share));
+            if cfg.sample_shares && sampling && now >= next_sample {
+                let running = self.ranks_running();
+                if running {
+                    let cycle = shares.len() / cfg.hosts.max(1);
+                    for (vm, share) in self.sample_shares()?.into_iter().enumerate() {
+                        shares.push((cycle as u32, vm, share));
+                    }
+                    next_sample = if cycle == 0 { now } else { next_sample } + period;
+                } else if !shares.is_empty() {
+                    sampling = false;
                 }
-                next_sample += period;
             }
             std::thread::sleep(Duration::from_millis(10));
         };
@@ -634,6 +642,15 @@ impl Cluster {
         let mut run = parse_patterns(&text, cfg.hosts)?;
         run.shares = shares;
         Ok(run)
+    }
+
+    /// Whether every VM's cgroup holds a process (its rank).
+    fn ranks_running(&self) -> bool {
+        self.parents.iter().zip(&self.vms).all(|(parent, vm)| {
+            let (dir, _) = self.layout.cpu_dir_of(&format!("{parent}/{vm}"));
+            std::fs::read_to_string(dir.join("cgroup.procs"))
+                .is_ok_and(|p| p.split_whitespace().next().is_some())
+        })
     }
 
     /// Every VM's share now (fraction of its host), from its daemon's metrics endpoint.

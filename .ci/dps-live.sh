@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# DPS live stage (issue 15, item 5): `vibra-lab reproduce fig5.7-live --quick` three times on
+# real processes (Open MPI's patterns with the PMPI hook, host cgroups with a CFS quota and a
+# burner, one vibrad dps role per host) and its direction over the 3 repeats: the bank at least
+# 15% faster than static at the smallest share, within 7% of static at 0.5. Then a run
+# interrupted with SIGINT must leave no cgroup, namespace, process or folder behind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step=""
+trap 'echo "dps-live stage FAILED at step: $step" >&2' ERR
+run_step() { step="$1"; printf '\n----- dps-live: %s -----\n' "$1"; }
+stage_started=$(date +%s)
+
+run_step "system packages (Open MPI, make)"
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends openmpi-bin libopenmpi-dev make gcc libc6-dev >/dev/null
+
+run_step "release build of vibra-lab and vibrad"
+cargo build --release -p vibra-lab -p vibrad
+
+# Nothing of a run may stay behind: host cgroups vibra-live-*, VM namespaces vl*, folders.
+leftovers() {
+  { ls /sys/fs/cgroup/*/ /sys/fs/cgroup/ 2>/dev/null | grep '^vibra-live-' || true
+    ip netns list 2>/dev/null | grep -E '^vl[0-9a-f]{6}v[0-9]+' || true
+    ls "${TMPDIR:-/tmp}" | grep '^vibra-live-' || true
+    pgrep -f 'vibrad --config .*vibra-live-' || true; }
+}
+
+out=target/vibra-lab-live
+rm -rf "$out"
+mkdir -p "$out"
+run_step "fig5.7-live --quick, 3 repeats (VIBRA_REQUIRE_PRIVILEGED=1: no skip)"
+for run in 1 2 3; do
+  printf 'run %s: load before: %s\n' "$run" "$(uptime)"
+  started=$(date +%s)
+  VIBRA_REQUIRE_PRIVILEGED=1 target/release/vibra-lab reproduce fig5.7-live --quick --json \
+    --out "$out/run$run" > "$out/run$run.json" 2> "$out/run$run.log" || {
+      tail -20 "$out/run$run.log" >&2; false; }
+  printf 'run %s: %d s, load after: %s\n' "$run" $(( $(date +%s) - started )) "$(uptime)"
+  [ -z "$(leftovers)" ] || { echo "left behind after run $run:"; leftovers; false; } >&2
+done
+
+run_step "direction over the 3 repeats"
+python3 - "$out"/run1.json "$out"/run2.json "$out"/run3.json <<'EOF'
+import json, statistics, sys
+runs = [json.loads(open(p).read().strip().splitlines()[-1])["rows"] for p in sys.argv[1:]]
+shares = sorted({r["share"] for r in runs[0]})
+def column(share, field):
+    return [next(r[field] for r in rows if r["share"] == share) for rows in runs]
+for share in shares:
+    for field in ("static_s", "distributed_s", "bank_s"):
+        v = column(share, field)
+        print(f"share {share}: {field:14} mean {statistics.mean(v):6.2f} s  sd {statistics.stdev(v):5.2f}  runs {' '.join(f'{x:.2f}' for x in v)}")
+lo, hi = shares[0], shares[-1]
+s_lo, b_lo = statistics.mean(column(lo, "static_s")), statistics.mean(column(lo, "bank_s"))
+s_hi, b_hi = statistics.mean(column(hi, "static_s")), statistics.mean(column(hi, "bank_s"))
+gain_lo = 1 - b_lo / s_lo
+off_hi = abs(b_hi / s_hi - 1)
+print(f"bank vs static at {lo}: {100 * gain_lo:.1f}% faster (want >= 15%)")
+print(f"bank vs static at {hi}: {100 * off_hi:.1f}% apart (want <= 7%)")
+ok = gain_lo >= 0.15 and hi == 0.5 and off_hi <= 0.07
+sys.exit(0 if ok else 1)
+EOF
+
+run_step "SIGINT in the middle of a run tears everything down"
+VIBRA_REQUIRE_PRIVILEGED=1 target/release/vibra-lab reproduce fig5.8-live --quick --json \
+  --out "$out/interrupted" > /dev/null 2> "$out/interrupted.log" &
+pid=$!
+sleep 12
+kill -INT "$pid"
+status=0
+wait "$pid" || status=$?
+echo "vibra-lab exited with $status after SIGINT"
+[ "$status" -ne 0 ] || { echo "an interrupted run must fail" >&2; false; }
+grep -q "interrupted" "$out/interrupted.log" || { tail -5 "$out/interrupted.log" >&2; false; }
+[ -z "$(leftovers)" ] || { echo "left behind after SIGINT:"; leftovers; false; } >&2
+
+echo "dps-live stage ok in $(( $(date +%s) - stage_started )) s"
