@@ -122,8 +122,9 @@ pub struct LiveConfig {
 
 impl Default for LiveConfig {
     /// 4 hosts of 0.45 CPU (four fit on 2 cores with room for the daemons), burner at 0.5,
-    /// share 0.2, static, T = 0.5 s, 10 iterations, 120 elements (node 1 about 0.045 CPU-s per
-    /// iteration on this machine: 1.2 T at share 0.1, as the dissertation's 6 s at T = 5 s).
+    /// share 0.2, static, T = 0.5 s, 10 iterations, 90 elements (node 1 about 0.04 CPU-s per
+    /// iteration on this machine: about 1.1 T at share 0.1, near the 1.2 T of dps-sim's fig5.7
+    /// and below the 1.3 T where dps-sim's plain bank stops helping; see the crate README).
     fn default() -> Self {
         LiveConfig {
             hosts: 4,
@@ -133,7 +134,7 @@ impl Default for LiveConfig {
             strategy: Strategy::Static,
             period_s: 0.5,
             iterations: 10,
-            elements: 120,
+            elements: 90,
             sample_shares: false,
         }
     }
@@ -172,6 +173,9 @@ pub struct LiveRun {
     pub response_s: f64,
     /// Each rank's CPU time (utime + stime), seconds.
     pub rank_cpu_s: Vec<f64>,
+    /// The CPU each host cgroup received while `mpirun` ran (burner, rank and all), in CPUs:
+    /// its quota (`host_cpus`) when the machine has the CPU to give, less when it has not.
+    pub host_cpus_received: Vec<f64>,
     /// `(cycle, vm, share)` once per period from the program's start (with
     /// [`LiveConfig::sample_shares`]); `vm` from 0, the share a fraction of the host.
     pub shares: Vec<(u32, usize, f64)>,
@@ -197,6 +201,7 @@ pub fn unavailable() -> Option<String> {
         ("mpicc", "--version", "libopenmpi-dev"),
         ("mpirun", "--version", "openmpi-bin"),
         ("make", "--version", "make"),
+        ("taskset", "--version", "util-linux"),
     ] {
         let ok = Command::new(cmd)
             .arg(arg)
@@ -312,6 +317,8 @@ pub struct Cluster {
     mpirun: Option<Child>,
     metrics: Vec<SocketAddr>,
     host_cpus: f64,
+    /// CPUs this process may run on.
+    cpus: usize,
 }
 
 fn free_udp() -> Result<SocketAddr, TestbedError> {
@@ -355,6 +362,7 @@ impl Cluster {
             mpirun: None,
             metrics: Vec::new(),
             host_cpus: cfg.host_cpus,
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
         };
         for j in 0..cfg.hosts {
             c.host_up(j, cfg)?;
@@ -363,7 +371,12 @@ impl Cluster {
         Ok(c)
     }
 
-    /// Host j's cgroup with its quota, and its burner.
+    /// Host j's cgroup with its quota, and its burner. The host cgroup also gets the largest
+    /// CPU weight, so that it receives its quota when the machine is busy (at the default
+    /// weight a top-level cgroup counts as one task against every other runnable process: on
+    /// a loaded machine a host received a fraction of its quota, its VMs then used less than
+    /// their shares and gave them away). The quota is the host's capacity, guaranteed and
+    /// capped.
     fn host_up(&mut self, j: usize, cfg: &LiveConfig) -> Result<(), TestbedError> {
         let parent = format!("vibra-live-{}-h{j}", self.run_id);
         self.parents.push(parent.clone());
@@ -371,7 +384,15 @@ impl Cluster {
         if v2 && let Some(root) = dir.parent() {
             write_file(&root.join("cgroup.subtree_control"), "+cpu")?;
         }
-        std::fs::create_dir(&dir).map_err(|e| TestbedError::io(&dir, e))?;
+        // The host (and its burner) in every hierarchy, so that its CPU use is accounted
+        // (cpuacct) with the burner's; vibrad's vibra-host accepts the existing host cgroup.
+        for d in self.layout.dirs_of(&parent) {
+            std::fs::create_dir(&d).map_err(|e| TestbedError::io(&d, e))?;
+            let b = d.join("burn");
+            if b != dir.join("burn") {
+                std::fs::create_dir(&b).map_err(|e| TestbedError::io(&b, e))?;
+            }
+        }
         let cap = CpuCap::new((cfg.host_cpus * 100.0).round() as u32)?;
         let burn_weight = CpuWeight::from_share(cfg.background.max(1.0 / CpuWeight::SHARE_SCALE))?;
         let burn = dir.join("burn");
@@ -379,6 +400,10 @@ impl Cluster {
             write_file(
                 &dir.join("cpu.max"),
                 &format!("{} {}", cap.cfs_quota_us(), CpuCap::CFS_PERIOD_US),
+            )?;
+            write_file(
+                &dir.join("cpu.weight"),
+                &CpuWeight::MAX.cgroup_v2_weight().to_string(),
             )?;
             write_file(&dir.join("cgroup.subtree_control"), "+cpu")?;
             std::fs::create_dir(&burn).map_err(|e| TestbedError::io(&burn, e))?;
@@ -395,6 +420,10 @@ impl Cluster {
                 &dir.join("cpu.cfs_quota_us"),
                 &cap.cfs_quota_us().to_string(),
             )?;
+            write_file(
+                &dir.join("cpu.shares"),
+                &CpuWeight::MAX.cgroup_v1_shares().to_string(),
+            )?;
             std::fs::create_dir(&burn).map_err(|e| TestbedError::io(&burn, e))?;
             write_file(
                 &burn.join("cpu.shares"),
@@ -402,19 +431,27 @@ impl Cluster {
             )?;
         }
         if cfg.background > 0.0 {
-            let child = Command::new("sh")
-                .args(["-c", "while :; do :; done"])
+            let child = Command::new("taskset")
+                .args([
+                    "-c",
+                    &self.cpu_of(j).to_string(),
+                    "sh",
+                    "-c",
+                    "while :; do :; done",
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| TestbedError::Process {
-                    what: "burner (sh)".into(),
+                    what: "burner (taskset sh)".into(),
                     detail: e.to_string(),
                 })?;
             let pid = child.id();
             self.burners.push(child);
-            write_file(&burn.join("cgroup.procs"), &pid.to_string())?;
+            for d in self.layout.dirs_of(&parent) {
+                write_file(&d.join("burn").join("cgroup.procs"), &pid.to_string())?;
+            }
         }
         Ok(())
     }
@@ -473,6 +510,15 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+
+    /// The CPU host j's processes (burner and rank) are pinned to: hosts alternate over the
+    /// machine's CPUs. Pinned, the VM and the burner compete on one run queue, where CFS
+    /// splits the host's quota by their weights; unpinned, each ran on its own CPU most of the
+    /// time and the VM got about 1.7x its weighted part (static at 0.1 took 3.1 s where the
+    /// weights predict 4.8 s).
+    fn cpu_of(&self, j: usize) -> usize {
+        j % self.cpus.max(1)
     }
 
     fn hook_socket(&self, j: usize) -> PathBuf {
@@ -539,7 +585,12 @@ impl Cluster {
             } else {
                 self.hook_socket(j).display().to_string()
             };
-            let _ = writeln!(s, "{j}) dirs='{}'; sock='{sock}' ;;", dirs.join(" "));
+            let _ = writeln!(
+                s,
+                "{j}) dirs='{}'; sock='{sock}'; cpu={} ;;",
+                dirs.join(" "),
+                self.cpu_of(j)
+            );
         }
         let _ = writeln!(
             s,
@@ -547,7 +598,7 @@ impl Cluster {
              for d in $dirs; do echo $$ > \"$d/cgroup.procs\" || exit 1; done\n\
              if [ -n \"$sock\" ]; then export VIBRA_MPI_SOCKET=\"$sock\"; fi\n\
              export VIBRA_MPI_JOB='{}'\n\
-             LD_PRELOAD='{}' exec '{}' -t linear -n {} -e {}",
+             exec taskset -c \"$cpu\" env LD_PRELOAD='{}' '{}' -t linear -n {} -e {}",
             self.run_id,
             programs.hook.display(),
             programs.patterns.display(),
@@ -589,6 +640,7 @@ impl Cluster {
             })?;
         self.mpirun = Some(child);
         let started = Instant::now();
+        let cpu_before = self.host_cpu_seconds();
         let period = Duration::from_secs_f64(cfg.period_s);
         let mut next_sample = started;
         let mut shares = Vec::new();
@@ -639,9 +691,46 @@ impl Cluster {
                 ),
             });
         }
+        let elapsed = started.elapsed().as_secs_f64();
         let mut run = parse_patterns(&text, cfg.hosts)?;
         run.shares = shares;
+        run.host_cpus_received = self
+            .host_cpu_seconds()
+            .iter()
+            .zip(&cpu_before)
+            .map(|(after, before)| (after - before) / elapsed)
+            .collect();
         Ok(run)
+    }
+
+    /// CPU seconds each host cgroup has used (v1 `cpuacct.usage`, v2 `cpu.stat` usage_usec);
+    /// NaN where neither reads.
+    fn host_cpu_seconds(&self) -> Vec<f64> {
+        self.parents
+            .iter()
+            .map(|parent| {
+                self.layout
+                    .dirs_of(parent)
+                    .iter()
+                    .find_map(|d| {
+                        let v1 = std::fs::read_to_string(d.join("cpuacct.usage"))
+                            .ok()
+                            .and_then(|t| t.trim().parse::<f64>().ok())
+                            .map(|ns| ns / 1e9);
+                        v1.or_else(|| {
+                            std::fs::read_to_string(d.join("cpu.stat"))
+                                .ok()
+                                .and_then(|t| {
+                                    t.lines()
+                                        .find_map(|l| l.strip_prefix("usage_usec "))
+                                        .and_then(|v| v.trim().parse::<f64>().ok())
+                                        .map(|us| us / 1e6)
+                                })
+                        })
+                    })
+                    .unwrap_or(f64::NAN)
+            })
+            .collect()
     }
 
     /// Whether every VM's cgroup holds a process (its rank).
@@ -718,6 +807,7 @@ fn parse_patterns(text: &str, ranks: usize) -> Result<LiveRun, TestbedError> {
     Ok(LiveRun {
         response_s,
         rank_cpu_s,
+        host_cpus_received: Vec::new(),
         shares: Vec::new(),
     })
 }
@@ -787,8 +877,9 @@ impl Drop for Cluster {
             let _ = b.wait();
         }
         for parent in &self.parents {
-            let (dir, _) = self.layout.cpu_dir_of(parent);
-            remove_cgroup(&dir.join("burn"));
+            for dir in self.layout.dirs_of(parent) {
+                remove_cgroup(&dir.join("burn"));
+            }
         }
         // 3. The daemons: SIGTERM removes their VMs (ranks killed) and host cgroups.
         for d in &mut self.daemons {
