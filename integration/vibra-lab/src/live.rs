@@ -122,7 +122,7 @@ pub struct LiveConfig {
 
 impl Default for LiveConfig {
     /// 4 hosts of 0.45 CPU (four fit on 2 cores with room for the daemons), burner at 0.5,
-    /// share 0.2, static, T = 0.5 s, 10 iterations, 90 elements (node 1 about 0.04 CPU-s per
+    /// share 0.2, static, T = 0.25 s, 20 iterations, 45 elements (node 1 about 0.02 CPU-s per
     /// iteration on this machine: about 1.1 T at share 0.1, near the 1.2 T of dps-sim's fig5.7
     /// and below the 1.3 T where dps-sim's plain bank stops helping; see the crate README).
     fn default() -> Self {
@@ -132,9 +132,9 @@ impl Default for LiveConfig {
             background: 0.5,
             share: 0.2,
             strategy: Strategy::Static,
-            period_s: 0.5,
-            iterations: 10,
-            elements: 90,
+            period_s: 0.25,
+            iterations: 20,
+            elements: 45,
             sample_shares: false,
         }
     }
@@ -595,10 +595,12 @@ impl Cluster {
         let _ = writeln!(
             s,
             "*) echo \"no VM for rank $r\" >&2; exit 1 ;;\nesac\n\
+             exec 2>>'{}/rank'\"$r\".err\n\
              for d in $dirs; do echo $$ > \"$d/cgroup.procs\" || exit 1; done\n\
              if [ -n \"$sock\" ]; then export VIBRA_MPI_SOCKET=\"$sock\"; fi\n\
              export VIBRA_MPI_JOB='{}'\n\
              exec taskset -c \"$cpu\" env LD_PRELOAD='{}' '{}' -t linear -n {} -e {}",
+            self.work.display(),
             self.run_id,
             programs.hook.display(),
             programs.patterns.display(),
@@ -682,7 +684,16 @@ impl Cluster {
         let text =
             std::fs::read_to_string(&out_path).map_err(|e| TestbedError::io(&out_path, e))?;
         if !status.success() {
-            let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+            // The ranks' own messages (launch script and program) first, then mpirun's.
+            let mut err = String::new();
+            for j in 0..cfg.hosts {
+                let p = self.work.join(format!("rank{j}.err"));
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                if !text.trim().is_empty() {
+                    let _ = writeln!(err, "rank {j}: {}", text.trim());
+                }
+            }
+            err += &std::fs::read_to_string(&err_path).unwrap_or_default();
             return Err(TestbedError::Process {
                 what: "mpirun patterns".into(),
                 detail: format!(
