@@ -122,9 +122,10 @@ pub struct LiveConfig {
 
 impl Default for LiveConfig {
     /// 4 hosts of 0.45 CPU (four fit on 2 cores with room for the daemons), burner at 0.5,
-    /// share 0.2, static, T = 0.25 s, 20 iterations, 45 elements (node 1 about 0.02 CPU-s per
+    /// share 0.2, static, T = 0.5 s, 15 iterations, 90 elements (node 1 about 0.04 CPU-s per
     /// iteration on this machine: about 1.1 T at share 0.1, near the 1.2 T of dps-sim's fig5.7
-    /// and below the 1.3 T where dps-sim's plain bank stops helping; see the crate README).
+    /// and below the 1.3 T where the plain bank stops helping, live as in dps-sim; see the
+    /// crate README).
     fn default() -> Self {
         LiveConfig {
             hosts: 4,
@@ -132,9 +133,9 @@ impl Default for LiveConfig {
             background: 0.5,
             share: 0.2,
             strategy: Strategy::Static,
-            period_s: 0.25,
-            iterations: 20,
-            elements: 45,
+            period_s: 0.5,
+            iterations: 15,
+            elements: 90,
             sample_shares: false,
         }
     }

@@ -139,7 +139,7 @@ impl Experiment for Fig57Live {
         let programs = Programs::build()?;
         let shares: Vec<f64> = ctx.scale(vec![0.1, 0.5], vec![0.1, 0.2, 0.3, 0.4, 0.5]);
         let repeats = ctx.scale(1, 3);
-        // 20 iterations of about 1.1 T at 0.1: a run at 0.5 lasts about 8 periods. With 10
+        // 15 iterations of about 1.1 T at 0.1: a run at 0.5 lasts about 6 periods. With 10
         // it lasted 3, and the bank's first cycle, in which every rank is still in MPI_Init
         // or its first exchange and looks idle, took VM 1's share down to 0.125-0.5 (measured
         // from the daemons' metrics) with too few periods left to make up for it.
