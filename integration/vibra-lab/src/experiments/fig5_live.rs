@@ -436,13 +436,13 @@ mod tests {
             let (a, b) = (a[0].makespan_s, b[0].makespan_s);
             assert!((a - b).abs() < 1e-6 * b, "{strategy:?}: {a} vs {b}");
         }
-        // Static: 10 iterations of node 1 at 0.1 / (0.1 + 0.5) of the host.
+        // Static: every iteration of node 1 at 0.1 / (0.1 + 0.5) of the host.
         let cfg = LiveConfig {
             share: 0.1,
             ..LiveConfig::default()
         };
         let r = simulate(&[sim_cfg(&cfg, 0.045, false).unwrap()]).unwrap();
-        let want = 10.0 * 0.045 / (0.45 * 0.1 / 0.6);
+        let want = f64::from(cfg.iterations) * 0.045 / (0.45 * 0.1 / 0.6);
         assert!(
             (r[0].makespan_s - want).abs() < 0.01 * want,
             "{}",
