@@ -19,8 +19,8 @@
 //!
 //! Strategies: [`Strategy::Static`] runs the same daemons with no upstream and no hook socket,
 //! so nothing is ever offered (the weights stay at W / N); [`Strategy::Distributed`] and
-//! [`Strategy::Bank`] are the dps role's two modes (the bank is host 0's vibrad). The dps role
-//! uses no directory (no etcd), see the vibrad README.
+//! [`Strategy::Bank`] are the dps role's two modes (the bank is host 0's vibrad). Each daemon
+//! keeps its crash-recovery record in its default in-memory directory (no etcd is started).
 //!
 //! Everything a run makes carries its run id (process id and clock, as the testbed's) and is
 //! removed when the [`Cluster`] is dropped, on success, error, panic and SIGINT/SIGTERM (the

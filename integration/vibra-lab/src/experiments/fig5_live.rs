@@ -101,7 +101,7 @@ fn base() -> LiveConfig {
 fn setup_note(cfg: &LiveConfig, repeats: usize) -> String {
     format!(
         "live: {} hosts, each a cgroup with a CFS quota of {} CPU holding one rank's VM (vibrad's cgroup) and a burner booked at {} of the host; \
-         one vibrad (dps role) per host on loopback UDP, T = {} s, acceptance up_to_room, no directory (the dps role uses none); \
+         one vibrad (dps role) per host on loopback UDP, T = {} s, acceptance up_to_room, each daemon's default in-memory directory (no etcd); \
          patterns -t linear -n {} -e {} under mpirun with the PMPI hook preloaded; {} repeat(s) per point, means with sample sd",
         cfg.hosts,
         cfg.host_cpus,
