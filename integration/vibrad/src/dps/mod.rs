@@ -18,7 +18,9 @@ pub mod ledger;
 pub mod role;
 pub mod wire;
 
-pub use role::{CrashMode, CrashPoint, DpsRole, MIN_TRANSFER, cpu_setting, fingerprint};
+pub use role::{
+    CrashMode, CrashPoint, DpsRole, MIN_TRANSFER, STARTUP_PERIODS, cpu_setting, fingerprint,
+};
 
 use crate::config::Config;
 use crate::error::Result;

@@ -26,6 +26,14 @@ use crate::metrics::Metrics;
 /// Transfers smaller than this many CPUs are not sent (they would only churn the network).
 pub const MIN_TRANSFER: f64 = 1e-4;
 
+/// Measured periods after a VM starts (or starts again) in which it gives nothing away: its
+/// first period holds its start-up, not its demand.
+///
+/// ```
+/// assert_eq!(vibrad::dps::STARTUP_PERIODS, 1);
+/// ```
+pub const STARTUP_PERIODS: u32 = 1;
+
 /// The PMPI hook's side: its socket, the upstream sets and the job.
 struct Hook {
     listener: WaitListener,
@@ -105,6 +113,10 @@ pub struct DpsRole<H: Vms> {
     ranks: BTreeMap<u32, u32>,
     upstreams: Vec<Vec<u32>>,
     last: BTreeMap<u32, (Instant, Duration)>,
+    /// Periods measured per local VM since it (re)started running: its first one holds its
+    /// start-up (an MPI rank idles in `MPI_Init` while `mpirun` starts the others), which is
+    /// not excess, so a VM offers or deposits nothing until its second measured period.
+    measured: BTreeMap<u32, u32>,
     /// Local VMs seen running: only those can exit (a VM whose ranks are not started yet
     /// keeps its share).
     seen: std::collections::BTreeSet<u32>,
@@ -309,6 +321,7 @@ impl<H: Vms> DpsRole<H> {
             ranks,
             upstreams,
             last: BTreeMap::new(),
+            measured: BTreeMap::new(),
             seen: std::collections::BTreeSet::new(),
             hook,
             metrics: Arc::new(Metrics::default()),
@@ -637,6 +650,7 @@ impl<H: Vms> DpsRole<H> {
                         exited.push(*vm);
                     }
                     self.last.remove(&vm.0);
+                    self.measured.remove(&vm.0);
                     continue;
                 }
                 Err(e) => {
@@ -654,6 +668,7 @@ impl<H: Vms> DpsRole<H> {
             if let Some((then, before)) = self.last.insert(vm.0, (now, used)) {
                 let dt = now.duration_since(then).as_secs_f64().max(1e-3);
                 util.insert(vm.0, used.saturating_sub(before).as_secs_f64() / dt);
+                *self.measured.entry(vm.0).or_default() += 1;
             }
         }
         let mut out: Vec<(u16, Body)> = Vec::new();
@@ -697,6 +712,8 @@ impl<H: Vms> DpsRole<H> {
             for (&v, &u) in &util {
                 let vm = VmId(v);
                 let w = l.share(vm).unwrap_or(0.0);
+                // Start-up is not excess: the first measured period gives nothing away.
+                let settled = self.measured.get(&v).copied().unwrap_or(0) > STARTUP_PERIODS;
                 match bank {
                     None => {
                         let ups = self.upstreams_of(v, now_s);
@@ -711,7 +728,7 @@ impl<H: Vms> DpsRole<H> {
                             &[("vm", &self.names[v as usize])],
                             f64::from(p),
                         );
-                        if s >= MIN_TRANSFER {
+                        if settled && s >= MIN_TRANSFER {
                             for j in ups {
                                 let to = Party::Vm(VmId(j));
                                 if let Ok(m) = l.send(Party::Vm(vm), to, s) {
@@ -722,7 +739,7 @@ impl<H: Vms> DpsRole<H> {
                     }
                     Some(bh) => {
                         let e = dps_core::excess(w, u).map_err(dps_err)?;
-                        if e >= MIN_TRANSFER {
+                        if settled && e >= MIN_TRANSFER {
                             if let Ok(m) = l.send(Party::Vm(vm), Party::Bank(PROGRAM), e) {
                                 out.push((bh, m.into()));
                             }
