@@ -198,23 +198,13 @@ pub fn unavailable() -> Option<String> {
     if let Err(e) = CgroupLayout::detect() {
         return Some(format!("no cgroup cpu controller: {e}"));
     }
-    for (cmd, arg, package) in [
+    if let Some(why) = crate::testbed::missing_command(&[
         ("mpicc", "--version", "libopenmpi-dev"),
         ("mpirun", "--version", "openmpi-bin"),
         ("make", "--version", "make"),
         ("taskset", "--version", "util-linux"),
-    ] {
-        let ok = Command::new(cmd)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Some(format!(
-                "`{cmd}` is not installed (Debian package {package})"
-            ));
-        }
+    ]) {
+        return Some(why);
     }
     vibrad_bin().err().map(|e| e.to_string())
 }

@@ -119,24 +119,28 @@ pub fn unavailable() -> Option<String> {
             nix::unistd::geteuid()
         ));
     }
-    for (cmd, arg, package) in [
+    if let Some(why) = missing_command(&[
         ("nginx", "-v", "nginx"),
         ("ip", "-V", "iproute2"),
         ("tc", "-V", "iproute2"),
-    ] {
+    ]) {
+        return Some(why);
+    }
+    FrontEnd::locate().err().map(|e| e.to_string())
+}
+
+/// The first of `commands` (`(command, version argument, Debian package)`) that does not run
+/// successfully, said as a reason to skip.
+pub(crate) fn missing_command(commands: &[(&str, &str, &str)]) -> Option<String> {
+    commands.iter().find_map(|&(cmd, arg, package)| {
         let ok = Command::new(cmd)
             .arg(arg)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        if !ok {
-            return Some(format!(
-                "`{cmd}` is not installed (Debian package {package})"
-            ));
-        }
-    }
-    FrontEnd::locate().err().map(|e| e.to_string())
+        (!ok).then(|| format!("`{cmd}` is not installed (Debian package {package})"))
+    })
 }
 
 /// The size of a testbed.
