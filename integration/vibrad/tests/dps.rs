@@ -555,17 +555,7 @@ fn kernel_weights_follow_the_shares() {
         }
         let host = vibrad::dps::linux_host(&cfg).unwrap();
         let name = format!("vdps{pid}vm{me}");
-        // `exec`: the shell becomes the sleep, so killing the child kills the sleep (a forked
-        // `sleep` would outlive it, holding the test's stdout open for 10 minutes).
-        let script = if me == 1 {
-            "while :; do :; done"
-        } else {
-            "exec sleep 600"
-        };
-        let child = std::process::Command::new("sh")
-            .args(["-c", script])
-            .spawn()
-            .unwrap();
+        let child = vm_process(me == 1);
         let cpid = child.id();
         children.0.push(child);
         host.attach(&name, cpid).unwrap();
@@ -607,6 +597,21 @@ fn kernel_weights_follow_the_shares() {
     assert!(finals[1].0 > 0.3, "vm1's share did not grow: {finals:?}");
     assert!(finals[1].1 > initial[1] && finals[0].1 < initial[0]);
     drop(roles); // removes the cgroups and namespaces
+}
+
+/// The process a test VM runs: a busy one spins (it wants CPU), the others sleep. `exec`: the
+/// shell becomes the sleep, so killing the child kills the sleep (a forked `sleep` would outlive
+/// it, holding the test's stdout open for 10 minutes).
+fn vm_process(busy: bool) -> std::process::Child {
+    let script = if busy {
+        "while :; do :; done"
+    } else {
+        "exec sleep 600"
+    };
+    std::process::Command::new("sh")
+        .args(["-c", script])
+        .spawn()
+        .unwrap()
 }
 
 fn nix_is_root() -> bool {
@@ -1160,15 +1165,7 @@ fn kill_dash_nine_processes(etcd: &common::Etcd, bank: bool) {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let script = if me == 1 {
-            "while :; do :; done"
-        } else {
-            "exec sleep 600"
-        };
-        let child = std::process::Command::new("sh")
-            .args(["-c", script])
-            .spawn()
-            .unwrap();
+        let child = vm_process(me == 1);
         for cg in vm_cgroups(&parent(me), &vm(me)) {
             std::fs::write(cg.join("cgroup.procs"), child.id().to_string()).unwrap();
         }
