@@ -734,6 +734,35 @@ fn only_a_vm_seen_running_can_exit_and_it_can_come_back() {
     assert!(ledger.lock().alive(VmId(0)));
 }
 
+/// `STARTUP_PERIODS`: an idle VM's first measured period after it starts is its start-up,
+/// not excess: it offers nothing then, and offers from its next period on.
+#[test]
+fn a_vm_gives_nothing_away_in_its_first_measured_period() {
+    let ports = free_ports(3);
+    let addr = |i: usize| -> SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
+    let cfg = config(0, addr(0), &|_, o| addr(o), false, "unused");
+    // vm0 runs but idles (0.05 CPU of its 0.2 share); its upstream is vm1.
+    let mut role = DpsRole::new(&cfg, scripted_host(0)).unwrap();
+    let ledger = role.ledger();
+    role.tick().unwrap(); // first sample: no period measured yet
+    std::thread::sleep(Duration::from_millis(60));
+    role.tick().unwrap(); // first measured period: start-up
+    assert_eq!(vibrad::dps::STARTUP_PERIODS, 1);
+    assert_eq!(
+        ledger.lock().open().count(),
+        0,
+        "the start-up period gave share away"
+    );
+    assert!((ledger.lock().share(VmId(0)).unwrap() - 0.2).abs() < 1e-12);
+    std::thread::sleep(Duration::from_millis(60));
+    role.tick().unwrap(); // second measured period: its excess is offered upstream
+    assert_eq!(
+        ledger.lock().open().count(),
+        1,
+        "an idle VM offers to its upstream after start-up"
+    );
+}
+
 /// |shares + balance + in flight - W| over the ledgers the directory holds for `cluster`: each
 /// host's record, or its fresh ledger (`fresh`, in host order) when it has not written one
 /// (it has sent nothing yet).
