@@ -295,8 +295,11 @@ fn hook_makes_a_waiting_rank_give_its_cpu_away() {
         wait_plain >= 0.1 && spin_plain >= 0.1 * wait_plain,
         "the plain run should spin:\n{out_plain}"
     );
+    // The hook's own polls cost about 2% of a long wait on an idle machine (README, bench_wake)
+    // and twice that when the test runs beside others (CI measured 0.081 s over 2.03 s): allow
+    // 10%, still a tenth of what a spinner takes.
     assert!(
-        spin_hook <= 0.03 * wait_hook + 0.02 && spin_hook <= spin_plain / 3.0,
+        spin_hook <= 0.1 * wait_hook + 0.02 && spin_hook <= spin_plain / 3.0,
         "with the hook the waiting rank should sleep: {spin_hook:.3} s vs {spin_plain:.3} s\n\
          {out_hook}"
     );
