@@ -234,7 +234,7 @@ fn dps_config(me: &str, pid: u32, busy: &str, idle: &str) -> String {
     format!(
         "host = \"{me}\"\nroles = [\"dps\"]\nbackend = \"xen\"\n\
          [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\
-         [dps]\nperiod_s = 1\nlisten = \"127.0.0.1:{listen}\"\ntotal = 1.0\ncpus = 1.0\ncap = true\n\
+         [dps]\nperiod_s = 1\nlisten = \"127.0.0.1:{listen}\"\ntotal = 2.0\ncpus = 2.0\ncap = true\n\
          [dps.peers]\n{other} = \"127.0.0.1:{peer}\"\n\
          [[dps.vm]]\nname = \"{busy}\"\nhost = \"xa\"\n\
          [[dps.vm]]\nname = \"{idle}\"\nhost = \"xb\"\nupstreams = [\"{busy}\"]\n"
@@ -392,7 +392,9 @@ fn xen_backend_runs_the_dps_and_agent_roles_on_real_domains() {
         d.start("xb", &dps_config("xb", pid, busy, idle))?;
         Ok((
             (),
-            format!("hosts xa ({busy}) and xb ({idle}), W = 1.0, T = 1 s, cap = true"),
+            format!(
+                "hosts xa ({busy}) and xb ({idle}), W = 2.0 CPUs, 2 CPUs per host, T = 1 s, cap = true"
+            ),
         ))
     });
     step("dps exchange read back from Xen", || {
@@ -402,7 +404,8 @@ fn xen_backend_runs_the_dps_and_agent_roles_on_real_domains() {
             let a1 = scrape(port(pid, 2))?;
             let b1 = scrape(port(pid, 3))?;
             let (sa, sb) = (share(&a1, busy)?, share(&b1, idle)?);
-            let open = metric(&a1, "vibrad_dps_open_transfers")? + metric(&b1, "vibrad_dps_open_transfers")?;
+            let open = metric(&a1, "vibrad_dps_open_transfers")?
+                + metric(&b1, "vibrad_dps_open_transfers")?;
             let got_a = xen.cpu(&dom_busy).map_err(|e| e.to_string())?;
             let got_b = xen.cpu(&dom_idle).map_err(|e| e.to_string())?;
             let a2 = scrape(port(pid, 2))?;
@@ -410,22 +413,23 @@ fn xen_backend_runs_the_dps_and_agent_roles_on_real_domains() {
             if (share(&a2, busy)?, share(&b2, idle)?) != (sa, sb) {
                 return Err("shares moved during the read".into());
             }
-            if sa <= 0.5 + 0.01 {
+            if sa <= 1.0 + 0.01 {
                 return Err(format!("no exchange yet: {busy} {sa}, {idle} {sb}"));
             }
-            if open != 0.0 || (sa + sb - 1.0).abs() > 1e-9 {
-                return Err(format!("transfers open ({open}) or shares {sa} + {sb} != W"));
+            if open != 0.0 || (sa + sb - 2.0).abs() > 1e-9 {
+                return Err(format!(
+                    "transfers open ({open}) or shares {sa} + {sb} != W"
+                ));
             }
-            let want_a = vibrad::dps::cpu_setting(sa, 1.0, true).map_err(|e| e.to_string())?;
-            let want_b = vibrad::dps::cpu_setting(sb, 1.0, true).map_err(|e| e.to_string())?;
+            let want_a = vibrad::dps::cpu_setting(sa, 2.0, true).map_err(|e| e.to_string())?;
+            let want_b = vibrad::dps::cpu_setting(sb, 2.0, true).map_err(|e| e.to_string())?;
             if got_a != want_a || got_b != want_b {
                 return Err(format!(
                     "Xen holds {got_a:?} / {got_b:?}, shares {sa} / {sb} give {want_a:?} / {want_b:?}"
                 ));
             }
             Ok((sa, sb, got_a, got_b))
-        })
-        .map_err(|e| format!("{e}\n{}", d.logs()))?;
+        })?;
         let cap = |s: vibra_host::CpuSetting| s.cap.map_or(0, |c| c.percent());
         let detail = format!(
             "after {t:?}: {busy} share {sa:.4} -> credit weight {} cap {}%, {idle} share {sb:.4} -> weight {} cap {}% (xl sched-credit below)",
@@ -464,7 +468,10 @@ fn xen_backend_runs_the_dps_and_agent_roles_on_real_domains() {
                 return Err("grants moved during the read".into());
             }
             if ga.2 <= gb.2 {
-                return Err(format!("CPU not by demand yet: {busy} {} <= {idle} {}", ga.2, gb.2));
+                return Err(format!(
+                    "CPU not by demand yet: {busy} {} <= {idle} {}",
+                    ga.2, gb.2
+                ));
             }
             let (want_a, want_b) = (expected(ga.0, ga.1, ga.2)?, expected(gb.0, gb.1, gb.2)?);
             if got_a != want_a || got_b != want_b {
@@ -473,8 +480,7 @@ fn xen_backend_runs_the_dps_and_agent_roles_on_real_domains() {
                 ));
             }
             Ok((ga, gb))
-        })
-        .map_err(|e| format!("{e}\n{}", d.logs()))?;
+        })?;
         Ok((
             (),
             format!(
@@ -517,8 +523,7 @@ fn xen_backend_runs_the_dps_and_agent_roles_on_real_domains() {
                 return Err(format!("{busy} holds {got:?}, the whole pool is {full:?}"));
             }
             Ok(())
-        })
-        .map_err(|e| format!("{e}\n{}", d.logs()))?;
+        })?;
         Ok((
             (),
             format!(
@@ -542,8 +547,7 @@ fn xen_backend_runs_the_dps_and_agent_roles_on_real_domains() {
                 return Err("no \"VM failed ... gone\" line in the log".into());
             }
             Ok(())
-        })
-        .map_err(|e| format!("{e}\n{}", d.logs()))?;
+        })?;
         Ok((
             (),
             format!("{busy} failed (Xen domain gone) {t:?} after `xl destroy {busy}`"),

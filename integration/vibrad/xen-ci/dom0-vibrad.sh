@@ -12,6 +12,7 @@ up() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "VIBRAD-XEN-CI $*"; }
 GUESTS="vd-a:11 vd-b:12"
 say "start uptime=$(up)"
+/usr/local/sbin/ip link set lo up || say "FAILED: lo up"   # the daemons talk over loopback
 for g in $GUESTS; do
   name=${g%:*}; n=${g#*:}
   cat > /tmp/$name.cfg <<CFG
