@@ -27,7 +27,14 @@ vcpus    = 1
 on_crash = "preserve"
 vif      = [ 'bridge=xenbr0,mac=00:16:3e:00:00:$n' ]
 CFG
-  xl create /tmp/$name.cfg || say "FAILED: xl create $name"
+  # The vif hotplug script can time out when the emulated machine is starved (seen with a second
+  # QEMU boot on the same host): try again, up to three times.
+  k=1
+  until xl create /tmp/$name.cfg; do
+    xl destroy $name 2>/dev/null
+    [ $k -ge 3 ] && { say "FAILED: xl create $name (3 tries)"; break; }
+    k=$((k+1)); say "xl create $name: try $k"
+  done
 done
 ready=1
 for g in $GUESTS; do
