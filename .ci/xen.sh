@@ -42,9 +42,11 @@ depmod -b "$WORK/stage" "$K"
 
 step "clippy with feature xen (bindings checked against the 4.17 headers by build.rs)"
 cargo clippy -p vibra-host --features xen --all-targets -- -D warnings
+cargo clippy -p vibrad --features xen --all-targets -- -D warnings
 
 step "host-side Xen tests (no Xen here: opening must be a typed error)"
 cargo test -p vibra-host --features xen --test xen
+cargo test -p vibrad --features xen --test xen
 
 step "build the Xen integration-test binary"
 BIN=$(cargo test -p vibra-host --features xen --test xen --no-run --message-format=json \
@@ -53,6 +55,19 @@ BIN=$(cargo test -p vibra-host --features xen --test xen --no-run --message-form
 # (Only the `xen` test target: the same JSON also lists the vibra-host-load binary, in an order
 # that depends on what was rebuilt.)
 [ -n "$BIN" ] && [ -x "$BIN" ] || fail "no test executable found"
+
+step "build vibrad with feature xen and its Domain-0 test (integration/vibrad/xen-ci)"
+VJSON=$(cargo test -p vibrad --features xen --test xen --no-run --message-format=json)
+VTEST=$(echo "$VJSON" | grep '"kind":\["test"\],"crate_types":\["bin"\],"name":"xen"' \
+  | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+VBIN=$(echo "$VJSON" | grep '"kind":\["bin"\],"crate_types":\["bin"\],"name":"vibrad"' \
+  | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+[ -x "$VTEST" ] && [ -x "$VBIN" ] || fail "no vibrad binary or vibrad Xen test executable found"
+VEXTRA=$WORK/vibrad-dom0
+rm -rf "$VEXTRA" && mkdir -p "$VEXTRA/vibra"
+strip -o "$VEXTRA/vibra/vibrad" "$VBIN"            # debug info is most of a debug binary's size
+strip -o "$VEXTRA/vibra/vibrad-xen-test" "$VTEST"
+cp integration/vibrad/xen-ci/dom0-vibrad.sh "$VEXTRA/vibra/"
 
 step "build the guest's load generator (vibra-host-load)"
 cargo build -q --release -p vibra-host --bin vibra-host-load
@@ -70,7 +85,7 @@ PROBE_BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/examples/xen_rx_probe
 [ -x "$PROBE_BIN" ] || fail "no xen_rx_probe binary"
 
 step "build the Domain-0 and guest initramfs"
-bash "$HELPERS/build-initramfs.sh" "$WORK" "$BIN" "$LOAD_BIN" "$WORK/netif" "$PROBE_BIN" >/dev/null
+VIBRA_DOM0_EXTRA="$VEXTRA" bash "$HELPERS/build-initramfs.sh" "$WORK" "$BIN" "$LOAD_BIN" "$WORK/netif" "$PROBE_BIN" >/dev/null
 
 step "boot Xen + Domain-0 under QEMU TCG and run the tests in Domain-0"
 LOG=$WORK/serial.log
@@ -83,7 +98,7 @@ timeout "${VIBRA_XEN_TIMEOUT:-1200}" qemu-system-x86_64 -accel tcg -machine pc -
   -initrd "$WORK/out/vmlinuz console=hvc0 earlyprintk=xen loglevel=4,$WORK/out/dom0-initrd.cpio" || rc=$?
 tr -d '\r' < "$LOG" > "$WORK/serial.txt"
 echo "QEMU exited with $rc; serial log: $WORK/serial.txt"
-grep -a -E 'XENLAB: DOM0-READY|VIBRA-XEN-CI|VIBRA-XEN STEP|^test |test result|SKIPPED|VIBRA-XEN-NETIF|NETIF-PROBE|NETIF-GUEST|NETIF-SENDER' "$WORK/serial.txt" || true
+grep -a -E 'XENLAB: DOM0-READY|VIBRA-XEN-CI|VIBRA-XEN STEP|^test |test result|SKIPPED|VIBRA-XEN-NETIF|NETIF-PROBE|NETIF-GUEST|NETIF-SENDER|VIBRAD-XEN' "$WORK/serial.txt" || true
 
 step "verdict from the serial log"
 show_tail() { echo "----- last 60 lines of the serial log"; tail -n 60 "$WORK/serial.txt"; }
@@ -107,5 +122,15 @@ grep -aq 'VIBRA-XEN-NETIF end' "$WORK/serial.txt" || fail "the netif matrix did 
 for combo in nts-sp:8 nts-pp:33 nts-ps:8; do
   got=$(grep -ac "VIBRA-XEN-NETIF ${combo%:*} ok:" "$WORK/serial.txt" || true)
   [ "$got" = "${combo#*:}" ] || fail "netif matrix ${combo%:*}: $got of ${combo#*:} checks passed"
+done
+# vibrad's Xen backend (integration/vibrad/xen-ci/dom0-vibrad.sh): every step passed, none missing.
+if grep -aq 'VIBRAD-XEN.* FAILED' "$WORK/serial.txt"; then
+  fail "$(grep -a 'VIBRAD-XEN.* FAILED' "$WORK/serial.txt" | head -1)"
+fi
+grep -aq 'SKIPPED xen_backend_runs' "$WORK/serial.txt" && fail "vibrad's Xen test skipped inside Domain-0"
+grep -aq 'VIBRAD-XEN-CI test-binary rc=0 ' "$WORK/serial.txt" || fail "vibrad's Xen test did not pass in Domain-0"
+for s in open domains "idle guest" "dps start" "dps exchange read back from Xen" "dps stop" "agent start" \
+  "agent grants read back from Xen" destroy "agent notices the failure and compensates" "agent stop"; do
+  grep -aq "VIBRAD-XEN STEP $s: ok" "$WORK/serial.txt" || fail "vibrad Xen step missing: $s"
 done
 echo "xen stage passed in $((SECONDS-T0)) s"

@@ -45,4 +45,4 @@ pub use linux::{LinuxHost, MAX_VM_NAME, VmSpec};
 pub use plan::{ApplyAllocationPlan, UnitSize, kind_plan_allocations, plan_allocations};
 pub use units::{Bandwidth, CpuCap, CpuWeight, MemoryTarget, PAGE_BYTES};
 #[cfg(feature = "xen")]
-pub use xen::{DomId, XenHost};
+pub use xen::{DomId, DomainState, XenHost};

@@ -66,6 +66,10 @@ int main(void) {
     usize_c("DOMINFO_CPUPOOL", "offsetof(xc_domaininfo_t, cpupool)", offsetof(xc_domaininfo_t, cpupool));
     usize_c("DOMINFO_ARCH_CONFIG", "offsetof(xc_domaininfo_t, arch_config)", offsetof(xc_domaininfo_t, arch_config));
     u32_c("DOMINF_DYING", "XEN_DOMINF_dying", (unsigned)XEN_DOMINF_dying);
+    u32_c("DOMINF_SHUTDOWN", "XEN_DOMINF_shutdown", (unsigned)XEN_DOMINF_shutdown);
+    u32_c("DOMINF_SHUTDOWN_SHIFT", "XEN_DOMINF_shutdownshift", (unsigned)XEN_DOMINF_shutdownshift);
+    u32_c("DOMINF_SHUTDOWN_MASK", "XEN_DOMINF_shutdownmask", (unsigned)XEN_DOMINF_shutdownmask);
+    u32_c("SHUTDOWN_CRASH", "SHUTDOWN_crash", (unsigned)SHUTDOWN_crash);
     usize_c("SCHED_CREDIT_SIZE", "sizeof(struct xen_domctl_sched_credit)", sizeof(struct xen_domctl_sched_credit));
     usize_c("SCHED_CREDIT_WEIGHT", "offsetof(struct xen_domctl_sched_credit, weight)", offsetof(struct xen_domctl_sched_credit, weight));
     usize_c("SCHED_CREDIT_CAP", "offsetof(struct xen_domctl_sched_credit, cap)", offsetof(struct xen_domctl_sched_credit, cap));

@@ -85,5 +85,7 @@ cp "$SRC/dom0-init.sh" "$R/init"
 cp "$SRC/dom0-tests.sh" "$R/dom0-tests.sh"
 cp "$SRC/dom0-netif.sh" "$R/dom0-netif.sh"
 chmod +x "$R/init" "$R/dom0-tests.sh" "$R/dom0-netif.sh"
+# Extra Domain-0 files: each directory in VIBRA_DOM0_EXTRA (space-separated) is copied over the root.
+for x in ${VIBRA_DOM0_EXTRA:-}; do cp -a "$x/." "$R/"; done
 (cd "$R" && find . | cpio -o -H newc --quiet) > "$OUT/dom0-initrd.cpio"
 ls -la "$OUT"

@@ -30,5 +30,7 @@ VIBRA_REQUIRE_XEN=1 VIBRA_XEN_GUEST=tiny VIBRA_XEN_GUEST_IP=10.99.0.2 RUST_BACKT
 echo "VIBRA-XEN-CI test-binary rc=$?"
 echo "----- guest console"; cat /var/log/xen/console/guest-tiny.log; echo "----- end guest console"
 xl destroy tiny || echo "VIBRA-XEN-CI FAILED: xl destroy"
+# vibrad's Xen backend (integration/vibrad/xen-ci/dom0-vibrad.sh), in the same boot.
+[ -f /vibra/dom0-vibrad.sh ] && /bin/sh /vibra/dom0-vibrad.sh
 # The patched xen-netback/xen-netfront matrix (integration/xen-netif-ts), in the same boot.
 /bin/sh /dom0-netif.sh

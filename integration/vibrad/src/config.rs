@@ -125,7 +125,9 @@ pub struct Config {
     pub prefix: String,
     /// The Prometheus endpoint's address, if any.
     pub metrics: Option<SocketAddr>,
-    /// The parent cgroup of this host's VMs.
+    /// The host controller this vibrad drives.
+    pub backend: Backend,
+    /// The parent cgroup of this host's VMs (Linux backend).
     pub cgroup_parent: String,
     /// Every host.
     pub hosts: Vec<String>,
@@ -137,6 +139,25 @@ pub struct Config {
     pub roles: Roles,
     /// The `[dps]` section (present when the `dps` role is on).
     pub dps: Option<DpsConfig>,
+}
+
+/// The host controller of one vibrad (`backend = "linux"` or `"xen"`).
+///
+/// `"xen"` is accepted only by a vibrad built with the `xen` cargo feature; without it the
+/// configuration check reports the `backend` key.
+///
+/// ```
+/// let c = vibrad::config::Config::parse(vibrad::config::MINIMAL).unwrap();
+/// assert_eq!(c.backend, vibrad::config::Backend::Linux);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// vibra-host's `LinuxHost`: vibrad creates each VM (a cgroup and a network namespace)
+    /// at start and removes it when it stops.
+    Linux,
+    /// vibra-host's `XenHost`, from Domain-0: vibrad adopts the running domains named by the
+    /// VMs (a toolstack such as `xl` creates and destroys them).
+    Xen,
 }
 
 /// The roles of one vibrad process (`roles = [...]`).
@@ -681,6 +702,7 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
         &[
             "host",
             "roles",
+            "backend",
             "agent",
             "directory",
             "metrics",
@@ -729,9 +751,37 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
     {
         ctx.err(&v.span(), "dps", "a [dps] section without the \"dps\" role");
     }
+    // backend: which host controller.
+    let mut backend = Backend::Linux;
+    if let Some(b) = root.opt_str(ctx, "backend") {
+        let span = root.span_of("backend");
+        match b.as_str() {
+            "linux" => {}
+            "xen" if cfg!(feature = "xen") => backend = Backend::Xen,
+            "xen" => ctx.err(
+                &span,
+                "backend",
+                "\"xen\" needs a vibrad built with the `xen` feature (cargo build -p vibrad --features xen); this one has only \"linux\"",
+            ),
+            other => ctx.err(
+                &span,
+                "backend",
+                format!("unknown backend {other:?} (known: \"linux\", \"xen\")"),
+            ),
+        }
+    }
+    if backend == Backend::Xen
+        && let Some(v) = root.get("linux")
+    {
+        ctx.err(
+            &v.span(),
+            "linux",
+            "[linux] applies to backend = \"linux\" only",
+        );
+    }
     let dps = root
         .sub(ctx, "dps")
-        .and_then(|d| dps_section(ctx, &d, host.as_deref()));
+        .and_then(|d| dps_section(ctx, &d, host.as_deref(), backend));
 
     // [agent]
     let mut period = Duration::from_secs(3);
@@ -973,8 +1023,17 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
         let (Some(name), Some(customer), Some(vhost)) = (name, customer, vhost) else {
             continue;
         };
-        if let Err(e) = VmSpec::new(&name) {
-            ctx.err(&span("name"), &join(&v.path, "name"), e.to_string());
+        check_vm_name(ctx, backend, &span("name"), &join(&v.path, "name"), &name);
+        if backend == Backend::Xen {
+            for k in ["command", "host_ip", "vm_ip", "prefix_len"] {
+                if v.get(k).is_some() {
+                    ctx.err(
+                        &span(k),
+                        &join(&v.path, k),
+                        "backend = \"xen\" adopts domains a toolstack created: vibrad starts no command and makes no link in them",
+                    );
+                }
+            }
         }
         if !vnames.insert(name.clone()) {
             ctx.err(
@@ -1051,6 +1110,7 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
         directory,
         prefix,
         metrics,
+        backend,
         cgroup_parent,
         hosts: hosts.into_iter().collect(),
         customers: out_customers,
@@ -1096,7 +1156,29 @@ fn socket_addr(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, key: &str, v: &Val<'_>) -> 
     }
 }
 
-fn dps_section(ctx: &mut Ctx<'_>, d: &Table<'_, '_>, me: Option<&str>) -> Option<DpsConfig> {
+/// A VM name the backend can use: a Linux cgroup/netns name (vibra-host's `VmSpec`), or a Xen
+/// domain name (not empty, no NUL or `/`: `xl` refuses neither, xenstore paths would break).
+fn check_vm_name(ctx: &mut Ctx<'_>, backend: Backend, span: &Range<usize>, key: &str, name: &str) {
+    match backend {
+        Backend::Linux => {
+            if let Err(e) = VmSpec::new(name) {
+                ctx.err(span, key, e.to_string());
+            }
+        }
+        Backend::Xen => {
+            if name.is_empty() || name.contains(['\0', '/']) {
+                ctx.err(span, key, format!("{name:?} is not a Xen domain name"));
+            }
+        }
+    }
+}
+
+fn dps_section(
+    ctx: &mut Ctx<'_>,
+    d: &Table<'_, '_>,
+    me: Option<&str>,
+    backend: Backend,
+) -> Option<DpsConfig> {
     ctx.keys(
         "dps",
         d.t,
@@ -1232,9 +1314,13 @@ fn dps_section(ctx: &mut Ctx<'_>, d: &Table<'_, '_>, me: Option<&str>) -> Option
         let (Some(name), Some(host)) = (name, host) else {
             continue;
         };
-        if let Err(e) = VmSpec::new(&name) {
-            ctx.err(&v.span_of("name"), &join(&v.path, "name"), e.to_string());
-        }
+        check_vm_name(
+            ctx,
+            backend,
+            &v.span_of("name"),
+            &join(&v.path, "name"),
+            &name,
+        );
         if vms.iter().any(|x| x.name == name) {
             ctx.err(
                 &v.span_of("name"),
@@ -1505,6 +1591,59 @@ rank = 0
         let errs = Config::parse("host = \"h1\"\n[agent\n").unwrap_err();
         assert!(
             errs.iter().any(|e| e.line == 2 && e.key == "(syntax)"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn backend_is_linux_by_default_and_unknown_ones_are_errors() {
+        assert_eq!(Config::parse(MINIMAL).unwrap().backend, Backend::Linux);
+        let c = Config::parse(&format!("backend = \"linux\"\n{MINIMAL}")).unwrap();
+        assert_eq!(c.backend, Backend::Linux);
+        let errs = Config::parse(&format!("backend = \"kvm\"\n{MINIMAL}")).unwrap_err();
+        assert_eq!((errs[0].line, errs[0].key.as_str()), (1, "backend"));
+    }
+
+    #[cfg(not(feature = "xen"))]
+    #[test]
+    fn xen_backend_without_the_feature_names_the_key() {
+        for src in [MINIMAL, MINIMAL_DPS] {
+            let text = src.replacen('\n', "\nbackend = \"xen\"\n", 1);
+            let errs = Config::parse(&text).unwrap_err();
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert_eq!((errs[0].line, errs[0].key.as_str()), (2, "backend"));
+            assert!(errs[0].message.contains("`xen` feature"), "{errs:?}");
+        }
+    }
+
+    #[cfg(feature = "xen")]
+    #[test]
+    fn xen_backend_adopts_domains_and_refuses_linux_only_keys() {
+        let c = Config::parse(&MINIMAL.replacen('\n', "\nbackend = \"xen\"\n", 1)).unwrap();
+        assert_eq!(c.backend, Backend::Xen);
+        let d = Config::parse(&MINIMAL_DPS.replacen('\n', "\nbackend = \"xen\"\n", 1)).unwrap();
+        assert_eq!(d.backend, Backend::Xen);
+        // Xen domain names need not be Linux interface names (15 bytes).
+        let long = MINIMAL
+            .replacen('\n', "\nbackend = \"xen\"\n", 1)
+            .replace("acme-1", "a-domain-name-longer-than-15");
+        assert!(Config::parse(&long).is_ok());
+        let src = "host = \"h1\"\nbackend = \"xen\"\n[linux]\ncgroup_parent = \"x\"\n\
+                   [[customer]]\nname = \"acme\"\n[customer.bandwidth]\npool_bytes_per_s = 10_000\n\
+                   [[vm]]\nname = \"acme-1\"\ncustomer = \"acme\"\nhost = \"h1\"\ncommand = [\"sleep\", \"9\"]\n\
+                   host_ip = \"10.0.0.1\"\nvm_ip = \"10.0.0.2\"\n\
+                   [[vm]]\nname = \"a/b\"\ncustomer = \"acme\"\nhost = \"h1\"\n";
+        let errs = Config::parse(src).unwrap_err();
+        let got: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (3, "linux"),
+                (13, "vm[0].command"),
+                (14, "vm[0].host_ip"),
+                (15, "vm[0].vm_ip"),
+                (17, "vm[1].name"),
+            ],
             "{errs:?}"
         );
     }

@@ -36,11 +36,29 @@ pub trait Vms: HostController<VmId = String> {
     /// # Ok::<(), vibra_host::Error>(())
     /// ```
     fn running(&self, vm: &str) -> Result<bool>;
+
+    /// Why a VM that is not running counts as failed, for the log (the platform's words;
+    /// by default "not running").
+    ///
+    /// ```no_run
+    /// use vibrad::daemon::Vms;
+    /// let host = vibra_host::LinuxHost::new("vibrad-doc-why")?;
+    /// assert_eq!(host.failure("any"), "no process in its cgroup, or no namespace");
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
+    fn failure(&self, vm: &str) -> String {
+        let _ = vm;
+        "not running".to_string()
+    }
 }
 
 impl Vms for LinuxHost {
     fn running(&self, vm: &str) -> Result<bool> {
         Ok(self.is_running(vm)?)
+    }
+
+    fn failure(&self, _vm: &str) -> String {
+        "no process in its cgroup, or no namespace".to_string()
     }
 }
 
@@ -238,7 +256,8 @@ impl<H: Vms> Daemon<H> {
                 }
             };
             if !running {
-                tracing::warn!(vm, customer, "VM failed (no process or no namespace)");
+                let reason = self.host.failure(&vm);
+                tracing::warn!(vm, customer, reason, "VM failed");
                 self.dir.mark_failed(&customer, &vm)?;
                 self.failed.insert(vm.clone());
                 self.metrics

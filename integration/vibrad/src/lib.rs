@@ -2,6 +2,9 @@
 //! vibra-host), with its VM directory in memory (one host) or on etcd (many hosts), and the
 //! DPS share exchange between hosts ([`dps`]).
 //!
+//! Backends: vibra-host's Linux controller (default), and with the cargo feature `xen` its Xen
+//! controller from Domain-0 ([`config::Backend`]; the `xen` module adopts existing domains).
+//!
 //! The period's logic ([`control`]) is separate from the kernel and process I/O ([`daemon`]),
 //! so it is tested without root against any [`vibra_host::HostController`].
 //!
@@ -18,5 +21,7 @@ pub mod dps;
 mod error;
 pub mod kv;
 pub mod metrics;
+#[cfg(feature = "xen")]
+pub mod xen;
 
 pub use error::{Error, Result};

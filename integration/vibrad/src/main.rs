@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vibrad::config::Config;
-use vibrad::daemon::{Daemon, Signals, linux_host, open_directory};
+use vibrad::config::{Backend, Config};
+use vibrad::daemon::{Daemon, Signals, Vms, linux_host, open_directory};
 
 #[derive(Parser)]
 #[command(
@@ -94,22 +94,16 @@ fn main() -> ExitCode {
         eprintln!("vibrad: signal handler: {e}");
         return ExitCode::FAILURE;
     }
-    let metrics_addr = cfg.metrics;
     if cfg.roles.dps {
         let run = || -> vibrad::Result<()> {
-            let host = vibrad::dps::linux_host(&cfg)?;
-            let mut role = vibrad::dps::DpsRole::new(&cfg, host)?;
-            role.set_dry_run(cli.dry_run);
-            role.set_config_path(path.clone());
-            if let Some(p) = cli.crash_at {
-                role.crash_at(p, vibrad::dps::CrashMode::Kill);
+            let opts = (cli.dry_run, path.clone(), cli.crash_at);
+            match cfg.backend {
+                Backend::Linux => run_dps(&cfg, vibrad::dps::linux_host(&cfg)?, opts, &signals),
+                #[cfg(feature = "xen")]
+                Backend::Xen => run_dps(&cfg, vibrad::xen::dps_host(&cfg)?, opts, &signals),
+                #[cfg(not(feature = "xen"))]
+                Backend::Xen => Err(no_xen()),
             }
-            if let Some(a) = metrics_addr {
-                let bound = role.metrics().serve(a)?;
-                tracing::info!(%bound, "metrics endpoint");
-            }
-            tracing::info!(host = cfg.host, listen = %role.local_addr()?, "vibrad dps role running");
-            role.run(&signals)
         };
         return match run() {
             Ok(()) => ExitCode::SUCCESS,
@@ -121,18 +115,31 @@ fn main() -> ExitCode {
     }
     let dir = open_directory(&cfg);
     let run = || -> vibrad::Result<()> {
-        let (host, children) = linux_host(&cfg)?;
-        let mut d = Daemon::new(cfg.clone(), host, dir, cli.dry_run)?;
-        for c in children {
-            d.adopt_child(c);
+        match cfg.backend {
+            Backend::Linux => {
+                let (host, children) = linux_host(&cfg)?;
+                let mut d = Daemon::new(cfg.clone(), host, dir, cli.dry_run)?;
+                for c in children {
+                    d.adopt_child(c);
+                }
+                run_agent(d, &cfg, &path, &signals)
+            }
+            #[cfg(feature = "xen")]
+            Backend::Xen => {
+                let host = vibrad::xen::agent_host(&cfg)?;
+                run_agent(
+                    Daemon::new(cfg.clone(), host, dir, cli.dry_run)?,
+                    &cfg,
+                    &path,
+                    &signals,
+                )
+            }
+            #[cfg(not(feature = "xen"))]
+            Backend::Xen => {
+                drop(dir);
+                Err(no_xen())
+            }
         }
-        d.set_config_path(path.clone());
-        if let Some(a) = metrics_addr {
-            let bound = d.metrics().serve(a)?;
-            tracing::info!(%bound, "metrics endpoint");
-        }
-        tracing::info!(host = cfg.host, "vibrad running");
-        d.run(&signals)
     };
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -141,4 +148,53 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The agent role's loop on any backend, with its metrics endpoint.
+fn run_agent<H: Vms>(
+    mut d: Daemon<H>,
+    cfg: &Config,
+    path: &std::path::Path,
+    signals: &Signals,
+) -> vibrad::Result<()> {
+    d.set_config_path(path.to_path_buf());
+    if let Some(a) = cfg.metrics {
+        let bound = d.metrics().serve(a)?;
+        tracing::info!(%bound, "metrics endpoint");
+    }
+    tracing::info!(host = cfg.host, "vibrad running");
+    d.run(signals)
+}
+
+/// The dps role's loop on any backend, with its metrics endpoint; `opts` are the command
+/// line's dry run, configuration path (SIGHUP) and crash point.
+fn run_dps<H: Vms>(
+    cfg: &Config,
+    host: H,
+    (dry_run, path, crash_at): (bool, PathBuf, Option<vibrad::dps::CrashPoint>),
+    signals: &Signals,
+) -> vibrad::Result<()> {
+    let mut role = vibrad::dps::DpsRole::new(cfg, host)?;
+    role.set_dry_run(dry_run);
+    role.set_config_path(path);
+    if let Some(p) = crash_at {
+        role.crash_at(p, vibrad::dps::CrashMode::Kill);
+    }
+    if let Some(a) = cfg.metrics {
+        let bound = role.metrics().serve(a)?;
+        tracing::info!(%bound, "metrics endpoint");
+    }
+    tracing::info!(host = cfg.host, listen = %role.local_addr()?, "vibrad dps role running");
+    role.run(signals)
+}
+
+/// `backend = "xen"` in a vibrad built without the feature (the configuration check already
+/// refuses it; this keeps the match total without a panic).
+#[cfg(not(feature = "xen"))]
+fn no_xen() -> vibrad::Error {
+    vibrad::Error::Config(vec![vibrad::config::ConfigError {
+        line: 0,
+        key: "backend".into(),
+        message: "\"xen\" needs a vibrad built with the `xen` feature".into(),
+    }])
 }

@@ -35,6 +35,54 @@ impl fmt::Display for DomId {
     }
 }
 
+/// What Xen says of a domain now ([`XenHost::domain_state`]).
+///
+/// ```
+/// use vibra_host::DomainState;
+/// assert!(DomainState::Running.is_running());
+/// assert!(!DomainState::Crashed.is_running() && !DomainState::Gone.is_running());
+/// assert_eq!(DomainState::ShutDown { reason: 0 }.to_string(), "shut down (reason 0)");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomainState {
+    /// The domain exists and has not shut down (it may be paused or blocked).
+    Running,
+    /// The domain shut down with `SHUTDOWN_crash` and is kept by its toolstack
+    /// (`on_crash = "preserve"`, or until the toolstack reacts).
+    Crashed,
+    /// The domain shut down for another reason (`reason`: Xen's `SHUTDOWN_*` code: 0
+    /// poweroff, 1 reboot, 2 suspend, 4 watchdog, 5 soft reset).
+    ShutDown {
+        /// Xen's shutdown code.
+        reason: u32,
+    },
+    /// No such domain, or it is dying (being destroyed).
+    Gone,
+}
+
+impl DomainState {
+    /// Whether the domain still runs its guest.
+    ///
+    /// ```
+    /// assert!(!vibra_host::DomainState::ShutDown { reason: 0 }.is_running());
+    /// ```
+    #[must_use]
+    pub fn is_running(self) -> bool {
+        self == DomainState::Running
+    }
+}
+
+impl fmt::Display for DomainState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DomainState::Running => f.write_str("running"),
+            DomainState::Crashed => f.write_str("crashed"),
+            DomainState::ShutDown { reason } => write!(f, "shut down (reason {reason})"),
+            DomainState::Gone => f.write_str("gone"),
+        }
+    }
+}
+
 /// The most domains one listing returns.
 const MAX_DOMAINS: usize = 1024;
 
@@ -292,6 +340,23 @@ impl XenHost {
         })
     }
 
+    /// The domain's state from its domain info: [`DomainState::Gone`] when Xen has no domain
+    /// `vm` or it is dying, [`DomainState::Crashed`] when it shut down with `SHUTDOWN_crash`.
+    /// Errors only when the hypercall itself fails.
+    ///
+    /// ```no_run
+    /// let xen = vibra_host::XenHost::open()?;
+    /// assert!(xen.domain_state(vibra_host::DomId(0))?.is_running());
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
+    pub fn domain_state(&self, vm: DomId) -> Result<DomainState, Error> {
+        match self.dominfo(vm, Operation::ReadUsage) {
+            Ok(info) => Ok(state_of(info.flags)),
+            Err(Error::UnknownVm { .. }) => Ok(DomainState::Gone),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The id of the running domain called `name`.
     ///
     /// ```no_run
@@ -361,6 +426,19 @@ impl XenHost {
 
     fn written(&mut self, vm: DomId) -> &mut Written {
         self.written.entry(vm).or_default()
+    }
+}
+
+/// The state a domain info's `flags` say (a dying domain never gets here: see `dominfo`).
+fn state_of(flags: u32) -> DomainState {
+    if flags & ffi::abi::DOMINF_SHUTDOWN == 0 {
+        return DomainState::Running;
+    }
+    let reason = (flags >> ffi::abi::DOMINF_SHUTDOWN_SHIFT) & ffi::abi::DOMINF_SHUTDOWN_MASK;
+    if reason == ffi::abi::SHUTDOWN_CRASH {
+        DomainState::Crashed
+    } else {
+        DomainState::ShutDown { reason }
     }
 }
 
@@ -588,5 +666,27 @@ impl HostController for XenHost {
             memory_bytes: info.tot_pages.saturating_mul(PAGE_BYTES),
             egress_bytes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_flags_map_to_states() {
+        use ffi::abi::{DOMINF_SHUTDOWN, DOMINF_SHUTDOWN_SHIFT, SHUTDOWN_CRASH};
+        assert_eq!(state_of(0), DomainState::Running);
+        let crashed = DOMINF_SHUTDOWN | (SHUTDOWN_CRASH << DOMINF_SHUTDOWN_SHIFT);
+        assert_eq!(state_of(crashed), DomainState::Crashed);
+        assert_eq!(
+            state_of(DOMINF_SHUTDOWN),
+            DomainState::ShutDown { reason: 0 }
+        );
+        // A crash code without the shutdown flag is a running domain's stale field.
+        assert_eq!(
+            state_of(SHUTDOWN_CRASH << DOMINF_SHUTDOWN_SHIFT),
+            DomainState::Running
+        );
     }
 }
