@@ -32,3 +32,5 @@ echo "----- guest console"; cat /var/log/xen/console/guest-tiny.log; echo "-----
 xl destroy tiny || echo "VIBRA-XEN-CI FAILED: xl destroy"
 # The patched xen-netback/xen-netfront matrix (integration/xen-netif-ts), in the same boot.
 /bin/sh /dom0-netif.sh
+# fig6.5-xen (dom0-fig65.sh), in the same boot, with the patched xen-netback left loaded.
+[ -x /dom0-fig65.sh ] && /bin/sh /dom0-fig65.sh

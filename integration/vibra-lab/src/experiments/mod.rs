@@ -13,6 +13,7 @@ mod fig4_3;
 mod fig4_4;
 mod fig5;
 mod fig6_5;
+mod fig6_5_xen;
 mod table3_1;
 mod table3_2;
 mod web;
@@ -90,6 +91,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &fig5::Fig59,
     &fig5::Fig510,
     &fig6_5::Fig65,
+    &fig6_5_xen::Fig65Xen,
 ];
 
 /// Looks an experiment up by its SPEC section 10 name.
