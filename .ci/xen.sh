@@ -85,7 +85,7 @@ step "boot Xen + Domain-0 under QEMU TCG and run the tests in Domain-0"
 LOG=$WORK/serial.log
 rm -f "$LOG"
 rc=0
-timeout "${VIBRA_XEN_TIMEOUT:-1200}" qemu-system-x86_64 -accel tcg -machine pc -cpu max -smp 2 -m 2048 \
+timeout "${VIBRA_XEN_TIMEOUT:-2400}" qemu-system-x86_64 -accel tcg -machine pc -cpu max -smp 2 -m 2048 \
   -display none -monitor none -no-reboot -serial "file:$LOG" \
   -kernel "$WORK/out/xen-4.17" \
   -append "console=com1 com1=115200,8n1 smap=0 smep=0 dom0_mem=512M,max:512M dom0_max_vcpus=2 sched=credit loglvl=all guest_loglvl=all" \
@@ -97,7 +97,7 @@ grep -a 'VIBRA-XEN-FIG65' "$WORK/serial.txt" | grep -av 'VIBRA-XEN-FIG65 report:
 
 step "verdict from the serial log"
 show_tail() { echo "----- last 60 lines of the serial log"; tail -n 60 "$WORK/serial.txt"; }
-[ "$rc" = 124 ] && { show_tail; fail "QEMU timed out after ${VIBRA_XEN_TIMEOUT:-1200} s"; }
+[ "$rc" = 124 ] && { show_tail; fail "QEMU timed out after ${VIBRA_XEN_TIMEOUT:-2400} s"; }
 grep -aq 'XENLAB: DOM0-READY' "$WORK/serial.txt" || { show_tail; fail "Domain-0 did not boot"; }
 if grep -aq 'VIBRA-XEN-CI FAILED' "$WORK/serial.txt"; then
   show_tail; fail "$(grep -a 'VIBRA-XEN-CI FAILED' "$WORK/serial.txt" | head -1)"

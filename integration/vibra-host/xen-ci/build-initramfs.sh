@@ -39,7 +39,7 @@ ldd "$LOAD_BIN" "$PROBE_BIN" | awk '/=> \//{print $3}' | while read -r l; do cp 
 cp -L /lib64/ld-linux-x86-64.so.2 "$G/lib64/"
 cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 "$G/lib/x86_64-linux-gnu/"
 if [ -n "${VIBRA_FIG65_GAME:-}" ]; then                    # fig6.5-xen's game server
-  cp "$VIBRA_FIG65_GAME" "$G/vibra-game"
+  strip -o "$G/vibra-game" "$VIBRA_FIG65_GAME"            # (symbols off: xl copies the initrd into each guest)
   ldd "$VIBRA_FIG65_GAME" | awk '/=> \//{print $3}' | while read -r l; do cp -L "$l" "$G/lib/x86_64-linux-gnu/"; done
 fi
 (cd "$G" && find . | cpio -o -H newc --quiet) > "$OUT/guest-initrd.cpio"
@@ -94,7 +94,7 @@ cp "$SRC/dom0-tests.sh" "$R/dom0-tests.sh"
 cp "$SRC/dom0-netif.sh" "$R/dom0-netif.sh"
 chmod +x "$R/init" "$R/dom0-tests.sh" "$R/dom0-netif.sh"
 if [ -n "${VIBRA_FIG65_LAB:-}" ]; then                     # fig6.5-xen (dom0-fig65.sh)
-  cp "$VIBRA_FIG65_LAB" "$R/vibra/vibra-lab"
+  strip -o "$R/vibra/vibra-lab" "$VIBRA_FIG65_LAB"
   ldd "$VIBRA_FIG65_LAB" | awk '/=> \//{print $3}' | while read -r l; do cp -L "$l" "$R/$LIBDIR/"; done
   cp "$SRC/dom0-fig65.sh" "$R/dom0-fig65.sh"; chmod +x "$R/dom0-fig65.sh"
   mode=${VIBRA_FIG65_MODE:---quick}; [ "$mode" = full ] && mode=
