@@ -129,13 +129,26 @@ impl Burners {
     fn start(n: usize) -> Result<Self, LabError> {
         let mut burners = Burners(Vec::with_capacity(n));
         for _ in 0..n {
-            let child = Command::new("nice")
-                .args(["-n", "19", "sh", "-c", "while :; do :; done"])
+            // (`renice`, not `nice`: Debian's static busybox in the lab's Domain-0 has only
+            // the former.)
+            let child = Command::new("sh")
+                .args([
+                    "-c",
+                    "renice -n 19 -p $$ >/dev/null || exit 3; while :; do :; done",
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .spawn()
                 .map_err(|e| LabError::XenLab(format!("starting a CPU burner: {e}")))?;
             burners.0.push(child);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for child in &mut burners.0 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(LabError::XenLab(format!(
+                    "a CPU burner exited ({status}): could it renice itself?"
+                )));
+            }
         }
         Ok(burners)
     }
