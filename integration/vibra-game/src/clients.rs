@@ -35,7 +35,13 @@ pub(crate) fn new_client(
     server: SocketAddr,
     key: SessionKey,
 ) -> Result<Client, GameError> {
-    let sock = UdpSocket::bind("127.0.0.1:0").map_err(io("bind client"))?;
+    // Loopback servers (one machine) get a loopback client; others one on any interface.
+    let local = if server.ip().is_loopback() {
+        "127.0.0.1:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let sock = UdpSocket::bind(local).map_err(io("bind client"))?;
     sock.set_nonblocking(true).map_err(io("set_nonblocking"))?;
     Ok(Client {
         id,

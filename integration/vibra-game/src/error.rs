@@ -34,6 +34,9 @@ pub enum GameError {
     /// Kernel timestamping failed.
     #[error("kernel timestamps: {0}")]
     Timestamp(#[from] vtimestamp::TsError),
+    /// A line of a remote server's report is not `client seq sent_ns kernel_ns app_ns`.
+    #[error("bad input record line: {0:?}")]
+    BadRecord(String),
     /// A game thread panicked.
     #[error("a {0} thread panicked")]
     ThreadPanicked(&'static str),

@@ -2,11 +2,40 @@
 //! delivery delay by timestamp source.
 //!
 //! `vibra-game [--servers 1,8,16,32] [--clients 4] [--burners 2] [--background 0] [--seconds 3] [--warmup 0.5] [--seed 1]`
+//!
+//! `vibra-game serve ADDR:PORT KEY_SEED [SUBSTEPS]`: one game server on a real interface (a game
+//! VM), inputs on UDP and its report of their raw times on TCP, both on PORT, until killed;
+//! the clients elsewhere use `SessionKey::from_seed(KEY_SEED)` (see `RemoteServer`).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use vibra_game::{GameConfig, run};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use vibra_game::{GameConfig, RemoteServer, SessionKey, run};
+
+fn serve(args: &[String]) -> Result<(), String> {
+    let [addr, seed, rest @ ..] = args else {
+        return Err("usage: vibra-game serve ADDR:PORT KEY_SEED [SUBSTEPS]".into());
+    };
+    let addr = addr.parse().map_err(|e| format!("address {addr}: {e}"))?;
+    let seed = seed.parse().map_err(|e| format!("key seed {seed}: {e}"))?;
+    let substeps = match rest {
+        [] => GameConfig::default().sim_substeps,
+        [n] => n.parse().map_err(|e| format!("substeps {n}: {e}"))?,
+        _ => return Err("too many arguments".into()),
+    };
+    let server = RemoteServer::bind(addr, SessionKey::from_seed(seed), substeps)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "GAME-SERVER listening on {} (udp inputs, tcp report)",
+        server.local_addr()
+    );
+    server
+        .run(&Arc::new(AtomicBool::new(false)))
+        .map_err(|e| e.to_string())
+}
 
 fn parse() -> Result<(Vec<usize>, GameConfig), String> {
     let mut servers = vec![1, 8, 16, 32];
@@ -36,6 +65,16 @@ fn parse() -> Result<(Vec<usize>, GameConfig), String> {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "serve") {
+        return match serve(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vibra-game serve: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (servers, cfg) = match parse() {
         Ok(v) => v,
         Err(e) => {

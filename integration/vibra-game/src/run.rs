@@ -171,6 +171,7 @@ pub fn run(cfg: &GameConfig) -> Result<GameReport, GameError> {
                 sim_substeps: cfg.sim_substeps,
                 stop: stop.clone(),
                 measuring: measuring.clone(),
+                records: None,
             };
             server_threads.push(
                 thread::Builder::new()

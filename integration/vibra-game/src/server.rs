@@ -3,13 +3,14 @@
 //! frame. For every input it records two delays from the client's send time: to the kernel
 //! arrival stamp, and to the application clock read right after `recvmsg` returns.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vtimestamp::socket::TimestampedSocket;
 
 use crate::clock::unix_nanos_now;
+use crate::remote::InputRecord;
 use crate::{GameError, InputPacket, SessionKey, World, error::io};
 
 /// What one server measured.
@@ -33,6 +34,8 @@ pub(crate) struct ServerParams {
     pub sim_substeps: u32,
     pub stop: Arc<AtomicBool>,
     pub measuring: Arc<AtomicBool>,
+    /// Where every measured input's raw times also go (the remote server's report), if set.
+    pub records: Option<Arc<Mutex<Vec<InputRecord>>>>,
 }
 
 pub(crate) fn serve(sock: TimestampedSocket, p: ServerParams) -> Result<ServerLog, GameError> {
@@ -84,6 +87,18 @@ pub(crate) fn serve(sock: TimestampedSocket, p: ServerParams) -> Result<ServerLo
             log.app.push(app_ns.saturating_sub(input.sent_ns));
             if kernel_ns > app_ns {
                 log.kernel_after_app += 1;
+            }
+        }
+        if let Some(records) = &p.records {
+            // A poisoned lock means the report thread panicked: keep serving, as UDP would.
+            if let Ok(mut records) = records.lock() {
+                records.push(InputRecord {
+                    client: input.client,
+                    seq: input.seq,
+                    sent_ns: input.sent_ns,
+                    kernel_ns,
+                    app_ns,
+                });
             }
         }
     }

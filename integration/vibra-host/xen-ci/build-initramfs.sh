@@ -7,6 +7,10 @@
 #   installed beside the stock ones under lib/modules/vibra/; PROBE_BIN (vtimestamp's
 #   xen_rx_probe example) goes into both, for dom0-netif.sh.
 #   WORK/stage = `dpkg -x` of the Xen, toolstack and kernel debs; outputs go to WORK/out.
+# fig6.5-xen (dom0-fig65.sh), when VIBRA_FIG65_GAME and VIBRA_FIG65_LAB name the vibra-game and
+#   vibra-lab binaries: vibra-game goes into the guest, vibra-lab and dom0-fig65.sh into Domain-0,
+#   with /vibra/fig65.conf from VIBRA_FIG65_GUESTS (default 4) and VIBRA_FIG65_MODE (default
+#   --quick; "full" for the full run).
 set -euo pipefail
 WORK=$1; TEST_BIN=$2; LOAD_BIN=$3; NETIF_DIR=$4; PROBE_BIN=$5
 SRC=$(cd "$(dirname "$0")" && pwd)
@@ -34,6 +38,10 @@ mkdir -p "$G/lib64" "$G/lib/x86_64-linux-gnu"
 ldd "$LOAD_BIN" "$PROBE_BIN" | awk '/=> \//{print $3}' | while read -r l; do cp -L "$l" "$G/lib/x86_64-linux-gnu/"; done
 cp -L /lib64/ld-linux-x86-64.so.2 "$G/lib64/"
 cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 "$G/lib/x86_64-linux-gnu/"
+if [ -n "${VIBRA_FIG65_GAME:-}" ]; then                    # fig6.5-xen's game server
+  strip -o "$G/vibra-game" "$VIBRA_FIG65_GAME"            # (symbols off: xl copies the initrd into each guest)
+  ldd "$VIBRA_FIG65_GAME" | awk '/=> \//{print $3}' | while read -r l; do cp -L "$l" "$G/lib/x86_64-linux-gnu/"; done
+fi
 (cd "$G" && find . | cpio -o -H newc --quiet) > "$OUT/guest-initrd.cpio"
 
 # ---- Domain-0 initramfs
@@ -87,5 +95,12 @@ cp "$SRC/dom0-netif.sh" "$R/dom0-netif.sh"
 chmod +x "$R/init" "$R/dom0-tests.sh" "$R/dom0-netif.sh"
 # Extra Domain-0 files: each directory in VIBRA_DOM0_EXTRA (space-separated) is copied over the root.
 for x in ${VIBRA_DOM0_EXTRA:-}; do cp -a "$x/." "$R/"; done
+if [ -n "${VIBRA_FIG65_LAB:-}" ]; then                     # fig6.5-xen (dom0-fig65.sh)
+  strip -o "$R/vibra/vibra-lab" "$VIBRA_FIG65_LAB"
+  ldd "$VIBRA_FIG65_LAB" | awk '/=> \//{print $3}' | while read -r l; do cp -L "$l" "$R/$LIBDIR/"; done
+  cp "$SRC/dom0-fig65.sh" "$R/dom0-fig65.sh"; chmod +x "$R/dom0-fig65.sh"
+  mode=${VIBRA_FIG65_MODE:---quick}; [ "$mode" = full ] && mode=
+  printf 'GUESTS=%s\nMODE=%s\n' "${VIBRA_FIG65_GUESTS:-4}" "$mode" > "$R/vibra/fig65.conf"
+fi
 (cd "$R" && find . | cpio -o -H newc --quiet) > "$OUT/dom0-initrd.cpio"
 ls -la "$OUT"

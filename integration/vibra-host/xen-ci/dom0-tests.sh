@@ -34,3 +34,5 @@ xl destroy tiny || echo "VIBRA-XEN-CI FAILED: xl destroy"
 [ -f /vibra/dom0-vibrad.sh ] && /bin/sh /vibra/dom0-vibrad.sh
 # The patched xen-netback/xen-netfront matrix (integration/xen-netif-ts), in the same boot.
 /bin/sh /dom0-netif.sh
+# fig6.5-xen (dom0-fig65.sh), in the same boot, with the patched xen-netback left loaded.
+[ -x /dom0-fig65.sh ] && /bin/sh /dom0-fig65.sh

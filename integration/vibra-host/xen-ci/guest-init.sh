@@ -17,6 +17,10 @@
 # datagram, then it sends 50 datagrams (tag guest2) through Domain-0's bridge to the receiver
 # guest 10.99.0.2, then answers the clock exchange again until the next 'end'.
 #
+# vibra_netif=game-patched|game-stock (dom0-fig65.sh): the patched or the stock netfront, and
+# one model game server, `vibra-game serve IP:7000 SEED STEPS` (vibra_game=SEED,
+# vibra_game_steps=STEPS), for `vibra-lab reproduce fig6.5-xen`.
+#
 # vibra_ip=A.B.C.D sets eth0's address (default 10.99.0.2).
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 echo "GUEST-UP uptime=$(cut -d' ' -f1 /proc/uptime)"
@@ -24,6 +28,8 @@ case " $(cat /proc/cmdline) " in
   *" vibra_netif=patched "*) NETIF=patched; NF=/lib/modules/vibra/xen-netfront.ko ;;
   *" vibra_netif=stock "*) NETIF=stock; NF=/lib/modules/xen-netfront.ko ;;
   *" vibra_netif=sender "*) NETIF=sender; NF=/lib/modules/xen-netfront.ko ;;
+  *" vibra_netif=game-patched "*) NETIF=game; NF=/lib/modules/vibra/xen-netfront.ko ;;
+  *" vibra_netif=game-stock "*) NETIF=game; NF=/lib/modules/xen-netfront.ko ;;
   *) NETIF=; NF=/lib/modules/xen-netfront.ko ;;
 esac
 insmod "$NF" 2>&1
@@ -40,6 +46,11 @@ if [ "$NETIF" = sender ]; then
     dmesg | grep -i -E 'segfault|traps:' | sed 's/^/NETIF-SENDER dmesg: /'
     echo "NETIF-SENDER done"
   ) &
+  sleep 1
+elif [ "$NETIF" = game ]; then
+  SEED=$(sed -n 's/.* vibra_game=\([0-9]*\).*/\1/p' /proc/cmdline)
+  STEPS=$(sed -n 's/.* vibra_game_steps=\([0-9]*\).*/\1/p' /proc/cmdline)
+  /vibra-game serve "$GIP:7000" "${SEED:-1}" ${STEPS:+"$STEPS"} &
   sleep 1
 elif [ -n "$NETIF" ]; then
   echo "NETIF-GUEST netfront=$NETIF"

@@ -88,6 +88,10 @@ pub enum LabError {
     /// The real-component testbed failed (or was interrupted, after tearing itself down).
     #[error(transparent)]
     Testbed(#[from] crate::testbed::error::TestbedError),
+    /// The Xen lab experiment (fig6.5-xen) could not measure: a guest did not answer, or no
+    /// host timestamp arrived.
+    #[error("Xen lab: {0}")]
+    XenLab(String),
     /// An experiment on real components cannot run here (not root, a package missing) and
     /// `VIBRA_REQUIRE_PRIVILEGED=1` is not set: `reproduce` lists it as skipped, with why.
     #[error("{experiment} skipped: {reason}")]

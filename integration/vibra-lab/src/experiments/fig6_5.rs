@@ -23,7 +23,7 @@ const QUICK: &[usize] = &[1, 16, 30, 46];
 /// The server count the dissertation quotes its gain at (section 6.6.3).
 const QUOTED_SERVERS: usize = 46;
 /// The timestamp-accuracy bound of section 6.6.3.
-const BOUND_US: f64 = 1_000.0;
+pub(crate) const BOUND_US: f64 = 1_000.0;
 /// The two load conditions every point runs under: the model alone on the machine, and the
 /// model plus unpinned background burners (one per CPU of the project's 2-core machines)
 /// standing in for other work on the host. A controlled load, so the loaded figure is
@@ -40,15 +40,15 @@ fn game_error(e: GameError) -> LabError {
 
 /// Mean, sample standard deviation, minimum and maximum of repeated measurements.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Spread {
-    mean: f64,
-    sd: f64,
-    min: f64,
-    max: f64,
+pub(crate) struct Spread {
+    pub(crate) mean: f64,
+    pub(crate) sd: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
 }
 
 impl Spread {
-    fn of(values: impl IntoIterator<Item = f64>) -> Spread {
+    pub(crate) fn of(values: impl IntoIterator<Item = f64>) -> Spread {
         let v: Vec<f64> = values.into_iter().collect();
         let n = v.len().max(1) as f64;
         let mean = v.iter().sum::<f64>() / n;
@@ -66,7 +66,7 @@ impl Spread {
     }
 
     /// "mean ± sd (min-max)" in milliseconds.
-    fn ms(&self) -> String {
+    pub(crate) fn ms(&self) -> String {
         format!(
             "{:.3} ± {:.3} ms (runs {:.3}-{:.3})",
             self.mean / 1e3,
@@ -91,7 +91,7 @@ impl Point {
 
 /// The largest server count whose mean delay (over repeats) stays within the bound, counting
 /// only the prefix of counts that all do (a later dip under the bound does not count).
-fn within_bound(points: &[(usize, f64)]) -> Option<usize> {
+pub(crate) fn within_bound(points: &[(usize, f64)]) -> Option<usize> {
     points
         .iter()
         .take_while(|(_, mean)| *mean <= BOUND_US)

@@ -14,6 +14,7 @@ mod fig4_4;
 mod fig5;
 mod fig5_live;
 mod fig6_5;
+mod fig6_5_xen;
 mod table3_1;
 mod table3_2;
 mod web;
@@ -93,6 +94,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &fig5_live::Fig57Live,
     &fig5_live::Fig58Live,
     &fig6_5::Fig65,
+    &fig6_5_xen::Fig65Xen,
 ];
 
 /// Looks an experiment up by its SPEC section 10 name.
