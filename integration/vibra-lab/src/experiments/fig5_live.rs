@@ -19,7 +19,7 @@ use crate::{
 const STRATEGIES: [Strategy; 3] = [Strategy::Static, Strategy::Distributed, Strategy::Bank];
 
 /// The machine's load average now (`/proc/loadavg`'s first three fields).
-fn loadavg() -> String {
+pub(super) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())

@@ -6,6 +6,7 @@
 
 use crate::{LabError, Report, RunContext};
 
+mod fig3_7;
 mod fig3_8;
 mod fig3_9;
 mod fig4_1;
@@ -15,6 +16,7 @@ mod fig5;
 mod fig5_live;
 mod fig6_5;
 mod fig6_5_xen;
+mod replay_schedule;
 mod table3_1;
 mod table3_2;
 mod web;
@@ -83,6 +85,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &fig4_1::Fig41,
     &table3_1::Table31,
     &table3_2::Table32,
+    &fig3_7::Fig37,
     &fig3_8::Fig38,
     &fig3_9::Fig39,
     &fig4_3::Fig43,
