@@ -42,9 +42,10 @@ memory  = 128
 vcpus   = 1
 vif     = [ 'bridge=xenbr0,mac=00:16:3e:00:65:$(printf %02x $i)' ]
 CFG
-  # xl create fails now and then in this lab under QEMU TCG ("unable to XZ decompress kernel",
-  # "malloc(): corrupted top size" in xl itself: the memory faults dom0-netif.sh notes for
-  # busybox): tried up to three times, a leftover half-built domain destroyed in between.
+  # Under QEMU's -cpu max, xl create failed now and then ("unable to XZ decompress kernel",
+  # "malloc(): corrupted top size" in xl itself: Domain-0's memory corrupted, see .ci/xen.sh);
+  # .ci/xen.sh boots -cpu qemu64 now. Still tried up to three times, a leftover half-built
+  # domain destroyed in between, with a note in the serial log when a retry was needed.
   for try in 1 2 3; do
     xl create /tmp/g65-$i.cfg >/dev/null && break
     say "note: xl create g65-$i failed (try $try)"; xl destroy g65-$i 2>/dev/null; sleep 2

@@ -25,8 +25,9 @@ PROBE=/vibra/xen-rx-probe
 NBP=/sys/module/xen_netback/parameters
 up() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "VIBRA-XEN-NETIF $*"; }
-# Busybox processes die of SIGSEGV now and then in this lab, in Domain-0 and in guests (none to
-# two a boot in four boots under QEMU TCG on a loaded host). The one the kernel logged with its
+# Busybox processes died of SIGSEGV now and then in this lab, in Domain-0 and in guests (none to
+# two a boot in four boots under QEMU TCG's -cpu max on a loaded host; .ci/xen.sh boots
+# -cpu qemu64 since that model was found to corrupt Domain-0's memory). The one the kernel logged with its
 # address (the "segfault at 0 ... in busybox" lines are printed at the end of this script) died
 # at start, in glibc's __ctype_init, reading a NULL locale pointer from the new process's TLS:
 # not the command's doing. A command that dies of a signal (status >= 128) has not answered, so
