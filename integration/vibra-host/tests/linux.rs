@@ -867,3 +867,43 @@ fn is_running_follows_procs_and_ns() {
     assert!(!host.is_running(&vm).unwrap(), "namespace gone");
     assert!(host.is_running("never-created").is_err());
 }
+
+#[test]
+fn an_adopted_vm_is_set_and_read_but_never_removed() {
+    let Some(mut owner) = host_or_skip("adopt") else {
+        return;
+    };
+    let vm = owner
+        .create_vm(&VmSpec::new(&name("ad")).unwrap().with_link(link(7)))
+        .unwrap();
+    let child = Reaped(Command::new("sleep").arg("60").spawn().unwrap());
+    owner.attach(&vm, child.0.id()).unwrap();
+    let parent = format!("vibra-host-test-{}-adopt", std::process::id());
+    let mut agent = LinuxHost::new(&parent).unwrap();
+    assert!(matches!(
+        agent.adopt_vm(&name("none")),
+        Err(Error::Io { .. })
+    ));
+    let adopted = agent.adopt_vm(&vm).unwrap();
+    assert!(matches!(
+        agent.adopt_vm(&vm),
+        Err(Error::VmExists { .. })
+    ));
+    assert!(agent.is_running(&adopted).unwrap());
+    let mem = MemoryTarget::from_mib(96).unwrap();
+    let rate = Bandwidth::from_bits_per_sec(40e6).unwrap();
+    agent.set_memory_target(&adopted, mem).unwrap();
+    agent.set_egress(&adopted, rate).unwrap();
+    // The owner reads back from the kernel what the adopter wrote.
+    assert_eq!(owner.memory_target(&vm).unwrap(), Some(mem));
+    assert_eq!(owner.egress_limit(&vm).unwrap(), Some(rate));
+    assert_eq!(agent.list_vms().unwrap(), vec![vm.clone()]);
+    drop(agent);
+    // Nothing of the VM was removed or killed, and the parent is still there.
+    assert!(owner.is_running(&vm).unwrap(), "the adopter's drop killed the VM");
+    assert_eq!(owner.memory_target(&vm).unwrap(), Some(mem));
+    assert!(cgroup_dirs("adopt", &vm).iter().all(|d| d.is_dir()));
+    let host_if = owner.host_interface(&vm).unwrap().to_string();
+    assert!(std::path::Path::new("/sys/class/net").join(host_if).exists());
+    drop(child);
+}

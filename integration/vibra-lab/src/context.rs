@@ -33,6 +33,39 @@ pub struct RunContext {
     pub urls: Option<Arc<wc98::UrlList>>,
     /// Where progress lines go.
     pub progress: Progress,
+    /// `--agent`: who moves the back ends' resources on the testbed after a failure.
+    pub agent: AgentChoice,
+}
+
+/// Who moves the testbed's bandwidth and memory in fig4.4 (`--agent`).
+///
+/// ```
+/// use vibra_lab::AgentChoice;
+/// assert_eq!(AgentChoice::default(), AgentChoice::Lab);
+/// assert_eq!("vibrad".parse::<AgentChoice>(), Ok(AgentChoice::Vibrad));
+/// assert!("x".parse::<AgentChoice>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AgentChoice {
+    /// vibra-lab itself, through vibra-host, one agent period after the failure (the failed
+    /// back end's share split evenly among the survivors).
+    #[default]
+    Lab,
+    /// A real `vibrad` (agent role) adopting the back ends: it measures, re-divides every
+    /// period and compensates a failure (SPEC 4) by itself.
+    Vibrad,
+}
+
+impl std::str::FromStr for AgentChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "lab" => Ok(AgentChoice::Lab),
+            "vibrad" => Ok(AgentChoice::Vibrad),
+            _ => Err(format!("{s:?}: expected lab or vibrad")),
+        }
+    }
 }
 
 impl RunContext {
@@ -48,6 +81,7 @@ impl RunContext {
             seed: DEFAULT_SEED,
             urls: None,
             progress: Progress::silent(),
+            agent: AgentChoice::Lab,
         }
     }
 

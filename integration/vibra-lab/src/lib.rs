@@ -28,7 +28,7 @@ mod rss;
 pub mod testbed;
 pub mod workload;
 
-pub use context::{DEFAULT_SEED, Progress, RunContext, Task};
+pub use context::{AgentChoice, DEFAULT_SEED, Progress, RunContext, Task};
 pub use error::LabError;
 pub use experiments::{EXPERIMENTS, Experiment, find, run_checked};
 pub use map::{MapConfig, run_map};

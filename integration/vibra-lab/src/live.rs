@@ -209,7 +209,9 @@ pub fn unavailable() -> Option<String> {
     vibrad_bin().err().map(|e| e.to_string())
 }
 
-fn vibrad_bin() -> Result<PathBuf, TestbedError> {
+/// The `vibrad` binary: `$VIBRA_VIBRAD_BIN`, else beside this program (or in its target
+/// folder's `release`/`debug`).
+pub(crate) fn vibrad_bin() -> Result<PathBuf, TestbedError> {
     locate_binary(
         "vibrad",
         VIBRAD_BIN_ENV,
@@ -318,7 +320,7 @@ fn free_udp() -> Result<SocketAddr, TestbedError> {
         .map_err(|e| TestbedError::io("127.0.0.1:0 (udp)", e))
 }
 
-fn free_tcp() -> Result<SocketAddr, TestbedError> {
+pub(crate) fn free_tcp() -> Result<SocketAddr, TestbedError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map_err(|e| TestbedError::io("127.0.0.1:0 (tcp)", e))
@@ -766,7 +768,7 @@ impl Cluster {
 }
 
 /// One GET of a metrics endpoint; the body.
-fn scrape(addr: SocketAddr) -> Result<String, TestbedError> {
+pub(crate) fn scrape(addr: SocketAddr) -> Result<String, TestbedError> {
     let io = |e| TestbedError::io(format!("metrics {addr}"), e);
     let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(io)?;
     c.set_read_timeout(Some(Duration::from_secs(2)))
@@ -815,12 +817,12 @@ fn parse_patterns(text: &str, ranks: usize) -> Result<LiveRun, TestbedError> {
 }
 
 /// Sends `sig` to `pid` (errors ignored: the process may be gone).
-fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+pub(crate) fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
 }
 
 /// Waits up to `limit` for `child` to exit, then kills it; always reaps it.
-fn reap(child: &mut Child, limit: Duration) {
+pub(crate) fn reap(child: &mut Child, limit: Duration) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {

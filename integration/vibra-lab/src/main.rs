@@ -11,7 +11,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use vibra_hash::HashKind;
 use vibra_lab::{
-    DEFAULT_SEED, EXPERIMENTS, Experiment, LabError, MapConfig, Progress, RunContext, find,
+    AgentChoice, DEFAULT_SEED, EXPERIMENTS, Experiment, LabError, MapConfig, Progress, RunContext, find,
     json_line, render_text, run_checked, run_map, write_outputs,
 };
 
@@ -73,6 +73,11 @@ enum Command {
         /// CI's lab stage does, and runs them with --quick in their own stage.
         #[arg(long)]
         no_testbed: bool,
+        /// Who moves the back ends' bandwidth and memory in fig4.4: `lab` (vibra-lab, by
+        /// hand, 3 s after the failure) or `vibrad` (a real vibrad adopting the back ends;
+        /// its binary from $VIBRA_VIBRAD_BIN or beside vibra-lab).
+        #[arg(long, value_name = "AGENT", default_value = "lab")]
+        agent: AgentChoice,
     },
     /// List the experiments `reproduce` knows.
     List,
@@ -149,6 +154,7 @@ fn run(command: Command) -> Result<ExitCode, LabError> {
             seed,
             quiet,
             no_testbed,
+            agent,
         } => {
             // The one reader and its one rule for finding the data (the wc98 crate); read once,
             // shared by every experiment.
@@ -166,6 +172,7 @@ fn run(command: Command) -> Result<ExitCode, LabError> {
                 } else {
                     Progress::stderr()
                 },
+                agent,
             };
             let selected: Vec<&dyn Experiment> = match name {
                 Some(n) => vec![find(&n)?],

@@ -129,6 +129,10 @@ pub struct Config {
     pub backend: Backend,
     /// The parent cgroup of this host's VMs (Linux backend).
     pub cgroup_parent: String,
+    /// `[linux] adopt`: this host's VMs already exist under `cgroup_parent` (made by another
+    /// program, e.g. vibra-lab's testbed); vibrad adopts them by name (vibra-host's
+    /// `LinuxHost::adopt_vm`) instead of creating them, and never kills or removes them.
+    pub adopt: bool,
     /// Every host.
     pub hosts: Vec<String>,
     /// Every customer.
@@ -153,7 +157,8 @@ pub struct Config {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     /// vibra-host's `LinuxHost`: vibrad creates each VM (a cgroup and a network namespace)
-    /// at start and removes it when it stops.
+    /// at start and removes it when it stops, or with `[linux] adopt = true` adopts the
+    /// existing ones by name.
     Linux,
     /// vibra-host's `XenHost`, from Domain-0: vibrad adopts the running domains named by the
     /// VMs (a toolstack such as `xl` creates and destroys them).
@@ -904,11 +909,13 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
 
     // [linux]
     let mut cgroup_parent = "vibrad".to_string();
+    let mut adopt = false;
     if let Some(l) = root.sub(ctx, "linux") {
-        ctx.keys("linux", l.t, &["cgroup_parent"]);
+        ctx.keys("linux", l.t, &["cgroup_parent", "adopt"]);
         if let Some(p) = l.opt_str(ctx, "cgroup_parent") {
             cgroup_parent = p;
         }
+        adopt = l.opt_bool(ctx, "adopt").unwrap_or(false);
     }
 
     // [[host]] is not a key: hosts are named by the VMs and `host`; gather them.
@@ -1035,6 +1042,21 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
                 }
             }
         }
+        if adopt && host.as_ref() == Some(&vhost) {
+            for (k, set) in [
+                ("command", !command.is_empty()),
+                ("host_ip", v.get("host_ip").is_some()),
+                ("vm_ip", v.get("vm_ip").is_some()),
+            ] {
+                if set {
+                    ctx.err(
+                        &span(k),
+                        &join(&v.path, k),
+                        "this host adopts its VMs ([linux] adopt = true): their creator starts their commands and makes their links",
+                    );
+                }
+            }
+        }
         if !vnames.insert(name.clone()) {
             ctx.err(
                 &span("name"),
@@ -1112,6 +1134,7 @@ fn build(ctx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<Config> {
         metrics,
         backend,
         cgroup_parent,
+        adopt,
         hosts: hosts.into_iter().collect(),
         customers: out_customers,
         vms,
@@ -1499,6 +1522,23 @@ host = "h1"
             errs.iter().any(|e| e.key == "customer[0].replication"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn adopted_vms_take_no_command_or_link() {
+        let c = Config::parse(&format!("{MINIMAL}[linux]\nadopt = true\n")).unwrap();
+        assert!(c.adopt);
+        assert!(!Config::parse(MINIMAL).unwrap().adopt);
+        let src = MINIMAL.replace(
+            "name = \"acme-2\"",
+            "name = \"acme-2\"\ncommand = [\"nginx\"]\nhost_ip = \"10.0.0.1\"\nvm_ip = \"10.0.0.2\"",
+        ) + "[linux]\nadopt = true\n";
+        let errs = Config::parse(&src).unwrap_err();
+        for key in ["vm[1].command", "vm[1].host_ip", "vm[1].vm_ip"] {
+            assert!(errs.iter().any(|e| e.key == key), "{key} missing in {errs:?}");
+        }
+        let errs = Config::parse(&format!("{MINIMAL}[linux]\nadopt = 1\n")).unwrap_err();
+        assert!(errs.iter().any(|e| e.key == "linux.adopt"), "{errs:?}");
     }
 
     #[test]

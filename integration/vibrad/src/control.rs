@@ -55,6 +55,9 @@ pub struct Leader {
     vms: Vec<String>,
     agent: Agent,
     dry_run: bool,
+    period: Duration,
+    /// No re-division before this time: one period after a compensation (see `step`).
+    hold_until: Option<Duration>,
 }
 
 impl Leader {
@@ -119,6 +122,8 @@ impl Leader {
             vms,
             agent,
             dry_run: false,
+            period: agent_cfg.period,
+            hold_until: None,
         })
     }
 
@@ -189,7 +194,9 @@ impl Leader {
 
     /// One step at `now`: VMs in `failed` that the agent still counts live fail (SPEC 4: their
     /// share goes to the next R live VMs); when `usage` is given (once per period) it is fed to
-    /// the estimator (SPEC 5); the agent re-divides the kinds that are due; the result is
+    /// the estimator (SPEC 5); the agent re-divides the kinds that are due, except within one
+    /// period after a compensation (which a re-division on the estimates from before the
+    /// failure would undo at once); the result is
     /// written to `granted/` as one compare-and-swap per kind. A lost race re-reads the
     /// directory's record into the agent and reports `wrote = false`.
     ///
@@ -252,7 +259,16 @@ impl Leader {
         if !report.failed.is_empty() || !report.replaced.is_empty() {
             report.wrote |= self.publish(dir)?;
         }
-        report.plans.extend(self.agent.tick(now)?);
+        // A re-division right after a compensation would undo it at once (the takers' demand
+        // estimates are still from before the failure): the compensated allocation holds for
+        // one period, then the pool is re-divided by the demand measured since.
+        if !report.failed.is_empty() {
+            self.hold_until = Some(now + self.period);
+        }
+        if self.hold_until.is_none_or(|h| now >= h) {
+            self.hold_until = None;
+            report.plans.extend(self.agent.tick(now)?);
+        }
         report.wrote |= self.publish(dir)?;
         Ok(report)
     }

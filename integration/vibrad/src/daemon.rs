@@ -589,7 +589,8 @@ impl<H: Vms> Drop for Daemon<H> {
     }
 }
 
-/// Creates this host's VMs on a Linux host and starts their commands inside them.
+/// Creates this host's VMs on a Linux host and starts their commands inside them; with
+/// `[linux] adopt = true`, adopts the existing VMs of those names instead (nothing started).
 ///
 /// ```no_run
 /// use vibrad::{config::Config, daemon::*};
@@ -604,6 +605,12 @@ pub fn linux_host(cfg: &Config) -> Result<(LinuxHost, Vec<Child>)> {
     let mut host = LinuxHost::new(&cfg.cgroup_parent)?;
     let mut children = Vec::new();
     for v in cfg.vms.iter().filter(|v| v.host == cfg.host) {
+        if cfg.adopt {
+            // Someone else's VM (`[linux] adopt`): set and read, never started or removed.
+            host.adopt_vm(&v.name)?;
+            tracing::info!(vm = v.name, "adopted");
+            continue;
+        }
         let mut spec = VmSpec::new(&v.name)?;
         if let Some(l) = v.link {
             spec = spec.with_link(l);

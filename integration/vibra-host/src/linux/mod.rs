@@ -2,7 +2,9 @@
 //! plus a network namespace joined to the host by a veth pair.
 //!
 //! Owns the VMs it creates and removes them (processes killed, cgroups, namespace and link
-//! deleted) when dropped. It never touches a cgroup or namespace it did not create.
+//! deleted) when dropped. It never touches a cgroup or namespace it did not create, except the
+//! VMs it is told to adopt ([`LinuxHost::adopt_vm`]: another controller's, whose settings it
+//! writes and reads but which it never kills or removes).
 //!
 //! Egress shaping: the tbf qdisc sits on the VM end of the veth (inside the namespace, set by
 //! the host over an rtnetlink socket it opened in that namespace), because the VM's egress reaches the host end as *ingress*, where
@@ -126,6 +128,8 @@ struct Vm {
     cpu: Option<CpuSetting>,
     memory: Option<MemoryTarget>,
     egress: Option<Bandwidth>,
+    /// Adopted ([`LinuxHost::adopt_vm`]): someone else's, never killed or removed by us.
+    adopted: bool,
 }
 
 /// A Linux host: VMs are cgroups plus network namespaces. Needs root.
@@ -260,6 +264,7 @@ impl LinuxHost {
             cpu: None,
             memory: None,
             egress: None,
+            adopted: false,
         };
         let made = (|| {
             for d in &vm.dirs {
@@ -294,6 +299,71 @@ impl LinuxHost {
         }
         self.vms.insert(name.clone(), vm);
         Ok(name)
+    }
+
+    /// Adopts a VM that another controller created under the same parent cgroup (for example
+    /// another process's `LinuxHost::new(parent)` and [`LinuxHost::create_vm`]): its cgroups
+    /// `<parent>/<name>`, its namespace `/run/netns/<name>` and the host end `<name>h` of its
+    /// link must all exist. This controller then reads and sets it like one of its own (the
+    /// first setting of each kind is always written: it knows nothing of what the creator
+    /// wrote), but never kills its processes nor removes it: [`LinuxHost::destroy_vm`] and
+    /// dropping the controller only forget it, and a controller that adopted a VM leaves the
+    /// parent cgroup in place (its creator removes it). Errors: a bad or already known name
+    /// ([`Error::VmExists`]), or a missing part ([`Error::Io`] naming the path).
+    ///
+    /// ```no_run
+    /// # use vibra_host::{HostController, LinuxHost, MemoryTarget, VmSpec};
+    /// let mut owner = LinuxHost::new("vibra-adopt")?;
+    /// owner.create_vm(&VmSpec::new("adopt-1")?)?;
+    /// let mut agent = LinuxHost::new("vibra-adopt")?;
+    /// let vm = agent.adopt_vm("adopt-1")?;
+    /// agent.set_memory_target(&vm, MemoryTarget::from_mib(64)?)?;
+    /// drop(agent); // adopt-1 is untouched
+    /// assert_eq!(owner.memory_target(&vm)?, Some(MemoryTarget::from_mib(64)?));
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
+    pub fn adopt_vm(&mut self, name: &str) -> Result<String, Error> {
+        check_name(name)?;
+        if self.vms.contains_key(name) {
+            return Err(Error::VmExists {
+                vm: name.to_string(),
+            });
+        }
+        let cpu_dir = self.parent_dir(&self.layout.cpu).join(name);
+        let cpuacct_dir = self.parent_dir(&self.layout.cpuacct).join(name);
+        let memory_dir = self.parent_dir(&self.layout.memory).join(name);
+        let mut dirs: Vec<PathBuf> = Vec::with_capacity(3);
+        for d in [&cpu_dir, &cpuacct_dir, &memory_dir] {
+            if !dirs.contains(d) {
+                dirs.push(d.clone());
+            }
+        }
+        let host_if = format!("{name}h");
+        let netns = Path::new("/run/netns").join(name);
+        let sys_if = Path::new("/sys/class/net").join(&host_if);
+        for p in dirs.iter().map(PathBuf::as_path).chain([netns.as_path(), sys_if.as_path()]) {
+            if let Err(source) = std::fs::metadata(p) {
+                return Err(Error::Io {
+                    vm: name.to_string(),
+                    op: Operation::CreateVm,
+                    path: p.display().to_string(),
+                    source,
+                });
+            }
+        }
+        let vm = Vm {
+            cpu_dir,
+            cpuacct_dir,
+            memory_dir,
+            dirs,
+            host_if,
+            cpu: None,
+            memory: None,
+            egress: None,
+            adopted: true,
+        };
+        self.vms.insert(name.to_string(), vm);
+        Ok(name.to_string())
     }
 
     /// The namespace sockets (a panic elsewhere while holding them leaves nothing half-done
@@ -402,7 +472,8 @@ impl LinuxHost {
         }
     }
 
-    /// Kills every process in the VM, then removes its cgroups, namespace and link.
+    /// Kills every process in the VM, then removes its cgroups, namespace and link; an adopted
+    /// VM ([`LinuxHost::adopt_vm`]) is only forgotten.
     ///
     /// ```no_run
     /// # use vibra_host::{HostController, LinuxHost, VmSpec};
@@ -414,6 +485,12 @@ impl LinuxHost {
     /// ```
     pub fn destroy_vm(&mut self, vm: &str) -> Result<(), Error> {
         let v = self.vm(vm, Operation::DestroyVm)?;
+        if v.adopted {
+            // Someone else's: forget it (and close our socket in its namespace), touch nothing.
+            self.netns_sockets().close(vm);
+            self.vms.remove(vm);
+            return Ok(());
+        }
         for d in &v.dirs {
             kill_all(vm, d)?;
         }
@@ -578,13 +655,15 @@ fn kill_all(vm: &str, dir: &Path) -> Result<(), Error> {
 
 impl Drop for LinuxHost {
     fn drop(&mut self) {
+        let adopted = self.vms.values().any(|v| v.adopted);
         let names: Vec<String> = self.vms.keys().cloned().collect();
         for name in names {
             if let Err(e) = self.destroy_vm(&name) {
                 eprintln!("vibra-host: cleanup of VM {name} failed: {e}");
             }
         }
-        for (_, dir) in &self.parents {
+        // The creator of adopted VMs owns the parent they live in.
+        for (_, dir) in self.parents.iter().filter(|_| !adopted) {
             if let Err(e) = std::fs::remove_dir(dir)
                 && e.kind() != std::io::ErrorKind::NotFound
             {

@@ -2,13 +2,19 @@
 //! testbed (`crate::testbed`), with fig. 4.3's set-up: 4 nginx back ends with scarce egress
 //! bandwidth and memory, `vibra-proxy --policy url-hash/r` (R = 2) in front, the World Cup
 //! stream replayed in a loop over keep-alive connections. At `fail_s` back end 1's nginx is
-//! stopped (the dissertation kills its server 2 of 1..4 at t = 60 s); one agent period (3 s)
-//! later its bandwidth and memory are split among the survivors through vibra-host, as the
-//! allocation agent does (SPEC 4 with the whole pool moved; vibrad itself is not running).
+//! stopped (the dissertation kills its server 2 of 1..4 at t = 60 s). Who moves its bandwidth
+//! and memory (`--agent`): `lab` (the default) splits them among the survivors through
+//! vibra-host one agent period (3 s) later, by hand; `vibrad` runs a real `vibrad` (agent
+//! role, period 3 s, alpha 0.9, R = 2) that adopts the back ends from the start
+//! (`testbed::VibradAgent`), re-divides both pools by measured demand every period, notices the
+//! dead nginx (its cgroup holds no process) and gives its share to the next R back ends (SPEC 4)
+//! by itself; the lab then only reads back what was applied.
 //! Requests arrive open-loop (Poisson, seeded) at `OFFERED_LOAD` of the back ends' total
 //! egress rate, so each back end's throughput is the demand routed to it.
 //! Every second the experiment reads each back end's egress counter (the host end of its
-//! link), the disk's read counter and the load generator's live counters.
+//! link), its memory limit and egress rate as the kernel holds them (whoever set them), the
+//! disk's read counter and the load generator's live counters, and with `vibrad` its demand
+//! estimates (its metrics endpoint).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,12 +22,14 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::fig4_3::{self, BACKENDS, FAILED};
-use super::web::{Transfer, bring_up, give_survivors, mean_sd, require_testbed};
+use super::web::{Transfer, bring_up, give_survivors, mean_sd, require, require_testbed};
 use crate::testbed::{
-    FrontEnd, LiveCounters, LoadOptions, poisson_arrivals, run_load, run_load_with, stop_flag,
+    AgentOptions, FrontEnd, LiveCounters, LoadOptions, VibradAgent, poisson_arrivals, run_load,
+    run_load_with, stop_flag,
 };
 use crate::{
-    Comparison, DissertationMark, Experiment, Figure, LabError, Report, RunContext, Series,
+    AgentChoice, Comparison, DissertationMark, Experiment, Figure, LabError, Report, RunContext,
+    Series,
 };
 
 /// The `fig4.4` experiment.
@@ -50,6 +58,11 @@ struct Sample {
     requests_per_s: f64,
     failed: u64,
     mean_ms: f64,
+    /// Per back end, the memory limit (MiB) and egress rate (Mbit/s) in the kernel.
+    memory_limit_mib: Vec<f64>,
+    egress_limit_mbit: Vec<f64>,
+    /// Per back end, vibrad's bandwidth demand estimate (Mbit/s), with `--agent vibrad`.
+    demand_mbit: Vec<Option<f64>>,
 }
 
 /// Mean over the samples with `lo <= t_s < hi` of `f`.
@@ -88,10 +101,19 @@ impl Experiment for Fig44 {
 
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
         require_testbed(self.name())?;
+        if ctx.agent == AgentChoice::Vibrad {
+            require(self.name(), VibradAgent::unavailable())?;
+        }
         let s = fig4_3::setup(ctx.quick);
         let (length_s, fail_s) = timeline(ctx.quick);
         let (work, mut tb, proxy) = bring_up(ctx, self.name(), &s)?;
         give_survivors(&mut tb, &s, FAILED, Transfer::default())?;
+        // Declared after the testbed, so dropped (stopped) before it on every path.
+        let agent_options = AgentOptions::dissertation(s.egress_bits_per_sec, s.memory_mib);
+        let mut agent = match ctx.agent {
+            AgentChoice::Vibrad => Some(VibradAgent::start(&tb, &agent_options)?),
+            AgentChoice::Lab => None,
+        };
         let fe = FrontEnd::start(&proxy, POLICY, 2, tb.backend_addrs(), tb.work_dir())?;
         tb.evict()?;
         // Warm-up: one closed-loop pass over the stream, so that the timeline compares page
@@ -132,6 +154,11 @@ impl Experiment for Fig44 {
                     let e = tb.egress_bytes()?;
                     let d = tb.disk().read_bytes()?;
                     let c = live.snapshot();
+                    let limits = tb.limits()?;
+                    let demand = match &agent {
+                        Some(a) => a.bandwidth_demand_bits_per_sec()?,
+                        None => vec![None; limits.len()],
+                    };
                     let answered = c.0 - counters.0;
                     samples.push(Sample {
                         t_s: second as f64,
@@ -148,6 +175,15 @@ impl Experiment for Fig44 {
                         } else {
                             0.0
                         },
+                        memory_limit_mib: limits
+                            .iter()
+                            .map(|l| l.0.map_or(f64::NAN, |b| b as f64 / 1048576.0))
+                            .collect(),
+                        egress_limit_mbit: limits
+                            .iter()
+                            .map(|l| l.1.map_or(f64::NAN, |b| b / 1e6))
+                            .collect(),
+                        demand_mbit: demand.iter().map(|d| d.map(|b| b / 1e6)).collect(),
                     });
                     (egress, disk, counters, last) = (e, d, c, now);
                     task.advance(1);
@@ -159,7 +195,15 @@ impl Experiment for Fig44 {
                         ));
                         failed = true;
                     }
-                    if !moved && second >= fail_s + AGENT_PERIOD_S {
+                    if let Some(a) = agent.as_mut()
+                        && !a.running()
+                    {
+                        return Err(LabError::from(crate::testbed::TestbedError::Process {
+                            what: "vibrad (the testbed's agent)".into(),
+                            detail: format!("exited during the run; log: {}", a.log_tail(5)),
+                        }));
+                    }
+                    if agent.is_none() && !moved && second >= fail_s + AGENT_PERIOD_S {
                         let both = Transfer {
                             bandwidth: true,
                             memory: true,
@@ -187,6 +231,32 @@ impl Experiment for Fig44 {
             Ok(stats?)
         })?;
         drop(fe);
+        let agent_note = match &agent {
+            Some(a) => format!(
+                "agent: vibrad (agent role, in-memory directory, period {} s, alpha {}, R = {}, \
+                 floors {:.0} Mbit/s and {} MiB) adopting the back ends' cgroups, namespaces and \
+                 veths at the start; pools {} x {:.0} Mbit/s and {} x {} MiB; it saw {} \
+                 failure(s); the lab moved nothing",
+                agent_options.period_s,
+                agent_options.alpha,
+                agent_options.replication,
+                agent_options.egress_floor_bits_per_sec / 1e6,
+                agent_options.memory_floor_mib,
+                BACKENDS,
+                s.egress_bits_per_sec / 1e6,
+                BACKENDS,
+                s.memory_mib,
+                a.failures_seen()?
+            ),
+            None => "agent: vibra-lab itself (vibrad not running): one period after the \
+                     failure the failed back end's bandwidth and memory split evenly among the \
+                     survivors through vibra-host"
+                .to_string(),
+        };
+        drop(agent);
+        if let Some(e) = moved_event(&samples, fail_s) {
+            events.push(e);
+        }
 
         let mut report = Report::default();
         for smp in &samples {
@@ -201,6 +271,13 @@ impl Experiment for Fig44 {
                     "failed_requests": smp.failed,
                     "mean_ms": smp.mean_ms,
                     "disk_read_mb_per_s": smp.disk_mb_per_s,
+                    "memory_limit_mib": finite(smp.memory_limit_mib[server]),
+                    "egress_limit_mbit": finite(smp.egress_limit_mbit[server]),
+                    "demand_mbit": smp.demand_mbit[server],
+                    "agent": match ctx.agent {
+                        AgentChoice::Lab => "lab",
+                        AgentChoice::Vibrad => "vibrad",
+                    },
                 }));
             }
         }
@@ -228,6 +305,7 @@ impl Experiment for Fig44 {
             warm.seconds,
             events.join("; ")
         ));
+        report.note(agent_note);
         report.note(work.note(ctx.seed));
         report.note(format!(
             "load generator: {} requests answered, {} failed (in flight on the killed back end \
@@ -303,6 +381,38 @@ impl Experiment for Fig44 {
             ));
         }
         report.figure(fig);
+        for (id, title, unit, get) in [
+            (
+                "fig4.4-egress",
+                "Egress rate applied per server (kernel)",
+                "egress rate (Mbit/s)",
+                (|x: &Sample, i: usize| x.egress_limit_mbit[i]) as fn(&Sample, usize) -> f64,
+            ),
+            (
+                "fig4.4-memory",
+                "Memory limit applied per server (kernel)",
+                "memory limit (MiB)",
+                |x: &Sample, i: usize| x.memory_limit_mib[i],
+            ),
+        ] {
+            let mut f = Figure::lines(
+                id,
+                format!("{title}, back end {FAILED} killed at {fail_s} s"),
+                "time (s)",
+                unit,
+            );
+            for server in 0..BACKENDS {
+                f = f.with_series(Series::new(
+                    format!("server {server}"),
+                    samples
+                        .iter()
+                        .filter(|x| get(x, server).is_finite())
+                        .map(|x| (x.t_s, get(x, server)))
+                        .collect(),
+                ));
+            }
+            report.figure(f);
+        }
         let response = Figure::lines(
             "fig4.4-response",
             "Mean response time per second",
@@ -326,4 +436,38 @@ impl Experiment for Fig44 {
         report.figure(response);
         Ok(report)
     }
+}
+
+/// `x`, or JSON null when it is not finite (no limit in the kernel).
+fn finite(x: f64) -> serde_json::Value {
+    if x.is_finite() { json!(x) } else { serde_json::Value::Null }
+}
+
+/// The first change of the applied limits after the failure, said as an event: when, and
+/// each back end's egress rate and memory limit before -> after.
+fn moved_event(samples: &[Sample], fail_s: u64) -> Option<String> {
+    let fail = fail_s as f64;
+    let before = samples.iter().rfind(|x| x.t_s <= fail)?;
+    let same = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9);
+    let after = samples.iter().find(|x| {
+        x.t_s > fail
+            && !(same(&x.egress_limit_mbit, &before.egress_limit_mbit)
+                && same(&x.memory_limit_mib, &before.memory_limit_mib))
+    })?;
+    let per: Vec<String> = (0..before.egress_limit_mbit.len())
+        .map(|i| {
+            format!(
+                "{i}: {:.1} -> {:.1} Mbit/s, {:.1} -> {:.1} MiB",
+                before.egress_limit_mbit[i],
+                after.egress_limit_mbit[i],
+                before.memory_limit_mib[i],
+                after.memory_limit_mib[i]
+            )
+        })
+        .collect();
+    Some(format!(
+        "first change of the applied limits after the failure seen at t = {:.0} s ({})",
+        after.t_s,
+        per.join("; ")
+    ))
 }

@@ -29,6 +29,7 @@
 //! # Ok::<(), vibra_lab::testbed::TestbedError>(())
 //! ```
 
+mod agent;
 mod arrivals;
 mod corpus;
 mod disk;
@@ -47,6 +48,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use vibra_host::{Bandwidth, HostController as _, LinkAddrs, LinuxHost, MemoryTarget, VmSpec};
 
+pub use agent::{AgentOptions, VibradAgent};
 pub use arrivals::poisson_arrivals;
 pub use corpus::{CorpusFile, files_of, servable, servable_corpus};
 pub use disk::BlockDevice;
@@ -532,6 +534,55 @@ impl Testbed {
     /// ```
     pub fn setup_seconds(&self) -> f64 {
         self.setup_seconds
+    }
+
+    /// The back ends' VM names (cgroups and network namespaces), in back-end order.
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// assert_eq!(tb.vm_names()[0], format!("vt{}b0", tb.run_id()));
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
+    pub fn vm_names(&self) -> Vec<String> {
+        self.backends.iter().map(|b| b.vm.clone()).collect()
+    }
+
+    /// The parent cgroup the back ends' VMs live under (in each hierarchy).
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// assert!(tb.cgroup_parent().ends_with(tb.run_id()));
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
+    pub fn cgroup_parent(&self) -> String {
+        format!("vibra-testbed-{}", self.run_id)
+    }
+
+    /// Each back end's memory limit (bytes) and egress rate (bits per second) as the kernel
+    /// holds them now, read back through vibra-host (the memory cgroup's limit, the tbf
+    /// qdisc's rate); `None` where there is no limit. Whoever set them (this testbed, or a
+    /// `vibrad` that adopted its VMs: [`VibradAgent`]).
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig { memory_mib: 64, ..TestbedConfig::default() }, &[])?;
+    /// assert_eq!(tb.limits()?[0].0, Some(64 << 20));
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
+    pub fn limits(&self) -> Result<Vec<(Option<u64>, Option<f64>)>, TestbedError> {
+        self.backends
+            .iter()
+            .map(|b| {
+                let host = self.host();
+                let memory = host.memory_target(&b.vm)?.map(MemoryTarget::bytes);
+                let egress = host
+                    .egress_limit(&b.vm)?
+                    .map(|r| r.bytes_per_sec() as f64 * 8.0);
+                Ok((memory, egress))
+            })
+            .collect()
     }
 
     /// The cgroup layout in use (v1 or v2, as detected).
