@@ -885,10 +885,7 @@ fn an_adopted_vm_is_set_and_read_but_never_removed() {
         Err(Error::Io { .. })
     ));
     let adopted = agent.adopt_vm(&vm).unwrap();
-    assert!(matches!(
-        agent.adopt_vm(&vm),
-        Err(Error::VmExists { .. })
-    ));
+    assert!(matches!(agent.adopt_vm(&vm), Err(Error::VmExists { .. })));
     assert!(agent.is_running(&adopted).unwrap());
     let mem = MemoryTarget::from_mib(96).unwrap();
     let rate = Bandwidth::from_bits_per_sec(40e6).unwrap();
@@ -900,10 +897,17 @@ fn an_adopted_vm_is_set_and_read_but_never_removed() {
     assert_eq!(agent.list_vms().unwrap(), vec![vm.clone()]);
     drop(agent);
     // Nothing of the VM was removed or killed, and the parent is still there.
-    assert!(owner.is_running(&vm).unwrap(), "the adopter's drop killed the VM");
+    assert!(
+        owner.is_running(&vm).unwrap(),
+        "the adopter's drop killed the VM"
+    );
     assert_eq!(owner.memory_target(&vm).unwrap(), Some(mem));
     assert!(cgroup_dirs("adopt", &vm).iter().all(|d| d.is_dir()));
     let host_if = owner.host_interface(&vm).unwrap().to_string();
-    assert!(std::path::Path::new("/sys/class/net").join(host_if).exists());
+    assert!(
+        std::path::Path::new("/sys/class/net")
+            .join(host_if)
+            .exists()
+    );
     drop(child);
 }

@@ -11,8 +11,8 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use vibra_hash::HashKind;
 use vibra_lab::{
-    AgentChoice, DEFAULT_SEED, EXPERIMENTS, Experiment, LabError, MapConfig, Progress, RunContext, find,
-    json_line, render_text, run_checked, run_map, write_outputs,
+    AgentChoice, DEFAULT_SEED, EXPERIMENTS, Experiment, LabError, MapConfig, Progress, RunContext,
+    find, json_line, render_text, run_checked, run_map, write_outputs,
 };
 
 /// Vibra's lab: map request targets to server subsets, and reproduce the dissertation's

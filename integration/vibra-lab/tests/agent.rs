@@ -13,7 +13,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vibra_lab::testbed::{AgentOptions, CorpusFile, Testbed, TestbedConfig, VibradAgent};
+use vibra_lab::testbed::{AgentOptions, CorpusFile, Limits, Testbed, TestbedConfig, VibradAgent};
 
 fn skip(test: &str, why: &str) {
     assert!(
@@ -41,13 +41,11 @@ fn runs(cmd: &str, arg: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-type Limits = Vec<(Option<u64>, Option<f64>)>;
-
 /// Memory bytes and egress bits/s of back end `i`.
-fn of(l: &Limits, i: usize) -> (f64, f64) {
+fn of(l: &[Limits], i: usize) -> (f64, f64) {
     (
-        l[i].0.expect("a memory limit") as f64,
-        l[i].1.expect("an egress rate"),
+        l[i].memory_bytes.expect("a memory limit") as f64,
+        l[i].egress_bits_per_sec.expect("an egress rate"),
     )
 }
 
@@ -119,7 +117,10 @@ fn vibrad_moves_a_killed_back_ends_bandwidth_and_memory_to_the_next_r() {
         assert_eq!(of(&cur, i), of(&prev, i), "back end {i} changed");
     }
     for i in [2, 3] {
-        let (dm, db) = (of(&cur, i).0 - of(&prev, i).0, of(&cur, i).1 - of(&prev, i).1);
+        let (dm, db) = (
+            of(&cur, i).0 - of(&prev, i).0,
+            of(&cur, i).1 - of(&prev, i).1,
+        );
         assert!(
             (dm - m1 / 2.0).abs() <= 4096.0,
             "back end {i}'s memory grew by {dm} bytes, not half of back end 1's {m1}"

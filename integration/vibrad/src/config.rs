@@ -1535,7 +1535,10 @@ host = "h1"
         ) + "[linux]\nadopt = true\n";
         let errs = Config::parse(&src).unwrap_err();
         for key in ["vm[1].command", "vm[1].host_ip", "vm[1].vm_ip"] {
-            assert!(errs.iter().any(|e| e.key == key), "{key} missing in {errs:?}");
+            assert!(
+                errs.iter().any(|e| e.key == key),
+                "{key} missing in {errs:?}"
+            );
         }
         let errs = Config::parse(&format!("{MINIMAL}[linux]\nadopt = 1\n")).unwrap_err();
         assert!(errs.iter().any(|e| e.key == "linux.adopt"), "{errs:?}");

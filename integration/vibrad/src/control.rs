@@ -499,3 +499,58 @@ where
     let report = host.apply_plan(std::slice::from_ref(id), &plan, spec.unit)?;
     Ok(report.written)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::{Config, MINIMAL};
+    use crate::kv::MemKv;
+
+    #[test]
+    fn a_compensation_holds_for_one_period_before_the_next_re_division() {
+        let src =
+            format!("{MINIMAL}[[vm]]\nname = \"acme-3\"\ncustomer = \"acme\"\nhost = \"h1\"\n");
+        let cfg = Config::parse(&src).unwrap();
+        let dir = Directory::new(Arc::new(MemKv::new()), "/d");
+        let vms: Vec<String> = cfg.vms.iter().map(|v| v.name.clone()).collect();
+        let mut leader = Leader::new(&cfg.customers[0], vms, &cfg.agent, &dir).unwrap();
+        let k = &cfg.customers[0].kinds[0];
+        let s = Duration::from_secs;
+        let usage: BTreeMap<String, BTreeMap<String, f64>> =
+            [("acme-1", 1000.0), ("acme-2", 1000.0), ("acme-3", 8000.0)]
+                .into_iter()
+                .map(|(v, u)| (v.to_string(), [("bandwidth".to_string(), u)].into()))
+                .collect();
+        let none = BTreeSet::new();
+        let failed: BTreeSet<String> = ["acme-1".to_string()].into();
+        leader.step(&dir, s(0), Some(&usage), &none).unwrap();
+        let a0 = leader.allocation(k).unwrap();
+        assert!(a0["acme-3"] > 7_900, "{a0:?}"); // by demand, 1 unit floors
+        // acme-1 fails when a re-division is due (period 3 s): only the compensation (R = 1:
+        // acme-2 takes its share) is applied.
+        let r = leader.step(&dir, s(3), Some(&usage), &failed).unwrap();
+        assert_eq!(r.failed, ["acme-1"]);
+        let a1 = leader.allocation(k).unwrap();
+        assert_eq!(a1["acme-1"], 0);
+        assert_eq!(a1["acme-2"], a0["acme-1"] + a0["acme-2"]);
+        assert_eq!(a1["acme-3"], a0["acme-3"]);
+        assert_eq!(
+            dir.read(Record::Granted, "acme", &k.kind).unwrap().value,
+            a1
+        );
+        leader.step(&dir, s(5), None, &failed).unwrap();
+        assert_eq!(
+            leader.allocation(k).unwrap(),
+            a1,
+            "re-divided within the period"
+        );
+        // One period after the compensation: re-divided by demand among the live VMs.
+        leader.step(&dir, s(6), Some(&usage), &failed).unwrap();
+        let a2 = leader.allocation(k).unwrap();
+        assert_eq!(a2["acme-1"], 0);
+        assert!(a2["acme-3"] > a1["acme-3"], "{a2:?}");
+        assert_eq!(a2["acme-2"] + a2["acme-3"], 10_000);
+    }
+}

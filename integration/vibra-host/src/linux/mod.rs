@@ -341,7 +341,11 @@ impl LinuxHost {
         let host_if = format!("{name}h");
         let netns = Path::new("/run/netns").join(name);
         let sys_if = Path::new("/sys/class/net").join(&host_if);
-        for p in dirs.iter().map(PathBuf::as_path).chain([netns.as_path(), sys_if.as_path()]) {
+        for p in dirs
+            .iter()
+            .map(PathBuf::as_path)
+            .chain([netns.as_path(), sys_if.as_path()])
+        {
             if let Err(source) = std::fs::metadata(p) {
                 return Err(Error::Io {
                     vm: name.to_string(),

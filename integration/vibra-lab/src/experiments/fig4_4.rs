@@ -177,11 +177,11 @@ impl Experiment for Fig44 {
                         },
                         memory_limit_mib: limits
                             .iter()
-                            .map(|l| l.0.map_or(f64::NAN, |b| b as f64 / 1048576.0))
+                            .map(|l| l.memory_bytes.map_or(f64::NAN, |b| b as f64 / 1048576.0))
                             .collect(),
                         egress_limit_mbit: limits
                             .iter()
-                            .map(|l| l.1.map_or(f64::NAN, |b| b / 1e6))
+                            .map(|l| l.egress_bits_per_sec.map_or(f64::NAN, |b| b / 1e6))
                             .collect(),
                         demand_mbit: demand.iter().map(|d| d.map(|b| b / 1e6)).collect(),
                     });
@@ -440,7 +440,11 @@ impl Experiment for Fig44 {
 
 /// `x`, or JSON null when it is not finite (no limit in the kernel).
 fn finite(x: f64) -> serde_json::Value {
-    if x.is_finite() { json!(x) } else { serde_json::Value::Null }
+    if x.is_finite() {
+        json!(x)
+    } else {
+        serde_json::Value::Null
+    }
 }
 
 /// The first change of the applied limits after the failure, said as an event: when, and

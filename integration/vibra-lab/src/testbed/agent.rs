@@ -141,7 +141,10 @@ impl VibradAgent {
             );
         }
         for vm in tb.vm_names() {
-            let _ = writeln!(t, "[[vm]]\nname = \"{vm}\"\ncustomer = \"web\"\nhost = \"testbed\"");
+            let _ = writeln!(
+                t,
+                "[[vm]]\nname = \"{vm}\"\ncustomer = \"web\"\nhost = \"testbed\""
+            );
         }
         t
     }

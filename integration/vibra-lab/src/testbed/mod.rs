@@ -182,6 +182,20 @@ impl Default for TestbedConfig {
     }
 }
 
+/// One back end's limits as the kernel holds them ([`Testbed::limits`]).
+///
+/// ```
+/// let l = vibra_lab::testbed::Limits { memory_bytes: Some(1 << 20), egress_bits_per_sec: None };
+/// assert_eq!(l.egress_bits_per_sec, None); // no tbf qdisc: unlimited
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// The memory cgroup's limit, bytes (`None`: unlimited).
+    pub memory_bytes: Option<u64>,
+    /// The egress tbf qdisc's rate, bits per second (`None`: not shaped).
+    pub egress_bits_per_sec: Option<f64>,
+}
+
 /// One back end: its VM (cgroups + namespace), address, corpus copy and nginx.
 #[derive(Debug)]
 struct Backend {
@@ -568,10 +582,10 @@ impl Testbed {
     /// ```no_run
     /// # use vibra_lab::testbed::{Testbed, TestbedConfig};
     /// let tb = Testbed::up(&TestbedConfig { memory_mib: 64, ..TestbedConfig::default() }, &[])?;
-    /// assert_eq!(tb.limits()?[0].0, Some(64 << 20));
+    /// assert_eq!(tb.limits()?[0].memory_bytes, Some(64 << 20));
     /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
     /// ```
-    pub fn limits(&self) -> Result<Vec<(Option<u64>, Option<f64>)>, TestbedError> {
+    pub fn limits(&self) -> Result<Vec<Limits>, TestbedError> {
         self.backends
             .iter()
             .map(|b| {
@@ -580,7 +594,10 @@ impl Testbed {
                 let egress = host
                     .egress_limit(&b.vm)?
                     .map(|r| r.bytes_per_sec() as f64 * 8.0);
-                Ok((memory, egress))
+                Ok(Limits {
+                    memory_bytes: memory,
+                    egress_bits_per_sec: egress,
+                })
             })
             .collect()
     }
