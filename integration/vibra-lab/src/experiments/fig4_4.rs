@@ -218,6 +218,14 @@ impl Experiment for Fig44 {
                 }
                 Ok(())
             })();
+            // A signal also stops vibrad (same process group), so a sample may fail on its
+            // metrics endpoint: that run was interrupted, and is said so.
+            let sampled = match sampled {
+                Err(_) if stop.load(std::sync::atomic::Ordering::Relaxed) => {
+                    Err(crate::testbed::TestbedError::Interrupted.into())
+                }
+                other => other,
+            };
             if sampled.is_err() {
                 // End the load early: the run is failing anyway.
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
