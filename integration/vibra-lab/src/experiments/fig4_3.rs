@@ -4,17 +4,27 @@
 //! `failed`: back end 1's nginx is stopped (the proxy's refused connection and health check
 //! move its URLs to the other member of their subsets). `failed+bandwidth`, `failed+memory`,
 //! `failed+both`: its egress rate, memory limit or both are split evenly among the three
-//! survivors through vibra-host before the replay, as the allocation agent would.
+//! survivors through vibra-host before the replay, as the allocation agent would
+//! (`--agent lab`, the default). With `--agent vibrad` a real `vibrad` moves them instead: for
+//! each `failed+*` scenario one is started with the pools of the resources that scenario
+//! transfers, adopting the back ends (`testbed::VibradAgent`); back end 1's nginx is then
+//! killed, vibrad gives its share to the next R = 2 back ends (SPEC 4) by itself, and the replay
+//! starts once that is in the kernel, vibrad running (re-dividing by demand every 3 s) until
+//! the replay ends. `normal` and `failed` run without an agent.
 
 use serde_json::json;
 
+use std::time::{Duration, Instant};
+
 use super::web::{
-    Setup, Transfer, bring_up, give_survivors, mean_sd, replay, require_testbed, scaled_world_cup,
+    Setup, Transfer, bring_up, give_survivors, mean_sd, replay, require, require_testbed,
+    scaled_world_cup,
 };
-use crate::testbed::Testbed;
+use crate::testbed::{AgentOptions, Testbed, TestbedError, VibradAgent};
 use crate::workload::StreamModel;
 use crate::{
-    Comparison, DissertationMark, Experiment, Figure, LabError, Report, RunContext, Series,
+    AgentChoice, Comparison, DissertationMark, Experiment, Figure, LabError, Report, RunContext,
+    Series,
 };
 
 /// The `fig4.3` experiment.
@@ -55,21 +65,64 @@ pub(super) fn setup(quick: bool) -> Setup {
     }
 }
 
-/// Sets every back end's resources for `scenario` (`web::give_survivors`) and stops or
-/// starts the failed back end.
-fn apply(tb: &mut Testbed, s: &Setup, scenario: &str) -> Result<(), LabError> {
+/// Sets every back end's resources for `scenario` and stops or starts the failed back end:
+/// with `AgentChoice::Lab` by hand (`web::give_survivors`); with `AgentChoice::Vibrad` the
+/// even split by hand, then for a transfer a `vibrad` with the transferred pools, back end
+/// `FAILED` killed while it watches, and its compensation awaited in the kernel (the agent is
+/// returned, to run until the replay ends).
+fn apply(
+    tb: &mut Testbed,
+    s: &Setup,
+    scenario: &str,
+    agent: AgentChoice,
+) -> Result<Option<VibradAgent>, LabError> {
     let failed = scenario.starts_with("failed");
     let transfer = Transfer {
         bandwidth: failed && (scenario.ends_with("+bandwidth") || scenario.ends_with("+both")),
         memory: failed && (scenario.ends_with("+memory") || scenario.ends_with("+both")),
     };
-    give_survivors(tb, s, FAILED, transfer)?;
-    if failed {
-        tb.stop_backend(FAILED)?;
-    } else {
-        tb.start_backend(FAILED)?;
+    let by_vibrad = agent == AgentChoice::Vibrad && (transfer.bandwidth || transfer.memory);
+    if !by_vibrad {
+        give_survivors(tb, s, FAILED, transfer)?;
+        if failed {
+            tb.stop_backend(FAILED)?;
+        } else {
+            tb.start_backend(FAILED)?;
+        }
+        return Ok(None);
     }
-    Ok(())
+    give_survivors(tb, s, FAILED, Transfer::default())?;
+    tb.start_backend(FAILED)?;
+    let options = AgentOptions {
+        egress_bits_per_sec: transfer.bandwidth.then_some(s.egress_bits_per_sec),
+        memory_mib: transfer.memory.then_some(s.memory_mib),
+        ..AgentOptions::dissertation(s.egress_bits_per_sec, s.memory_mib)
+    };
+    let vibrad = VibradAgent::start(tb, &options)?;
+    let before = tb.limits()?;
+    tb.stop_backend(FAILED)?;
+    // The next back end's limits change when the compensation is applied: within one period
+    // of the kill, plus the time to notice it.
+    let limit = Duration::from_secs_f64(2.0 * options.period_s) + Duration::from_secs(5);
+    let started = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if tb.limits()?[FAILED + 1] != before[FAILED + 1] {
+            // Both kinds are written in the same step.
+            std::thread::sleep(Duration::from_millis(300));
+            return Ok(Some(vibrad));
+        }
+        if started.elapsed() > limit {
+            return Err(TestbedError::Process {
+                what: "vibrad (the testbed's agent)".into(),
+                detail: format!(
+                    "no compensation in the kernel {limit:?} after back end {FAILED} was killed; log: {}",
+                    vibrad.log_tail(5)
+                ),
+            }
+            .into());
+        }
+    }
 }
 
 impl Experiment for Fig43 {
@@ -97,6 +150,9 @@ impl Experiment for Fig43 {
 
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
         require_testbed(self.name())?;
+        if ctx.agent == AgentChoice::Vibrad {
+            require(self.name(), VibradAgent::unavailable())?;
+        }
         let s = setup(ctx.quick);
         let scenarios = if ctx.quick {
             QUICK_SCENARIOS
@@ -113,8 +169,10 @@ impl Experiment for Fig43 {
         let mut measured: Vec<(&str, usize, f64)> = Vec::new();
         for repeat in 0..s.repeats {
             for &scenario in scenarios {
-                apply(&mut tb, &s, scenario)?;
+                let agent = apply(&mut tb, &s, scenario, ctx.agent)?;
+                let by = if agent.is_some() { "vibrad" } else { "lab" };
                 let r = replay(&tb, &proxy, POLICY, &work.requests, s.connections)?;
+                drop(agent);
                 let mb_per_s = r.stats.bytes as f64 / 1e6 / r.stats.seconds;
                 report.row(json!({
                     "policy": POLICY,
@@ -126,6 +184,7 @@ impl Experiment for Fig43 {
                     "mean_ms": r.stats.mean_ms(),
                     "p95_ms": r.stats.latency_ms(0.95),
                     "max_backend_memory_mb": r.memory_max as f64 / 1e6,
+                    "moved_by": by,
                 }));
                 measured.push((scenario, repeat, mb_per_s));
                 task.advance(1);
@@ -144,10 +203,23 @@ impl Experiment for Fig43 {
         report.note(format!(
             "front end: {} --policy {POLICY} (R = 2, --hash md5), {} keep-alive connections; \
              failure: back end {FAILED}'s nginx stopped before the replay; transfer: the \
-             survivors' memory limit and/or egress rate x 4/3, set through vibra-host (what \
-             the allocation agent would do; vibrad itself is not running)",
+             {}",
             proxy.display(),
-            s.connections
+            s.connections,
+            match ctx.agent {
+                AgentChoice::Lab => "survivors' memory limit and/or egress rate x 4/3, set \
+                                     through vibra-host (what the allocation agent would do; \
+                                     vibrad itself is not running)"
+                    .to_string(),
+                AgentChoice::Vibrad => "failed back end's share, moved by a real vibrad (agent role, period 3 s, alpha \
+                                        0.9, R = 2, floors 1 Mbit/s and 8 MiB) started for each \
+                                        failed+* scenario with the pools it transfers, adopting \
+                                        the back ends; back end 1 killed while it watched, the \
+                                        replay started once its compensation (to back ends 2 \
+                                        and 3) was in the kernel, vibrad re-dividing by demand \
+                                        until the replay ended"
+                    .to_string(),
+            }
         ));
         report.note(work.note(ctx.seed));
         report.note(format!(
