@@ -1,10 +1,12 @@
 //! `vibrad` as the testbed's allocation agent (`vibra_lab::testbed::VibradAgent`): a small
 //! testbed (4 nginx back ends in their own namespaces and cgroups), one real `vibrad` adopting
 //! them (period 1 s here to keep the test short, alpha 0.9, R = 2), back end 1's nginx killed.
-//! Read back from the kernel (memory cgroup limits, tbf rates) every 50 ms: the first change
-//! after the kill gives back end 1's bandwidth and memory, in equal parts, to back ends 2 and
-//! 3 (its next R = 2 in cyclic order, SPEC 4) and to nobody else, within three periods; the
-//! lab itself writes no setting after the testbed is up.
+//! Read back from the kernel (memory cgroup limits, tbf rates) every 50 ms: within three
+//! periods of the kill, back end 2's rate jumps, and that change gives back end 1's bandwidth
+//! and memory, in equal parts, to back ends 2 and 3 (its next R = 2 in cyclic order, SPEC 4)
+//! and to nobody else (compared with the sample just before it: a periodic re-division may
+//! land between the kill and vibrad noticing it); the lab itself writes no setting after the
+//! testbed is up.
 //!
 //! Needs root, nginx and iproute2, and the `vibrad` binary (`VIBRA_VIBRAD_BIN`, or built with
 //! `cargo build -p vibrad`); without them it prints `SKIPPED <test>: <why>` and passes,
@@ -99,7 +101,7 @@ fn vibrad_moves_a_killed_back_ends_bandwidth_and_memory_to_the_next_r() {
         );
         std::thread::sleep(Duration::from_millis(50));
         let now = tb.limits().unwrap();
-        if now != prev {
+        if of(&now, 2).1 - of(&prev, 2).1 > 0.4 * of(&prev, 1).1 {
             let at = killed.elapsed();
             // Both kinds are written in one step: read again once it is surely over (the
             // compensation then holds for a whole period).

@@ -212,7 +212,8 @@ impl Experiment for Fig43 {
                                      vibrad itself is not running)"
                     .to_string(),
                 AgentChoice::Vibrad => "failed back end's share, moved by a real vibrad (agent role, period 3 s, alpha \
-                                        0.9, R = 2, floors 1 Mbit/s and 8 MiB) started for each \
+                                        0.9, R = 2, floors a quarter of the even bandwidth and \
+                                        8 MiB) started for each \
                                         failed+* scenario with the pools it transfers, adopting \
                                         the back ends; back end 1 killed while it watched, the \
                                         replay started once its compensation (to back ends 2 \

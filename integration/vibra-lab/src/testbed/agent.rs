@@ -52,12 +52,18 @@ pub struct AgentOptions {
 }
 
 impl AgentOptions {
-    /// Both resources moved, period 3 s, alpha 0.9, R = 2, floors 1 Mbit/s and 8 MiB: the
-    /// dissertation's agent for back ends of `egress_bits_per_sec` and `memory_mib` each.
+    /// Both resources moved, period 3 s, alpha 0.9, R = 2: the dissertation's agent for back
+    /// ends of `egress_bits_per_sec` and `memory_mib` each. Floors: a quarter of the even
+    /// share of bandwidth, and the larger of 8 MiB and a quarter of the even share of memory.
+    /// Demand is measured as use, and use cannot exceed the allocation, so a back end cut low
+    /// early (its first period's use small) would otherwise stay low under a closed loop: with
+    /// a 1 Mbit/s floor one fig4.4 warm-up saw a 4 MB object take over the load generator's
+    /// 30 s timeout.
     ///
     /// ```
     /// let o = vibra_lab::testbed::AgentOptions::dissertation(60e6, 24);
     /// assert_eq!(o.memory_mib, Some(24));
+    /// assert_eq!((o.egress_floor_bits_per_sec, o.memory_floor_mib), (15e6, 8));
     /// ```
     pub fn dissertation(egress_bits_per_sec: f64, memory_mib: u64) -> Self {
         AgentOptions {
@@ -66,8 +72,8 @@ impl AgentOptions {
             replication: 2,
             egress_bits_per_sec: Some(egress_bits_per_sec),
             memory_mib: Some(memory_mib),
-            egress_floor_bits_per_sec: 1e6,
-            memory_floor_mib: 8,
+            egress_floor_bits_per_sec: egress_bits_per_sec / 4.0,
+            memory_floor_mib: (memory_mib / 4).max(8),
         }
     }
 }
