@@ -17,22 +17,8 @@ use std::time::{Duration, Instant};
 
 use vibra_lab::testbed::{AgentOptions, CorpusFile, Limits, Testbed, TestbedConfig, VibradAgent};
 
-fn skip(test: &str, why: &str) {
-    assert!(
-        !std::env::var("VIBRA_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1"),
-        "{test}: cannot run ({why}) but VIBRA_REQUIRE_PRIVILEGED=1 demands it"
-    );
-    eprintln!("SKIPPED {test}: {why}");
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            == Some("0")
-    })
-}
+mod common;
+use common::{is_root, skip};
 
 fn runs(cmd: &str, arg: &str) -> bool {
     Command::new(cmd)

@@ -14,28 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{is_root, skip};
+
 const BIN: &str = env!("CARGO_BIN_EXE_vibra-lab");
-
-fn require() -> bool {
-    std::env::var("VIBRA_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1")
-}
-
-fn skip(test: &str, why: &str) {
-    assert!(
-        !require(),
-        "{test}: cannot run ({why}) but VIBRA_REQUIRE_PRIVILEGED=1 demands it"
-    );
-    eprintln!("SKIPPED {test}: {why}");
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            == Some("0")
-    })
-}
 
 /// `vibra-lab reproduce fig3.8 --quick` as an unprivileged user: as root through
 /// `setpriv` (uid/gid 65534), otherwise directly.
