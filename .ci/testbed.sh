@@ -8,7 +8,7 @@
 # once (the killed back end serves nothing afterwards, the survivors carry the demand); vibrad
 # as the testbed's agent (tests/agent.rs: a real vibrad adopting the back ends gives a killed
 # back end's bandwidth and memory to the next R = 2, read back from the kernel; fig4.4 with
-# `--agent vibrad` is not run here: 2 of 8 runs timed out in the warm-up, see the README); and
+# `--agent vibrad` is not run here: 2 of 13 runs timed out in the warm-up, see the README); and
 # nginx as the front end (least_conn, hash consistent, and with Vibra's module) on a small testbed. Then checks that the
 # runs left nothing behind, and that Ctrl-C tears a run down (tests/testbed.rs). Root;
 # VIBRA_REQUIRE_PRIVILEGED=1 turns any skip into a failure. Under 10 minutes.
