@@ -37,7 +37,7 @@ pub struct RunContext {
     pub agent: AgentChoice,
 }
 
-/// Who moves the testbed's bandwidth and memory in fig4.4 (`--agent`).
+/// Who moves the testbed's bandwidth and memory in fig4.4 and fig4.3 (`--agent`).
 ///
 /// ```
 /// use vibra_lab::AgentChoice;

@@ -73,7 +73,7 @@ enum Command {
         /// CI's lab stage does, and runs them with --quick in their own stage.
         #[arg(long)]
         no_testbed: bool,
-        /// Who moves the back ends' bandwidth and memory in fig4.4: `lab` (vibra-lab, by
+        /// Who moves the back ends' bandwidth and memory in fig4.4 and fig4.3: `lab` (vibra-lab, by
         /// hand, 3 s after the failure) or `vibrad` (a real vibrad adopting the back ends;
         /// its binary from $VIBRA_VIBRAD_BIN or beside vibra-lab).
         #[arg(long, value_name = "AGENT", default_value = "lab")]
