@@ -219,6 +219,25 @@ pub(crate) fn vibrad_bin() -> Result<PathBuf, TestbedError> {
     )
 }
 
+/// Starts `vibrad --config CONFIG` (the binary from [`vibrad_bin`]) with its log (stderr,
+/// `info` level) written to LOG, stdin and stdout closed.
+pub(crate) fn spawn_vibrad(config: &Path, log: &Path) -> Result<Child, TestbedError> {
+    let bin = vibrad_bin()?;
+    let file = std::fs::File::create(log).map_err(|e| TestbedError::io(log, e))?;
+    Command::new(&bin)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .map_err(|e| TestbedError::Process {
+            what: format!("{} --config {}", bin.display(), config.display()),
+            detail: e.to_string(),
+        })
+}
+
 /// The workspace root this program was built from (the C sources of `patterns` and the hook).
 fn source_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -451,27 +470,13 @@ impl Cluster {
 
     /// One vibrad per host, each with its configuration file; waits until every VM exists.
     fn daemons_up(&mut self, cfg: &LiveConfig) -> Result<(), TestbedError> {
-        let bin = vibrad_bin()?;
         let n = cfg.hosts;
         let udp: Vec<SocketAddr> = (0..n).map(|_| free_udp()).collect::<Result<_, _>>()?;
         self.metrics = (0..n).map(|_| free_tcp()).collect::<Result<_, _>>()?;
         for j in 0..n {
             let path = self.work.join(format!("h{j}.toml"));
             write_file(&path, &self.vibrad_config(cfg, j, &udp))?;
-            let log_path = self.work.join(format!("h{j}.log"));
-            let log =
-                std::fs::File::create(&log_path).map_err(|e| TestbedError::io(&log_path, e))?;
-            let child = Command::new(&bin)
-                .arg("--config")
-                .arg(&path)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .map_err(|e| TestbedError::Process {
-                    what: format!("{} --config {}", bin.display(), path.display()),
-                    detail: e.to_string(),
-                })?;
+            let child = spawn_vibrad(&path, &self.work.join(format!("h{j}.log")))?;
             self.daemons.push(child);
         }
         let deadline = Instant::now() + Duration::from_secs(15);

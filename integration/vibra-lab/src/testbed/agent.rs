@@ -17,12 +17,12 @@
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{Testbed, TestbedError, stop_flag};
-use crate::live::{free_tcp, reap, scrape, signal, vibrad_bin};
+use crate::live::{free_tcp, reap, scrape, signal, spawn_vibrad, vibrad_bin};
 
 /// What the agent moves, and how.
 ///
@@ -167,7 +167,6 @@ impl VibradAgent {
     /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
     /// ```
     pub fn start(tb: &Testbed, options: &AgentOptions) -> Result<VibradAgent, TestbedError> {
-        let bin = vibrad_bin()?;
         let metrics = free_tcp()?;
         let k = (0..)
             .find(|k| !tb.work_dir().join(format!("vibrad-{k}.toml")).exists())
@@ -176,19 +175,7 @@ impl VibradAgent {
         std::fs::write(&path, Self::config(tb, options, metrics))
             .map_err(|e| TestbedError::io(&path, e))?;
         let log = tb.work_dir().join(format!("vibrad-{k}.log"));
-        let file = std::fs::File::create(&log).map_err(|e| TestbedError::io(&log, e))?;
-        let child = Command::new(&bin)
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .map_err(|e| TestbedError::Process {
-                what: format!("{} --config {}", bin.display(), path.display()),
-                detail: e.to_string(),
-            })?;
+        let child = spawn_vibrad(&path, &log)?;
         let mut agent = VibradAgent {
             child,
             metrics,
