@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use vtimestamp::socket::TimestampedSocket;
 
 use crate::clock::unix_nanos_now;
-use crate::remote::InputRecord;
+use crate::record::InputRecord;
 use crate::{GameError, InputPacket, SessionKey, World, error::io};
 
 /// What one server measured.
