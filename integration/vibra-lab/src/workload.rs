@@ -45,6 +45,8 @@ use rand_distr::{Distribution, LogNormal, Zipf};
 
 use crate::LabError;
 
+pub mod youtube;
+
 /// One of the very hot objects of the modelled clip.
 ///
 /// ```

@@ -6,6 +6,7 @@
 
 use crate::{LabError, Report, RunContext};
 
+mod fig3_10;
 mod fig3_7;
 mod fig3_8;
 mod fig3_9;
@@ -88,6 +89,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &fig3_7::Fig37,
     &fig3_8::Fig38,
     &fig3_9::Fig39,
+    &fig3_10::Fig310,
     &fig4_3::Fig43,
     &fig4_4::Fig44,
     &fig5::Fig57,
