@@ -37,7 +37,8 @@ pub struct RunContext {
     pub agent: AgentChoice,
 }
 
-/// Who moves the testbed's bandwidth and memory in fig4.4 and fig4.3 (`--agent`).
+/// Who moves the testbed's bandwidth and memory in fig4.4 and fig4.3 (`--agent`); in fig3.7
+/// `Vibrad` runs one for the URL-hashing policies and `Lab` none (no failure to compensate).
 ///
 /// ```
 /// use vibra_lab::AgentChoice;

@@ -75,7 +75,8 @@ enum Command {
         no_testbed: bool,
         /// Who moves the back ends' bandwidth and memory in fig4.4 and fig4.3: `lab` (vibra-lab, by
         /// hand, 3 s after the failure) or `vibrad` (a real vibrad adopting the back ends;
-        /// its binary from $VIBRA_VIBRAD_BIN or beside vibra-lab).
+        /// its binary from $VIBRA_VIBRAD_BIN or beside vibra-lab). fig3.7: `vibrad` runs
+        /// one for the URL-hashing policies (bandwidth every 3 s), `lab` none.
         #[arg(long, value_name = "AGENT", default_value = "lab")]
         agent: AgentChoice,
     },

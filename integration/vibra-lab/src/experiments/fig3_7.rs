@@ -11,6 +11,17 @@
 //! (`super::web::scaled_world_cup`). Each request's response time counts from its arrival
 //! (a wait for a free connection included). Before each point the egress rate is set, the
 //! corpus evicted, and the same arrivals replayed.
+//!
+//! The agent (`--agent vibrad`): section 3.5.3 compares "URL-hashing in a Vibra-enabled web
+//! cluster" with LARD, least-connection and round-robin "in a fixed bandwidth web cluster",
+//! after choosing alpha 0.9 and "adapt bandwidth allocation every 3s for our evaluation"; each
+//! server had a fixed 48 MB (memory transfer is section 3.5.5's, a separate experiment). So
+//! with `--agent vibrad` the Vibra policies (`url-hash`, `url-hash/r`) run with a real
+//! `vibrad` (`testbed::VibradAgent`) re-dividing the back ends' egress pool (4 x the point's
+//! rate) by demand every 3 s, alpha 0.9, memory fixed; the content-unaware and LARD policies
+//! run without an agent at the fixed rate. Without it (`--agent lab`, the default) no policy
+//! has an agent (the lab moves nothing here: there is no failure). Every point samples each
+//! back end's egress and the egress limit in the kernel once a second.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,13 +30,15 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::replay_schedule::{ReplaySchedule, WindowRule, choose_window};
-use super::web::{Setup, bring_up, mean_sd, require_testbed, scaled_world_cup};
+use super::web::{Setup, bring_up, mean_sd, require, require_testbed, scaled_world_cup};
 use crate::testbed::{
-    FrontEnd, LoadOptions, LoadStats, Request, Testbed, poisson_arrivals, run_load_with, stop_flag,
+    AgentOptions, FrontEnd, LoadOptions, LoadStats, Request, Testbed, TestbedError, VibradAgent,
+    poisson_arrivals, run_load_with, stop_flag,
 };
 use crate::workload::StreamModel;
 use crate::{
-    Comparison, DissertationMark, Experiment, Figure, LabError, Report, RunContext, Series,
+    AgentChoice, Comparison, DissertationMark, Experiment, Figure, LabError, Report, RunContext,
+    Series,
 };
 
 /// The `fig3.7` experiment.
@@ -114,6 +127,36 @@ fn plan(quick: bool) -> Plan {
     }
 }
 
+/// Whether `policy` runs with the agent: with `--agent vibrad`, the Vibra policies (URL
+/// hashing, `url-hash` and `url-hash/r`) only, as in section 3.5.3, where URL hashing ran in
+/// "a Vibra-enabled web cluster" and the others "in a fixed bandwidth web cluster".
+fn with_agent(policy: &str, agent: AgentChoice) -> bool {
+    agent == AgentChoice::Vibrad && (policy == "url-hash" || policy == "url-hash/r")
+}
+
+/// The agent of section 3.5.3 for back ends of `mb_s` MB/s each: bandwidth re-divided every
+/// 3 s, alpha 0.9, R = 2 (the dissertation's defaults); memory not moved (48 MB fixed there).
+fn agent_options(mb_s: f64) -> AgentOptions {
+    AgentOptions {
+        memory_mib: None,
+        ..AgentOptions::dissertation(mb_s * 8e6, MEMORY_MIB)
+    }
+}
+
+/// Per back end: minimum, mean and maximum of `samples` (one row per sample, one column per
+/// back end); empty without samples.
+fn min_mean_max(samples: &[Vec<f64>]) -> Vec<(f64, f64, f64)> {
+    let n = samples.iter().map(Vec::len).max().unwrap_or(0);
+    (0..n)
+        .map(|i| {
+            let v: Vec<f64> = samples.iter().filter_map(|s| s.get(i).copied()).collect();
+            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (min, v.iter().sum::<f64>() / v.len().max(1) as f64, max)
+        })
+        .collect()
+}
+
 /// One point's measurement.
 struct Point {
     policy: &'static str,
@@ -122,6 +165,13 @@ struct Point {
     /// Arrivals never sent (the run ended [`DRAIN`] after the last one).
     unsent: u64,
     disk_bytes: u64,
+    /// Whether vibrad moved bandwidth during this point.
+    agent: bool,
+    /// Each back end's egress over the point, MB/s (bytes at its veth's host end / duration).
+    backend_mb_s: Vec<f64>,
+    /// Each back end's egress limit in the kernel, Mbit/s: minimum, mean and maximum over the
+    /// once-a-second samples (constant without the agent).
+    limit_mbit: Vec<(f64, f64, f64)>,
 }
 
 impl Point {
@@ -137,11 +187,14 @@ impl Point {
 }
 
 /// Sets every back end's egress to `mb_s`, starts the front end for `policy` (R = 2 for the
-/// `/r` policies), evicts the corpus and replays `arrivals` over `requests`.
+/// `/r` policies) and, when [`with_agent`], a `vibrad` re-dividing the egress pool; evicts the
+/// corpus and replays `arrivals` over `requests`, sampling each back end's egress limit once a
+/// second. The agent is stopped when the replay ends.
 fn measure(
     tb: &mut Testbed,
     proxy: &Path,
     (policy, mb_s): (&'static str, f64),
+    agent: AgentChoice,
     requests: &[Request],
     arrivals: &Arc<[Duration]>,
     length: Duration,
@@ -151,16 +204,75 @@ fn measure(
     }
     let r = if policy.ends_with("/r") { 2 } else { 1 };
     let fe = FrontEnd::start(proxy, policy, r, tb.backend_addrs(), tb.work_dir())?;
+    // Declared after the front end: stopped first, on every path.
+    let mut vibrad = if with_agent(policy, agent) {
+        Some(VibradAgent::start(tb, &agent_options(mb_s))?)
+    } else {
+        None
+    };
     tb.evict()?;
     let before = tb.disk().read_bytes()?;
+    let egress_before = tb.egress_bytes()?;
+    let stop = stop_flag();
+    let start = Instant::now();
     let options = LoadOptions {
         count_failures: true,
-        until: Some(Instant::now() + length + DRAIN),
+        until: Some(start + length + DRAIN),
         arrivals: Some(Arc::clone(arrivals)),
         live: None,
     };
-    let stats = run_load_with(fe.addr(), requests, CONNECTIONS, &stop_flag(), &options)?;
+    let addr = fe.addr();
+    let mut limits: Vec<Vec<f64>> = Vec::new();
+    let tb_ref: &Testbed = tb;
+    let stats = std::thread::scope(|scope| -> Result<LoadStats, LabError> {
+        let load = scope.spawn(|| run_load_with(addr, requests, CONNECTIONS, &stop, &options));
+        let sampled = (|| -> Result<(), LabError> {
+            let mut second = 0;
+            while !load.is_finished() {
+                second += 1;
+                let due = start + Duration::from_secs(second);
+                while !load.is_finished() && Instant::now() < due {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                limits.push(
+                    tb_ref
+                        .limits()?
+                        .iter()
+                        .map(|l| l.egress_bits_per_sec.map_or(f64::NAN, |b| b / 1e6))
+                        .collect(),
+                );
+                if let Some(a) = vibrad.as_mut()
+                    && !a.running()
+                {
+                    return Err(TestbedError::Process {
+                        what: "vibrad (the testbed's agent)".into(),
+                        detail: format!("exited during the replay; log: {}", a.log_tail(5)),
+                    }
+                    .into());
+                }
+            }
+            Ok(())
+        })();
+        if sampled.is_err() {
+            // End the load early: the point is failing anyway.
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let stats = load
+            .join()
+            .map_err(|_| TestbedError::Load("the load generator panicked".into()))?;
+        sampled?;
+        Ok(stats?)
+    })?;
+    let seconds = start.elapsed().as_secs_f64();
+    let backend_mb_s = tb
+        .egress_bytes()?
+        .iter()
+        .zip(&egress_before)
+        .map(|(a, b)| a.saturating_sub(*b) as f64 / 1e6 / seconds)
+        .collect();
     let disk_bytes = tb.disk().read_bytes()?.saturating_sub(before);
+    let agent = vibrad.is_some();
+    drop(vibrad);
     drop(fe);
     let unsent = (arrivals.len() as u64).saturating_sub(stats.requests + stats.failed);
     Ok(Point {
@@ -169,6 +281,9 @@ fn measure(
         stats,
         unsent,
         disk_bytes,
+        agent,
+        backend_mb_s,
+        limit_mbit: min_mean_max(&limits),
     })
 }
 
@@ -210,6 +325,9 @@ impl Experiment for Fig37 {
 
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
         require_testbed(self.name())?;
+        if ctx.agent == AgentChoice::Vibrad {
+            require(self.name(), VibradAgent::unavailable())?;
+        }
         let Some(minutes) = wc98::requests_per_minute(None)? else {
             return Err(LabError::Skipped {
                 experiment: self.name(),
@@ -254,6 +372,7 @@ impl Experiment for Fig37 {
                 &mut tb,
                 &proxy,
                 point,
+                ctx.agent,
                 &work.requests,
                 &arrivals,
                 length,
@@ -280,6 +399,11 @@ impl Experiment for Fig37 {
                 "works": p.works(),
                 "mb_per_s": p.stats.bytes as f64 / 1e6 / length.as_secs_f64(),
                 "disk_read_mb": p.disk_bytes as f64 / 1e6,
+                "agent": if p.agent { "vibrad" } else { "none" },
+                "backend_mb_per_s": p.backend_mb_s,
+                "egress_limit_mbit_min": p.limit_mbit.iter().map(|l| l.0).collect::<Vec<_>>(),
+                "egress_limit_mbit_mean": p.limit_mbit.iter().map(|l| l.1).collect::<Vec<_>>(),
+                "egress_limit_mbit_max": p.limit_mbit.iter().map(|l| l.2).collect::<Vec<_>>(),
             }));
         }
         report.note(format!(
@@ -292,14 +416,50 @@ impl Experiment for Fig37 {
             tb.cgroup_layout()
         ));
         drop(tb);
+        let agent_note = match ctx.agent {
+            AgentChoice::Vibrad => {
+                let o = agent_options(EQUAL_MB_S);
+                format!(
+                    "for url-hash and url-hash/r a real vibrad (agent role, period {} s, alpha \
+                     {}, R = {}) re-divides the egress pool (4 x the point's rate) by demand, \
+                     floor a quarter of the even share, memory fixed (section 3.5.3); the \
+                     other policies at the fixed rate, no agent",
+                    o.period_s, o.alpha, o.replication
+                )
+            }
+            AgentChoice::Lab => "no allocation agent moves bandwidth or memory here, unlike \
+                                 the dissertation's url-hash/r (--agent vibrad runs one)"
+                .to_string(),
+        };
         report.note(format!(
             "front end: {} (--hash md5, R = 2 for url-hash/r: the least-loaded member of the \
-             URL's subset by the proxy's active-request counts; no allocation agent moves \
-             bandwidth or memory here, unlike the dissertation's url-hash/r); {CONNECTIONS} \
+             URL's subset by the proxy's active-request counts); {agent_note}; {CONNECTIONS} \
              keep-alive connections; each point: egress set, corpus evicted, the same arrivals \
              replayed open-loop, each response time counted from its arrival",
             proxy.display()
         ));
+        for p in &points {
+            let f = |v: &[f64]| {
+                v.iter()
+                    .map(|x| format!("{x:.2}"))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            let pick = |k: fn(&(f64, f64, f64)) -> f64| -> Vec<f64> {
+                p.limit_mbit.iter().map(|l| k(l) / 8.0).collect()
+            };
+            report.note(format!(
+                "{} at {} MB/s ({}): back ends sent {} MB/s; egress limit MB/s mean {} \
+                 (min {}, max {})",
+                p.policy,
+                p.mb_s,
+                if p.agent { "vibrad" } else { "no agent" },
+                f(&p.backend_mb_s),
+                f(&pick(|l| l.1)),
+                f(&pick(|l| l.0)),
+                f(&pick(|l| l.2)),
+            ));
+        }
         let rates = schedule.rates();
         report.note(format!(
             "replay: the dissertation's clip {} + {} minutes of requests_per_minute.csv \
@@ -496,5 +656,37 @@ mod tests {
         assert!(q.replayed_minutes < f.replayed_minutes && q.compression > f.compression);
         assert_eq!(q.setup.egress_bits_per_sec, f.setup.egress_bits_per_sec);
         assert!((REDUCED_MB_S / EQUAL_MB_S - 0.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn only_url_hashing_runs_with_the_agent_and_only_when_asked() {
+        for policy in ["url-hash", "url-hash/r"] {
+            assert!(with_agent(policy, AgentChoice::Vibrad), "{policy}");
+            assert!(!with_agent(policy, AgentChoice::Lab), "{policy}");
+        }
+        for policy in ["least-conn", "lard", "lard/r", "round-robin", "nginx-vibra"] {
+            assert!(!with_agent(policy, AgentChoice::Vibrad), "{policy}");
+        }
+    }
+
+    #[test]
+    fn the_agent_moves_the_points_bandwidth_every_3_s_and_no_memory() {
+        for mb_s in [EQUAL_MB_S, REDUCED_MB_S] {
+            let o = agent_options(mb_s);
+            assert_eq!((o.period_s, o.alpha, o.replication), (3.0, 0.9, 2));
+            assert_eq!(o.egress_bits_per_sec, Some(mb_s * 8e6));
+            assert_eq!(o.memory_mib, None);
+            assert!(o.egress_floor_bits_per_sec < mb_s * 8e6);
+        }
+    }
+
+    #[test]
+    fn limits_are_summarised_per_back_end() {
+        let s = vec![vec![24.0, 10.0], vec![24.0, 30.0], vec![24.0, 20.0]];
+        assert_eq!(
+            min_mean_max(&s),
+            vec![(24.0, 24.0, 24.0), (10.0, 20.0, 30.0)]
+        );
+        assert!(min_mean_max(&[]).is_empty());
     }
 }
