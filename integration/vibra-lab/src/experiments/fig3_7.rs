@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::replay_schedule::{ReplaySchedule, WindowRule, choose_window};
-use super::web::{Setup, bring_up, mean_sd, require, require_testbed, scaled_world_cup};
+use super::web::{Setup, bring_up, mean_sd, require_testbed_and_agent, scaled_world_cup};
 use crate::testbed::{
     AgentOptions, FrontEnd, LoadOptions, LoadStats, Request, Testbed, TestbedError, VibradAgent,
     poisson_arrivals, run_load_with, stop_flag,
@@ -324,10 +324,7 @@ impl Experiment for Fig37 {
     }
 
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
-        require_testbed(self.name())?;
-        if ctx.agent == AgentChoice::Vibrad {
-            require(self.name(), VibradAgent::unavailable())?;
-        }
+        require_testbed_and_agent(self.name(), ctx.agent)?;
         let Some(minutes) = wc98::requests_per_minute(None)? else {
             return Err(LabError::Skipped {
                 experiment: self.name(),

@@ -17,7 +17,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 use super::web::{
-    Setup, Transfer, bring_up, give_survivors, mean_sd, replay, require, require_testbed,
+    Setup, Transfer, bring_up, give_survivors, mean_sd, replay, require_testbed_and_agent,
     scaled_world_cup,
 };
 use crate::testbed::{AgentOptions, Testbed, TestbedError, VibradAgent};
@@ -149,10 +149,7 @@ impl Experiment for Fig43 {
     }
 
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
-        require_testbed(self.name())?;
-        if ctx.agent == AgentChoice::Vibrad {
-            require(self.name(), VibradAgent::unavailable())?;
-        }
+        require_testbed_and_agent(self.name(), ctx.agent)?;
         let s = setup(ctx.quick);
         let scenarios = if ctx.quick {
             QUICK_SCENARIOS

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::fig4_3::{self, BACKENDS, FAILED};
-use super::web::{Transfer, bring_up, give_survivors, mean_sd, require, require_testbed};
+use super::web::{Transfer, bring_up, give_survivors, mean_sd, require_testbed_and_agent};
 use crate::testbed::{
     AgentOptions, FrontEnd, LiveCounters, LoadOptions, VibradAgent, poisson_arrivals, run_load,
     run_load_with, stop_flag,
@@ -100,10 +100,7 @@ impl Experiment for Fig44 {
     }
 
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
-        require_testbed(self.name())?;
-        if ctx.agent == AgentChoice::Vibrad {
-            require(self.name(), VibradAgent::unavailable())?;
-        }
+        require_testbed_and_agent(self.name(), ctx.agent)?;
         let s = fig4_3::setup(ctx.quick);
         let (length_s, fail_s) = timeline(ctx.quick);
         let (work, mut tb, proxy) = bring_up(ctx, self.name(), &s)?;

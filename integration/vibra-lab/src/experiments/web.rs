@@ -16,6 +16,18 @@ pub(crate) fn require_testbed(experiment: &'static str) -> Result<(), LabError> 
     require(experiment, testbed::unavailable())
 }
 
+/// [`require_testbed`], and with `--agent vibrad` the `vibrad` binary as well.
+pub(crate) fn require_testbed_and_agent(
+    experiment: &'static str,
+    agent: crate::context::AgentChoice,
+) -> Result<(), LabError> {
+    require_testbed(experiment)?;
+    if agent == crate::context::AgentChoice::Vibrad {
+        require(experiment, crate::testbed::VibradAgent::unavailable())?;
+    }
+    Ok(())
+}
+
 /// Skips (or, with `VIBRA_REQUIRE_PRIVILEGED=1`, fails) when `unavailable` gives a reason.
 pub(crate) fn require(
     experiment: &'static str,
