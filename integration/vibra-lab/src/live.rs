@@ -333,16 +333,41 @@ pub struct Cluster {
     cpus: usize,
 }
 
+/// Loopback ports handed to daemons come from here, below Linux's ephemeral range (32768-60999
+/// by default): a port the kernel picked for `bind(0)` and the harness released can go to any
+/// other socket before the daemon binds it (CI saw "dps listen on 127.0.0.1:49199: Address
+/// already in use").
+const DAEMON_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback port in [`DAEMON_PORTS`] that `bind` accepted just now (tried at random up to
+/// 200 times; an error if every one was taken).
+fn free_port<S>(
+    bind: impl Fn(SocketAddr) -> std::io::Result<S>,
+    what: &str,
+) -> Result<SocketAddr, TestbedError> {
+    use rand::Rng as _;
+    let mut rng = rand::rng();
+    for _ in 0..200 {
+        let addr = SocketAddr::from(([127, 0, 0, 1], rng.random_range(DAEMON_PORTS)));
+        if bind(addr).is_ok() {
+            return Ok(addr);
+        }
+    }
+    Err(TestbedError::io(
+        what,
+        std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "200 random ports in 20000-31999 were all taken",
+        ),
+    ))
+}
+
 fn free_udp() -> Result<SocketAddr, TestbedError> {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map_err(|e| TestbedError::io("127.0.0.1:0 (udp)", e))
+    free_port(UdpSocket::bind, "127.0.0.1 (udp)")
 }
 
 pub(crate) fn free_tcp() -> Result<SocketAddr, TestbedError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map_err(|e| TestbedError::io("127.0.0.1:0 (tcp)", e))
+    free_port(std::net::TcpListener::bind, "127.0.0.1 (tcp)")
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), TestbedError> {
@@ -471,8 +496,21 @@ impl Cluster {
     /// One vibrad per host, each with its configuration file; waits until every VM exists.
     fn daemons_up(&mut self, cfg: &LiveConfig) -> Result<(), TestbedError> {
         let n = cfg.hosts;
-        let udp: Vec<SocketAddr> = (0..n).map(|_| free_udp()).collect::<Result<_, _>>()?;
-        self.metrics = (0..n).map(|_| free_tcp()).collect::<Result<_, _>>()?;
+        let mut udp: Vec<SocketAddr> = Vec::with_capacity(n);
+        while udp.len() < n {
+            let a = free_udp()?;
+            if !udp.contains(&a) {
+                udp.push(a);
+            }
+        }
+        let mut metrics: Vec<SocketAddr> = Vec::with_capacity(n);
+        while metrics.len() < n {
+            let a = free_tcp()?;
+            if !metrics.contains(&a) {
+                metrics.push(a);
+            }
+        }
+        self.metrics = metrics;
         for j in 0..n {
             let path = self.work.join(format!("h{j}.toml"));
             write_file(&path, &self.vibrad_config(cfg, j, &udp))?;
