@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use vibra_alloc::{Change, Plan, VmId, split_units};
 use vibra_host::{
     ApplyAllocationPlan, Bandwidth, CpuCap, CpuSetting, CpuWeight, Error, HostController,
-    LinkAddrs, LinuxHost, MemoryTarget, Operation, UnitSize, VmAllocation, VmSpec,
+    LinkAddrs, LinuxHost, MemoryTarget, Operation, Outcome, UnitSize, VmAllocation, VmSpec,
     plan_allocations,
 };
 
@@ -910,4 +910,34 @@ fn an_adopted_vm_is_set_and_read_but_never_removed() {
             .exists()
     );
     drop(child);
+}
+
+#[test]
+fn forget_settings_makes_the_next_equal_setting_reach_the_kernel() {
+    let Some(mut owner) = host_or_skip("forget") else {
+        return;
+    };
+    let vm = owner.create_vm(&VmSpec::new(&name("fg")).unwrap()).unwrap();
+    let parent = format!("vibra-host-test-{}-forget", std::process::id());
+    let mut other = LinuxHost::new(&parent).unwrap();
+    let adopted = other.adopt_vm(&vm).unwrap();
+    let mem = MemoryTarget::from_mib(96).unwrap();
+    let changed = MemoryTarget::from_mib(48).unwrap();
+    assert_eq!(owner.set_memory_target(&vm, mem).unwrap(), Outcome::Written);
+    // Another process changes the limit behind the owner's back.
+    other.set_memory_target(&adopted, changed).unwrap();
+    drop(other);
+    // What the owner last wrote is equal: skipped, and the other value stays in force.
+    assert_eq!(
+        owner.set_memory_target(&vm, mem).unwrap(),
+        Outcome::Unchanged
+    );
+    assert_eq!(owner.memory_target(&vm).unwrap(), Some(changed));
+    owner.forget_settings(&vm).unwrap();
+    assert_eq!(owner.set_memory_target(&vm, mem).unwrap(), Outcome::Written);
+    assert_eq!(owner.memory_target(&vm).unwrap(), Some(mem));
+    assert!(matches!(
+        owner.forget_settings("no-such-vm"),
+        Err(Error::UnknownVm { .. })
+    ));
 }

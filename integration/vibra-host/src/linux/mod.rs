@@ -301,6 +301,31 @@ impl LinuxHost {
         Ok(name)
     }
 
+    /// Forgets what this controller last wrote for `vm`, so that the next setting of each kind
+    /// is written to the kernel even if it equals that value. For a VM whose settings another
+    /// process may have changed since (one that adopted it, [`LinuxHost::adopt_vm`]): without
+    /// this, setting the old value again is [`Outcome::Unchanged`](crate::Outcome) and the
+    /// other process's value stays in force. Error: an unknown VM ([`Error::UnknownVm`]).
+    ///
+    /// ```no_run
+    /// # use vibra_host::{HostController, LinuxHost, MemoryTarget, Outcome, VmSpec};
+    /// let mut host = LinuxHost::new("vibra-forget")?;
+    /// let vm = host.create_vm(&VmSpec::new("forget-1")?)?;
+    /// let mem = MemoryTarget::from_mib(64)?;
+    /// host.set_memory_target(&vm, mem)?;
+    /// // ... another process changes forget-1's memory limit ...
+    /// host.forget_settings(&vm)?;
+    /// assert_eq!(host.set_memory_target(&vm, mem)?, Outcome::Written);
+    /// # Ok::<(), vibra_host::Error>(())
+    /// ```
+    pub fn forget_settings(&mut self, vm: &str) -> Result<(), Error> {
+        let v = self.vm_mut(vm, Operation::SetMemory)?;
+        v.cpu = None;
+        v.memory = None;
+        v.egress = None;
+        Ok(())
+    }
+
     /// Adopts a VM that another controller created under the same parent cgroup (for example
     /// another process's `LinuxHost::new(parent)` and [`LinuxHost::create_vm`]): its cgroups
     /// `<parent>/<name>`, its namespace `/run/netns/<name>` and the host end `<name>h` of its

@@ -46,9 +46,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use vibra_host::{
-    Bandwidth, HostController as _, LinkAddrs, LinuxHost, MemoryTarget, Outcome, VmSpec,
-};
+use vibra_host::{Bandwidth, HostController as _, LinkAddrs, LinuxHost, MemoryTarget, VmSpec};
 
 pub use agent::{AgentOptions, VibradAgent};
 pub use arrivals::poisson_arrivals;
@@ -469,22 +467,11 @@ impl Testbed {
         let rate = Bandwidth::from_bits_per_sec(egress_bits_per_sec)?;
         let host = self.host_mut();
         // vibra-host skips a write equal to its own last one, but a `VibradAgent` adopting the
-        // back ends writes the same kernel objects from another process: when the kernel holds
-        // something else, a neighbouring value first forces the write (one page, 1 kB/s off).
-        if host.set_memory_target(&vm, memory)? == Outcome::Unchanged
-            && host.memory_target(&vm)? != Some(memory)
-        {
-            let near = MemoryTarget::from_bytes(memory.bytes() + vibra_host::PAGE_BYTES)?;
-            host.set_memory_target(&vm, near)?;
-            host.set_memory_target(&vm, memory)?;
-        }
-        if host.set_egress(&vm, rate)? == Outcome::Unchanged
-            && host.egress_limit(&vm)?.map(Bandwidth::bytes_per_sec) != Some(rate.bytes_per_sec())
-        {
-            let near = Bandwidth::from_bytes_per_sec(rate.bytes_per_sec() as f64 + 1000.0)?;
-            host.set_egress(&vm, near)?;
-            host.set_egress(&vm, rate)?;
-        }
+        // back ends writes the same kernel objects from another process: forget what this
+        // controller wrote, so the values asked for are in the kernel afterwards.
+        host.forget_settings(&vm)?;
+        host.set_memory_target(&vm, memory)?;
+        host.set_egress(&vm, rate)?;
         Ok(())
     }
 
