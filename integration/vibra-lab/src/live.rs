@@ -19,15 +19,18 @@
 //!
 //! Strategies: [`Strategy::Static`] runs the same daemons with no upstream and no hook socket,
 //! so nothing is ever offered (the weights stay at W / N); [`Strategy::Distributed`] and
-//! [`Strategy::Bank`] are the dps role's two modes (the bank is host 0's vibrad). Each daemon
-//! keeps its crash-recovery record in its default in-memory directory (no etcd is started).
+//! [`Strategy::Bank`] are the dps role's two modes (the bank is host 0's vibrad), with the
+//! `min_share` safeguard of [`LiveConfig::min_share`]. Every daemon records its ledger (crash
+//! recovery) in one real etcd started for the run ([`vibrad::local_etcd`], data in the run's
+//! folder), as a cluster's daemons would.
 //!
 //! Everything a run makes carries its run id (process id and clock, as the testbed's) and is
 //! removed when the [`Cluster`] is dropped, on success, error, panic and SIGINT/SIGTERM (the
 //! testbed's [`crate::testbed::stop_flag`], polled while the program runs): `mpirun`'s process
 //! group is killed, the burners are killed and their cgroups removed, every `vibrad` gets
 //! SIGTERM (it removes its VMs and host cgroups) and SIGKILL after 10 s, and whatever is left
-//! (a daemon that died: its VMs' processes, cgroups and namespaces) is removed by hand.
+//! (a daemon that died: its VMs' processes, cgroups and namespaces) is removed by hand; then
+//! etcd is killed and its data removed with the run's folder.
 //!
 //! ```no_run
 //! use vibra_lab::live::{LiveConfig, Programs, Strategy, run};
@@ -48,6 +51,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use vibra_host::{CgroupLayout, CpuCap, CpuWeight};
+
+use vibrad::local_etcd::{EtcdMember, LocalEtcd};
 
 use crate::testbed::{TestbedError, catch_signals, locate_binary, new_run_id, stop_flag};
 
@@ -96,7 +101,7 @@ impl Strategy {
 ///
 /// ```
 /// let c = vibra_lab::live::LiveConfig::default();
-/// assert_eq!((c.hosts, c.host_cpus, c.background), (4, 0.45, 0.5));
+/// assert_eq!((c.hosts, c.host_cpus, c.background), (4, 0.4, 0.5));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveConfig {
@@ -118,25 +123,35 @@ pub struct LiveConfig {
     pub elements: u32,
     /// Sample every VM's share from the daemons' metrics once per period (fig. 5.8).
     pub sample_shares: bool,
+    /// vibrad's `min_share` safeguard: no VM offers or deposits share below this fraction of
+    /// W / N (0: the plain formulas; 0.5: dps-sim's guarded policy, the default).
+    pub min_share: f64,
+    /// vibrad's `capped_grants`: the bank caps grants by each VM's host room (dps-core's
+    /// `CappedBanker`; with `min_share` 0.5 this is dps-sim's guarded bank). Default true.
+    pub capped_grants: bool,
 }
 
 impl Default for LiveConfig {
-    /// 4 hosts of 0.45 CPU (four fit on 2 cores with room for the daemons), burner at 0.5,
-    /// share 0.2, static, T = 0.5 s, 15 iterations, 90 elements (node 1 about 0.04 CPU-s per
-    /// iteration on this machine: about 1.1 T at share 0.1, near the 1.2 T of dps-sim's fig5.7
-    /// and below the 1.3 T where the plain bank stops helping, live as in dps-sim; see the
-    /// crate README).
+    /// 4 hosts of 0.4 CPU (four fit on 2 cores with 0.4 CPU left for the daemons, etcd, mpirun
+    /// and the hypervisor's steal: at 0.45 the hosts received 0.40-0.45 in some runs, and
+    /// those ran up to 10% slower), burner at 0.5,
+    /// share 0.2, static, T = 0.5 s, 30 iterations, 90 elements (experiments replace them
+    /// with [`calibrate_elements`]' count: node 1's iteration 1.1 T at share 0.1, near the
+    /// 1.2 T of dps-sim's fig5.7 and below the 1.3 T where the plain bank stops helping; see
+    /// the crate README), `min_share` 0.5.
     fn default() -> Self {
         LiveConfig {
             hosts: 4,
-            host_cpus: 0.45,
+            host_cpus: 0.4,
             background: 0.5,
             share: 0.2,
             strategy: Strategy::Static,
             period_s: 0.5,
-            iterations: 15,
+            iterations: 30,
             elements: 90,
             sample_shares: false,
+            min_share: 0.5,
+            capped_grants: true,
         }
     }
 }
@@ -159,6 +174,9 @@ impl LiveConfig {
         if !(self.period_s >= 0.05 && self.period_s <= 60.0) {
             return bad("period_s must be in [0.05, 60]");
         }
+        if !(0.0..=1.0).contains(&self.min_share) {
+            return bad("min_share must be in [0, 1]");
+        }
         if self.iterations == 0 || self.elements == 0 {
             return bad("iterations and elements must be > 0");
         }
@@ -174,6 +192,9 @@ pub struct LiveRun {
     pub response_s: f64,
     /// Each rank's CPU time (utime + stime), seconds.
     pub rank_cpu_s: Vec<f64>,
+    /// Each rank's CPU time outside the exchange calls (`cpu_s - wait_cpu_s`): its
+    /// multiply-adds, whose CPU time per element is the machine's speed during the run.
+    pub rank_compute_cpu_s: Vec<f64>,
     /// The CPU each host cgroup received while `mpirun` ran (burner, rank and all), in CPUs:
     /// its quota (`host_cpus`) when the machine has the CPU to give, less when it has not.
     pub host_cpus_received: Vec<f64>,
@@ -203,6 +224,7 @@ pub fn unavailable() -> Option<String> {
         ("mpirun", "--version", "openmpi-bin"),
         ("make", "--version", "make"),
         ("taskset", "--version", "util-linux"),
+        ("etcd", "--version", "etcd-server"),
     ]) {
         return Some(why);
     }
@@ -300,6 +322,90 @@ impl Drop for Programs {
     }
 }
 
+/// Node 1's iteration at share [`CALIBRATION_SHARE`] under static weights, in periods T, that
+/// [`calibrate_elements`] aims for: near dps-sim's fig5.7 (1.2 T) and below the 1.3 T where
+/// the plain bank stops helping (crate README).
+pub const TARGET_PERIODS: f64 = 1.1;
+
+/// The share [`calibrate_elements`] sizes the work for (fig. 5.7's smallest).
+pub const CALIBRATION_SHARE: f64 = 0.1;
+
+/// `patterns -e` for this machine: node 1's iteration takes [`TARGET_PERIODS`] x T at share
+/// [`CALIBRATION_SHARE`] under static weights (the VM then runs at
+/// `host_cpus x s / (s + background)` CPUs). The CPU time per element is measured here: one
+/// rank of `patterns` alone on CPU 0, 10 iterations of `cfg.elements` (its `cpu_s`, 10 ms
+/// resolution). A machine three times slower than another gets a third of the elements, so
+/// the ratio of iteration to period the figure depends on stays the same (measured: 1.2 ms
+/// per element on the 2026-12-02 CI machine, 0.45 ms on an earlier one).
+///
+/// ```no_run
+/// use vibra_lab::live::{LiveConfig, Programs, calibrate_elements};
+/// let c = calibrate_elements(&Programs::build()?, &LiveConfig::default())?;
+/// assert!(c.elements >= 1);
+/// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+/// ```
+pub fn calibrate_elements(
+    programs: &Programs,
+    cfg: &LiveConfig,
+) -> Result<Calibration, TestbedError> {
+    cfg.check()?;
+    const ITERATIONS: u32 = 10;
+    let out = Command::new("mpirun")
+        .args(["--allow-run-as-root", "--bind-to", "none", "-np", "1"])
+        .args(["taskset", "-c", "0"])
+        .arg(&programs.patterns)
+        .args(["-t", "linear", "-n", &ITERATIONS.to_string()])
+        .args(["-e", &cfg.elements.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| TestbedError::Process {
+            what: "mpirun patterns (calibration)".into(),
+            detail: e.to_string(),
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(TestbedError::Process {
+            what: "mpirun patterns (calibration)".into(),
+            detail: String::from_utf8_lossy(&out.stderr).trim_end().to_string(),
+        });
+    }
+    let run = parse_patterns(&text, 1)?;
+    let per_element = run.rank_compute_cpu_s[0] / f64::from(ITERATIONS * cfg.elements);
+    if !(per_element > 0.0 && per_element.is_finite()) {
+        return Err(TestbedError::Parse {
+            what: "patterns calibration (cpu_s 0)".into(),
+            text: text.lines().take(4).collect::<Vec<_>>().join(" | "),
+        });
+    }
+    Ok(Calibration {
+        elements: elements_for(cfg, per_element),
+        cpu_s_per_element: per_element,
+    })
+}
+
+/// What [`calibrate_elements`] measured and chose.
+///
+/// ```
+/// let c = vibra_lab::live::Calibration { elements: 29, cpu_s_per_element: 0.0013 };
+/// assert_eq!(c.elements, 29);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    /// `patterns -e` for this machine.
+    pub elements: u32,
+    /// CPU seconds one element took in the calibration run.
+    pub cpu_s_per_element: f64,
+}
+
+/// The elements that make node 1's iteration [`TARGET_PERIODS`] x T at [`CALIBRATION_SHARE`],
+/// given the CPU seconds one element takes.
+fn elements_for(cfg: &LiveConfig, per_element: f64) -> u32 {
+    let s = CALIBRATION_SHARE;
+    let rate = cfg.host_cpus * s / (s + cfg.background);
+    let want = TARGET_PERIODS * cfg.period_s * rate;
+    (want / per_element).round().clamp(1.0, 100_000.0) as u32
+}
+
 /// Runs `patterns` once on a fresh live cluster and tears the cluster down.
 ///
 /// ```no_run
@@ -331,6 +437,8 @@ pub struct Cluster {
     host_cpus: f64,
     /// CPUs this process may run on.
     cpus: usize,
+    /// The directory every daemon records its ledger in (dropped after the daemons stop).
+    etcd: Option<LocalEtcd>,
 }
 
 /// Loopback ports handed to daemons come from here, below Linux's ephemeral range (32768-60999
@@ -400,12 +508,39 @@ impl Cluster {
             metrics: Vec::new(),
             host_cpus: cfg.host_cpus,
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            etcd: None,
         };
         for j in 0..cfg.hosts {
             c.host_up(j, cfg)?;
         }
+        c.etcd_up()?;
         c.daemons_up(cfg)?;
         Ok(c)
+    }
+
+    /// The directory: one etcd member in the run's folder, on loopback ports from
+    /// [`DAEMON_PORTS`] (client, and the next one for peers).
+    fn etcd_up(&mut self) -> Result<(), TestbedError> {
+        let client = loop {
+            let a = free_tcp()?;
+            let peer = SocketAddr::from(([127, 0, 0, 1], a.port().wrapping_add(1)));
+            if a.port() + 1 < DAEMON_PORTS.end && std::net::TcpListener::bind(peer).is_ok() {
+                break a.port();
+            }
+        };
+        let member = EtcdMember::single(
+            &format!("vl{}", self.run_id),
+            &self.work.join("etcd"),
+            client,
+        );
+        let etcd = member
+            .start(Duration::from_secs(20))
+            .map_err(|e| TestbedError::Process {
+                what: "etcd (the daemons' directory)".into(),
+                detail: e.to_string(),
+            })?;
+        self.etcd = Some(etcd);
+        Ok(())
     }
 
     /// Host j's cgroup with its quota, and its burner. The host cgroup also gets the largest
@@ -566,6 +701,14 @@ impl Cluster {
         let c = cfg.host_cpus;
         let mut t = String::new();
         let _ = writeln!(t, "host = \"h{j}\"\nroles = [\"dps\"]");
+        if let Some(etcd) = &self.etcd {
+            let _ = writeln!(
+                t,
+                "[directory]\nbackend = \"etcd\"\nendpoints = [\"{}\"]\nprefix = \"/vibra-live-{}\"",
+                etcd.url(),
+                self.run_id
+            );
+        }
         let _ = writeln!(t, "[metrics]\nlisten = \"{}\"", self.metrics[j]);
         let _ = writeln!(t, "[linux]\ncgroup_parent = \"{}\"", self.parents[j]);
         let _ = writeln!(t, "[dps]\nperiod_s = {}", cfg.period_s);
@@ -577,7 +720,11 @@ impl Cluster {
                 let _ = writeln!(t, "mode = \"distributed\"");
             }
         }
-        let _ = writeln!(t, "listen = \"{}\"", udp[j]);
+        let _ = writeln!(
+            t,
+            "listen = \"{}\"\nmin_share = {}\ncapped_grants = {}",
+            udp[j], cfg.min_share, cfg.capped_grants
+        );
         let _ = writeln!(
             t,
             "total = {}\ncpus = {c}\nbackground = {}",
@@ -834,26 +981,35 @@ fn parse_patterns(text: &str, ranks: usize) -> Result<LiveRun, TestbedError> {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .ok_or_else(bad)?;
     let mut rank_cpu_s = vec![f64::NAN; ranks];
+    let mut rank_wait_cpu_s = vec![f64::NAN; ranks];
     for line in text.lines().filter(|l| l.starts_with("rank ")) {
         let f: Vec<&str> = line.split_whitespace().collect();
         let rank = f.get(1).and_then(|r| r.parse::<usize>().ok());
-        let cpu = f
-            .iter()
-            .position(|&w| w == "cpu_s")
-            .and_then(|i| f.get(i + 1))
-            .and_then(|v| v.parse::<f64>().ok());
-        if let (Some(r), Some(c)) = (rank, cpu)
+        let field = |name: &str| {
+            f.iter()
+                .position(|&w| w == name)
+                .and_then(|i| f.get(i + 1))
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        if let (Some(r), Some(c), Some(w)) = (rank, field("cpu_s"), field("wait_cpu_s"))
             && r < ranks
         {
             rank_cpu_s[r] = c;
+            rank_wait_cpu_s[r] = w;
         }
     }
     if rank_cpu_s.iter().any(|c| c.is_nan()) {
         return Err(bad());
     }
+    let rank_compute_cpu_s = rank_cpu_s
+        .iter()
+        .zip(&rank_wait_cpu_s)
+        .map(|(c, w)| (c - w).max(0.0))
+        .collect();
     Ok(LiveRun {
         response_s,
         rank_cpu_s,
+        rank_compute_cpu_s,
         host_cpus_received: Vec::new(),
         shares: Vec::new(),
     })
@@ -951,6 +1107,8 @@ impl Drop for Cluster {
                 remove_cgroup(&dir);
             }
         }
+        // 5. The directory, once no daemon writes to it (its data is in the run's folder).
+        drop(self.etcd.take());
         if let Err(e) = std::fs::remove_dir_all(&self.work)
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -964,6 +1122,15 @@ impl Drop for Cluster {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn calibration_sizes_node_1_at_the_target_ratio() {
+        let cfg = super::LiveConfig::default();
+        // 0.4 x 0.1 / 0.6 = 0.0667 CPUs; 1.1 x 0.5 s x 0.0667 = 0.03667 CPU-s per iteration
+        assert_eq!(super::elements_for(&cfg, 0.11 / 3.0 / 30.0), 30);
+        assert_eq!(super::elements_for(&cfg, 0.11 / 3.0 / 90.0), 90);
+        assert_eq!(super::elements_for(&cfg, 10.0), 1);
+    }
+
     use super::*;
 
     #[test]
@@ -974,6 +1141,8 @@ mod tests {
         let r = parse_patterns(text, 2).unwrap();
         assert_eq!(r.response_s, 5.145298);
         assert_eq!(r.rank_cpu_s, vec![0.31, 0.20]);
+        assert!((r.rank_compute_cpu_s[0] - 0.3094).abs() < 1e-12);
+        assert!((r.rank_compute_cpu_s[1] - 0.16).abs() < 1e-12);
         assert!(parse_patterns(text, 3).is_err(), "a rank missing");
         assert!(
             parse_patterns("rank 0 cpu_s 1\n", 1).is_err(),

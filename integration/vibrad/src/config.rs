@@ -258,6 +258,16 @@ pub struct DpsConfig {
     pub acceptance: dps_core::Acceptance,
     /// eq. 5.1's withholding factor; none: 1 / (P + 1).
     pub withhold: Option<f64>,
+    /// A safeguard beyond the plain formulas (SPEC 6 allows it; dps-sim's
+    /// `Safeguards::min_share_fraction`): a VM never offers or deposits share below this
+    /// fraction of W / N (`min_share`, in [0, 1], default 0: the plain formulas). With a
+    /// period shorter than an iteration, a VM that waited through one period would otherwise
+    /// give its whole share away and then compute at almost nothing.
+    pub min_share: f64,
+    /// Bank mode: the bank caps each grant by the room its VM's host reported (dps-core's
+    /// `CappedBanker`; `capped_grants`, default false: SPEC 6's plain rule, whose remainder
+    /// also goes to VMs on full hosts, who send it back).
+    pub capped_grants: bool,
     /// Also cap each VM at its share (cgroup `cpu.max`, Xen credit cap).
     pub cap: bool,
     /// The PMPI hook (else the configured upstreams).
@@ -1216,6 +1226,8 @@ fn dps_section(
             "background",
             "acceptance",
             "withhold",
+            "min_share",
+            "capped_grants",
             "cap",
             "hook_socket",
             "job",
@@ -1265,6 +1277,15 @@ fn dps_section(
         |x| (0.0..=1.0).contains(&x),
         "in [0, 1]",
     );
+    let min_share = num_in(
+        ctx,
+        d,
+        "min_share",
+        |x| (0.0..=1.0).contains(&x),
+        "in [0, 1] (a fraction of W / N)",
+    )
+    .unwrap_or(0.0);
+    let capped_grants = d.opt_bool(ctx, "capped_grants").unwrap_or(false);
     let cap = d.opt_bool(ctx, "cap").unwrap_or(false);
     let acceptance = match d.opt_str(ctx, "acceptance").as_deref() {
         None | Some("up_to_room") => dps_core::Acceptance::UpToRoom,
@@ -1450,6 +1471,8 @@ fn dps_section(
         background,
         acceptance,
         withhold,
+        min_share,
+        capped_grants,
         cap,
         hook,
         vms,
@@ -1571,6 +1594,28 @@ host = "h1"
         assert_eq!(d.acceptance, dps_core::Acceptance::UpToRoom);
         assert_eq!((d.vms[0].rank, d.vms[1].rank), (0, 1));
         assert!(d.hook.is_none() && !d.cap && d.withhold.is_none());
+        assert_eq!(d.min_share, 0.0);
+        assert!(!d.capped_grants);
+    }
+
+    #[test]
+    fn min_share_is_a_fraction_of_w_over_n() {
+        let with = |v: &str| MINIMAL_DPS.replace("[dps]\n", &format!("[dps]\nmin_share = {v}\n"));
+        assert!(
+            with("0.5").contains("min_share = 0.5"),
+            "MINIMAL_DPS has a [dps] line"
+        );
+        assert_eq!(
+            Config::parse(&with("0.5")).unwrap().dps.unwrap().min_share,
+            0.5
+        );
+        for bad in ["1.5", "-0.1", "\"half\""] {
+            let errs = Config::parse(&with(bad)).unwrap_err();
+            assert!(
+                errs.iter().any(|e| e.key == "dps.min_share"),
+                "{bad}: {errs:?}"
+            );
+        }
     }
 
     #[test]

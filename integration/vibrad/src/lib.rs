@@ -20,6 +20,7 @@ pub mod directory;
 pub mod dps;
 mod error;
 pub mod kv;
+pub mod local_etcd;
 pub mod metrics;
 #[cfg(feature = "xen")]
 pub mod xen;

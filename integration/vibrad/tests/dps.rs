@@ -464,6 +464,7 @@ fn bad_datagrams_are_refused_and_change_nothing() {
                     vm: VmId(1),
                     share: 0.1,
                     shortage: 0.0,
+                    room: 0.0,
                 },
             ),
             &peer_sock,
@@ -761,6 +762,39 @@ fn a_vm_gives_nothing_away_in_its_first_measured_period() {
         1,
         "an idle VM offers to its upstream after start-up"
     );
+}
+
+/// `min_share`: an idle VM (0.05 CPU of its 0.2 share, W / N = 0.2) gives away only what lies
+/// above the floor: with `min_share = 0.75` (floor 0.15) it offers 0.05 x (1 - wh) = 0.025 to
+/// its one upstream (0.075 without the floor) and deposits 0.05 in the bank (0.15 without).
+#[test]
+fn min_share_keeps_a_floor_in_both_modes() {
+    for bank in [false, true] {
+        for (min_share, want) in [(0.0, 0.15), (0.75, 0.05)] {
+            let ports = free_ports(3);
+            let addr =
+                |i: usize| -> SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
+            // Host 2's vm2 idles; in bank mode the bank is h0, so its deposit crosses hosts.
+            let mut cfg = config(2, addr(2), &|_, o| addr(o), bank, "unused");
+            cfg.dps.as_mut().unwrap().min_share = min_share;
+            let mut role = DpsRole::new(&cfg, scripted_host(2)).unwrap();
+            let ledger = role.ledger();
+            role.tick().unwrap(); // first sample
+            std::thread::sleep(Duration::from_millis(100));
+            role.tick().unwrap(); // start-up period: nothing
+            std::thread::sleep(Duration::from_millis(100));
+            role.tick().unwrap(); // gives away what is above the floor
+            let open: Vec<(u64, u16, f64)> = ledger.lock().open().collect();
+            assert_eq!(open.len(), 1, "bank {bank} min_share {min_share}: {open:?}");
+            let sent = if bank { open[0].2 } else { open[0].2 * 2.0 }; // wh = 1/2
+            assert!(
+                (sent - want).abs() < 0.01,
+                "bank {bank} min_share {min_share}: gave {sent}, want {want}"
+            );
+            let kept = ledger.lock().share(VmId(2)).unwrap();
+            assert!(kept >= 0.2 * min_share - 1e-9, "kept {kept}");
+        }
+    }
 }
 
 /// |shares + balance + in flight - W| over the ledgers the directory holds for `cluster`: each

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use dps_core::bank::{BankRound, BankerPolicy as _, CappedBanker, SpecBanker};
 use dps_core::{Acceptance, DpsError, Message, Party, ProgramId, TransferId, VmId};
 use serde::{Deserialize, Serialize};
 
@@ -181,7 +182,10 @@ pub struct HostLedger {
     outgoing: BTreeMap<u64, Out>,
     decisions: HashMap<(u16, u64), Decided>,
     floors: HashMap<u16, u64>,
-    reports: BTreeMap<u32, (f64, f64)>,
+    /// The latest report of each VM: share, shortage, its host's room.
+    reports: BTreeMap<u32, (f64, f64, f64)>,
+    /// Bank rounds cap grants by the reported rooms (dps-core's `CappedBanker`).
+    capped_grants: bool,
 }
 
 impl From<Message> for Body {
@@ -222,6 +226,7 @@ impl HostLedger {
             decisions: HashMap::new(),
             floors: HashMap::new(),
             reports: BTreeMap::new(),
+            capped_grants: false,
         }
     }
 
@@ -484,6 +489,7 @@ impl HostLedger {
                 vm,
                 share,
                 shortage,
+                room,
             } => {
                 if self.layout.bank_host != Some(self.layout.me) {
                     return Err(BadMessage::Report("this host is not the bank"));
@@ -495,7 +501,10 @@ impl HostLedger {
                 if !(ok(share) && ok(shortage)) {
                     return Err(BadMessage::Report("share or shortage outside [0, W]"));
                 }
-                self.reports.insert(vm.0, (share, shortage));
+                if !(room.is_finite() && room >= 0.0) {
+                    return Err(BadMessage::Report("room negative or not finite"));
+                }
+                self.reports.insert(vm.0, (share, shortage, room));
                 None
             }
         };
@@ -623,8 +632,8 @@ impl HostLedger {
     /// // VM 0 on host 1 deposits 0.3 (keeping 0.2), VM 1 (share 0.5) reports a shortage of 0.1
     /// let dep = Message::Offer { id: dps_core::TransferId(5), from: Party::Vm(VmId(0)), to: Party::Bank(ProgramId(0)), amount: 0.3 };
     /// bank.receive(1, 5, dep.into()).unwrap();
-    /// bank.receive(1, 5, Body::Report { vm: VmId(0), share: 0.2, shortage: 0.0 }).unwrap();
-    /// bank.receive(1, 5, Body::Report { vm: VmId(1), share: 0.5, shortage: 0.1 }).unwrap();
+    /// bank.receive(1, 5, Body::Report { vm: VmId(0), share: 0.2, shortage: 0.0, room: 0.5 }).unwrap();
+    /// bank.receive(1, 5, Body::Report { vm: VmId(1), share: 0.5, shortage: 0.1, room: 0.5 }).unwrap();
     /// let grants = bank.bank_round(1e-4).unwrap();
     /// // E = 0.3 >= F = 0.1: VM 1 gets 0.1 + 0.2 * 0.6 / 0.8, VM 0 gets 0.2 * 0.2 / 0.8
     /// let amounts: Vec<f64> = grants.iter().map(|(_, m)| match m {
@@ -641,13 +650,25 @@ impl HostLedger {
         let n = self.layout.vm_host.len();
         let mut shares = vec![0.0; n];
         let mut shortages = vec![0.0; n];
-        for (&v, &(w, f)) in &self.reports {
+        let mut headroom = vec![0.0; n];
+        for (&v, &(w, f, r)) in &self.reports {
             shares[v as usize] = w;
             shortages[v as usize] = f;
+            headroom[v as usize] = r;
         }
         self.reports.clear();
         let mut grants = vec![0.0; n];
-        dps_core::bank_redistribute(&shares, &shortages, self.balance, &mut grants)?;
+        let round = BankRound {
+            shares: &shares,
+            shortages: &shortages,
+            headroom: &headroom,
+            balance: self.balance,
+        };
+        if self.capped_grants {
+            CappedBanker.grants(&round, &mut grants)?;
+        } else {
+            SpecBanker.grants(&round, &mut grants)?;
+        }
         let mut out = Vec::new();
         for (v, g) in grants.into_iter().enumerate() {
             if g >= min && self.balance > 0.0 {
@@ -909,6 +930,30 @@ impl HostLedger {
         self.layout.cpus = cpus;
         self.layout.background = background;
         self.acceptance = acceptance;
+    }
+
+    /// With `true`, this host's bank rounds use dps-core's `CappedBanker`: shortages as eq.
+    /// 5.2, then the remainder in proportion to shares but never above a VM's reported room
+    /// (what fits nowhere stays in the bank), instead of the plain rule (`SpecBanker`), whose
+    /// remainder also goes to VMs on full hosts, who send it back. A safeguard SPEC 6 allows.
+    ///
+    /// ```
+    /// use dps_core::{Message, Party, ProgramId, VmId};
+    /// use vibrad::dps::{ledger::{HostLedger, Layout}, wire::Body};
+    /// let mut bank = HostLedger::new(Layout { me: 0, bank_host: Some(0), vm_host: vec![1, 2],
+    ///     total: 1.0, cpus: 1.0, background: 0.0 }, Default::default(), 0);
+    /// bank.set_capped_grants(true);
+    /// let dep = Message::Offer { id: dps_core::TransferId(5), from: Party::Vm(VmId(0)), to: Party::Bank(ProgramId(0)), amount: 0.2 };
+    /// bank.receive(1, 5, dep.into()).unwrap();
+    /// // VM 0's host has the 0.2 it deposited free; VM 1's host is full
+    /// bank.receive(1, 5, Body::Report { vm: VmId(0), share: 0.3, shortage: 0.0, room: 0.2 }).unwrap();
+    /// bank.receive(2, 5, Body::Report { vm: VmId(1), share: 0.5, shortage: 0.0, room: 0.0 }).unwrap();
+    /// let grants = bank.bank_round(1e-4).unwrap();
+    /// assert_eq!(grants.len(), 1); // all of it back to VM 0, nothing to the full host
+    /// assert_eq!(grants[0].0, 1);
+    /// ```
+    pub fn set_capped_grants(&mut self, capped: bool) {
+        self.capped_grants = capped;
     }
 }
 
@@ -1315,6 +1360,7 @@ mod tests {
                     vm: VmId(0),
                     share: 0.1,
                     shortage: 0.0,
+                    room: 0.0,
                 },
             ), // host 1 is no bank
         ];

@@ -308,6 +308,8 @@ impl<H: Vms> DpsRole<H> {
             }
             None => HostLedger::new(layout, d.acceptance, epoch),
         };
+        let mut ledger = ledger;
+        ledger.set_capped_grants(d.capped_grants);
         let recorded = (stored.revision != 0).then(|| ledger.snapshot());
         let role = DpsRole {
             cluster,
@@ -709,9 +711,13 @@ impl<H: Vms> DpsRole<H> {
                     }
                 }
             }
+            // The min_share safeguard: excess and offers are computed against the larger of
+            // the use and the floor, so no VM gives its share away below the floor.
+            let floor = self.cfg.min_share * l.layout().total / vm_host.len().max(1) as f64;
             for (&v, &u) in &util {
                 let vm = VmId(v);
                 let w = l.share(vm).unwrap_or(0.0);
+                let u_kept = u.max(floor);
                 // Start-up is not excess: the first measured period gives nothing away.
                 let settled = self.measured.get(&v).copied().unwrap_or(0) > STARTUP_PERIODS;
                 match bank {
@@ -722,7 +728,7 @@ impl<H: Vms> DpsRole<H> {
                             .cfg
                             .withhold
                             .unwrap_or_else(|| dps_core::default_withhold(p));
-                        let s = dps_core::offer(w, u, wh, p).map_err(dps_err)?;
+                        let s = dps_core::offer(w, u_kept, wh, p).map_err(dps_err)?;
                         self.metrics.set(
                             "vibrad_dps_upstreams",
                             &[("vm", &self.names[v as usize])],
@@ -738,20 +744,22 @@ impl<H: Vms> DpsRole<H> {
                         }
                     }
                     Some(bh) => {
-                        let e = dps_core::excess(w, u).map_err(dps_err)?;
+                        let e = dps_core::excess(w, u_kept).map_err(dps_err)?;
                         if settled && e >= MIN_TRANSFER {
                             if let Ok(m) = l.send(Party::Vm(vm), Party::Bank(PROGRAM), e) {
                                 out.push((bh, m.into()));
                             }
                         }
                         let w = l.share(vm).unwrap_or(0.0);
-                        let f = dps_core::shortage(w, u, l.room()).map_err(dps_err)?;
+                        let room = l.room();
+                        let f = dps_core::shortage(w, u, room).map_err(dps_err)?;
                         out.push((
                             bh,
                             Body::Report {
                                 vm,
                                 share: w,
                                 shortage: f,
+                                room,
                             },
                         ));
                     }
@@ -810,8 +818,9 @@ impl<H: Vms> DpsRole<H> {
                     vm,
                     share,
                     shortage,
+                    room,
                 } => lines.push(format!(
-                    "dry-run dps {}: report {} to the bank ({host}): share {share:.6}, shortage {shortage:.6}",
+                    "dry-run dps {}: report {} to the bank ({host}): share {share:.6}, shortage {shortage:.6}, room {room:.6}",
                     self.base.host,
                     name(Party::Vm(*vm))
                 )),
@@ -1194,6 +1203,8 @@ impl<H: Vms> DpsRole<H> {
         let mut same = d.clone();
         same.period = self.cfg.period;
         same.withhold = self.cfg.withhold;
+        same.min_share = self.cfg.min_share;
+        same.capped_grants = self.cfg.capped_grants;
         same.cap = self.cfg.cap;
         same.acceptance = self.cfg.acceptance;
         same.cpus = self.cfg.cpus;
@@ -1218,9 +1229,11 @@ impl<H: Vms> DpsRole<H> {
             .iter()
             .map(|v| v.upstreams.iter().map(|u| id_of(u)).collect())
             .collect();
-        self.ledger
-            .lock()
-            .set_capacity(d.cpus, d.background, d.acceptance);
+        {
+            let mut l = self.ledger.lock();
+            l.set_capacity(d.cpus, d.background, d.acceptance);
+            l.set_capped_grants(d.capped_grants);
+        }
         self.cfg = d;
         self.base = new;
         Ok(())

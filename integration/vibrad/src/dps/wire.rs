@@ -5,7 +5,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `VDPS` |
-//! | 4 | 1 | version (1) |
+//! | 4 | 1 | version (2; 1 had no room in reports) |
 //! | 5 | 1 | body kind: 0 offer, 1 accept, 2 reject, 3 accept part, 4 report |
 //! | 6 | 2 | sending host's index (hosts sorted by name) |
 //! | 8 | 8 | cluster fingerprint (FNV-1a 64 of the hosts, VMs and W; mismatched configs never talk) |
@@ -14,18 +14,18 @@
 //!
 //! Bodies: offer = id u64, from party (tag u8: 0 VM, 1 bank; index u32), to party, amount f64
 //! (26 bytes); accept/reject = id (8); accept part = id, accepted f64 (16); report = VM u32,
-//! share f64, shortage f64 (20). Any other length, kind, tag, or a non-finite number is an error.
+//! share f64, shortage f64, its host's room f64 (28). Any other length, kind, tag, or a non-finite number is an error.
 
 use dps_core::{Message, Party, ProgramId, TransferId, VmId};
 
 /// Magic number at offset 0.
 pub const MAGIC: [u8; 4] = *b"VDPS";
 /// The format version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 24;
 /// The longest datagram (header plus an offer).
-pub const MAX_LEN: usize = HEADER_LEN + 26;
+pub const MAX_LEN: usize = HEADER_LEN + 28;
 
 /// What a datagram carries.
 ///
@@ -46,6 +46,9 @@ pub enum Body {
         share: f64,
         /// Its shortage, in CPUs.
         shortage: f64,
+        /// Its host's room now (unbooked CPUs): the headroom the bank caps grants by with
+        /// `capped_grants`.
+        room: f64,
     },
 }
 
@@ -196,10 +199,12 @@ impl Envelope {
                 vm,
                 share,
                 shortage,
+                room,
             } => {
                 out.extend_from_slice(&vm.0.to_le_bytes());
                 out.extend_from_slice(&share.to_le_bytes());
                 out.extend_from_slice(&shortage.to_le_bytes());
+                out.extend_from_slice(&room.to_le_bytes());
             }
         }
         out
@@ -233,7 +238,7 @@ impl Envelope {
             0 => 26,
             1 | 2 => 8,
             3 => 16,
-            4 => 20,
+            4 => 28,
             k => return Err(DecodeError::Kind(k)),
         };
         if b.len() != HEADER_LEN + body_len {
@@ -274,10 +279,12 @@ impl Envelope {
                 let vm = VmId(r.u32());
                 let share = r.f64("share")?;
                 let shortage = r.f64("shortage")?;
+                let room = r.f64("room")?;
                 Body::Report {
                     vm,
                     share,
                     shortage,
+                    room,
                 }
             }
         };
@@ -321,10 +328,13 @@ mod tests {
                     accepted
                 }
             )),
-            (any::<u32>(), x.clone(), x).prop_map(|(vm, share, shortage)| Body::Report {
-                vm: VmId(vm),
-                share,
-                shortage
+            (any::<u32>(), x.clone(), x.clone(), x).prop_map(|(vm, share, shortage, room)| {
+                Body::Report {
+                    vm: VmId(vm),
+                    share,
+                    shortage,
+                    room,
+                }
             }),
         ]
     }

@@ -3,13 +3,14 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use vibra_host::{Bandwidth, CpuSetting, HostController, MemoryTarget, Outcome, VmUsage};
 use vibrad::kv::{EtcdKv, Kv, MemKv};
+use vibrad::local_etcd::{EtcdMember, LocalEtcd};
 
 /// Skips loudly, or fails when CI forbids skipping (VIBRA_REQUIRE_PRIVILEGED=1).
 pub fn skip(test: &str, why: &str) {
@@ -22,7 +23,7 @@ pub fn skip(test: &str, why: &str) {
 /// A real etcd, single member, on ports and a data dir named after this process (and a
 /// per-process counter), removed on drop.
 pub struct Etcd {
-    child: Child,
+    local: LocalEtcd,
     pub dir: std::path::PathBuf,
     pub url: String,
 }
@@ -45,60 +46,19 @@ impl Etcd {
         let pid = std::process::id();
         let port = 20000 + ((pid * 8 + n * 2) % 40000) as u16;
         let dir = std::env::temp_dir().join(format!("vibrad-etcd-{pid}-{n}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        let client = format!("http://127.0.0.1:{port}");
-        let peer = format!("http://127.0.0.1:{}", port + 1);
-        let name = format!("t{pid}x{n}");
-        let mut listen = vec![client.clone()];
-        listen.extend(extra.iter().map(|ip| format!("http://{ip}:{port}")));
-        let child = Command::new("etcd")
-            .args(["--name", &name, "--data-dir"])
-            .arg(&dir)
-            .args([
-                "--listen-client-urls",
-                &listen.join(","),
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("{name}={peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn etcd");
-        let e = Etcd {
-            child,
+        let member = EtcdMember::single(&format!("t{pid}x{n}"), &dir, port).serving_also(extra);
+        let local = member
+            .start(Duration::from_secs(15))
+            .unwrap_or_else(|e| panic!("{test}: {e}"));
+        Some(Etcd {
+            url: local.url(),
             dir,
-            url: client,
-        };
-        let kv = e.kv();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while kv.get("/ready").is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "etcd did not come up on {}",
-                e.url
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(e)
+            local,
+        })
     }
 
     pub fn kv(&self) -> EtcdKv {
         EtcdKv::new(vec![self.url.clone()], Duration::from_secs(2))
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -199,11 +159,7 @@ impl vibrad::daemon::Vms for FakeHost {
 /// An etcd cluster of `n` members on this machine (ports and data dirs named after this
 /// process), whose members can be stopped and started again; everything removed on drop.
 pub struct Cluster {
-    members: Vec<(String, std::path::PathBuf, String, String, Option<Child>)>,
-    initial: String,
-    token: String,
-    /// Further addresses every member also serves clients on (its own port).
-    extra: Vec<std::net::Ipv4Addr>,
+    members: Vec<(EtcdMember, Option<Child>)>,
 }
 
 impl Cluster {
@@ -220,31 +176,24 @@ impl Cluster {
         }
         let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let pid = std::process::id();
-        let mut members = Vec::new();
-        for i in 0..n {
-            // Ports apart from Etcd::start's (which uses base + 0..8 per process).
-            let port = 20000 + ((pid * 8 + 4000 + (k * 8 + i as u32) * 2) % 40000) as u16;
-            let dir = std::env::temp_dir().join(format!("vibrad-etcd-{pid}-c{k}-{i}"));
-            let _ = std::fs::remove_dir_all(&dir);
-            members.push((
-                format!("c{pid}x{k}m{i}"),
-                dir,
-                format!("http://127.0.0.1:{port}"),
-                format!("http://127.0.0.1:{}", port + 1),
-                None,
-            ));
-        }
-        let initial = members
-            .iter()
-            .map(|(name, _, _, peer, _)| format!("{name}={peer}"))
+        // Ports apart from Etcd::start's (which uses base + 0..8 per process).
+        let port = |i: usize| 20000 + ((pid * 8 + 4000 + (k * 8 + i as u32) * 2) % 40000) as u16;
+        let name = |i: usize| format!("c{pid}x{k}m{i}");
+        let initial = (0..n)
+            .map(|i| format!("{}=http://127.0.0.1:{}", name(i), port(i) + 1))
             .collect::<Vec<_>>()
             .join(",");
-        let mut c = Cluster {
-            members,
-            initial,
-            token: format!("c{pid}x{k}"),
-            extra: extra.to_vec(),
-        };
+        let token = format!("c{pid}x{k}");
+        let members = (0..n)
+            .map(|i| {
+                let dir = std::env::temp_dir().join(format!("vibrad-etcd-{pid}-c{k}-{i}"));
+                let _ = std::fs::remove_dir_all(&dir);
+                let m = EtcdMember::member(&name(i), &dir, port(i), port(i) + 1, &initial, &token)
+                    .serving_also(extra);
+                (m, None)
+            })
+            .collect();
+        let mut c = Cluster { members };
         for i in 0..n {
             c.start_member(i);
         }
@@ -253,65 +202,25 @@ impl Cluster {
     }
 
     pub fn start_member(&mut self, i: usize) {
-        let initial = self.initial.clone();
-        let token = self.token.clone();
-        let listen = self.client_urls(i).join(",");
-        let (name, dir, client, peer, child) = &mut self.members[i];
-        let c = Command::new("etcd")
-            .args(["--name", name.as_str(), "--data-dir"])
-            .arg(&*dir)
-            .args([
-                "--listen-client-urls",
-                listen.as_str(),
-                "--advertise-client-urls",
-                client.as_str(),
-            ])
-            .args([
-                "--listen-peer-urls",
-                peer.as_str(),
-                "--initial-advertise-peer-urls",
-                peer.as_str(),
-            ])
-            .args([
-                "--initial-cluster",
-                &initial,
-                "--initial-cluster-token",
-                token.as_str(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn etcd member");
-        *child = Some(c);
+        let (m, child) = &mut self.members[i];
+        *child = Some(m.spawn().expect("spawn etcd member"));
     }
 
     /// Stops member `i` (SIGKILL: a crash).
     pub fn kill_member(&mut self, i: usize) {
-        if let Some(mut c) = self.members[i].4.take() {
+        if let Some(mut c) = self.members[i].1.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
     pub fn urls(&self) -> Vec<String> {
-        self.members.iter().map(|m| m.2.clone()).collect()
-    }
-
-    /// Member `i`'s client URLs: loopback, then each extra address on the same port.
-    fn client_urls(&self, i: usize) -> Vec<String> {
-        let local = &self.members[i].2;
-        let port = local.rsplit(':').next().unwrap();
-        std::iter::once(local.clone())
-            .chain(self.extra.iter().map(|ip| format!("http://{ip}:{port}")))
-            .collect()
+        self.members.iter().map(|m| m.0.client_url()).collect()
     }
 
     /// Every member's client URL on `ip` (one of the extra addresses).
     pub fn urls_on(&self, ip: std::net::Ipv4Addr) -> Vec<String> {
-        self.members
-            .iter()
-            .map(|m| format!("http://{ip}:{}", m.2.rsplit(':').next().unwrap()))
-            .collect()
+        self.members.iter().map(|m| m.0.client_url_on(ip)).collect()
     }
 
     /// Waits until the cluster accepts a write again (after members were started).
@@ -337,7 +246,7 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.members.len() {
             self.kill_member(i);
-            let _ = std::fs::remove_dir_all(&self.members[i].1);
+            let _ = std::fs::remove_dir_all(self.members[i].0.data_dir());
         }
     }
 }
