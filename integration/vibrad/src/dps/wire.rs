@@ -216,7 +216,7 @@ impl Envelope {
     /// use vibrad::dps::wire::{DecodeError, Envelope};
     /// let mut b = vec![0u8; 32];
     /// b[..4].copy_from_slice(b"VDPS");
-    /// b[4] = 1;
+    /// b[4] = vibrad::dps::wire::VERSION;
     /// b[5] = 9;
     /// assert_eq!(Envelope::decode(&b), Err(DecodeError::Kind(9)));
     /// ```
@@ -384,7 +384,7 @@ mod tests {
         let mut b = e.encode();
         b[HEADER_LEN + 8] = 7;
         assert_eq!(Envelope::decode(&b), Err(DecodeError::Party(7)));
-        b[4] = 2;
-        assert_eq!(Envelope::decode(&b), Err(DecodeError::Version(2)));
+        b[4] = 1; // version 1 reports had no room: refused, not misread
+        assert_eq!(Envelope::decode(&b), Err(DecodeError::Version(1)));
     }
 }
