@@ -57,14 +57,10 @@ impl EtcdMember {
     /// ```
     pub fn single(name: &str, data_dir: &Path, client_port: u16) -> EtcdMember {
         let peer_port = client_port.wrapping_add(1);
+        let initial = format!("{name}=http://127.0.0.1:{peer_port}");
         EtcdMember {
-            name: name.to_string(),
-            data_dir: data_dir.to_path_buf(),
-            client_port,
-            peer_port,
-            extra_clients: Vec::new(),
-            initial_cluster: format!("{name}=http://127.0.0.1:{peer_port}"),
             token: None,
+            ..EtcdMember::member(name, data_dir, client_port, peer_port, &initial, "")
         }
     }
 

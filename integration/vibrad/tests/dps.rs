@@ -1513,3 +1513,105 @@ fn sighup_reloads_tunables_and_refuses_layout_changes() {
     signals.stop.store(true, Ordering::SeqCst);
     drop(t.join().unwrap());
 }
+
+/// A store whose next compare-and-swap writes succeed but answer with an error, as an etcd
+/// write does whose reply is lost in a client timeout.
+struct LostReplies {
+    inner: vibrad::kv::MemKv,
+    lose: AtomicU64,
+}
+
+impl vibrad::kv::Kv for LostReplies {
+    fn get(&self, key: &str) -> vibrad::Result<Option<vibrad::kv::Entry>> {
+        self.inner.get(key)
+    }
+    fn get_prefix(&self, prefix: &str) -> vibrad::Result<(Vec<(String, vibrad::kv::Entry)>, i64)> {
+        self.inner.get_prefix(prefix)
+    }
+    fn put(&self, key: &str, value: &str, lease: Option<i64>) -> vibrad::Result<i64> {
+        self.inner.put(key, value, lease)
+    }
+    fn cas_put(
+        &self,
+        key: &str,
+        expected: i64,
+        value: &str,
+        lease: Option<i64>,
+    ) -> vibrad::Result<Option<i64>> {
+        let r = self.inner.cas_put(key, expected, value, lease)?;
+        if r.is_some() && self.lose.load(Ordering::SeqCst) > 0 {
+            self.lose.fetch_sub(1, Ordering::SeqCst);
+            return Err(vibrad::Error::Etcd("timed out (reply lost)".into()));
+        }
+        Ok(r)
+    }
+    fn delete(&self, key: &str) -> vibrad::Result<()> {
+        self.inner.delete(key)
+    }
+    fn grant_lease(&self, ttl: Duration) -> vibrad::Result<i64> {
+        self.inner.grant_lease(ttl)
+    }
+    fn keep_alive(&self, lease: i64) -> vibrad::Result<()> {
+        self.inner.keep_alive(lease)
+    }
+    fn revoke(&self, lease: i64) -> vibrad::Result<()> {
+        self.inner.revoke(lease)
+    }
+    fn wait(&self, prefix: &str, after: i64, timeout: Duration) -> vibrad::Result<bool> {
+        self.inner.wait(prefix, after, timeout)
+    }
+    fn history(&self, key: &str) -> vibrad::Result<Vec<String>> {
+        self.inner.history(key)
+    }
+    fn get_prefix_at(
+        &self,
+        prefix: &str,
+        revision: i64,
+    ) -> vibrad::Result<Vec<(String, vibrad::kv::Entry)>> {
+        self.inner.get_prefix_at(prefix, revision)
+    }
+}
+
+/// A record write that was applied but whose reply was lost (CI saw a bank daemon stop with
+/// "another daemon wrote this host's ledger" under load, killing its VM's rank): the next
+/// compare-and-swap fails, the daemon finds its own record there and goes on recording.
+#[test]
+fn a_record_applied_with_its_reply_lost_is_not_another_writer() {
+    let ports = free_ports(3);
+    let addr = |i: usize| -> SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
+    let cfg = config(0, addr(0), &|_, o| addr(o), false, "unused");
+    let kv = Arc::new(LostReplies {
+        inner: vibrad::kv::MemKv::new(),
+        lose: AtomicU64::new(1),
+    });
+    let dir = Directory::new(kv.clone(), "/lost-reply");
+    let mut role = DpsRole::with_directory(&cfg, scripted_host(0), dir.clone()).unwrap();
+    let records = || {
+        let (recs, rev) = dir.dps_ledgers(role_cluster(&cfg)).unwrap();
+        (recs.len(), rev)
+    };
+    // vm0 idles: after its start-up period it offers every period, and each offer is recorded
+    // before it is sent.
+    for _ in 0..6 {
+        role.tick().unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    assert_eq!(kv.lose.load(Ordering::SeqCst), 0, "no record was attempted");
+    let (n, rev_before) = records();
+    assert_eq!(n, 1);
+    for _ in 0..4 {
+        role.retransmit();
+        role.tick().unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    let (_, rev_after) = records();
+    assert!(
+        rev_after > rev_before,
+        "the daemon stopped recording after the lost reply (revision {rev_before} -> {rev_after})"
+    );
+    assert!(!role.crashed());
+}
+
+fn role_cluster(cfg: &Config) -> u64 {
+    vibrad::dps::fingerprint(cfg.dps.as_ref().unwrap())
+}

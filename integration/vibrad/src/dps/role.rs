@@ -130,6 +130,9 @@ pub struct DpsRole<H: Vms> {
     record_rev: i64,
     /// The ledger as last recorded in the directory.
     recorded: Option<Snapshot>,
+    /// Records attempted since the last confirmed one whose writes failed without an answer
+    /// (a timeout): the store may have applied one of them.
+    unconfirmed: Vec<Snapshot>,
     /// Another writer changed this host's record: this daemon must stop.
     owner_lost: bool,
     crash: Option<(CrashPoint, CrashMode)>,
@@ -332,6 +335,7 @@ impl<H: Vms> DpsRole<H> {
             dir,
             record_rev: stored.revision,
             recorded,
+            unconfirmed: Vec::new(),
             owner_lost: false,
             crash: None,
             crashed: false,
@@ -494,9 +498,11 @@ impl<H: Vms> DpsRole<H> {
             Ok(Some(rev)) => {
                 self.record_rev = rev;
                 self.recorded = Some(snap);
+                self.unconfirmed.clear();
                 self.metrics.add("vibrad_dps_records_total", &[], 1.0);
                 true
             }
+            Ok(None) if self.adopt_applied_record() => self.persist(),
             Ok(None) => {
                 tracing::error!(
                     key = self.dir.key_dps(self.cluster, &self.base.host),
@@ -506,11 +512,43 @@ impl<H: Vms> DpsRole<H> {
                 false
             }
             Err(e) => {
+                // The write may still have been applied (a lost reply): remembered, so that the
+                // next compare-and-swap's failure is not taken for another writer.
+                if self.unconfirmed.len() < 64 {
+                    self.unconfirmed.push(snap);
+                }
                 tracing::warn!(error = %e, "dps: recording the ledger failed; holding this host's datagrams until it succeeds");
                 self.metrics.add("vibrad_directory_errors_total", &[], 1.0);
                 false
             }
         }
+    }
+
+    /// After a failed compare-and-swap: whether the record holds one of this daemon's own
+    /// unanswered writes (applied, its reply lost in a timeout). If so its revision is taken as
+    /// the one last written and the caller writes again; else another daemon wrote it.
+    fn adopt_applied_record(&mut self) -> bool {
+        if self.unconfirmed.is_empty() {
+            return false;
+        }
+        let Ok(stored) = self.dir.read_dps(self.cluster, &self.base.host) else {
+            return false;
+        };
+        let Some(value) = stored.value else {
+            return false;
+        };
+        if !self.unconfirmed.contains(&value) {
+            return false;
+        }
+        tracing::info!(
+            key = self.dir.key_dps(self.cluster, &self.base.host),
+            revision = stored.revision,
+            "dps: a record whose reply was lost had been applied; continuing from it"
+        );
+        self.record_rev = stored.revision;
+        self.recorded = Some(value);
+        self.unconfirmed.clear();
+        true
     }
 
     /// The address the role's socket is bound to.
