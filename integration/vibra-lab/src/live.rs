@@ -877,11 +877,30 @@ impl Cluster {
                 }
             }
             err += &std::fs::read_to_string(&err_path).unwrap_or_default();
+            // The daemons' errors and warnings (a daemon that stopped removes its VM and kills
+            // the rank in it): the run's folder is removed with the cluster.
+            let mut daemons = String::new();
+            for j in 0..cfg.hosts {
+                let log = std::fs::read_to_string(self.work.join(format!("h{j}.log")))
+                    .unwrap_or_default();
+                for line in log
+                    .lines()
+                    .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+                    .take(3)
+                {
+                    let _ = write!(daemons, " | h{j}: {}", line.trim());
+                }
+            }
             return Err(TestbedError::Process {
                 what: "mpirun patterns".into(),
                 detail: format!(
-                    "{status}; stderr: {}",
-                    err.lines().take(8).collect::<Vec<_>>().join(" | ")
+                    "{status}; stderr: {}; vibrad:{}",
+                    err.lines().take(8).collect::<Vec<_>>().join(" | "),
+                    if daemons.is_empty() {
+                        " no errors or warnings"
+                    } else {
+                        &daemons
+                    }
                 ),
             });
         }
