@@ -292,7 +292,7 @@ impl<H: Vms> DpsRole<H> {
         };
         let cluster = fingerprint(&d);
         let stored = dir.read_dps(cluster, &cfg.host)?;
-        let ledger = match stored.value {
+        let mut ledger = match stored.value {
             Some(snap) => {
                 let l =
                     HostLedger::restore(layout, d.acceptance, snap.clone()).map_err(|message| {
@@ -311,7 +311,6 @@ impl<H: Vms> DpsRole<H> {
             }
             None => HostLedger::new(layout, d.acceptance, epoch),
         };
-        let mut ledger = ledger;
         ledger.set_capped_grants(d.capped_grants);
         let recorded = (stored.revision != 0).then(|| ledger.snapshot());
         let role = DpsRole {
@@ -514,9 +513,10 @@ impl<H: Vms> DpsRole<H> {
             Err(e) => {
                 // The write may still have been applied (a lost reply): remembered, so that the
                 // next compare-and-swap's failure is not taken for another writer.
-                if self.unconfirmed.len() < 64 {
-                    self.unconfirmed.push(snap);
+                if self.unconfirmed.len() == 64 {
+                    self.unconfirmed.remove(0); // the latest attempts are the likely ones
                 }
+                self.unconfirmed.push(snap);
                 tracing::warn!(error = %e, "dps: recording the ledger failed; holding this host's datagrams until it succeeds");
                 self.metrics.add("vibrad_directory_errors_total", &[], 1.0);
                 false
