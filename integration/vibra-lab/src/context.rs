@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::LabError;
+
 /// The seed every synthetic workload uses unless `--seed` says otherwise: the date of the
 /// dissertation's World Cup trace clip (30 June 1998). Printed in every report that uses it.
 ///
@@ -35,6 +37,14 @@ pub struct RunContext {
     pub progress: Progress,
     /// `--agent`: who moves the back ends' resources on the testbed after a failure.
     pub agent: AgentChoice,
+    /// `--policies`: the policies a testbed comparison (fig3.8, fig3.9, fig3.10) runs, in
+    /// this order, instead of its own list; `None` for its own list. See
+    /// [`RunContext::policies`].
+    pub policies: Option<Vec<String>>,
+    /// `--disk-read-mb-s`: each testbed back end's disk-read rate in bytes per second (a
+    /// blkio throttle), in place of the experiment's own (none for fig3.7, fig3.8, fig4.3 and
+    /// fig4.4, 1 MB/s for fig3.9, 2 MB/s for fig3.10); `None` for the experiment's own.
+    pub disk_read_bytes_per_sec: Option<u64>,
 }
 
 /// Who moves the testbed's bandwidth and memory in fig4.4 and fig4.3 (`--agent`); in fig3.7
@@ -83,7 +93,58 @@ impl RunContext {
             urls: None,
             progress: Progress::silent(),
             agent: AgentChoice::Lab,
+            policies: None,
+            disk_read_bytes_per_sec: None,
         }
+    }
+
+    /// The policies `experiment` runs: `--policies` in its order when given, each of which
+    /// must be one of the experiment's `known` policies, else its own `defaults`.
+    ///
+    /// ```
+    /// use vibra_lab::RunContext;
+    /// const KNOWN: &[&str] = &["url-hash/r", "least-conn", "round-robin", "nginx-vibra"];
+    /// let mut ctx = RunContext::quiet(true);
+    /// assert_eq!(ctx.policies("fig3.8", &KNOWN[..3], KNOWN).unwrap(), &KNOWN[..3]);
+    /// ctx.policies = Some(vec!["nginx-vibra".into(), "round-robin".into()]);
+    /// assert_eq!(
+    ///     ctx.policies("fig3.8", &KNOWN[..3], KNOWN).unwrap(),
+    ///     ["nginx-vibra", "round-robin"]
+    /// );
+    /// ctx.policies = Some(vec!["lard".into()]);
+    /// let e = ctx.policies("fig3.8", &KNOWN[..3], KNOWN).unwrap_err();
+    /// assert!(e.to_string().contains("fig3.8 does not run 'lard'"));
+    /// ```
+    pub fn policies(
+        &self,
+        experiment: &'static str,
+        defaults: &[&'static str],
+        known: &[&'static str],
+    ) -> Result<Vec<&'static str>, LabError> {
+        let Some(asked) = &self.policies else {
+            return Ok(defaults.to_vec());
+        };
+        let bad = |reason: String| LabError::BadArgument {
+            option: "--policies",
+            reason,
+        };
+        if asked.is_empty() {
+            return Err(bad("no policy named".to_string()));
+        }
+        let mut chosen: Vec<&'static str> = Vec::with_capacity(asked.len());
+        for name in asked {
+            let Some(&policy) = known.iter().find(|&&k| k == name) else {
+                return Err(bad(format!(
+                    "{experiment} does not run '{name}' (it runs {})",
+                    known.join(", ")
+                )));
+            };
+            if chosen.contains(&policy) {
+                return Err(bad(format!("'{name}' named twice")));
+            }
+            chosen.push(policy);
+        }
+        Ok(chosen)
     }
 
     /// Picks the quick or the full size of a parameter.

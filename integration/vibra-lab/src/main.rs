@@ -79,9 +79,36 @@ enum Command {
         /// one for the URL-hashing policies (bandwidth every 3 s), `lab` none.
         #[arg(long, value_name = "AGENT", default_value = "lab")]
         agent: AgentChoice,
+        /// The policies a testbed comparison (fig3.8, fig3.9, fig3.10) runs, comma-separated,
+        /// in this order, instead of its own list (e.g. `url-hash/r,round-robin,nginx-vibra`);
+        /// each must be one the experiment knows. Other experiments ignore it.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        policies: Option<Vec<String>>,
+        /// Each testbed back end's disk-read rate in MB/s (a cgroup v1 blkio throttle), in
+        /// place of the experiment's own (none for fig3.7, fig3.8, fig4.3, fig4.4; 1 for
+        /// fig3.9, 2 for fig3.10). Other experiments ignore it.
+        #[arg(
+            long,
+            value_name = "MB_PER_S",
+            value_parser = parse_disk_rate,
+            allow_negative_numbers = true
+        )]
+        disk_read_mb_s: Option<u64>,
     },
     /// List the experiments `reproduce` knows.
     List,
+}
+
+/// `--disk-read-mb-s`: a rate of at least 0.01 MB/s (a blkio throttle of 10,000 bytes per
+/// second), at most 100,000 MB/s, returned in bytes per second.
+fn parse_disk_rate(s: &str) -> Result<u64, String> {
+    let mb: f64 = s
+        .parse()
+        .map_err(|_| "expected a rate in MB/s, e.g. 1 or 0.5".to_string())?;
+    if !(0.01..=100_000.0).contains(&mb) {
+        return Err("expected a rate from 0.01 to 100000 MB/s".to_string());
+    }
+    Ok((mb * 1e6).round() as u64)
 }
 
 fn parse_hash(s: &str) -> Result<HashKind, String> {
@@ -156,6 +183,8 @@ fn run(command: Command) -> Result<ExitCode, LabError> {
             quiet,
             no_testbed,
             agent,
+            policies,
+            disk_read_mb_s,
         } => {
             // The one reader and its one rule for finding the data (the wc98 crate); read once,
             // shared by every experiment.
@@ -174,12 +203,15 @@ fn run(command: Command) -> Result<ExitCode, LabError> {
                     Progress::stderr()
                 },
                 agent,
+                policies,
+                disk_read_bytes_per_sec: disk_read_mb_s,
             };
+            let whole_report = name.is_none();
             let selected: Vec<&dyn Experiment> = match name {
                 Some(n) => vec![find(&n)?],
                 None => EXPERIMENTS.to_vec(),
             };
-            reproduce(&selected, &ctx, json, &out, no_testbed)
+            reproduce(&selected, &ctx, json, &out, no_testbed, whole_report)
         }
     }
 }
@@ -190,6 +222,7 @@ fn reproduce(
     json: bool,
     out: &Path,
     no_testbed: bool,
+    whole_report: bool,
 ) -> Result<ExitCode, LabError> {
     let mut stdout = std::io::stdout().lock();
     let mut failures = Vec::new();
@@ -197,13 +230,45 @@ fn reproduce(
     for experiment in selected {
         ctx.progress.say(experiment.name(), "running");
         let started = Instant::now();
+        // SPEC section 10: the no-argument report finishes within 30 minutes on 2 cores, so
+        // there an experiment on real components runs at its --quick size (each under 5
+        // minutes); naming it runs the full size.
+        let reduced = whole_report && !ctx.quick && experiment.real_components();
+        let run_ctx = if reduced {
+            ctx.progress.say(
+                experiment.name(),
+                &format!(
+                    "at its --quick size in the whole report; `reproduce {}` runs the full size",
+                    experiment.name()
+                ),
+            );
+            RunContext {
+                quick: true,
+                ..ctx.clone()
+            }
+        } else {
+            ctx.clone()
+        };
         let result = if no_testbed && experiment.real_components() {
             Err(LabError::Skipped {
                 experiment: experiment.name(),
                 reason: "--no-testbed".to_string(),
             })
         } else {
-            run_checked(*experiment, ctx)
+            run_checked(*experiment, &run_ctx).map(|mut report| {
+                if reduced {
+                    report.notes.insert(
+                        0,
+                        format!(
+                            "run at its --quick size: the whole report keeps experiments on \
+                             real components at that size to finish within SPEC section 10's \
+                             30 minutes; `vibra-lab reproduce {}` runs the full size",
+                            experiment.name()
+                        ),
+                    );
+                }
+                report
+            })
         };
         let result = result
             .and_then(|report| write_outputs(*experiment, &report, out).map(|svgs| (report, svgs)));

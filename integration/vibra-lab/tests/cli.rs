@@ -169,6 +169,57 @@ fn reproduce_rejects_an_unknown_experiment() {
 }
 
 #[test]
+fn reproduce_refuses_a_policy_the_experiment_does_not_run_before_any_testbed() {
+    // Refused before the testbed is looked at, so the same as root and not (no testbed is
+    // brought up: the experiment fails at once and writes no report).
+    for (experiment, bad) in [
+        ("fig3.8", "lard-x"),
+        ("fig3.9", "nginx-vibra"),
+        ("fig3.10", "round-robin"),
+    ] {
+        let dir = out_dir(&format!("bad-policies-{experiment}"));
+        let out = reproduce(
+            &dir,
+            &[
+                experiment,
+                "--quick",
+                "--policies",
+                &format!("url-hash,{bad}"),
+            ],
+        );
+        assert!(!out.status.success(), "{experiment}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "bad argument --policies: {experiment} does not run '{bad}'"
+            )),
+            "{experiment}: {err}"
+        );
+        assert!(!dir.join(format!("{experiment}.json")).exists());
+    }
+    let dir = out_dir("bad-policies-twice");
+    let out = reproduce(&dir, &["fig3.8", "--policies", "url-hash,url-hash"]);
+    assert!(
+        stderr(&out).contains("'url-hash' named twice"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn reproduce_refuses_a_disk_read_rate_out_of_range_in_one_line() {
+    for bad in ["0", "-1", "0.001", "abc", "NaN", "inf", "100001"] {
+        let dir = out_dir(&format!("bad-disk-{bad}"));
+        let out = reproduce(&dir, &["fig3.7", "--quick", "--disk-read-mb-s", bad]);
+        assert!(!out.status.success(), "{bad}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{bad}: {err}");
+        assert!(err.contains("--disk-read-mb-s"), "{bad}: {err}");
+        assert!(!dir.exists(), "{bad}: nothing written");
+    }
+}
+
+#[test]
 fn reproduce_table3_1_json_has_the_spec_fields_and_writes_svgs() {
     let dir = out_dir("t31");
     let out = reproduce(&dir, &["table3.1", "--quick", "--json"]);

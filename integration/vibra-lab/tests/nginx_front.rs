@@ -6,7 +6,9 @@
 //! Needs root, nginx, ip and tc: skips loudly without them, fails instead with
 //! `VIBRA_REQUIRE_PRIVILEGED=1`.
 
+use std::net::TcpStream;
 use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use vibra_lab::testbed::{
     CorpusFile, FrontEnd, NGINX_MODULE_ENV, NGINX_POLICIES, Request, Testbed, TestbedConfig,
@@ -61,7 +63,18 @@ fn each_nginx_policy_serves_every_request_through_the_testbed() {
             .unwrap_or_else(|e| panic!("{policy}: {e}"));
         let stats = run_load(fe.addr(), &requests, 4, &AtomicBool::new(false))
             .unwrap_or_else(|e| panic!("{policy}: {e}"));
+        let addr = fe.addr();
         drop(fe);
+        // Nothing of the front end is left: nginx's workers outlive a killed master and hold
+        // its listening socket (they did, before the front end killed its process group).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(addr).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{policy}: something still accepts on {addr} after the front end was dropped"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         assert_eq!(stats.requests, requests.len() as u64, "{policy}");
         let sent: Vec<u64> = tb
             .egress_bytes()

@@ -81,12 +81,13 @@ impl Experiment for Fig310 {
     }
 
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
-        require_testbed(self.name())?;
-        let (policies, levels, repeats) = if ctx.quick {
+        let (defaults, levels, repeats) = if ctx.quick {
             (QUICK_POLICIES, QUICK_CONCURRENCY, 1)
         } else {
             (FULL_POLICIES, FULL_CONCURRENCY, 2)
         };
+        let policies = &ctx.policies(self.name(), defaults, FULL_POLICIES)?[..];
+        require_testbed(self.name())?;
         let m = model(ctx.quick);
         let work = m.generate(ctx.seed)?;
         let files = work.files();
@@ -95,7 +96,10 @@ impl Experiment for Fig310 {
             backends: BACKENDS,
             memory_mib: MEMORY_MIB,
             egress_bits_per_sec: EGRESS_BITS_PER_SEC,
-            disk_read_bytes_per_sec: Some(DISK_READ_BYTES_PER_SEC),
+            disk_read_bytes_per_sec: Some(
+                ctx.disk_read_bytes_per_sec
+                    .unwrap_or(DISK_READ_BYTES_PER_SEC),
+            ),
             ..TestbedConfig::default()
         };
         let proxy = FrontEnd::locate()?;

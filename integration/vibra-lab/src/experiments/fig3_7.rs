@@ -405,9 +405,10 @@ impl Experiment for Fig37 {
         }
         report.note(format!(
             "testbed: {BACKENDS} back ends (nginx in its own network namespace, cgroup memory \
-             limit {MEMORY_MIB} MiB, its own corpus copy), egress set per point; run id {}, \
-             set up in {:.1} s; cgroups {}; load average (1, 5, 15 min) {load_before} before, \
-             {load_after} after",
+             limit {MEMORY_MIB} MiB, its own corpus copy), egress set per point, {}; run id \
+             {}, set up in {:.1} s; cgroups {}; load average (1, 5, 15 min) {load_before} \
+             before, {load_after} after",
+            tb.disk_read_note(),
             tb.run_id(),
             tb.setup_seconds(),
             tb.cgroup_layout()

@@ -90,13 +90,14 @@ impl Experiment for Fig39 {
     }
 
     fn run(&self, ctx: &RunContext) -> Result<Report, LabError> {
-        require_testbed(self.name())?;
-        let s = setup(ctx.quick);
-        let (policies, levels) = if ctx.quick {
+        let (defaults, levels) = if ctx.quick {
             (QUICK_POLICIES, QUICK_CONCURRENCY)
         } else {
             (FULL_POLICIES, FULL_CONCURRENCY)
         };
+        let policies = &ctx.policies(self.name(), defaults, FULL_POLICIES)?[..];
+        require_testbed(self.name())?;
+        let s = setup(ctx.quick);
         let (work, tb, proxy) = bring_up(ctx, self.name(), &s)?;
         let mut task = ctx.progress.task(
             self.name(),

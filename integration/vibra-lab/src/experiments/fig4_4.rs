@@ -288,10 +288,11 @@ impl Experiment for Fig44 {
         }
         report.note(format!(
             "testbed: {BACKENDS} back ends (nginx in its own network namespace, its own corpus \
-             copy), each {} MiB and {:.0} Mbit/s before the failure; run id {}, set up in \
-             {:.1} s; cgroups {}",
+             copy), each {} MiB and {:.0} Mbit/s before the failure, {}; run id {}, set up \
+             in {:.1} s; cgroups {}",
             s.memory_mib,
             s.egress_bits_per_sec / 1e6,
+            tb.disk_read_note(),
             tb.run_id(),
             tb.setup_seconds(),
             tb.cgroup_layout()

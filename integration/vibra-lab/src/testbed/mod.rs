@@ -496,6 +496,25 @@ impl Testbed {
             .map(throttle::ReadThrottle::bytes_per_sec)
     }
 
+    /// The disk-read rate in words for a report: `"disk reads at the device's own speed"` or
+    /// `"disk reads throttled to 1.0 MB/s per back end (blkio)"`.
+    ///
+    /// ```no_run
+    /// # use vibra_lab::testbed::{Testbed, TestbedConfig};
+    /// let tb = Testbed::up(&TestbedConfig::default(), &[])?;
+    /// assert_eq!(tb.disk_read_note(), "disk reads at the device's own speed");
+    /// # Ok::<(), vibra_lab::testbed::TestbedError>(())
+    /// ```
+    pub fn disk_read_note(&self) -> String {
+        match self.disk_read_limit() {
+            Some(bps) => format!(
+                "disk reads throttled to {:.1} MB/s per back end (blkio)",
+                bps as f64 / 1e6
+            ),
+            None => "disk reads at the device's own speed".to_string(),
+        }
+    }
+
     /// The run id every name of this run carries.
     ///
     /// ```no_run
@@ -800,6 +819,9 @@ pub(crate) fn locate_binary(name: &str, env: &str, build: &str) -> Result<PathBu
 pub struct FrontEnd {
     child: Child,
     addr: SocketAddr,
+    /// The child leads a process group of its own (nginx: a master and its workers), which
+    /// is killed as a whole; else the child alone (vibra-proxy: one process).
+    group: bool,
 }
 
 impl FrontEnd {
@@ -861,6 +883,7 @@ impl FrontEnd {
         })?;
         FrontEnd::listening(
             child,
+            false,
             addr,
             format!("vibra-proxy --policy {policy}"),
             &log_path,
@@ -871,11 +894,12 @@ impl FrontEnd {
     /// drop) an error with its exit status and the tail of its log.
     fn listening(
         child: Child,
+        group: bool,
         addr: SocketAddr,
         what: String,
         log: &Path,
     ) -> Result<FrontEnd, TestbedError> {
-        let mut fe = FrontEnd { child, addr };
+        let mut fe = FrontEnd { child, addr, group };
         if let Err(e) = wait_listening(addr, &what, Duration::from_secs(15)) {
             let tail = std::fs::read_to_string(log).unwrap_or_default();
             let exited = fe.child.try_wait().ok().flatten();
@@ -906,6 +930,16 @@ impl FrontEnd {
 
 impl Drop for FrontEnd {
     fn drop(&mut self) {
+        // nginx's workers outlive a killed master (they were left running, listening on the
+        // front end's port, before the group kill), so a group leader's whole group goes.
+        if self.group
+            && let Ok(pid) = i32::try_from(self.child.id())
+        {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

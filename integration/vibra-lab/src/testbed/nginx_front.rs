@@ -3,6 +3,7 @@
 //! they are measured on the same back ends, workload and counters as `vibra-proxy`'s policies.
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -140,7 +141,10 @@ impl FrontEnd {
         let text = front_conf(log_dir, policy, module.as_deref(), addr, &backends)?;
         std::fs::write(&conf, text).map_err(|e| TestbedError::io(&conf, e))?;
         let log = log_dir.join(format!("front-{policy}.log"));
+        // Its own process group (the master leads it), so that dropping the front end kills
+        // the workers too: they do not die with their master.
         let child = Command::new("nginx")
+            .process_group(0)
             .arg("-q")
             .arg("-p")
             .arg(log_dir)
@@ -156,7 +160,13 @@ impl FrontEnd {
                 what: "nginx (front end)".into(),
                 detail: e.to_string(),
             })?;
-        FrontEnd::listening(child, addr, format!("nginx front end ({policy})"), &log)
+        FrontEnd::listening(
+            child,
+            true,
+            addr,
+            format!("nginx front end ({policy})"),
+            &log,
+        )
     }
 }
 
