@@ -233,7 +233,8 @@ fn reproduce(
         // SPEC section 10: the no-argument report finishes within 30 minutes on 2 cores, so
         // there an experiment on real components runs at its --quick size (each under 5
         // minutes); naming it runs the full size.
-        let reduced = whole_report && !ctx.quick && experiment.real_components();
+        let skipped = no_testbed && experiment.real_components();
+        let reduced = whole_report && !ctx.quick && !skipped && experiment.real_components();
         let run_ctx = if reduced {
             ctx.progress.say(
                 experiment.name(),
@@ -249,7 +250,7 @@ fn reproduce(
         } else {
             ctx.clone()
         };
-        let result = if no_testbed && experiment.real_components() {
+        let result = if skipped {
             Err(LabError::Skipped {
                 experiment: experiment.name(),
                 reason: "--no-testbed".to_string(),
