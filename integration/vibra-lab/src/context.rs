@@ -98,6 +98,22 @@ impl RunContext {
         }
     }
 
+    /// Each testbed back end's disk-read rate (bytes per second, `None`: the device's own
+    /// speed): `--disk-read-mb-s` when given, else the experiment's `own`.
+    ///
+    /// ```
+    /// use vibra_lab::RunContext;
+    /// let mut ctx = RunContext::quiet(true);
+    /// assert_eq!(ctx.disk_read_rate(Some(1_000_000)), Some(1_000_000));
+    /// assert_eq!(ctx.disk_read_rate(None), None);
+    /// ctx.disk_read_bytes_per_sec = Some(500_000);
+    /// assert_eq!(ctx.disk_read_rate(Some(1_000_000)), Some(500_000));
+    /// assert_eq!(ctx.disk_read_rate(None), Some(500_000));
+    /// ```
+    pub fn disk_read_rate(&self, own: Option<u64>) -> Option<u64> {
+        self.disk_read_bytes_per_sec.or(own)
+    }
+
     /// The policies `experiment` runs: `--policies` in its order when given, each of which
     /// must be one of the experiment's `known` policies, else its own `defaults`.
     ///

@@ -96,10 +96,7 @@ impl Experiment for Fig310 {
             backends: BACKENDS,
             memory_mib: MEMORY_MIB,
             egress_bits_per_sec: EGRESS_BITS_PER_SEC,
-            disk_read_bytes_per_sec: Some(
-                ctx.disk_read_bytes_per_sec
-                    .unwrap_or(DISK_READ_BYTES_PER_SEC),
-            ),
+            disk_read_bytes_per_sec: ctx.disk_read_rate(Some(DISK_READ_BYTES_PER_SEC)),
             ..TestbedConfig::default()
         };
         let proxy = FrontEnd::locate()?;

@@ -79,7 +79,7 @@ pub(crate) fn bring_up(
         backends: s.backends,
         memory_mib: s.memory_mib,
         egress_bits_per_sec: s.egress_bits_per_sec,
-        disk_read_bytes_per_sec: ctx.disk_read_bytes_per_sec.or(s.disk_read_bytes_per_sec),
+        disk_read_bytes_per_sec: ctx.disk_read_rate(s.disk_read_bytes_per_sec),
         ..TestbedConfig::default()
     };
     let proxy = FrontEnd::locate()?;
