@@ -20,7 +20,8 @@
 //! Strategies: [`Strategy::Static`] runs the same daemons with no upstream and no hook socket,
 //! so nothing is ever offered (the weights stay at W / N); [`Strategy::Distributed`] and
 //! [`Strategy::Bank`] are the dps role's two modes (the bank is host 0's vibrad), with the
-//! `min_share` safeguard of [`LiveConfig::min_share`]. Every daemon records its ledger (crash
+//! `min_share` and `min_excess` safeguards of [`LiveConfig::min_share`] and
+//! [`LiveConfig::min_excess`]. Every daemon records its ledger (crash
 //! recovery) in one real etcd started for the run ([`vibrad::local_etcd`], data in the run's
 //! folder), as a cluster's daemons would.
 //!
@@ -126,6 +127,10 @@ pub struct LiveConfig {
     /// vibrad's `min_share` safeguard: no VM offers or deposits share below this fraction of
     /// W / N (0: the plain formulas; 0.5: dps-sim's guarded policy, the default).
     pub min_share: f64,
+    /// vibrad's `min_excess` safeguard: an excess below this fraction of the VM's share counts
+    /// as none (one period's measurement noise; 0: the plain formulas; 0.1, the default: a VM
+    /// that needs its whole share reads 2-9% below it over a 0.5 s period here).
+    pub min_excess: f64,
     /// vibrad's `capped_grants`: the bank caps grants by each VM's host room (dps-core's
     /// `CappedBanker`; with `min_share` 0.5 this is dps-sim's guarded bank). Default true.
     pub capped_grants: bool,
@@ -138,7 +143,7 @@ impl Default for LiveConfig {
     /// share 0.2, static, T = 0.5 s, 30 iterations, 90 elements (experiments replace them
     /// with [`calibrate_elements`]' count: node 1's iteration 1.1 T at share 0.1, near the
     /// 1.2 T of dps-sim's fig5.7 and below the 1.3 T where the plain bank stops helping; see
-    /// the crate README), `min_share` 0.5.
+    /// the crate README), `min_share` 0.5, `min_excess` 0.1.
     fn default() -> Self {
         LiveConfig {
             hosts: 4,
@@ -151,6 +156,7 @@ impl Default for LiveConfig {
             elements: 90,
             sample_shares: false,
             min_share: 0.5,
+            min_excess: 0.1,
             capped_grants: true,
         }
     }
@@ -176,6 +182,9 @@ impl LiveConfig {
         }
         if !(0.0..=1.0).contains(&self.min_share) {
             return bad("min_share must be in [0, 1]");
+        }
+        if !(0.0..1.0).contains(&self.min_excess) {
+            return bad("min_excess must be in [0, 1)");
         }
         if self.iterations == 0 || self.elements == 0 {
             return bad("iterations and elements must be > 0");
@@ -722,8 +731,8 @@ impl Cluster {
         }
         let _ = writeln!(
             t,
-            "listen = \"{}\"\nmin_share = {}\ncapped_grants = {}",
-            udp[j], cfg.min_share, cfg.capped_grants
+            "listen = \"{}\"\nmin_share = {}\nmin_excess = {}\ncapped_grants = {}",
+            udp[j], cfg.min_share, cfg.min_excess, cfg.capped_grants
         );
         let _ = writeln!(
             t,

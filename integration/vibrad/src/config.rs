@@ -264,6 +264,12 @@ pub struct DpsConfig {
     /// period shorter than an iteration, a VM that waited through one period would otherwise
     /// give its whole share away and then compute at almost nothing.
     pub min_share: f64,
+    /// A safeguard beyond the plain formulas: an excess smaller than this fraction of the VM's
+    /// share counts as none (`min_excess`, in [0, 1), default 0: the plain formulas). Use
+    /// measured over a short period is noisy (CFS quota periods, wake-up latency): a VM that
+    /// needs all of its share reads a few percent below it, and would otherwise give that away
+    /// every period and compute on less until it came back.
+    pub min_excess: f64,
     /// Bank mode: the bank caps each grant by the room its VM's host reported (dps-core's
     /// `CappedBanker`; `capped_grants`, default false: SPEC 6's plain rule, whose remainder
     /// also goes to VMs on full hosts, who send it back).
@@ -1227,6 +1233,7 @@ fn dps_section(
             "acceptance",
             "withhold",
             "min_share",
+            "min_excess",
             "capped_grants",
             "cap",
             "hook_socket",
@@ -1283,6 +1290,14 @@ fn dps_section(
         "min_share",
         |x| (0.0..=1.0).contains(&x),
         "in [0, 1] (a fraction of W / N)",
+    )
+    .unwrap_or(0.0);
+    let min_excess = num_in(
+        ctx,
+        d,
+        "min_excess",
+        |x| (0.0..1.0).contains(&x),
+        "in [0, 1) (a fraction of the VM's share)",
     )
     .unwrap_or(0.0);
     let capped_grants = d.opt_bool(ctx, "capped_grants").unwrap_or(false);
@@ -1472,6 +1487,7 @@ fn dps_section(
         acceptance,
         withhold,
         min_share,
+        min_excess,
         capped_grants,
         cap,
         hook,
@@ -1595,6 +1611,7 @@ host = "h1"
         assert_eq!((d.vms[0].rank, d.vms[1].rank), (0, 1));
         assert!(d.hook.is_none() && !d.cap && d.withhold.is_none());
         assert_eq!(d.min_share, 0.0);
+        assert_eq!(d.min_excess, 0.0);
         assert!(!d.capped_grants);
     }
 
@@ -1613,6 +1630,22 @@ host = "h1"
             let errs = Config::parse(&with(bad)).unwrap_err();
             assert!(
                 errs.iter().any(|e| e.key == "dps.min_share"),
+                "{bad}: {errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn min_excess_is_a_fraction_below_one() {
+        let with = |v: &str| MINIMAL_DPS.replace("[dps]\n", &format!("[dps]\nmin_excess = {v}\n"));
+        assert_eq!(
+            Config::parse(&with("0.1")).unwrap().dps.unwrap().min_excess,
+            0.1
+        );
+        for bad in ["1", "1.5", "-0.1", "\"some\""] {
+            let errs = Config::parse(&with(bad)).unwrap_err();
+            assert!(
+                errs.iter().any(|e| e.key == "dps.min_excess"),
                 "{bad}: {errs:?}"
             );
         }

@@ -797,6 +797,51 @@ fn min_share_keeps_a_floor_in_both_modes() {
     }
 }
 
+/// `min_excess`: a VM that uses 0.19 CPU of its 0.2 share (5% below: one period's noise for a
+/// VM that needs all of it) deposits 0.01 or offers upstream with the plain formulas and gives
+/// nothing with `min_excess = 0.1`; an idle VM (0.05 CPU) still gives its 0.15 away.
+#[test]
+fn min_excess_keeps_a_share_used_nearly_whole() {
+    for bank in [false, true] {
+        for (rate, min_excess, want) in [
+            (0.19, 0.0, Some(0.01)),
+            (0.19, 0.1, None),
+            (0.05, 0.1, Some(0.15)),
+        ] {
+            let ports = free_ports(3);
+            let addr =
+                |i: usize| -> SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
+            let mut cfg = config(2, addr(2), &|_, o| addr(o), bank, "unused");
+            cfg.dps.as_mut().unwrap().min_excess = min_excess;
+            let host = scripted_host(2);
+            host.rate.lock().insert("vm2".into(), rate);
+            let mut role = DpsRole::new(&cfg, host).unwrap();
+            let ledger = role.ledger();
+            role.tick().unwrap(); // first sample
+            std::thread::sleep(Duration::from_millis(100));
+            role.tick().unwrap(); // start-up period: nothing
+            std::thread::sleep(Duration::from_millis(100));
+            role.tick().unwrap();
+            let open: Vec<(u64, u16, f64)> = ledger.lock().open().collect();
+            let case = format!("bank {bank} use {rate} min_excess {min_excess}: {open:?}");
+            match want {
+                None => {
+                    assert!(open.is_empty(), "{case}");
+                    assert!((ledger.lock().share(VmId(2)).unwrap() - 0.2).abs() < 1e-12);
+                }
+                Some(want) => {
+                    assert_eq!(open.len(), 1, "{case}");
+                    let sent = if bank { open[0].2 } else { open[0].2 * 2.0 }; // wh = 1/2
+                    assert!(
+                        (sent - want).abs() < 0.005,
+                        "{case}: gave {sent}, want {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// |shares + balance + in flight - W| over the ledgers the directory holds for `cluster`: each
 /// host's record, or its fresh ledger (`fresh`, in host order) when it has not written one
 /// (it has sent nothing yet).

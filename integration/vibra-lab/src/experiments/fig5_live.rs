@@ -151,13 +151,14 @@ fn node1_cpu_per_element(cfg: &LiveConfig, r: &live::LiveRun) -> f64 {
 fn setup_note(cfg: &LiveConfig, repeats: usize) -> String {
     format!(
         "live: {} hosts, each a cgroup with a CFS quota of {} CPU holding one rank's VM (vibrad's cgroup) and a burner booked at {} of the host; \
-         one vibrad (dps role) per host on loopback UDP, T = {} s, acceptance up_to_room, min_share {} (no VM gives share away below that fraction of W/N; dps-sim's guarded floor), capped_grants {} (the bank caps grants by each host's reported room), every daemon recording its ledger in one real etcd started for the run; \
+         one vibrad (dps role) per host on loopback UDP, T = {} s, acceptance up_to_room, min_share {} (no VM gives share away below that fraction of W/N; dps-sim's guarded floor), min_excess {} (an excess below that fraction of the VM's share is one period's measurement noise and is kept; no dps-sim counterpart: the fluid model has no noise), capped_grants {} (the bank caps grants by each host's reported room), every daemon recording its ledger in one real etcd started for the run; \
          patterns -t linear -n {} -e {} under mpirun with the PMPI hook preloaded (-e calibrated to this machine: node 1's iteration {} T at share {} under static weights); {} repeat(s) per point, means with sample sd",
         cfg.hosts,
         cfg.host_cpus,
         cfg.background,
         cfg.period_s,
         cfg.min_share,
+        cfg.min_excess,
         cfg.capped_grants,
         cfg.iterations,
         cfg.elements,

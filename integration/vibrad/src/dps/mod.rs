@@ -20,6 +20,7 @@ pub mod wire;
 
 pub use role::{
     CrashMode, CrashPoint, DpsRole, MIN_TRANSFER, STARTUP_PERIODS, cpu_setting, fingerprint,
+    kept_use,
 };
 
 use crate::config::Config;

@@ -755,7 +755,7 @@ impl<H: Vms> DpsRole<H> {
             for (&v, &u) in &util {
                 let vm = VmId(v);
                 let w = l.share(vm).unwrap_or(0.0);
-                let u_kept = u.max(floor);
+                let u_kept = kept_use(w, u, floor, self.cfg.min_excess);
                 // Start-up is not excess: the first measured period gives nothing away.
                 let settled = self.measured.get(&v).copied().unwrap_or(0) > STARTUP_PERIODS;
                 match bank {
@@ -1242,6 +1242,7 @@ impl<H: Vms> DpsRole<H> {
         same.period = self.cfg.period;
         same.withhold = self.cfg.withhold;
         same.min_share = self.cfg.min_share;
+        same.min_excess = self.cfg.min_excess;
         same.capped_grants = self.cfg.capped_grants;
         same.cap = self.cfg.cap;
         same.acceptance = self.cfg.acceptance;
@@ -1276,6 +1277,23 @@ impl<H: Vms> DpsRole<H> {
         self.base = new;
         Ok(())
     }
+}
+
+/// The use a VM's excess and offers are computed against (SPEC 6's `u`, with vibrad's two
+/// safeguards): at least the `floor` (`min_share` x W / N), and the whole share `w` when what
+/// would be left over is below `min_excess` x `w` (the noise of one period's measurement).
+///
+/// ```
+/// use vibrad::dps::kept_use;
+/// assert_eq!(kept_use(0.2, 0.05, 0.0, 0.0), 0.05); // the plain formulas
+/// assert_eq!(kept_use(0.2, 0.05, 0.1, 0.0), 0.1); // the floor
+/// assert_eq!(kept_use(0.2, 0.19, 0.0, 0.1), 0.2); // 5% below the share: noise, kept
+/// assert_eq!(kept_use(0.2, 0.15, 0.0, 0.1), 0.15); // 25% below: excess
+/// ```
+#[must_use]
+pub fn kept_use(w: f64, u: f64, floor: f64, min_excess: f64) -> f64 {
+    let u = u.max(floor);
+    if w - u < min_excess * w { w.max(u) } else { u }
 }
 
 fn dest(vm_host: &[u16], bank: Option<u16>, p: Party) -> u16 {
