@@ -3,8 +3,9 @@
 # real processes (Open MPI's patterns with the PMPI hook, host cgroups with a CFS quota and a
 # burner, one vibrad dps role per host, their ledgers on one real etcd) and its direction over
 # the 3 repeats, enforced (the median of the per-repeat bank / static ratios): the bank at
-# least 15% faster than static at the smallest share, within 7% of static at 0.5. Then a run interrupted with SIGINT must leave no cgroup,
-# namespace, process (etcd among them) or folder behind.
+# least 15% faster than static at the smallest share, within 7% of static at 0.5. Then a run
+# interrupted with SIGINT must leave no cgroup, namespace, process (etcd among them) or folder
+# behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,9 +62,9 @@ for share in shares:
         v = column(share, field)
         print(f"share {share}: {field:18} mean {statistics.mean(v):6.2f} s  sd {statistics.stdev(v):5.2f}  runs {' '.join(f'{x:.2f}' for x in v)}")
 lo, hi = shares[0], shares[-1]
-raw = lambda share, f: statistics.mean(column(share, f))
-print(f"raw (unadjusted) bank vs static: {100 * (1 - raw(lo, 'bank_s') / raw(lo, 'static_s')):.1f}% faster at {lo}, "
-      f"{100 * abs(raw(hi, 'bank_s') / raw(hi, 'static_s') - 1):.1f}% apart at {hi}")
+mean_of = lambda share, f: statistics.mean(column(share, f))
+print(f"raw (unadjusted) bank vs static: {100 * (1 - mean_of(lo, 'bank_s') / mean_of(lo, 'static_s')):.1f}% faster at {lo}, "
+      f"{100 * abs(mean_of(hi, 'bank_s') / mean_of(hi, 'static_s') - 1):.1f}% apart at {hi}")
 # The check is on the speed-adjusted times (each run scaled by node 1's CPU time per element
 # against the calibration's): the VM's speed wanders by several percent between runs. It
 # compares bank and static within each repeat (their runs are tens of seconds apart) and takes
@@ -77,8 +78,8 @@ r_lo, r_hi = ratios(lo), ratios(hi)
 gain_lo = 1 - statistics.median(r_lo)
 off_hi = abs(statistics.median(r_hi) - 1)
 print(f"bank / static per repeat (adjusted) at {lo}: {' '.join(f'{x:.3f}' for x in r_lo)}; at {hi}: {' '.join(f'{x:.3f}' for x in r_hi)}")
-mean_lo = 1 - raw(lo, "bank_adj_s") / raw(lo, "static_adj_s")
-mean_hi = abs(raw(hi, "bank_adj_s") / raw(hi, "static_adj_s") - 1)
+mean_lo = 1 - mean_of(lo, "bank_adj_s") / mean_of(lo, "static_adj_s")
+mean_hi = abs(mean_of(hi, "bank_adj_s") / mean_of(hi, "static_adj_s") - 1)
 print(f"means of the adjusted times: {100 * mean_lo:.1f}% faster at {lo}, {100 * mean_hi:.1f}% apart at {hi} (printed only)")
 print(f"speed-adjusted bank vs static at {lo}, median over the repeats: {100 * gain_lo:.1f}% faster (want >= 15%)")
 print(f"speed-adjusted bank vs static at {hi}, median over the repeats: {100 * off_hi:.1f}% apart (want <= 7%)")

@@ -234,7 +234,7 @@ fn reproduce(
         // there an experiment on real components runs at its --quick size (each under 5
         // minutes); naming it runs the full size.
         let skipped = no_testbed && experiment.real_components();
-        let reduced = whole_report && !ctx.quick && !skipped && experiment.real_components();
+        let reduced = whole_report && !ctx.quick && !no_testbed && experiment.real_components();
         let run_ctx = if reduced {
             ctx.progress.say(
                 experiment.name(),
